@@ -1,0 +1,3 @@
+from secretstore.main import main
+
+main()

@@ -1,0 +1,134 @@
+"""The typer app: parse, call one library function, print.
+
+Only this package imports typer. ``run`` maps every error to a one-line
+message on stderr and a documented exit code; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from secretstore import __version__
+from secretstore.errors import EXIT_FAILURE, EXIT_USAGE, SecretStoreError
+
+PROG = "secretstore"
+
+app = typer.Typer(
+    name=PROG,
+    help=(
+        "A local, offline-first secret store. Secrets live sealed with libsodium in "
+        "per-scope files (team, cluster, project) and reach programs through "
+        "'secretstore exec -- CMD'. Precedence: project > cluster > team."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+secrets_app = typer.Typer(
+    help="Gradient-compatible spelling: 'secretstore secrets set|list|get|delete ...'.",
+    no_args_is_help=True,
+)
+app.add_typer(secrets_app, name="secrets")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    store: str | None = typer.Option(
+        None, "--store", metavar="DIR", help="Store directory (default: $SECRETSTORE_DIR, then the user data dir)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = {"store": store}
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """Print ``secretstore: error: ...`` (and a hint line) on stderr."""
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"{PROG}: hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def _click_exception_types() -> tuple[type[BaseException], type[BaseException]]:
+    """typer's ClickException and Abort, whether typer vendors click or depends on it."""
+    mro = typer.BadParameter.__mro__
+    click_exception = next(cls for cls in mro if cls.__name__ == "ClickException")
+    return click_exception, typer.Abort
+
+
+def _disable_core_dumps() -> None:
+    """A core dump of this process could hold decrypted secrets."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+from secretstore.cli import secrets as _secrets  # noqa: E402  (registers the commands)
+
+del _secrets
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit code; never raise."""
+    _disable_core_dumps()
+    click_exception, abort = _click_exception_types()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name=PROG, standalone_mode=False)
+    except SecretStoreError as exc:
+        error_line(exc.message, exc.hint)
+        return exc.exit_code
+    except click_exception as exc:
+        code = getattr(exc, "exit_code", EXIT_USAGE)
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if message:  # empty when click already printed the help (no arguments)
+            error_line(message, "run 'secretstore --help' or 'secretstore COMMAND --help'")
+        return int(code) if code else EXIT_USAGE
+    except (abort, KeyboardInterrupt, EOFError):
+        error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:  # a bug: say so in one line, without locals or values
+        if os.environ.get("SECRETSTORE_DEBUG"):
+            raise
+        error_line(
+            f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
+            "please report it)"
+        )
+        return EXIT_FAILURE
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    return result if isinstance(result, int) else 0
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, stop Python from complaining again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,83 @@
+"""Pieces every command module shares: the store, the identity, option types."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from secretstore import paths
+from secretstore.identity import Identity, resolve_identity
+from secretstore.store import Scope, Store
+
+
+class Entity(str, Enum):
+    team = "team"
+    project = "project"
+    cluster = "cluster"
+
+
+EntityArg = Annotated[
+    Entity,
+    typer.Argument(help="Scope of the secret: team, project or cluster.", show_default=False),
+]
+IdOpt = Annotated[
+    str | None,
+    typer.Option("--id", help="Project or cluster id (required for project and cluster, refused for team)."),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Secret name: a letter, then letters, digits or '_' (prompted when missing)."),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", metavar="DIR", help="Store directory (default: $SECRETSTORE_DIR, then the user data dir)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def open_store(ctx: typer.Context, store_flag: str | None = None) -> Store:
+    root_flag = (ctx.find_root().obj or {}).get("store") if ctx.find_root().obj else None
+    return Store(paths.store_dir(store_flag or root_flag))
+
+
+def scope_of(entity: Entity, scope_id: str | None) -> Scope:
+    return Scope.of(entity.value, scope_id)
+
+
+def identity_for_write() -> Identity:
+    """The identity, created on first use with a one-line notice on stderr."""
+    identity, created = resolve_identity(create=True)
+    if created:
+        notice(
+            f"created a new identity at {identity.source} (public key {identity.public_text}); "
+            "back it up: without it these secrets cannot be read"
+        )
+    return identity
+
+
+def identity_for_read() -> Identity:
+    identity, _created = resolve_identity(create=False)
+    return identity
+
+
+def notice(message: str) -> None:
+    sys.stderr.write(f"secretstore: {message}\n")
+    sys.stderr.flush()
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def stdout_is_tty() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False

@@ -1,0 +1,201 @@
+"""set / list / get / delete: Gradient's command lines, with 'gradient' replaced by 'secretstore'.
+
+Each command is registered twice: top level and under the ``secrets`` group.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from secretstore.cli import app, secrets_app
+from secretstore.cli.common import (
+    EntityArg,
+    IdOpt,
+    JsonOpt,
+    NameOpt,
+    StoreOpt,
+    identity_for_read,
+    identity_for_write,
+    open_store,
+    scope_of,
+    stdin_is_tty,
+    stdout_is_tty,
+)
+from secretstore.errors import SecretStoreError, UsageError
+from secretstore.rules import check_name, check_value, decode_value, strip_one_newline
+
+ValueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--value",
+        help=(
+            "The value. Prefer '-' (read stdin) or --value-file: a value on the command line "
+            "lands in shell history and is visible to other users in ps. Without --value you "
+            "get a hidden prompt, or stdin when it is piped."
+        ),
+    ),
+]
+ValueFileOpt = Annotated[
+    str | None,
+    typer.Option("--value-file", metavar="PATH", help="Read the value from a file ('-' for stdin); one trailing newline is dropped."),
+]
+
+
+def _read_stream_value(path: str | None) -> str:
+    if path is None or path == "-":
+        raw = sys.stdin.buffer.read()
+        source = "stdin"
+    else:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read value file {path}: {exc.strerror}") from None
+        source = path
+    if not raw:
+        raise UsageError(f"secret value from {source} is empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"secret value from {source} is not valid UTF-8") from None
+    return decode_value(strip_one_newline(text).encode("utf-8"))
+
+
+def _prompt_value(name: str) -> str:
+    try:
+        first = getpass.getpass(f"Value for {name}: ")
+        second = getpass.getpass(f"Value for {name} (again): ")
+    except EOFError:
+        raise UsageError("no value given") from None
+    if first != second:
+        raise UsageError("the two values differ; nothing was stored")
+    return check_value(first)
+
+
+def read_value(name: str, value: str | None, value_file: str | None) -> str:
+    """The value from --value, --value-file, a hidden prompt, or piped stdin."""
+    if value is not None and value_file is not None:
+        raise UsageError("give --value or --value-file, not both")
+    if value_file is not None:
+        return _read_stream_value(value_file)
+    if value == "-":
+        return _read_stream_value(None)
+    if value is not None:
+        return check_value(value)
+    if stdin_is_tty():
+        return _prompt_value(name)
+    return _read_stream_value(None)
+
+
+def resolve_name(name: str | None) -> str:
+    if name is None:
+        if not stdin_is_tty():
+            raise UsageError("missing --name")
+        name = typer.prompt("Name")
+    return check_name(name.strip() if name else "")
+
+
+def set_secret(
+    ctx: typer.Context,
+    entity: EntityArg,
+    scope_id: IdOpt = None,
+    name: NameOpt = None,
+    value: ValueOpt = None,
+    value_file: ValueFileOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Set a secret (create or replace).
+
+    \b
+      secretstore set team --name=WANDB_API_KEY            # hidden prompt
+      printf %s "$TOKEN" | secretstore set cluster --id=gpu-a --name=HF_TOKEN --value -
+      secretstore set project --id=prj42 --name=TLS_KEY --value-file key.pem
+    """
+    scope = scope_of(entity, scope_id)
+    secret_name = resolve_name(name)
+    secret_value = read_value(secret_name, value, value_file)
+    target = open_store(ctx, store)
+    target.set(scope, secret_name, secret_value, identity_for_write())
+    typer.echo(f"Set {scope.entity} secret '{secret_name}'")
+
+
+def list_secrets(
+    ctx: typer.Context,
+    entity: EntityArg,
+    scope_id: IdOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """List secret names in a scope (values are never shown; no key needed)."""
+    scope = scope_of(entity, scope_id)
+    rows = open_store(ctx, store).list(scope)
+    if as_json:
+        payload = [
+            {"name": name, "entity": scope.entity, "id": scope.scope_id, "updated": updated}
+            for name, updated in rows
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if not rows:
+        typer.echo("No data found")
+        return
+    typer.echo(ascii_table(["Name", "Updated"], [list(row) for row in rows]))
+
+
+def ascii_table(header: list[str], rows: list[list[str]]) -> str:
+    """An ASCII table in the style Gradient's CLI prints."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: list[str]) -> str:
+        return "|" + "|".join(f" {cell:<{width}} " for cell, width in zip(cells, widths, strict=True)) + "|"
+
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
+
+
+def get_secret(
+    ctx: typer.Context,
+    entity: EntityArg,
+    scope_id: IdOpt = None,
+    name: NameOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Print a secret's value exactly (a newline is added only on a terminal)."""
+    scope = scope_of(entity, scope_id)
+    secret_name = resolve_name(name)
+    target = open_store(ctx, store)
+    value = target.get(scope, secret_name, identity_for_read())
+    out = sys.stdout.buffer
+    out.write(value.encode("utf-8"))
+    if stdout_is_tty() and not value.endswith("\n"):
+        out.write(b"\n")
+    out.flush()
+
+
+def delete_secret(
+    ctx: typer.Context,
+    entity: EntityArg,
+    scope_id: IdOpt = None,
+    name: NameOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Delete a secret."""
+    scope = scope_of(entity, scope_id)
+    secret_name = resolve_name(name)
+    target = open_store(ctx, store)
+    target.delete(scope, secret_name, identity_for_read())
+    typer.echo(f"Deleted {scope.entity} secret '{secret_name}'")
+
+
+for _group in (app, secrets_app):
+    _group.command("set")(set_secret)
+    _group.command("list")(list_secrets)
+    _group.command("get")(get_secret)
+    _group.command("delete")(delete_secret)
+
+__all__ = ["SecretStoreError", "ascii_table", "read_value"]

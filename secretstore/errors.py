@@ -1,0 +1,74 @@
+"""One hierarchy of errors, each carrying its exit code and an optional hint.
+
+Messages never contain a secret value: they name scopes, secrets, files and
+variables, never what a secret holds.
+"""
+
+from __future__ import annotations
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class SecretStoreError(Exception):
+    """Base class: anything the CLI reports as ``secretstore: error: ...``."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SecretStoreError):
+    """The command line or its input is invalid (bad name, id, entity, value)."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotFoundError(SecretStoreError):
+    """A named secret does not exist in the scope asked for."""
+
+
+class StoreFormatError(SecretStoreError):
+    """A scope or identity file cannot be parsed, or breaks the spec in FORMAT.md."""
+
+
+class UnsupportedVersionError(StoreFormatError):
+    """A file declares a format version this program does not know."""
+
+
+class TamperedError(SecretStoreError):
+    """Authentication failed: a MAC or an AEAD tag did not verify."""
+
+
+class IdentityError(SecretStoreError):
+    """The identity (private key) is missing, malformed or unsafe."""
+
+
+class WrongKeyError(IdentityError):
+    """The identity is not a recipient of a scope file, or a passphrase is wrong."""
+
+
+class PermissionsError(IdentityError):
+    """A key or store file is readable by group or others."""
+
+
+class LimitError(SecretStoreError):
+    """An operating-system limit would be exceeded (argument size, environment size)."""
+
+
+class CommandNotFoundError(SecretStoreError):
+    """The program to run does not exist (shell convention: 127)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutableError(SecretStoreError):
+    """The program to run exists but cannot be executed (shell convention: 126)."""
+
+    exit_code = 126

@@ -1,0 +1,108 @@
+"""What a valid entity, scope id, secret name and secret value are.
+
+Names become environment variables, so they follow the rule Paperspace's
+newer CLI uses: ``^[A-Za-z][A-Za-z0-9_]*$``. Ids become file names.
+Written without ``re`` to keep the exec fast path's imports small.
+"""
+
+from __future__ import annotations
+
+from secretstore.errors import UsageError
+
+ENTITIES = ("team", "project", "cluster")
+MAX_NAME_LENGTH = 255
+MAX_ID_LENGTH = 128
+MAX_VALUE_BYTES = 64 * 1024
+
+_ID_PUNCTUATION = frozenset("._-")
+
+
+def is_valid_name(name: str) -> bool:
+    return (
+        0 < len(name) <= MAX_NAME_LENGTH
+        and name.isascii()
+        and name[0].isalpha()
+        and all(c.isalnum() or c == "_" for c in name)
+    )
+
+
+def check_name(name: str) -> str:
+    if not name:
+        raise UsageError("secret name is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(f"secret name is {len(name)} characters; the limit is {MAX_NAME_LENGTH}")
+    if not is_valid_name(name):
+        raise UsageError(
+            f"invalid secret name {name!r}: use a letter, then letters, digits or '_'",
+            hint="names become environment variables, so they follow ^[A-Za-z][A-Za-z0-9_]*$",
+        )
+    return name
+
+
+def is_valid_id(scope_id: str) -> bool:
+    return (
+        0 < len(scope_id) <= MAX_ID_LENGTH
+        and scope_id.isascii()
+        and scope_id[0].isalnum()
+        and ".." not in scope_id
+        and all(c.isalnum() or c in _ID_PUNCTUATION for c in scope_id)
+    )
+
+
+def check_id(scope_id: str, entity: str) -> str:
+    if not is_valid_id(scope_id):
+        raise UsageError(
+            f"invalid {entity} id {scope_id!r}: use letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, no '..', at most {MAX_ID_LENGTH} characters"
+        )
+    return scope_id
+
+
+def check_entity(entity: str) -> str:
+    if entity not in ENTITIES:
+        raise UsageError(f"unknown entity {entity!r}: choose one of team, project, cluster")
+    return entity
+
+
+def check_scope(entity: str, scope_id: str | None) -> tuple[str, str | None]:
+    """Validate an (entity, id) pair the way Gradient's CLI does: id required unless team."""
+    check_entity(entity)
+    if entity == "team":
+        if scope_id:
+            raise UsageError("team secrets take no --id", hint="drop --id, or use project or cluster")
+        return entity, None
+    if not scope_id:
+        raise UsageError(f"{entity} secrets need --id", hint=f"e.g. secretstore set {entity} --id=ID ...")
+    return entity, check_id(scope_id, entity)
+
+
+def decode_value(raw: bytes) -> str:
+    """Bytes read from stdin or a file -> a value, or a UsageError saying why not."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("secret value is not valid UTF-8") from None
+    return check_value(text)
+
+
+def check_value(value: str) -> str:
+    if not value:
+        raise UsageError("secret value is empty")
+    if "\x00" in value:
+        raise UsageError("secret value contains a NUL byte, which no environment variable can hold")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError("secret value is not valid UTF-8") from None
+    if size > MAX_VALUE_BYTES:
+        raise UsageError(f"secret value is {size} bytes; the limit is {MAX_VALUE_BYTES} (64 KiB)")
+    return value
+
+
+def strip_one_newline(text: str) -> str:
+    """Drop exactly one trailing newline (``\\n`` or ``\\r\\n``), as ``pass insert`` and ``$(...)`` users expect."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text

@@ -1,0 +1,327 @@
+"""One scope file <-> TOML, exactly as FORMAT.md specifies.
+
+Parsing checks structure only (no key needed), so ``list`` works without
+unlocking. Authentication lives in ``verify`` and ``decrypt``: the file MAC
+covers every field in document order, and each value's AEAD binds it to its
+format, entity, id and name.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass, field
+
+from secretstore import crypto
+from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError
+from secretstore.rules import ENTITIES, is_valid_id, is_valid_name
+
+FORMAT = "secretstore/v1"
+FORMAT_FAMILY = "secretstore/"
+
+_TOP_KEYS = {"format", "entity", "id", "mac", "recipients", "secrets"}
+_RECIPIENT_KEYS = {"public_key", "label", "sealed_key"}
+_ENTRY_KEYS = {"updated", "nonce", "ciphertext", "deleted", "history"}
+_VERSION_KEYS = {"updated", "nonce", "ciphertext"}
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """A recipient's copy of the file's data key."""
+
+    public_key: str  # "ssk1..." text
+    sealed_key: bytes
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One encrypted value: the current one, or a previous one kept in history."""
+
+    updated: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named secret. ``current`` is None for a deleted name kept for undelete."""
+
+    current: Version | None
+    updated: str
+    history: tuple[Version, ...] = ()
+
+
+@dataclass
+class ScopeFile:
+    entity: str
+    scope_id: str | None
+    recipients: list[SealedKey]
+    entries: dict[str, Entry] = field(default_factory=dict)
+    mac: bytes = b""
+
+    def live_names(self) -> list[str]:
+        return [name for name, entry in self.entries.items() if entry.current is not None]
+
+
+def describe(entity: str, scope_id: str | None) -> str:
+    return entity if scope_id is None else f"{entity} {scope_id}"
+
+
+# --- canonical encodings -------------------------------------------------
+
+
+def _frame(*parts: bytes) -> bytes:
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def value_aad(entity: str, scope_id: str | None, name: str) -> bytes:
+    """Associated data of a value: a ciphertext moved to another name or scope fails."""
+    return _frame(
+        b"secretstore value",
+        FORMAT.encode(),
+        entity.encode(),
+        (scope_id or "").encode(),
+        name.encode(),
+    )
+
+
+def mac_input(scope: ScopeFile) -> bytes:
+    """Every field of the file, in document order, framed so no two files collide."""
+    parts = [
+        b"secretstore file",
+        FORMAT.encode(),
+        scope.entity.encode(),
+        (scope.scope_id or "").encode(),
+        str(len(scope.recipients)).encode(),
+    ]
+    for stanza in scope.recipients:
+        parts += [stanza.public_key.encode(), stanza.label.encode(), stanza.sealed_key]
+    parts.append(str(len(scope.entries)).encode())
+    for name, entry in scope.entries.items():
+        parts += [name.encode(), entry.updated.encode()]
+        if entry.current is None:
+            parts.append(b"deleted")
+        else:
+            parts += [b"live", entry.current.nonce, entry.current.ciphertext]
+        parts.append(str(len(entry.history)).encode())
+        for version in entry.history:
+            parts += [version.updated.encode(), version.nonce, version.ciphertext]
+    return _frame(*parts)
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _unb64(text: object, what: str, where: str) -> bytes:
+    if not isinstance(text, str):
+        raise StoreFormatError(f"{where}: {what} must be a base64 string")
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise StoreFormatError(f"{where}: {what} is not valid base64") from None
+
+
+def _string(value: object, what: str, where: str) -> str:
+    if not isinstance(value, str):
+        raise StoreFormatError(f"{where}: {what} must be a string")
+    return value
+
+
+def _table(value: object, what: str, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise StoreFormatError(f"{where}: {what} must be a table")
+    return value
+
+
+def _only_keys(table: dict[str, object], allowed: set[str], what: str, where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise StoreFormatError(f"{where}: unknown field {unknown[0]!r} in {what}")
+
+
+def check_format_field(document: dict[str, object], where: str) -> None:
+    found = document.get("format")
+    if found == FORMAT:
+        return
+    if isinstance(found, str) and found.startswith(FORMAT_FAMILY):
+        raise UnsupportedVersionError(
+            f"{where}: format {found!r} is not supported by this secretstore (it reads {FORMAT})",
+            hint="a newer version of secretstore may have written it; upgrade secretstore",
+        )
+    raise StoreFormatError(f"{where}: not a secretstore file (no format = \"{FORMAT}\" line)")
+
+
+def load_toml(data: bytes, where: str) -> dict[str, object]:
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise StoreFormatError(f"{where}: not valid TOML (damaged or truncated?)") from None
+
+
+def parse(data: bytes, where: str) -> ScopeFile:
+    """Bytes of a scope file -> ScopeFile, checking structure (not authenticity)."""
+    document = load_toml(data, where)
+    check_format_field(document, where)
+    _only_keys(document, _TOP_KEYS, "the file", where)
+    entity = document.get("entity")
+    if entity not in ENTITIES:
+        raise StoreFormatError(f"{where}: entity must be one of team, project, cluster")
+    assert isinstance(entity, str)
+    scope_id = document.get("id")
+    if entity == "team":
+        if scope_id is not None:
+            raise StoreFormatError(f"{where}: a team file has no id")
+    elif not isinstance(scope_id, str) or not is_valid_id(scope_id):
+        raise StoreFormatError(f"{where}: missing or invalid id")
+    mac = _unb64(document.get("mac"), "mac", where)
+    if len(mac) != crypto.MAC_BYTES:
+        raise StoreFormatError(f"{where}: mac has the wrong length")
+
+    raw_recipients = document.get("recipients")
+    if not isinstance(raw_recipients, list) or not raw_recipients:
+        raise StoreFormatError(f"{where}: recipients must be a non-empty array")
+    recipients: list[SealedKey] = []
+    seen_keys: set[str] = set()
+    for raw in raw_recipients:
+        stanza = _table(raw, "a recipient", where)
+        _only_keys(stanza, _RECIPIENT_KEYS, "a recipient", where)
+        public_key = _string(stanza.get("public_key"), "public_key", where)
+        if not public_key.startswith("ssk1") or public_key in seen_keys:
+            raise StoreFormatError(f"{where}: invalid or repeated recipient public_key")
+        seen_keys.add(public_key)
+        sealed = _unb64(stanza.get("sealed_key"), "sealed_key", where)
+        if len(sealed) != crypto.SEALED_KEY_BYTES:
+            raise StoreFormatError(f"{where}: sealed_key has the wrong length")
+        label = _string(stanza.get("label", ""), "label", where)
+        recipients.append(SealedKey(public_key, sealed, label))
+
+    secrets = _table(document.get("secrets", {}), "secrets", where)
+    entries: dict[str, Entry] = {}
+    for name, raw_entry in secrets.items():
+        if not is_valid_name(name):
+            raise StoreFormatError(f"{where}: invalid secret name {name!r}")
+        entries[name] = _parse_entry(_table(raw_entry, f"secret {name}", where), name, where)
+    return ScopeFile(entity, scope_id, recipients, entries, mac)
+
+
+def _parse_version(table: dict[str, object], what: str, where: str) -> Version:
+    _only_keys(table, _VERSION_KEYS, what, where)
+    updated = _string(table.get("updated"), f"{what} updated", where)
+    nonce = _unb64(table.get("nonce"), f"{what} nonce", where)
+    ciphertext = _unb64(table.get("ciphertext"), f"{what} ciphertext", where)
+    if len(nonce) != crypto.NONCE_BYTES:
+        raise StoreFormatError(f"{where}: {what} nonce has the wrong length")
+    if len(ciphertext) <= crypto.TAG_BYTES:
+        raise StoreFormatError(f"{where}: {what} ciphertext is too short")
+    return Version(updated, nonce, ciphertext)
+
+
+def _parse_entry(table: dict[str, object], name: str, where: str) -> Entry:
+    what = f"secret {name}"
+    _only_keys(table, _ENTRY_KEYS, what, where)
+    raw_history = table.get("history", [])
+    if not isinstance(raw_history, list):
+        raise StoreFormatError(f"{where}: {what} history must be an array")
+    history = tuple(
+        _parse_version(_table(item, f"{what} history", where), f"{what} history", where)
+        for item in raw_history
+    )
+    deleted = table.get("deleted", False)
+    if deleted is True:
+        if "nonce" in table or "ciphertext" in table or not history:
+            raise StoreFormatError(f"{where}: deleted {what} must have history and no value")
+        updated = _string(table.get("updated"), f"{what} updated", where)
+        return Entry(None, updated, history)
+    if deleted is not False:
+        raise StoreFormatError(f"{where}: {what} deleted must be true when present")
+    current = _parse_version(
+        {key: table[key] for key in _VERSION_KEYS if key in table}, what, where
+    )
+    return Entry(current, current.updated, history)
+
+
+# --- writing ----------------------------------------------------------------
+
+
+def _version_table(version: Version) -> dict[str, str]:
+    return {
+        "updated": version.updated,
+        "nonce": _b64(version.nonce),
+        "ciphertext": _b64(version.ciphertext),
+    }
+
+
+def serialize(scope: ScopeFile) -> bytes:
+    """Deterministic TOML: entries sorted by name, one block each.
+
+    The caller must have sorted ``scope.entries`` and computed ``scope.mac``
+    over that order (see ``seal``).
+    """
+    import tomli_w
+
+    document: dict[str, object] = {"format": FORMAT, "entity": scope.entity}
+    if scope.scope_id is not None:
+        document["id"] = scope.scope_id
+    document["mac"] = _b64(scope.mac)
+    recipients = []
+    for stanza in scope.recipients:
+        item = {"public_key": stanza.public_key}
+        if stanza.label:
+            item["label"] = stanza.label
+        item["sealed_key"] = _b64(stanza.sealed_key)
+        recipients.append(item)
+    document["recipients"] = recipients
+    secrets: dict[str, object] = {}
+    for name, entry in scope.entries.items():
+        table: dict[str, object]
+        if entry.current is None:
+            table = {"updated": entry.updated, "deleted": True}
+        else:
+            table = _version_table(entry.current)
+        if entry.history:
+            table["history"] = [_version_table(version) for version in entry.history]
+        secrets[name] = table
+    document["secrets"] = secrets
+    return tomli_w.dumps(document).encode("utf-8")
+
+
+def seal(scope: ScopeFile, keys: crypto.FileKeys) -> bytes:
+    """Sort entries, MAC the file and serialise it."""
+    scope.entries = dict(sorted(scope.entries.items()))
+    scope.mac = crypto.compute_mac(keys, mac_input(scope))
+    return serialize(scope)
+
+
+def verify(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> None:
+    if not crypto.mac_matches(keys, mac_input(scope), scope.mac):
+        raise TamperedError(
+            f"{where}: file MAC does not match "
+            "(entries were added, removed, reordered or edited by hand, or a merge went wrong)"
+        )
+
+
+def encrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, value: str, updated: str) -> Version:
+    nonce, ciphertext = crypto.encrypt_value(
+        keys, value.encode("utf-8"), value_aad(scope.entity, scope.scope_id, name)
+    )
+    return Version(updated, nonce, ciphertext)
+
+
+def decrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, version: Version, where: str) -> str:
+    plaintext = crypto.decrypt_value(
+        keys,
+        version.nonce,
+        version.ciphertext,
+        value_aad(scope.entity, scope.scope_id, name),
+        f"{where}: secret {name}",
+    )
+    try:
+        return plaintext.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TamperedError(f"{where}: secret {name} is not UTF-8") from None
