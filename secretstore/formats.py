@@ -1,0 +1,354 @@
+"""Export, import and template injection of secrets: pure functions, no I/O.
+
+Secrets are a mapping of name -> value.  Names follow ``^[A-Za-z][A-Za-z0-9_]*$``
+(at most 255 characters); values are UTF-8 strings without NUL that may span
+lines and contain any character.
+
+Every error raised here is one line and never contains a secret value: it may
+name a secret, a line number or the input's source (file name).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from secretstore.errors import NotFoundError, StoreFormatError, UsageError
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "TEMPLATE_REF",
+    "parse_dotenv",
+    "parse_import",
+    "parse_json",
+    "render",
+    "render_template",
+    "template_references",
+]
+
+EXPORT_FORMATS = ("dotenv", "json", "shell", "k8s")
+IMPORT_FORMATS = ("dotenv", "json")
+
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_NAME_MAX = 255
+
+# Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label).
+_DNS1123_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_RE = re.compile(rf"{_DNS1123_LABEL}(?:\.{_DNS1123_LABEL})*")
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL)
+_DNS1123_SUBDOMAIN_MAX = 253
+_DNS1123_LABEL_MAX = 63
+
+# ``{{ secret:NAME }}``; blanks (spaces, tabs) around ``secret:NAME`` optional.
+TEMPLATE_REF = re.compile(r"\{\{[ \t]*secret:([A-Za-z][A-Za-z0-9_]*)[ \t]*\}\}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _label(text: str, limit: int = 80) -> str:
+    """Render a name or source for a one-line message.
+
+    Valid names are shown as they are; anything else (a key read from a file,
+    which may contain newlines or control characters) is shown as a truncated
+    ``repr``, which is always one line.
+    """
+    if _NAME_RE.fullmatch(text) and len(text) <= limit:
+        return text
+    shown = repr(text)
+    if len(shown) > limit:
+        shown = shown[: limit - 3] + "..."
+    return shown
+
+
+def _source(source: str) -> str:
+    """A source (file name) fit for a one-line message."""
+    if source.isprintable():
+        return source
+    return repr(source)
+
+
+def _check_secrets(secrets: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Validate names and values for export; return the items sorted by name."""
+    items = sorted(secrets.items())
+    for name, value in items:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > _NAME_MAX:
+            raise UsageError(
+                f"invalid secret name {_label(str(name))}: "
+                "names match [A-Za-z][A-Za-z0-9_]* (at most 255 characters)"
+            )
+        if not isinstance(value, str):
+            raise UsageError(f"value of secret {name} is not a string")
+        if "\0" in value:
+            raise UsageError(f"value of secret {name} contains a NUL character")
+    return items
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _dotenv_quote(value: str) -> str:
+    r"""Quote a value for python-dotenv: single quotes, ``\`` -> ``\\``, ``'`` -> ``\'``.
+
+    python-dotenv 1.x reads a single-quoted value with the regex
+    ``'((?:\\.|[^'\\])*)'`` (newlines included) and then decodes exactly two
+    escapes, ``\\`` and ``\'``; every other character, newlines, ``$``, ``#``
+    and double quotes included, is kept as it is.  Escaping every backslash
+    and every single quote therefore round-trips any value.
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _render_dotenv(items: list[tuple[str, str]]) -> str:
+    return "".join(f"{name}={_dotenv_quote(value)}\n" for name, value in items)
+
+
+def _render_json(items: list[tuple[str, str]]) -> str:
+    return json.dumps(dict(items), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _shell_quote(value: str) -> str:
+    """Quote for POSIX sh and bash: always single quotes, ``'`` as ``'\\''``.
+
+    Inside single quotes the shell interprets nothing (no ``$``, backslash or
+    newline processing), so any value without NUL survives ``eval``.
+    """
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _render_shell(items: list[tuple[str, str]]) -> str:
+    return "".join(f"export {name}={_shell_quote(value)}\n" for name, value in items)
+
+
+def _render_k8s(items: list[tuple[str, str]], name: str, namespace: str | None) -> str:
+    if len(name) > _DNS1123_SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid Kubernetes Secret name {_label(name)}: it must be a DNS-1123 subdomain "
+            "(lowercase letters, digits, '-' and '.', at most 253 characters)"
+        )
+    if namespace is not None and (
+        len(namespace) > _DNS1123_LABEL_MAX or not _DNS1123_LABEL_RE.fullmatch(namespace)
+    ):
+        raise UsageError(
+            f"invalid Kubernetes namespace {_label(namespace)}: it must be a DNS-1123 label "
+            "(lowercase letters, digits and '-', at most 63 characters)"
+        )
+    # Every scalar is double-quoted: the name, namespace and keys could
+    # otherwise be read as numbers or YAML 1.1 booleans (``1e3``, ``y``, ``on``),
+    # and they only hold characters that need no escaping inside double quotes.
+    # Base64 keeps the values free of any YAML quoting question.
+    lines = [
+        "apiVersion: v1",
+        "kind: Secret",
+        "metadata:",
+        f'  name: "{name}"',
+    ]
+    if namespace is not None:
+        lines.append(f'  namespace: "{namespace}"')
+    lines.append("type: Opaque")
+    if not items:
+        lines.append("data: {}")
+    else:
+        lines.append("data:")
+        for key, value in items:
+            encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
+            lines.append(f'  "{key}": "{encoded}"')
+    return "\n".join(lines) + "\n"
+
+
+def render(
+    secrets: Mapping[str, str],
+    fmt: str,
+    *,
+    k8s_name: str = "secretstore",
+    k8s_namespace: str | None = None,
+) -> str:
+    """Render ``secrets`` in export format ``fmt``, sorted by name.
+
+    ``dotenv``
+        ``NAME='value'`` lines: single quotes, with ``\\`` and ``'`` escaped by
+        a backslash; newlines are kept as they are.  Every value round-trips
+        exactly through ``dotenv.dotenv_values(stream=..., interpolate=False)``.
+        With interpolation on (the default of ``dotenv_values`` and
+        ``load_dotenv``), python-dotenv 1.2 expands ``${...}`` even inside
+        single quotes, so no quoting can protect such values: consumers must
+        pass ``interpolate=False``.
+    ``json``
+        One JSON object, sorted keys, indent 2, non-ASCII kept, trailing newline.
+    ``shell``
+        ``export NAME='value'`` lines, safe to ``eval`` in POSIX sh and bash.
+    ``k8s``
+        A Kubernetes ``Secret`` manifest (YAML) named ``k8s_name`` (a DNS-1123
+        subdomain), in ``k8s_namespace`` if given (a DNS-1123 label), with each
+        value base64-encoded under ``data``.
+
+    Raises UsageError for an unknown format, an invalid secret name, a value
+    with NUL, or an invalid Kubernetes name or namespace.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(
+            f"unknown export format {_label(fmt)}; valid formats: {', '.join(EXPORT_FORMATS)}"
+        )
+    items = _check_secrets(secrets)
+    if fmt == "dotenv":
+        return _render_dotenv(items)
+    if fmt == "json":
+        return _render_json(items)
+    if fmt == "shell":
+        return _render_shell(items)
+    return _render_k8s(items, k8s_name, k8s_namespace)
+
+
+# --------------------------------------------------------------------------- import
+
+_NEWLINE_RE = re.compile(r"\r\n|\n|\r")
+_LEADING_SPACE_RE = re.compile(r"\s*")
+
+
+def parse_dotenv(text: str, *, source: str = "<input>") -> dict[str, str]:
+    """Parse dotenv ``text`` with python-dotenv's parser, without interpolation.
+
+    The result equals ``dotenv.dotenv_values(stream=io.StringIO(text),
+    interpolate=False)`` (quotes, ``export`` prefix, comments and multi-line
+    quoted values handled by python-dotenv), except that:
+
+    * a line python-dotenv cannot parse (which it would log and skip) raises
+      StoreFormatError ``<source>: cannot parse line N``;
+    * a key without ``=`` (``FOO`` alone, which python-dotenv returns as None)
+      raises UsageError naming the key and the source.
+
+    A key given twice keeps its last value.  Names are not validated here.
+    """
+    from dotenv.parser import parse_stream  # deferred: keep importing this module cheap
+
+    src = _source(source)
+    result: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # The binding starts where the previous one ended, so skip the
+            # blank lines before the statement to report the statement's line.
+            original = binding.original
+            blank = _LEADING_SPACE_RE.match(original.string)
+            skipped = len(_NEWLINE_RE.findall(blank.group(0))) if blank else 0
+            raise StoreFormatError(f"{src}: cannot parse line {original.line + skipped}")
+        if binding.key is None:
+            continue  # blank line or comment
+        if binding.value is None:
+            raise UsageError(
+                f"{src}: {_label(binding.key)} has no value (expected {_label(binding.key)}=value)"
+            )
+        result[binding.key] = binding.value
+    return result
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def parse_json(text: str, *, source: str = "<input>") -> dict[str, str]:
+    """Parse a JSON object of string -> string.
+
+    Invalid JSON, a top level other than an object, a value other than a
+    string, or a key given twice raises StoreFormatError naming the source and
+    the key or the line and column; never a value.  A leading BOM is ignored.
+    """
+    src = _source(source)
+    try:
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise StoreFormatError(f"{src}: duplicate key {_label(exc.key)}") from None
+    except json.JSONDecodeError as exc:
+        # Keep the message up to any ':' -- the pure-Python decoder appends
+        # input characters after one (e.g. "Invalid \\escape: 'x'").
+        what = exc.msg.split(":", 1)[0]
+        raise StoreFormatError(
+            f"{src}: invalid JSON at line {exc.lineno} column {exc.colno}: {what}"
+        ) from None
+    except (ValueError, RecursionError):
+        # e.g. an integer longer than sys.get_int_max_str_digits(), or nesting
+        # deeper than the recursion limit.
+        raise StoreFormatError(f"{src}: invalid JSON") from None
+    if not isinstance(data, dict):
+        raise StoreFormatError(
+            f"{src}: expected a JSON object of names to strings, got {_json_type(data)}"
+        )
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise StoreFormatError(
+                f"{src}: value of {_label(key)} must be a string, got {_json_type(value)}"
+            )
+    return data
+
+
+def parse_import(text: str, *, source: str, fmt: str | None = None) -> dict[str, str]:
+    """Parse an import file as ``fmt`` (``dotenv`` or ``json``).
+
+    With ``fmt`` None the format is detected: JSON if ``source`` ends in
+    ``.json`` (any case) or the first non-blank character of ``text`` (after a
+    BOM) is ``{``, else dotenv.
+    """
+    if fmt is None:
+        stripped = text.removeprefix("\ufeff").lstrip()
+        fmt = "json" if source.lower().endswith(".json") or stripped.startswith("{") else "dotenv"
+    if fmt == "json":
+        return parse_json(text, source=source)
+    if fmt == "dotenv":
+        return parse_dotenv(text, source=source)
+    raise UsageError(
+        f"unknown import format {_label(fmt)}; valid formats: {', '.join(IMPORT_FORMATS)}"
+    )
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def template_references(text: str) -> list[str]:
+    """Names referenced as ``{{ secret:NAME }}`` in ``text``, each once, in order."""
+    return list(dict.fromkeys(m.group(1) for m in TEMPLATE_REF.finditer(text)))
+
+
+def render_template(text: str, secrets: Mapping[str, str]) -> str:
+    """Replace every ``{{ secret:NAME }}`` (or ``{{secret:NAME}}``) with its value.
+
+    There is no escaping: anything that does not match TEMPLATE_REF exactly
+    (``{{ other }}``, ``{{ secret: NAME }}``, ``{ secret:NAME }``) is left as it
+    is, and text outside references is copied unchanged.  Inserted values are
+    not scanned again, so a value containing ``{{ secret:X }}`` stays literal.
+
+    Raises NotFoundError listing every missing name once, in order of first
+    appearance, before replacing anything.
+    """
+    missing = [name for name in template_references(text) if name not in secrets]
+    if missing:
+        raise NotFoundError(f"template references missing secrets: {', '.join(missing)}")
+    return TEMPLATE_REF.sub(lambda m: secrets[m.group(1)], text)

@@ -1,0 +1,598 @@
+"""Tests for secretstore.formats: export, import and template injection.
+
+All secret values here are fake.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import dotenv
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from secretstore import formats
+from secretstore.errors import NotFoundError, SecretStoreError, StoreFormatError, UsageError
+from secretstore.formats import (
+    EXPORT_FORMATS,
+    TEMPLATE_REF,
+    parse_dotenv,
+    parse_import,
+    parse_json,
+    render,
+    render_template,
+    template_references,
+)
+
+# --------------------------------------------------------------------------- data
+
+TRICKY_VALUES = {
+    "MULTI": "line one\nline two\n\nline four\n",
+    "CRLF": "a\r\nb\rc",
+    "SQUOTE": "it's 'quoted'",
+    "DQUOTE": 'say "hi" \\"there\\"',
+    "MIXED_QUOTES": "'\"'\"'",
+    "DOLLAR_HOME": "$HOME/fake",
+    "DOLLAR_BRACE": "${X} and ${HOME:-default} and $(echo nope) and `echo nope`",
+    "BACKSLASHES": "C:\\fake\\path\\ \\n \\t \\\\ \\' \\",
+    "TRAILING_BACKSLASH": "ends with \\",
+    "HASH": "#not a comment # still value",
+    "HASH_AFTER_SPACE": "value #with hash",
+    "UNICODE": "pässwörd-ключ-密码-🔑",
+    "LEADING_TRAILING_WS": "  padded value \t ",
+    "ONLY_SPACES": "   ",
+    "EQUALS": "a=b=c==",
+    "SHELL_META": "; rm -rf / && | > < * ? ~ ! %",
+    "PEM": "-----BEGIN FAKE KEY-----\nMIIBfakefakefake+/=\n-----END FAKE KEY-----\n",
+    "TEMPLATE_LIKE": "{{ secret:OTHER }}",
+    "EXPORT_PREFIX": "export FOO=bar",
+    "LINE_SEP": "a\u2028b\u2029c\x85d\x0be\x0cf",
+    "CONTROL": "\x01\x1b[31mred\x7f",
+}
+
+# Any valid value: UTF-8 encodable (no lone surrogates), no NUL.
+_chars = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+_fragments = st.sampled_from(
+    ["'", '"', "\\", "\\'", "\\\\", "$", "${X}", "$HOME", "#", " #", "\n", "\r\n", "\r",
+     " ", "\t", "`", "=", "export ", "{{ secret:A }}", "'\\''"]
+)
+values = st.lists(st.one_of(_fragments, st.text(_chars, min_size=1, max_size=8)), min_size=1).map(
+    "".join
+)
+# Names for tests that go through a shell carry a prefix, so that a generated
+# name cannot clobber a shell special variable (PATH, IFS, RANDOM, UID ...).
+shell_names = st.from_regex(r"SS_[A-Za-z0-9_]{1,20}", fullmatch=True)
+names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,30}", fullmatch=True)
+
+
+def dotenv_values(text: str) -> dict[str, str | None]:
+    return dict(dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False))
+
+
+# --------------------------------------------------------------------------- render
+
+
+def test_export_formats_constant() -> None:
+    assert EXPORT_FORMATS == ("dotenv", "json", "shell", "k8s")
+
+
+def test_unknown_format_lists_valid_formats() -> None:
+    with pytest.raises(UsageError) as info:
+        render({"A": "fake"}, "yaml")
+    message = str(info.value)
+    assert info.value.exit_code == 2
+    for fmt in EXPORT_FORMATS:
+        assert fmt in message
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_render_empty(fmt: str) -> None:
+    out = render({}, fmt)
+    if fmt == "json":
+        assert json.loads(out) == {}
+    elif fmt == "k8s":
+        assert "data: {}" in out.splitlines()
+    else:
+        assert out == ""
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("bad", ["1ABC", "_A", "A-B", "A B", "", "A\nB", "É", "A" * 256])
+def test_render_rejects_invalid_names(fmt: str, bad: str) -> None:
+    with pytest.raises(UsageError) as info:
+        render({bad: "fake-value"}, fmt)
+    assert "\n" not in str(info.value)
+    assert "fake-value" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_render_accepts_longest_name(fmt: str) -> None:
+    render({"A" * 255: "fake"}, fmt)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_render_rejects_nul_without_leaking_value(fmt: str) -> None:
+    with pytest.raises(UsageError) as info:
+        render({"TOKEN": "fake-secret-\x00-tail"}, fmt)
+    assert "TOKEN" in str(info.value)
+    assert "fake-secret" not in str(info.value)
+
+
+def test_dotenv_output_shape() -> None:
+    out = render({"B": "two", "A": "it's \\ $x"}, "dotenv")
+    assert out == "A='it\\'s \\\\ $x'\nB='two'\n"
+
+
+def test_dotenv_round_trip_tricky_values() -> None:
+    out = render(TRICKY_VALUES, "dotenv")
+    assert dotenv_values(out) == TRICKY_VALUES
+    assert parse_dotenv(out) == TRICKY_VALUES
+    names_in_order = [line.split("=", 1)[0] for line in out.splitlines() if re.match(r"\w+=", line)]
+    assert names_in_order == sorted(TRICKY_VALUES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(names, values, max_size=6))
+def test_dotenv_round_trip_property(secrets: dict[str, str]) -> None:
+    out = render(secrets, "dotenv")
+    assert dotenv_values(out) == secrets
+    assert parse_dotenv(out) == secrets
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_chars, min_size=1))
+def test_dotenv_round_trip_any_text(value: str) -> None:
+    out = render({"V": value}, "dotenv")
+    assert dotenv_values(out) == {"V": value}
+
+
+def test_dotenv_interpolation_caveat_is_real() -> None:
+    # Documented in render(): with interpolate=True python-dotenv expands ${...}
+    # even inside single quotes, so consumers must pass interpolate=False.
+    out = render({"A": "${SS_FAKE_UNSET_VARIABLE}x"}, "dotenv")
+    interpolated = dotenv.dotenv_values(stream=io.StringIO(out))
+    assert interpolated["A"] != "${SS_FAKE_UNSET_VARIABLE}x"
+    assert dotenv_values(out) == {"A": "${SS_FAKE_UNSET_VARIABLE}x"}
+    assert "interpolate=False" in (render.__doc__ or "")
+
+
+def test_json_output_shape() -> None:
+    out = render({"B": "zwei", "A": "ключ"}, "json")
+    assert out == '{\n  "A": "ключ",\n  "B": "zwei"\n}\n'
+
+
+def test_json_round_trip_tricky_values() -> None:
+    out = render(TRICKY_VALUES, "json")
+    assert json.loads(out) == TRICKY_VALUES
+    assert parse_json(out) == TRICKY_VALUES
+    assert list(json.loads(out)) == sorted(TRICKY_VALUES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(names, values, max_size=6))
+def test_json_round_trip_property(secrets: dict[str, str]) -> None:
+    out = render(secrets, "json")
+    assert out.endswith("\n")
+    assert parse_json(out) == secrets
+    assert parse_import(out, source="export.txt") == secrets
+
+
+# --------------------------------------------------------------------------- shell
+
+
+SHELLS = [s for s in ("bash", "sh") if shutil.which(s)]
+
+
+def shell_eval(shell: str, script_path: Path, names_: list[str]) -> list[str]:
+    """eval the script in a real shell, print each variable NUL-terminated."""
+    printed = " ".join(f'"${name}"' for name in names_)
+    command = f'eval "$(cat "$1")" || exit 99; printf \'%s\\0\' {printed}'
+    proc = subprocess.run(
+        [shell, "-c", command, shell, str(script_path)],
+        capture_output=True,
+        check=False,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent-fake-home"},
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    out = proc.stdout.decode("utf-8")
+    assert out.endswith("\0") or not names_
+    return out.split("\0")[:-1]
+
+
+def test_shell_output_shape() -> None:
+    out = render({"B": "two", "A": "it's"}, "shell")
+    assert out == "export A='it'\\''s'\nexport B='two'\n"
+
+
+@pytest.mark.skipif(not SHELLS, reason="no bash or sh")
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shell_round_trip_tricky_values(shell: str, tmp_path: Path) -> None:
+    script = tmp_path / "secrets.sh"
+    script.write_text(render(TRICKY_VALUES, "shell"), encoding="utf-8")
+    got = shell_eval(shell, script, sorted(TRICKY_VALUES))
+    assert dict(zip(sorted(TRICKY_VALUES), got)) == TRICKY_VALUES
+
+
+@pytest.mark.skipif(not SHELLS, reason="no bash or sh")
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shell_exports_to_child_processes(shell: str, tmp_path: Path) -> None:
+    script = tmp_path / "secrets.sh"
+    script.write_text(render({"SS_CHILD": "fake 'child' $value\n"}, "shell"), encoding="utf-8")
+    proc = subprocess.run(
+        [shell, "-c", 'eval "$(cat "$1")"; env', shell, str(script)],
+        capture_output=True,
+        check=True,
+    )
+    assert "SS_CHILD=fake 'child' $value\n" in proc.stdout.decode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def shell_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shell")
+
+
+@pytest.mark.skipif(not SHELLS, reason="no bash or sh")
+@pytest.mark.parametrize("shell", SHELLS)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(secrets=st.dictionaries(shell_names, values, min_size=1, max_size=5))
+def test_shell_round_trip_property(shell: str, shell_dir: Path, secrets: dict[str, str]) -> None:
+    script = shell_dir / f"{shell}.sh"
+    script.write_text(render(secrets, "shell"), encoding="utf-8")
+    got = shell_eval(shell, script, sorted(secrets))
+    assert dict(zip(sorted(secrets), got)) == secrets
+
+
+# --------------------------------------------------------------------------- k8s
+
+
+def parse_k8s(text: str) -> dict[str, object]:
+    """Parse the small YAML subset render(..., 'k8s') writes."""
+    doc: dict[str, object] = {}
+    section: dict[str, str] | None = None
+    for line in text.splitlines():
+        m = re.fullmatch(r'  "?([^":]+)"?: "([^"]*)"', line)
+        if m:
+            assert section is not None
+            section[m.group(1)] = m.group(2)
+            continue
+        m = re.fullmatch(r"([A-Za-z]+):(?: (.*))?", line)
+        assert m, f"unexpected line {line!r}"
+        key, value = m.group(1), m.group(2)
+        if value is None:
+            section = {}
+            doc[key] = section
+        elif value == "{}":
+            section = None
+            doc[key] = {}
+        else:
+            section = None
+            doc[key] = value
+    return doc
+
+
+def test_k8s_manifest_decodes_back() -> None:
+    out = render(TRICKY_VALUES, "k8s", k8s_name="my-app.secrets", k8s_namespace="prod-1")
+    doc = parse_k8s(out)
+    assert doc["apiVersion"] == "v1"
+    assert doc["kind"] == "Secret"
+    assert doc["type"] == "Opaque"
+    assert doc["metadata"] == {"name": "my-app.secrets", "namespace": "prod-1"}
+    data = doc["data"]
+    assert isinstance(data, dict)
+    assert list(data) == sorted(TRICKY_VALUES)
+    decoded = {k: base64.b64decode(v, validate=True).decode("utf-8") for k, v in data.items()}
+    assert decoded == TRICKY_VALUES
+
+
+def test_k8s_defaults_and_quoted_scalars() -> None:
+    out = render({"y": "fake", "on": "fake2"}, "k8s")
+    lines = out.splitlines()
+    assert lines[:4] == ["apiVersion: v1", "kind: Secret", "metadata:", '  name: "secretstore"']
+    assert "namespace" not in out
+    # YAML 1.1 would read bare y / on as booleans: keys are always quoted.
+    assert '  "y": "ZmFrZQ=="' in lines
+    assert parse_k8s(out)["metadata"] == {"name": "secretstore"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(names, values, max_size=5))
+def test_k8s_round_trip_property(secrets: dict[str, str]) -> None:
+    doc = parse_k8s(render(secrets, "k8s", k8s_namespace="default"))
+    data = doc["data"]
+    assert isinstance(data, dict)
+    assert {k: base64.b64decode(v).decode("utf-8") for k, v in data.items()} == secrets
+    assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", k) for k in data)
+
+
+@pytest.mark.parametrize(
+    "name", ["Upper", "-lead", "trail-", "under_score", "a..b", ".a", "", "a" * 254, "a b"]
+)
+def test_k8s_invalid_name(name: str) -> None:
+    with pytest.raises(UsageError):
+        render({"A": "fake"}, "k8s", k8s_name=name)
+
+
+@pytest.mark.parametrize("name", ["a", "0", "a-b.c-d", "x" * 253, "1e3"])
+def test_k8s_valid_names(name: str) -> None:
+    assert f'  name: "{name}"' in render({"A": "fake"}, "k8s", k8s_name=name).splitlines()
+
+
+@pytest.mark.parametrize("namespace", ["a.b", "Prod", "-x", "", "n" * 64])
+def test_k8s_invalid_namespace(namespace: str) -> None:
+    with pytest.raises(UsageError):
+        render({"A": "fake"}, "k8s", k8s_namespace=namespace)
+
+
+# --------------------------------------------------------------------------- parse_dotenv
+
+REALISTIC_ENV = """\
+# Application settings (fake values)
+export DB_HOST=localhost
+DB_PORT=5432   # inline comment
+  export API_KEY="fake-\\"quoted\\"-key"
+SINGLE='it\\'s $NOT_EXPANDED ${ALSO_NOT}'
+DOUBLE_ESCAPES="tab\\there\\nnewline"
+UNQUOTED_HASH=abc#def
+EMPTY=
+
+PEM_KEY="-----BEGIN FAKE PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASfake
+AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd
+-----END FAKE PRIVATE KEY-----"
+SINGLE_MULTI='first
+second'
+DUP=first
+DUP=second
+"""
+
+
+def test_parse_dotenv_realistic_file() -> None:
+    parsed = parse_dotenv(REALISTIC_ENV, source=".env")
+    assert parsed == {
+        "DB_HOST": "localhost",
+        "DB_PORT": "5432",
+        "API_KEY": 'fake-"quoted"-key',
+        "SINGLE": "it's $NOT_EXPANDED ${ALSO_NOT}",
+        "DOUBLE_ESCAPES": "tab\there\nnewline",
+        "UNQUOTED_HASH": "abc#def",
+        "EMPTY": "",
+        "PEM_KEY": (
+            "-----BEGIN FAKE PRIVATE KEY-----\n"
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASfake\n"
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\n"
+            "-----END FAKE PRIVATE KEY-----"
+        ),
+        "SINGLE_MULTI": "first\nsecond",
+        "DUP": "second",  # last wins
+    }
+    assert parsed == dotenv_values(REALISTIC_ENV)
+    assert list(parsed)[0] == "DB_HOST"
+
+
+def test_parse_dotenv_bom_crlf_and_empty() -> None:
+    assert parse_dotenv("") == {}
+    assert parse_dotenv("\n\n# only a comment\n") == {}
+    assert parse_dotenv("\ufeffA=1\r\nB='x'\r\n") == {"A": "1", "B": "x"}
+
+
+def test_parse_dotenv_does_not_validate_names() -> None:
+    assert parse_dotenv("lower.dotted-name=1\n'quoted key'=2\n") == {
+        "lower.dotted-name": "1",
+        "quoted key": "2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("A=1\nnot a binding\nB=2\n", 2),
+        ("A=1\n\n\n   \nB=fake-value garbage=x\nthis one is bad\n", 6),
+        ("=fake-value\n", 1),
+        ("A=1\nB='fake-value unterminated\nC=3\n", 2),
+        ('A=1\r\n\r\nB="fake-value" trailing\r\n', 3),
+        ("A='fake-value' trailing\n", 1),
+        ("# comment\n\n\nbad line with fake-value\n", 4),
+    ],
+)
+def test_parse_dotenv_unparseable_line(text: str, line: int) -> None:
+    with pytest.raises(StoreFormatError) as info:
+        parse_dotenv(text, source="app.env")
+    assert str(info.value) == f"app.env: cannot parse line {line}"
+    assert "fake-value" not in str(info.value)
+
+
+def test_parse_dotenv_unparseable_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(StoreFormatError):
+        parse_dotenv("bad line\n")
+    assert caplog.records == []
+
+
+def test_parse_dotenv_key_without_value() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_dotenv("A=fake-value\nLONELY_KEY\nB=2\n", source="app.env")
+    message = str(info.value)
+    assert "LONELY_KEY" in message
+    assert "app.env" in message
+    assert "fake-value" not in message
+    assert info.value.exit_code == 2
+
+
+def test_parse_dotenv_odd_key_is_one_line_in_message() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_dotenv("'multi\nline key'\n")
+    assert "\n" not in str(info.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_chars, _fragments, st.sampled_from(["A", "KEY=", "B=", "export ", "\n#c"])),
+        max_size=40,
+    ).map("".join)
+)
+def test_parse_dotenv_agrees_with_python_dotenv_or_raises(text: str) -> None:
+    try:
+        parsed = parse_dotenv(text, source="fuzz.env")
+    except SecretStoreError as exc:
+        assert isinstance(exc, (StoreFormatError, UsageError))
+        assert "\n" not in str(exc) and "\r" not in str(exc)
+    else:
+        assert parsed == dotenv_values(text)
+
+
+# --------------------------------------------------------------------------- parse_json
+
+
+def test_parse_json_ok() -> None:
+    text = '\ufeff{"A": "fake", "b.weird": "x\\ny", "U": "ключ"}'
+    assert parse_json(text) == {"A": "fake", "b.weird": "x\ny", "U": "ключ"}
+    assert parse_json("{}") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('["fake-value"]', "array"),
+        ('"fake-value"', "string"),
+        ("42", "number"),
+        ("null", "null"),
+        ('{"KEY_A": ["fake-value"]}', "KEY_A"),
+        ('{"KEY_B": {"inner": "fake-value"}}', "KEY_B"),
+        ('{"KEY_C": 12345}', "KEY_C"),
+        ('{"KEY_D": null}', "KEY_D"),
+        ('{"KEY_E": true}', "KEY_E"),
+        ('{"KEY_F": "fake-value", "KEY_F": "fake-value2"}', "duplicate key KEY_F"),
+        ('{"A": "ok",\n "KEY_G": "fake-value\\q"}', "line 2 column"),
+        ('{"A": "fake-value"', "line 1 column"),
+        ('{"A": "fake-value",}', "line 1 column"),
+        ('{"A": "fake-value"} trailing', "line 1 column"),
+        ("", "line 1 column 1"),
+        ('{"A": ' + "1" * 5000 + "}", "invalid JSON"),
+        ("[" * 100000 + "]" * 100000, "invalid JSON"),
+    ],
+)
+def test_parse_json_errors(text: str, expected: str) -> None:
+    with pytest.raises(StoreFormatError) as info:
+        parse_json(text, source="in.json")
+    message = str(info.value)
+    assert message.startswith("in.json: ")
+    assert expected in message
+    assert "fake-value" not in message
+    assert "\n" not in message
+
+
+def test_parse_json_strips_input_from_decoder_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python's pure-Python JSON scanner appends input after a colon
+    # ("Invalid \\escape: 'Z'"); only the part before it may be shown.
+    def fake_loads(text: str, **kwargs: object) -> object:
+        raise json.JSONDecodeError("Invalid \\escape: 'fake-value'", text, 7)
+
+    monkeypatch.setattr(formats.json, "loads", fake_loads)
+    with pytest.raises(StoreFormatError) as info:
+        parse_json('{"A": "\\fake-value"}', source="in.json")
+    assert str(info.value) == "in.json: invalid JSON at line 1 column 8: Invalid \\escape"
+
+
+# --------------------------------------------------------------------------- parse_import
+
+
+def test_parse_import_detection() -> None:
+    assert parse_import('{"A": "1"}', source="x.env") == {"A": "1"}
+    assert parse_import('  \n {"A": "1"}', source="-") == {"A": "1"}
+    assert parse_import("A=1\n", source="-") == {"A": "1"}
+    assert parse_import("A=1\n", source="prod.env") == {"A": "1"}
+    with pytest.raises(StoreFormatError):
+        parse_import("A=1\n", source="secrets.JSON")  # suffix says JSON
+
+
+def test_parse_import_explicit_format() -> None:
+    assert parse_import("A=1\n", source="x.json", fmt="dotenv") == {"A": "1"}
+    assert parse_import('{"A": "1"}', source="x", fmt="json") == {"A": "1"}
+    with pytest.raises(UsageError) as info:
+        parse_import("A=1", source="x", fmt="toml")
+    assert "dotenv" in str(info.value) and "json" in str(info.value)
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_template_ref_regex() -> None:
+    assert TEMPLATE_REF.fullmatch("{{ secret:A_1 }}")
+    assert TEMPLATE_REF.fullmatch("{{secret:A}}")
+    assert TEMPLATE_REF.fullmatch("{{\tsecret:A  }}")
+    assert not TEMPLATE_REF.fullmatch("{{ secret: A }}")
+    assert not TEMPLATE_REF.fullmatch("{{ secret:1A }}")
+    assert not TEMPLATE_REF.fullmatch("{ secret:A }")
+    assert not TEMPLATE_REF.fullmatch("{{\nsecret:A\n}}")  # blanks only, no newlines
+
+
+def test_template_references_unique_in_order() -> None:
+    text = "{{ secret:B }} {{secret:A}} {{ secret:B }} {{ other }} {{ secret:C}}"
+    assert template_references(text) == ["B", "A", "C"]
+    assert template_references("nothing here") == []
+
+
+def test_render_template_replaces() -> None:
+    text = "url=postgres://u:{{ secret:DB_PASS }}@h/{{secret:DB}}\nagain {{ secret:DB_PASS }}\n"
+    secrets = {"DB_PASS": "fake p@ss\\1 $x", "DB": "app", "UNUSED": "fake"}
+    assert render_template(text, secrets) == (
+        "url=postgres://u:fake p@ss\\1 $x@h/app\nagain fake p@ss\\1 $x\n"
+    )
+
+
+def test_render_template_values_are_not_rescanned_or_escape_processed() -> None:
+    secrets = {"A": "{{ secret:B }}", "B": "fake-b", "C": "\\g<0> \\1 \\n"}
+    assert render_template("{{ secret:A }}|{{ secret:C }}", secrets) == (
+        "{{ secret:B }}|\\g<0> \\1 \\n"
+    )
+
+
+def test_render_template_leaves_other_text_alone() -> None:
+    text = (
+        "{{ other }} {{ secret: A }} { secret:A } {{ SECRET:A }} {{ secret:A-B }}"
+        " ${A} $A {% raw %} \r\n\ttabs ünïcödé \\ '\"\n"
+    )
+    assert render_template(text, {}) == text
+    assert render_template(text, {"A": "fake"}) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(_chars).filter(lambda s: "{{" not in s and not s.endswith("{")),
+            st.sampled_from(["A", "B"]).map(lambda n: ("ref", n)),
+        )
+    ),
+    values,
+    values,
+)
+def test_render_template_property(parts: list[object], a: str, b: str) -> None:
+    secrets = {"A": a, "B": b}
+    text = "".join(p if isinstance(p, str) else "{{ secret:%s }}" % p[1] for p in parts)
+    expected = "".join(p if isinstance(p, str) else secrets[p[1]] for p in parts)
+    assert render_template(text, secrets) == expected
+
+
+def test_render_template_missing_lists_all_once_in_order() -> None:
+    text = "{{ secret:HAVE }} {{ secret:ZED }} {{secret:ALPHA}} {{ secret:ZED }} {{ secret:HAVE }}"
+    with pytest.raises(NotFoundError) as info:
+        render_template(text, {"HAVE": "fake-value"})
+    assert str(info.value) == "template references missing secrets: ZED, ALPHA"
+    assert "fake-value" not in str(info.value)
+
+
+def test_module_has_no_io_or_print() -> None:
+    source = Path(formats.__file__).read_text(encoding="utf-8")
+    for forbidden in ("print(", "open(", "typer", "sys.stdout", "subprocess"):
+        assert forbidden not in source
