@@ -54,6 +54,10 @@ class WrongKeyError(IdentityError):
     """The identity is not a recipient of a scope file, or a passphrase is wrong."""
 
 
+class NotRecipientError(WrongKeyError):
+    """The identity is not among a scope file's recipients (commands that merge may skip it)."""
+
+
 class PermissionsError(IdentityError):
     """A key or store file is readable by group or others."""
 

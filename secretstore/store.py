@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from secretstore import crypto, fsio, scopefile
-from secretstore.errors import NotFoundError, StoreFormatError, WrongKeyError
+from secretstore.errors import NotFoundError, NotRecipientError, StoreFormatError
 from secretstore.identity import Identity, Recipient
 from secretstore.rules import check_name, check_scope, check_value
 from secretstore.scopefile import Entry, ScopeFile, SealedKey
@@ -49,8 +49,8 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def not_a_recipient(scope: Scope, identity: Identity) -> WrongKeyError:
-    return WrongKeyError(
+def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
+    return NotRecipientError(
         f"not a recipient of {scope}: ask an owner to run "
         f"secretstore recipients add {identity.public_text}"
     )

@@ -22,15 +22,15 @@ class Entity(str, Enum):
 
 EntityArg = Annotated[
     Entity,
-    typer.Argument(help="Scope of the secret: team, project or cluster.", show_default=False),
+    typer.Argument(metavar="ENTITY", help="Scope of the secret: team, project or cluster.", show_default=False),
 ]
 IdOpt = Annotated[
     str | None,
-    typer.Option("--id", help="Project or cluster id (required for project and cluster, refused for team)."),
+    typer.Option("--id", metavar="ID", help="Project or cluster id (required for project and cluster, refused for team)."),
 ]
 NameOpt = Annotated[
     str | None,
-    typer.Option("--name", help="Secret name: a letter, then letters, digits or '_' (prompted when missing)."),
+    typer.Option("--name", metavar="NAME", help="Secret name: a letter, then letters, digits or '_' (prompted when missing)."),
 ]
 StoreOpt = Annotated[
     str | None,

@@ -26,13 +26,15 @@ from secretstore.cli.common import (
     stdin_is_tty,
     stdout_is_tty,
 )
-from secretstore.errors import SecretStoreError, UsageError
+from secretstore.errors import NotFoundError, SecretStoreError, UsageError
+from secretstore.store import Scope, Store
 from secretstore.rules import check_name, check_value, decode_value, strip_one_newline
 
 ValueOpt = Annotated[
     str | None,
     typer.Option(
         "--value",
+        metavar="VALUE",
         help=(
             "The value. Prefer '-' (read stdin) or --value-file: a value on the command line "
             "lands in shell history and is visible to other users in ps. Without --value you "
@@ -169,12 +171,19 @@ def get_secret(
     scope = scope_of(entity, scope_id)
     secret_name = resolve_name(name)
     target = open_store(ctx, store)
+    require_listed(target, scope, secret_name)
     value = target.get(scope, secret_name, identity_for_read())
     out = sys.stdout.buffer
     out.write(value.encode("utf-8"))
     if stdout_is_tty() and not value.endswith("\n"):
         out.write(b"\n")
     out.flush()
+
+
+def require_listed(target: Store, scope: Scope, name: str, purpose: str = "") -> None:
+    """Say 'no such secret' before asking for a key that would not help."""
+    if name not in {listed for listed, _updated in target.list(scope)}:
+        raise NotFoundError(f"no {scope} secret {name!r}{purpose}")
 
 
 def delete_secret(
@@ -188,6 +197,7 @@ def delete_secret(
     scope = scope_of(entity, scope_id)
     secret_name = resolve_name(name)
     target = open_store(ctx, store)
+    require_listed(target, scope, secret_name, " to delete")
     target.delete(scope, secret_name, identity_for_read())
     typer.echo(f"Deleted {scope.entity} secret '{secret_name}'")
 

@@ -1,0 +1,72 @@
+"""Every test gets its own store and identity under tmp_path, and a clean SECRETSTORE_* environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow") or os.environ.get("SECRETSTORE_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow or SECRETSTORE_SLOW_TESTS=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Point the store and the identity at tmp_path; drop any SECRETSTORE_* the caller had."""
+    for key in list(os.environ):
+        if key.startswith("SECRETSTORE_"):
+            monkeypatch.delenv(key)
+    store = tmp_path / "store"
+    identity = tmp_path / "config" / "identity"
+    monkeypatch.setenv("SECRETSTORE_DIR", str(store))
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", str(identity))
+    yield {"store": str(store), "identity": str(identity)}
+
+
+def console_script() -> str:
+    """The installed ``secretstore`` console script beside this interpreter."""
+    candidate = Path(sys.executable).parent / "secretstore"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("secretstore")
+    if found is None:
+        pytest.fail("the secretstore console script is not installed (run scripts/test)")
+    return found
+
+
+@pytest.fixture
+def cli_run() -> Callable[..., subprocess.CompletedProcess[bytes]]:
+    """Run the real console script: cli_run("set", "team", ..., input=b"...")."""
+
+    def run(*args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        return subprocess.run(
+            [console_script(), *args],
+            input=input if input is not None else b"",
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

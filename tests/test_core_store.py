@@ -1,0 +1,368 @@
+"""Library-level tests of the store: round trips, rules, tampering, concurrency, no plaintext on disk."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from secretstore import scopefile
+from secretstore.errors import (
+    IdentityError,
+    NotFoundError,
+    NotRecipientError,
+    PermissionsError,
+    StoreFormatError,
+    TamperedError,
+    UnsupportedVersionError,
+    UsageError,
+)
+from secretstore.identity import Identity, load_identity, load_or_create_identity
+from secretstore.store import Scope, Store
+
+FAKE = "fake-Value-0001"
+PROJECT = Scope.of("project", "prj42")
+CLUSTER = Scope.of("cluster", "gpu-a")
+TEAM = Scope.of("team")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def me() -> Identity:
+    return Identity.generate("test")
+
+
+def test_round_trip_every_scope(store: Store, me: Identity) -> None:
+    for scope in (TEAM, PROJECT, CLUSTER):
+        assert store.set(scope, "API_KEY", f"{FAKE}-{scope.entity}", me) is True
+    for scope in (TEAM, PROJECT, CLUSTER):
+        assert store.get(scope, "API_KEY", me) == f"{FAKE}-{scope.entity}"
+    assert sorted(store.scopes()) == sorted([TEAM, PROJECT, CLUSTER])
+    assert os.path.isfile(os.path.join(store.root, "projects", "prj42.toml"))
+    assert os.path.isfile(os.path.join(store.root, "clusters", "gpu-a.toml"))
+
+
+def test_replace_reports_not_new_and_keeps_other_names(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", "fake-a-1", me)
+    store.set(TEAM, "B", "fake-b-1", me)
+    assert store.set(TEAM, "A", "fake-a-2", me) is False
+    assert store.read(TEAM, me) == {"A": "fake-a-2", "B": "fake-b-1"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x", "multi\nline\nvalue\n", "-----BEGIN KEY-----\nAAAA\n-----END KEY-----", "ünïcødé ✓ 秘密", "a" * 65536],
+)
+def test_values_round_trip_exactly(store: Store, me: Identity, value: str) -> None:
+    store.set(PROJECT, "V", value, me)
+    assert store.get(PROJECT, "V", me) == value
+
+
+@pytest.mark.parametrize("value", ["", "nul\x00byte", "a" * 65537, "é" * 32769])
+def test_bad_values_refused_and_nothing_written(store: Store, me: Identity, value: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        store.set(TEAM, "V", value, me)
+    assert value[:20] not in str(caught.value) or not value
+    assert not os.path.exists(store.path(TEAM))
+
+
+@pytest.mark.parametrize("name", ["", "1ABC", "_A", "A-B", "A B", "Ä", "a" * 256, "A=B"])
+def test_bad_names_refused(store: Store, me: Identity, name: str) -> None:
+    with pytest.raises(UsageError):
+        store.set(TEAM, name, FAKE, me)
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_name_limit_is_inclusive(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A" * 255, FAKE, me)
+    assert store.list(TEAM)[0][0] == "A" * 255
+
+
+@pytest.mark.parametrize("scope_id", ["../x", "a/b", ".hidden", "..", "a..b", "", "x" * 129, "sp ace"])
+def test_bad_ids_refused(scope_id: str) -> None:
+    with pytest.raises(UsageError):
+        Scope.of("project", scope_id)
+
+
+def test_id_rules_follow_gradient() -> None:
+    with pytest.raises(UsageError, match="need --id"):
+        Scope.of("cluster", None)
+    with pytest.raises(UsageError, match="no --id"):
+        Scope.of("team", "x")
+    with pytest.raises(UsageError, match="unknown entity"):
+        Scope.of("org", None)
+
+
+def test_delete(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", "fake-a", me)
+    store.set(TEAM, "B", "fake-b", me)
+    store.delete(TEAM, "A", me)
+    assert [name for name, _ in store.list(TEAM)] == ["B"]
+    with pytest.raises(NotFoundError):
+        store.delete(TEAM, "A", me)
+    with pytest.raises(NotFoundError):
+        store.delete(PROJECT, "A", me)  # no file at all
+
+
+def test_list_needs_no_identity_and_empty_scope_is_empty(store: Store, me: Identity) -> None:
+    assert store.list(PROJECT) == []
+    store.set(PROJECT, "B", "fake", me)
+    store.set(PROJECT, "A", "fake", me)
+    assert [name for name, _ in store.list(PROJECT)] == ["A", "B"]
+
+
+def test_permissions_from_creation(store: Store, me: Identity) -> None:
+    store.set(PROJECT, "A", FAKE, me)
+    for directory in (store.root, os.path.join(store.root, "projects")):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store.path(PROJECT)).st_mode) == 0o600
+
+
+def test_no_plaintext_value_in_any_file(store: Store, me: Identity, tmp_path: Path) -> None:
+    values = {"A": "fake-plaintext-canary-1", "B": "fake-multi\nline-canary-2", "C": "ünï-canary-3"}
+    for name, value in values.items():
+        for scope in (TEAM, PROJECT, CLUSTER):
+            store.set(scope, name, value, me)
+    store.delete(CLUSTER, "A", me)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for value in values.values():
+                assert value.encode() not in data, path
+                for line in value.encode().splitlines():
+                    assert line not in data, path
+
+
+def test_other_identity_is_not_a_recipient(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    stranger = Identity.generate("stranger")
+    with pytest.raises(NotRecipientError) as caught:
+        store.get(TEAM, "A", stranger)
+    assert stranger.public_text in str(caught.value)
+    assert "recipients add" in str(caught.value)
+    with pytest.raises(NotRecipientError):
+        store.set(TEAM, "B", FAKE, stranger)
+
+
+def _rewrite(path: str, edit) -> None:  # type: ignore[no-untyped-def]
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    new = edit(text)
+    assert new != text, "the edit changed nothing: the test would prove nothing"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(new)
+
+
+def _field_line(text: str, prefix: str, occurrence: int = 0) -> str:
+    return [line for line in text.splitlines() if line.startswith(prefix)][occurrence]
+
+
+def _flip_b64(line: str, index: int) -> str:
+    import base64
+
+    key, _, quoted = line.partition(" = ")
+    raw = bytearray(base64.b64decode(quoted.strip('"')))
+    raw[index] ^= 0x01
+    return f'{key} = "{base64.b64encode(bytes(raw)).decode()}"'
+
+
+@pytest.mark.parametrize(
+    ("prefix", "index"),
+    [("nonce", 0), ("nonce", 23), ("ciphertext", 0), ("ciphertext", -1), ("ciphertext", -16), ("mac", 5), ("sealed_key", 40)],
+)
+def test_flipped_byte_fails_closed(store: Store, me: Identity, prefix: str, index: int) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    store.set(TEAM, "B", "fake-two", me)
+    path = store.path(TEAM)
+
+    def edit(text: str) -> str:
+        line = _field_line(text, prefix)
+        return text.replace(line, _flip_b64(line, index))
+
+    _rewrite(path, edit)
+    with pytest.raises(TamperedError):
+        store.read(TEAM, me)
+    with pytest.raises(TamperedError):
+        store.set(TEAM, "C", "fake-three", me)  # a tampered file is never re-MAC'd into a valid one
+
+
+def _swap_ciphertexts(text: str) -> str:
+    first = _field_line(text, "ciphertext", 0)
+    second = _field_line(text, "ciphertext", 1)
+    return text.replace(first, "@@1@@").replace(second, first).replace("@@1@@", second)
+
+
+def _drop_last_entry(text: str) -> str:
+    return text[: text.rindex("[secrets.")]
+
+
+def _reorder(text: str) -> str:
+    head, _, rest = text.partition("[secrets.")
+    blocks = ("[secrets." + rest).split("\n\n")
+    return head + "\n\n".join(reversed([b.strip("\n") for b in blocks])) + "\n"
+
+
+@pytest.mark.parametrize("edit", [_swap_ciphertexts, _drop_last_entry, _reorder])
+def test_structural_tampering_detected(store: Store, me: Identity, edit) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "fake-one", me)
+    store.set(TEAM, "B", "fake-two", me)
+    _rewrite(store.path(TEAM), edit)
+    with pytest.raises(TamperedError):
+        store.read(TEAM, me)
+
+
+def test_value_moved_between_scopes_fails_decrypt(store: Store, me: Identity) -> None:
+    """Even with a valid MAC, a ciphertext moved to another name does not decrypt (AAD)."""
+    store.set(TEAM, "A", "fake-one", me)
+    unlocked = store.unlock(TEAM, me)
+    assert unlocked is not None
+    entry = unlocked.file.entries["A"]
+    unlocked.file.entries["B"] = entry
+    store._write(unlocked)  # re-MAC'd by a key holder: only the AEAD binding can catch it
+    with pytest.raises(TamperedError, match="secret B"):
+        store.get(TEAM, "B", me)
+
+
+def test_file_moved_to_other_scope_refused(store: Store, me: Identity) -> None:
+    store.set(PROJECT, "A", FAKE, me)
+    other = Scope.of("project", "other")
+    os.makedirs(os.path.dirname(store.path(other)), exist_ok=True)
+    os.rename(store.path(PROJECT), store.path(other))
+    with pytest.raises(StoreFormatError, match="not project other"):
+        store.read(other, me)
+
+
+@pytest.mark.parametrize("cut", [2, 10, 100, 200])
+def test_truncated_file_fails_closed(store: Store, me: Identity, cut: int) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    path = store.path(TEAM)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) - cut])
+    with pytest.raises((StoreFormatError, TamperedError)):
+        store.read(TEAM, me)
+
+
+def test_missing_final_newline_is_still_the_same_file(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    path = Path(store.path(TEAM))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert store.read(TEAM, me) == {"A": FAKE}
+
+
+def test_unknown_version_refused_with_upgrade_hint(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v1"', '"secretstore/v2"'))
+    with pytest.raises(UnsupportedVersionError) as caught:
+        store.list(TEAM)
+    assert "newer version" in (caught.value.hint or "")
+
+
+def test_unknown_field_refused(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", FAKE, me)
+    _rewrite(store.path(TEAM), lambda t: t.replace("[secrets.A]\n", "[secrets.A]\nextra = 1\n"))
+    with pytest.raises(StoreFormatError, match="unknown field"):
+        store.list(TEAM)
+
+
+def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: Identity) -> None:
+    """Format v1 carries history and deleted entries; this code keeps them intact."""
+    store.set(TEAM, "A", "fake-old", me)
+    store.set(TEAM, "B", "fake-b", me)
+    unlocked = store.unlock(TEAM, me)
+    assert unlocked is not None
+    old = unlocked.file.entries["A"].current
+    assert old is not None
+    unlocked.put("A", "fake-new", "2026-01-02T00:00:00Z")
+    unlocked.file.entries["A"] = scopefile.Entry(unlocked.file.entries["A"].current, "2026-01-02T00:00:00Z", (old,))
+    b_old = unlocked.file.entries["B"].current
+    assert b_old is not None
+    unlocked.file.entries["B"] = scopefile.Entry(None, "2026-01-03T00:00:00Z", (b_old,))
+    store._write(unlocked)
+    assert store.read(TEAM, me) == {"A": "fake-new"}
+    assert [n for n, _ in store.list(TEAM)] == ["A"]
+    store.set(TEAM, "C", "fake-c", me)  # a rewrite keeps history
+    again = store.unlock(TEAM, me)
+    assert again is not None
+    assert again.file.entries["A"].history == (old,)
+    assert scopefile.decrypt(again.file, again.keys, "A", old, "t") == "fake-old"
+    assert store.set(TEAM, "B", "fake-b2", me) is True  # reviving a deleted name counts as new
+    assert store.unlock(TEAM, me).file.entries["B"].history == (b_old,)  # type: ignore[union-attr]
+
+
+def test_identity_file_permissions_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "id")
+    identity, created = load_or_create_identity(path)
+    assert created
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_identity(path).public_text == identity.public_text
+    os.chmod(path, 0o644)
+    with pytest.raises(PermissionsError) as caught:
+        load_identity(path)
+    assert caught.value.hint == f"run: chmod 600 {path}"
+
+
+def test_identity_repr_hides_secret(tmp_path: Path) -> None:
+    identity = Identity.generate()
+    text = identity.to_file_text()
+    secret_line = [line for line in text.splitlines() if not line.startswith("#")][0]
+    assert secret_line not in repr(identity)
+    assert secret_line[len("SECRETSTORE-SECRET-KEY-1") :] not in repr(identity)
+
+
+def test_mistyped_identity_refused(tmp_path: Path) -> None:
+    path = tmp_path / "id"
+    identity, _ = load_or_create_identity(str(path))
+    text = path.read_text()
+    key_line = [line for line in text.splitlines() if line.startswith("SECRETSTORE-")][0]
+    broken = key_line[:-3] + ("A" if key_line[-3] != "A" else "B") + key_line[-2:]
+    path.write_text(text.replace(key_line, broken))
+    with pytest.raises(IdentityError, match="checksum|base64"):
+        load_identity(str(path))
+
+
+def _writer(root: str, identity_path: str, worker: int, count: int) -> None:
+    identity = load_identity(identity_path)
+    store = Store(root)
+    for index in range(count):
+        store.set(TEAM, f"W{worker}_{index}", f"fake-{worker}-{index}", identity)
+
+
+def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    identity_path = str(tmp_path / "id")
+    identity, _ = load_or_create_identity(identity_path)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_writer, args=(root, identity_path, w, 10)) for w in range(8)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+        assert process.exitcode == 0
+    values = Store(root).read(TEAM, identity)
+    assert values == {f"W{w}_{i}": f"fake-{w}-{i}" for w in range(8) for i in range(10)}
+    leftovers = [name for name in os.listdir(root) if ".tmp-" in name]
+    assert leftovers == []
+
+
+def test_identities_created_concurrently_agree(tmp_path: Path) -> None:
+    path = str(tmp_path / "cfg" / "identity")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def create() -> None:
+        queue.put(load_or_create_identity(path)[0].public_text)
+
+    workers = [context.Process(target=create) for _ in range(6)]
+    for process in workers:
+        process.start()
+    results = {queue.get(timeout=30) for _ in workers}
+    for process in workers:
+        process.join(30)
+    assert results == {load_identity(path).public_text}
