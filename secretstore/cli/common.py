@@ -40,7 +40,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def open_store(ctx: typer.Context, store_flag: str | None = None) -> Store:
-    root_flag = (ctx.find_root().obj or {}).get("store") if ctx.find_root().obj else None
+    """The store named by the command's --store, else the global --store, else the environment."""
+    root_flag = (ctx.find_root().obj or {}).get("store")
     return Store(paths.store_dir(store_flag or root_flag))
 
 
