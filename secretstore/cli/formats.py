@@ -1,0 +1,225 @@
+"""export / import / inject: the merged set out as dotenv, JSON, shell or k8s; files in; templates.
+
+The formats themselves are pure functions in ``secretstore.formats``; this
+module reads the store (with the same context rules as ``exec``), prints,
+and writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from secretstore import fsio, merge
+from secretstore.cli import app
+from secretstore.cli.common import (
+    EntityArg,
+    IdOpt,
+    StoreOpt,
+    identity_for_read,
+    identity_for_write,
+    open_store,
+    scope_of,
+)
+from secretstore.cli.exec import ClusterOpt, ProjectOpt, StrictOpt
+from secretstore.errors import UsageError
+from secretstore.identity import Identity
+from secretstore.formats import EXPORT_FORMATS, IMPORT_FORMATS, parse_import, render, render_template
+from secretstore.rules import check_name, check_value
+from secretstore.store import Scope, Store, now
+
+
+def merged_secrets(
+    ctx: typer.Context,
+    store_flag: str | None,
+    project: str | None,
+    cluster: str | None,
+    strict: bool,
+) -> dict[str, str]:
+    """name -> value of the merged set (project > cluster > team); warnings on stderr."""
+    context = merge.resolve_context(project, cluster)
+    store = open_store(ctx, store_flag)
+    layers, warnings = merge.load_layers(store, context, identity_for_read, strict=strict)
+    for message in warnings:
+        sys.stderr.write(f"secretstore: warning: {message}\n")
+    sys.stderr.flush()
+    return merge.merged_values(merge.merge_scopes(layers))
+
+
+def set_many(store: Store, scope: Scope, values: dict[str, str], identity: Identity) -> list[str]:
+    """Set every name in ``values`` in ONE atomic write of the scope file; returns the new names.
+
+    Validates every name and value first, so a bad one writes nothing. Same
+    read-modify-write as ``Store.set`` (lock, unlock or create, put, atomic
+    replace); meant to move into ``Store`` as ``set_many``.
+    """
+    for name, value in values.items():
+        check_name(name)
+        try:
+            check_value(value)
+        except UsageError as exc:
+            raise UsageError(f"secret {name}: {exc.message}") from None
+    created: list[str] = []
+    with fsio.locked(store.root):
+        fsio.clean_stale_temps(os.path.dirname(store.path(scope)))
+        unlocked = store.unlock(scope, identity) or store.new_scope(scope, identity)
+        stamp = now()
+        for name, value in values.items():
+            if unlocked.put(name, value, stamp):
+                created.append(name)
+        fsio.atomic_write(store.path(scope), unlocked.to_bytes())
+    return created
+
+
+def _format_choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise UsageError(f"unknown {what} format {value!r}: choose one of {', '.join(allowed)}")
+    return value
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    project: ProjectOpt = None,
+    cluster: ClusterOpt = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", metavar="|".join(EXPORT_FORMATS), help="Output format."),
+    ] = "dotenv",
+    k8s_name: Annotated[
+        str, typer.Option("--k8s-name", metavar="NAME", help="metadata.name of the k8s Secret.")
+    ] = "secretstore",
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", metavar="NS", help="metadata.namespace of the k8s Secret."),
+    ] = None,
+    strict: StrictOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Print the merged secrets (project > cluster > team) with their values.
+
+    dotenv is read back exactly by python-dotenv with interpolate=False (with
+    interpolation on, python-dotenv expands ${...} even inside single quotes);
+    shell is safe to eval; k8s is a Secret manifest.
+
+    \b
+      secretstore export --format dotenv > .env
+      eval "$(secretstore export --format shell --project prj42)"
+      secretstore export --format k8s --cluster gpu-a | kubectl apply -f -
+    """
+    _format_choice(fmt, EXPORT_FORMATS, "export")
+    secrets = merged_secrets(ctx, store, project, cluster, strict)
+    text = render(secrets, fmt, k8s_name=k8s_name, k8s_namespace=namespace)
+    out = sys.stdout.buffer
+    out.write(text.encode("utf-8"))
+    out.flush()
+
+
+def _read_input(path: str) -> tuple[str, str]:
+    """(text, source) of FILE, or stdin for '-'."""
+    if path == "-":
+        raw, source = sys.stdin.buffer.read(), "stdin"
+    else:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        source = path
+    try:
+        return raw.decode("utf-8"), source
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not valid UTF-8") from None
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    entity: EntityArg,
+    file: Annotated[str, typer.Argument(metavar="FILE", help="A .env or JSON file; '-' reads stdin.")],
+    scope_id: IdOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="|".join(IMPORT_FORMATS),
+            help="Input format (default: json for *.json or text starting with '{', else dotenv).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and print what would be set; write nothing.")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Set every secret of a .env file or a JSON object in one scope, all or nothing.
+
+    Every name and value is checked before anything is written, and the scope
+    file is replaced in one atomic write.
+
+    \b
+      secretstore import team .env
+      secretstore import project --id prj42 secrets.json
+      vault-dump | secretstore import cluster --id gpu-a - --format json
+    """
+    scope = scope_of(entity, scope_id)
+    _format_choice(fmt, IMPORT_FORMATS, "import")
+    text, source = _read_input(file)
+    values = parse_import(text, source=source, fmt=fmt)
+    for name, value in values.items():
+        check_name(name)
+        try:
+            check_value(value)
+        except UsageError as exc:
+            raise UsageError(f"{source}: secret {name}: {exc.message}") from None
+    if not values:
+        typer.echo("No data found")
+        return
+    target = open_store(ctx, store)
+    if dry_run:
+        existing = {name for name, _updated in target.list(scope)}
+        for name in values:
+            verb = "replace" if name in existing else "set"
+            typer.echo(f"Would {verb} {scope.entity} secret '{name}'")
+        return
+    set_many(target, scope, values, identity_for_write())
+    for name in values:
+        typer.echo(f"Set {scope.entity} secret '{name}'")
+
+
+@app.command("inject")
+def inject_command(
+    ctx: typer.Context,
+    template: Annotated[
+        str,
+        typer.Option("--in", "-i", metavar="TEMPLATE", help="Template file ('-' for stdin)."),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option("--out", "-o", metavar="OUT", help="Write here (created 0600) instead of stdout."),
+    ] = None,
+    project: ProjectOpt = None,
+    cluster: ClusterOpt = None,
+    strict: StrictOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Replace {{ secret:NAME }} in a template with merged secret values.
+
+    A reference to a missing secret is an error that lists every missing name;
+    nothing is written then.
+
+    \b
+      secretstore inject -i config.yaml.tpl -o config.yaml
+    """
+    text, _source = _read_input(template)
+    secrets = merged_secrets(ctx, store, project, cluster, strict)
+    rendered = render_template(text, secrets).encode("utf-8")
+    if output is None or output == "-":
+        out = sys.stdout.buffer
+        out.write(rendered)
+        out.flush()
+        return
+    fsio.atomic_write(os.path.abspath(output), rendered)

@@ -1,0 +1,280 @@
+"""``secretstore exec`` without typer: a hand-written parser and the exec itself.
+
+``secretstore.main`` sends ``exec`` here so that the most common command pays
+only for what it uses (typer's import alone costs several times a bare
+``python -c pass``). The typer command in ``secretstore/cli/exec.py`` stays
+the documented interface: ``--help``, and any command line this parser does
+not understand exactly, fall back to it (``parse`` returns None), so usage
+errors and help come from one definition. ``tests/test_exec.py`` checks that
+the options below are exactly the ones the typer command declares.
+
+Both parsers end in ``run_exec``: one implementation of what exec does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from secretstore.errors import EXIT_FAILURE, SecretStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Mapping, Sequence
+
+    from secretstore.identity import Identity
+    from secretstore.merge import Injection
+
+PROG = "secretstore"
+ENV_MASK = "SECRETSTORE_MASK"
+
+# Options of ``secretstore exec``: long name -> attribute of ExecOptions.
+VALUE_OPTIONS = {
+    "--project": "project",
+    "--cluster": "cluster",
+    "--env": "env",  # repeatable
+    "--store": "store",
+}
+FLAG_OPTIONS = {
+    "--refs-only": "refs_only",
+    "--no-override": "no_override",
+    "--strict": "strict",
+    "--mask": "mask",
+    "--dry-run": "dry_run",
+}
+
+
+class ExecOptions:
+    """A parsed ``secretstore exec`` command line."""
+
+    __slots__ = (
+        "cluster",
+        "command",
+        "dry_run",
+        "env",
+        "mask",
+        "no_override",
+        "project",
+        "refs_only",
+        "store",
+        "strict",
+    )
+
+    def __init__(
+        self,
+        command: Sequence[str] = (),
+        *,
+        project: str | None = None,
+        cluster: str | None = None,
+        env: Sequence[str] = (),
+        store: str | None = None,
+        refs_only: bool = False,
+        no_override: bool = False,
+        strict: bool = False,
+        mask: bool = False,
+        dry_run: bool = False,
+    ) -> None:
+        self.command = list(command)
+        self.project = project
+        self.cluster = cluster
+        self.env = list(env)
+        self.store = store
+        self.refs_only = refs_only
+        self.no_override = no_override
+        self.strict = strict
+        self.mask = mask
+        self.dry_run = dry_run
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "env")
+        return f"ExecOptions({fields}, env=<{len(self.env)} given>)"
+
+
+def split_global(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
+    """(global --store, arguments after ``exec``) when ``argv`` is an exec command.
+
+    Recognises ``exec ...``, ``--store DIR exec ...`` and ``--store=DIR exec ...``;
+    None for anything else.
+    """
+    args = list(argv)
+    store = None
+    if args[:1] == ["--store"] and len(args) >= 3:
+        store, args = args[1], args[2:]
+    elif args[:1] and args[0].startswith("--store="):
+        store, args = args[0][len("--store=") :], args[1:]
+    if args[:1] != ["exec"] or (store is not None and (not store or store.startswith("-"))):
+        return None
+    return store, args[1:]
+
+
+def parse(args: Sequence[str], global_store: str | None = None) -> ExecOptions | None:
+    """Options after ``exec``, or None when typer should handle the line.
+
+    Like the typer command (click with interspersed arguments off), options
+    end at ``--`` or at the first argument that is not an option. Anything
+    unusual returns None: help, an unknown option, a missing command, a
+    value that looks like an option.
+    """
+    options = ExecOptions(store=global_store)
+    env: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, sep, value = arg.partition("=")
+        if name in FLAG_OPTIONS and not sep:
+            setattr(options, FLAG_OPTIONS[name], True)
+            index += 1
+            continue
+        if name not in VALUE_OPTIONS:
+            return None  # --help, -h, unknown or misspelt: typer says what is wrong
+        if not sep:
+            if index + 1 >= len(args):
+                return None
+            value = args[index + 1]
+            index += 1
+        if value.startswith("-") or (not value and name != "--env"):
+            return None
+        if name == "--env":
+            env.append(value)
+        else:
+            setattr(options, VALUE_OPTIONS[name], value)
+        index += 1
+    options.command = list(args[index:])
+    options.env = env
+    if not options.command:
+        return None
+    return options
+
+
+# --- running -------------------------------------------------------------------
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """``secretstore: error: ...`` (and a hint), as ``secretstore.cli.error_line`` prints."""
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"{PROG}: hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def warning_line(message: str) -> None:
+    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def mask_requested(flag: bool, environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return flag or env.get(ENV_MASK, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An ASCII table in the style of ``secretstore list``."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: Sequence[str]) -> str:
+        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(cells, widths, strict=True)) + "|"
+
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
+
+
+def _read_identity() -> Identity:
+    from secretstore.identity import resolve_identity
+
+    identity, _created = resolve_identity(create=False)
+    return identity
+
+
+def prepare(options: ExecOptions) -> tuple[dict[str, str], list[Injection], list[str]]:
+    """(environment, decided injections, warnings) for ``options``; runs nothing."""
+    from secretstore import merge, paths
+    from secretstore.store import Store
+
+    context = merge.resolve_context(options.project, options.cluster)
+    store = Store(paths.store_dir(options.store))
+    layers, warnings = merge.load_layers(store, context, _read_identity, strict=options.strict)
+    merged = merge.merge_scopes(layers)
+    explicit = [merge.parse_env_assignment(text) for text in options.env]
+    env, decided = merge.build_environment(
+        merged,
+        os.environ,
+        explicit,
+        refs_only=options.refs_only,
+        no_override=options.no_override,
+        searched=merge.describe_scopes(scope for scope, _ in layers),
+    )
+    return env, decided, warnings
+
+
+def dry_run_table(decided: Sequence[Injection]) -> str:
+    if not decided:
+        return "No data found"
+    rows = []
+    for item in decided:
+        overrides = ", ".join(item.overrides) or "-"
+        rows.append([item.name, item.origin, overrides])
+    return text_table(["Name", "From", "Overrides"], rows)
+
+
+def run_exec(options: ExecOptions) -> int:
+    """Do what ``secretstore exec`` does; returns an exit status unless the process is replaced."""
+    env, decided, warnings = prepare(options)
+    for message in warnings:
+        warning_line(message)
+    if options.dry_run:
+        sys.stdout.write(dry_run_table(decided) + "\n")
+        sys.stdout.flush()
+        return 0
+    from secretstore import runner
+
+    runner.check_environment_limits(env, options.command)
+    if mask_requested(options.mask):
+        from secretstore.merge import mask_values
+
+        return runner.supervise(options.command, env, mask_values(decided))
+    runner.exec_program(options.command, env)
+    return EXIT_FAILURE  # not reached: exec_program replaces the process or raises
+
+
+def _disable_core_dumps() -> None:
+    """A core dump of this process could hold decrypted secrets."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def main(argv: Sequence[str]) -> int | None:
+    """The fast path: an exit status, or None when the typer CLI should take ``argv``."""
+    split = split_global(argv)
+    if split is None:
+        return None
+    options = parse(split[1], split[0])
+    if options is None:
+        return None
+    _disable_core_dumps()
+    try:
+        return run_exec(options)
+    except SecretStoreError as exc:
+        error_line(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: one line, no locals, no values
+        if os.environ.get("SECRETSTORE_DEBUG"):
+            raise
+        error_line(
+            f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
+            "please report it)"
+        )
+        return EXIT_FAILURE
