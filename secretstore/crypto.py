@@ -126,3 +126,58 @@ def compute_mac(keys: FileKeys, data: bytes) -> bytes:
 def mac_matches(keys: FileKeys, data: bytes, expected: bytes) -> bool:
     actual = compute_mac(keys, data)
     return len(expected) == MAC_BYTES and bool(_sodium.sodium_memcmp(actual, expected))
+
+
+# --- passphrase-wrapped identities ------------------------------------------
+#
+# The identity's secret key is encrypted with XChaCha20-Poly1305 under a key
+# derived from the passphrase with Argon2id (libsodium's crypto_pwhash,
+# ALG_ARGON2ID13). The cost parameters travel in the identity file; on read
+# they are capped, so a forged file cannot make us allocate unbounded memory.
+
+PWHASH_SALT_BYTES = _sodium.crypto_pwhash_SALTBYTES  # 16
+ARGON2_LIMITS = {
+    "interactive": (
+        _sodium.crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
+        _sodium.crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE,
+    ),
+    "moderate": (
+        _sodium.crypto_pwhash_argon2id_OPSLIMIT_MODERATE,
+        _sodium.crypto_pwhash_argon2id_MEMLIMIT_MODERATE,
+    ),
+    "sensitive": (
+        _sodium.crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE,
+        _sodium.crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE,
+    ),
+}
+DEFAULT_ARGON2_LIMITS = "moderate"
+# Read-side bounds: libsodium's minimums, and SENSITIVE as the ceiling.
+OPSLIMIT_RANGE = (_sodium.crypto_pwhash_argon2id_OPSLIMIT_MIN, ARGON2_LIMITS["sensitive"][0])
+MEMLIMIT_RANGE = (_sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN, ARGON2_LIMITS["sensitive"][1])
+
+
+def derive_passphrase_key(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    """Argon2id13 -> a 32-byte wrapping key. The caller checks the limits first."""
+    return bytes(
+        _sodium.crypto_pwhash_alg(
+            KEY_BYTES, passphrase, salt, opslimit, memlimit, _sodium.crypto_pwhash_ALG_ARGON2ID13
+        )
+    )
+
+
+def wrap_secret(wrapping_key: bytes, secret: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext-with-tag): XChaCha20-Poly1305 under a fresh random nonce."""
+    nonce = random_bytes(NONCE_BYTES)
+    return nonce, bytes(
+        _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(secret, aad, nonce, wrapping_key)
+    )
+
+
+def unwrap_secret(wrapping_key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes | None:
+    """The wrapped secret, or None when the tag does not verify (wrong passphrase or tampering)."""
+    try:
+        return bytes(
+            _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, wrapping_key)
+        )
+    except CryptoError:
+        return None

@@ -11,19 +11,42 @@ The identity file is text, outside the store::
     # public key: ssk1...
     SECRETSTORE-SECRET-KEY-1...
 
+or, protected by a passphrase (docs/format-identity.md)::
+
+    SECRETSTORE-PROTECTED-KEY-1 ssk1... argon2id opslimit=3 memlimit=268435456 salt=... nonce=... ciphertext=...
+
 A key file readable by group or others is refused, as ssh refuses one.
+``SECRETSTORE_KEY`` may hold the key itself (CI, cluster nodes); then nothing
+is read from or written to disk for the identity.
+
+Imports stay lazy: ``resolve_identity`` is on the ``exec`` fast path.
 """
 
 from __future__ import annotations
 
 import binascii
 import os
+from typing import TYPE_CHECKING
 
 from secretstore import crypto, fsio
-from secretstore.errors import IdentityError, PermissionsError, UsageError
+from secretstore.errors import IdentityError, PermissionsError, UsageError, WrongKeyError
 
 PUBLIC_PREFIX = "ssk1"
 SECRET_PREFIX = "SECRETSTORE-SECRET-KEY-1"
+PROTECTED_PREFIX = "SECRETSTORE-PROTECTED-KEY-1"
+KDF_NAME = "argon2id"
+_WRAP_LABEL = "secretstore identity key v1\n"  # domain label, part of the AEAD's associated data
+
+ENV_KEY = "SECRETSTORE_KEY"
+ENV_PASSPHRASE = "SECRETSTORE_PASSPHRASE"
+ENV_NEW_PASSPHRASE = "SECRETSTORE_NEW_PASSPHRASE"
+ENV_ARGON2_LIMITS = "SECRETSTORE_ARGON2_LIMITS"
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    # A prompt callback: message -> passphrase, or None when it cannot ask.
+    PassphrasePrompt = Callable[[str], str | None]
 _CHECKSUM_BYTES = 4
 
 
@@ -118,6 +141,19 @@ class Identity:
     def open_data_key(self, sealed: bytes, where: str) -> bytes:
         return crypto.open_data_key(sealed, self.public_key, self._secret_key, where)
 
+    @property
+    def secret_line(self) -> str:
+        return _encode_key(SECRET_PREFIX, self._secret_key)
+
+    def protect(self, passphrase: str, limits: str | None = None) -> ProtectedKey:
+        """This key encrypted under ``passphrase`` (Argon2id, then XChaCha20-Poly1305)."""
+        opslimit, memlimit = crypto.ARGON2_LIMITS[limits or argon2_limits_for_new_keys()]
+        salt = crypto.random_bytes(crypto.PWHASH_SALT_BYTES)
+        sealed = ProtectedKey(self.public_key, opslimit, memlimit, salt, b"", b"")
+        wrapping_key = crypto.derive_passphrase_key(_passphrase_bytes(passphrase), salt, opslimit, memlimit)
+        nonce, ciphertext = crypto.wrap_secret(wrapping_key, self._secret_key, sealed.aad())
+        return ProtectedKey(self.public_key, opslimit, memlimit, salt, nonce, ciphertext)
+
     def to_file_text(self) -> str:
         return (
             "# secretstore identity: keep this file private, it decrypts your secrets\n"
@@ -129,8 +165,114 @@ class Identity:
         return f"Identity(public={self.public_text!r}, secret=<redacted>)"
 
 
-def parse_identity_text(text: str, source: str) -> Identity:
-    """An identity from the text of an identity file (comments allowed) or a bare key line."""
+class ProtectedKey:
+    """The passphrase form of an identity file. Its public key is readable without the passphrase."""
+
+    __slots__ = ("ciphertext", "memlimit", "nonce", "opslimit", "public_key", "salt")
+
+    def __init__(
+        self, public_key: bytes, opslimit: int, memlimit: int, salt: bytes, nonce: bytes, ciphertext: bytes
+    ) -> None:
+        self.public_key = public_key
+        self.opslimit = opslimit
+        self.memlimit = memlimit
+        self.salt = salt
+        self.nonce = nonce
+        self.ciphertext = ciphertext
+
+    @property
+    def public_text(self) -> str:
+        return _encode_key(PUBLIC_PREFIX, self.public_key)
+
+    def _header(self) -> str:
+        return (
+            f"{PROTECTED_PREFIX} {self.public_text} {KDF_NAME} "
+            f"opslimit={self.opslimit} memlimit={self.memlimit} salt={_b64url(self.salt)}"
+        )
+
+    def aad(self) -> bytes:
+        """Associated data: the domain label and every field before the nonce."""
+        return (_WRAP_LABEL + self._header()).encode("ascii")
+
+    def line(self) -> str:
+        return f"{self._header()} nonce={_b64url(self.nonce)} ciphertext={_b64url(self.ciphertext)}"
+
+    def to_file_text(self) -> str:
+        return (
+            "# secretstore identity (passphrase-protected): keep this file private\n"
+            f"# public key: {self.public_text}\n"
+            f"{self.line()}\n"
+        )
+
+    @classmethod
+    def parse(cls, line: str, source: str) -> ProtectedKey:
+        fields = line.split(" ")
+        names = ("opslimit", "memlimit", "salt", "nonce", "ciphertext")
+        if len(fields) != 8 or fields[0] != PROTECTED_PREFIX or fields[2] != KDF_NAME:
+            raise IdentityError(f"{source}: malformed {PROTECTED_PREFIX} line")
+        values: dict[str, str] = {}
+        for name, item in zip(names, fields[3:], strict=True):
+            key, sep, value = item.partition("=")
+            if key != name or not sep:
+                raise IdentityError(f"{source}: expected {name}=... in the {PROTECTED_PREFIX} line")
+            values[name] = value
+        try:
+            public_key = _decode_key(PUBLIC_PREFIX, fields[1], "public key")
+            opslimit, memlimit = int(values["opslimit"]), int(values["memlimit"])
+            salt, nonce, ciphertext = (_unb64url(values[n]) for n in ("salt", "nonce", "ciphertext"))
+        except (ValueError, binascii.Error):
+            raise IdentityError(f"{source}: malformed {PROTECTED_PREFIX} line") from None
+        low_ops, high_ops = crypto.OPSLIMIT_RANGE
+        low_mem, high_mem = crypto.MEMLIMIT_RANGE
+        if not (low_ops <= opslimit <= high_ops and low_mem <= memlimit <= high_mem):
+            raise IdentityError(
+                f"{source}: Argon2id limits opslimit={opslimit} memlimit={memlimit} are outside "
+                f"the accepted range (at most opslimit={high_ops} memlimit={high_mem})"
+            )
+        if (
+            len(salt) != crypto.PWHASH_SALT_BYTES
+            or len(nonce) != crypto.NONCE_BYTES
+            or len(ciphertext) != crypto.KEY_BYTES + crypto.TAG_BYTES
+        ):
+            raise IdentityError(f"{source}: a field of the {PROTECTED_PREFIX} line has the wrong length")
+        return cls(public_key, opslimit, memlimit, salt, nonce, ciphertext)
+
+    def unlock(self, passphrase: str, source: str) -> Identity:
+        """Derive the wrapping key once and open the secret key; WrongKeyError if it does not open."""
+        wrapping_key = crypto.derive_passphrase_key(
+            _passphrase_bytes(passphrase), self.salt, self.opslimit, self.memlimit
+        )
+        secret = crypto.unwrap_secret(wrapping_key, self.nonce, self.ciphertext, self.aad())
+        if secret is None:
+            raise WrongKeyError(
+                f"wrong passphrase for identity {source} (or the file was altered)",
+                hint=f"check the passphrase, or {ENV_PASSPHRASE} if you set it",
+            )
+        identity = Identity(secret, source)
+        if identity.public_key != self.public_key:
+            raise IdentityError(f"{source}: the key does not match its public key")
+        return identity
+
+    def __repr__(self) -> str:
+        return f"ProtectedKey(public={self.public_text!r})"
+
+
+def _passphrase_bytes(passphrase: str) -> bytes:
+    return passphrase.encode("utf-8")
+
+
+def argon2_limits_for_new_keys() -> str:
+    """Argon2id cost for keys wrapped now: MODERATE, unless $SECRETSTORE_ARGON2_LIMITS names another."""
+    chosen = os.environ.get(ENV_ARGON2_LIMITS) or crypto.DEFAULT_ARGON2_LIMITS
+    if chosen not in crypto.ARGON2_LIMITS:
+        raise UsageError(
+            f"{ENV_ARGON2_LIMITS}={chosen!r}: choose one of {', '.join(crypto.ARGON2_LIMITS)}"
+        )
+    return chosen
+
+
+def parse_key_text(text: str, source: str) -> "Identity | ProtectedKey":
+    """The key in an identity file's text (comments allowed) or a bare key line, still locked if protected."""
     keys = [
         line.strip()
         for line in text.splitlines()
@@ -138,11 +280,51 @@ def parse_identity_text(text: str, source: str) -> Identity:
     ]
     if len(keys) != 1:
         raise IdentityError(f"{source}: expected exactly one {SECRET_PREFIX}... line")
+    if keys[0].startswith(PROTECTED_PREFIX):
+        return ProtectedKey.parse(keys[0], source)
     try:
         secret = _decode_key(SECRET_PREFIX, keys[0], "secret key")
     except ValueError as exc:
         raise IdentityError(f"{source}: {exc}") from None
     return Identity(secret, source)
+
+
+def terminal_prompt(message: str) -> str | None:
+    """Ask on the terminal with hidden input, only when stdin is a terminal; else None."""
+    try:
+        if not os.isatty(0):
+            return None
+    except OSError:
+        return None
+    import getpass
+
+    try:
+        return getpass.getpass(message)
+    except EOFError:
+        return None
+
+
+def passphrase_for(source: str, prompt: PassphrasePrompt | None = None) -> str:
+    """$SECRETSTORE_PASSPHRASE, else the prompt; a clear error when neither gives one."""
+    passphrase = os.environ.get(ENV_PASSPHRASE)
+    if passphrase is None:
+        passphrase = (prompt or terminal_prompt)(f"Passphrase for {source}: ")
+    if passphrase is None:
+        raise IdentityError(
+            f"identity {source} is protected by a passphrase and there is no terminal to ask on",
+            hint=f"set {ENV_PASSPHRASE}, or run the command on a terminal",
+        )
+    if not passphrase:
+        raise WrongKeyError(f"empty passphrase for identity {source}")
+    return passphrase
+
+
+def parse_identity_text(text: str, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
+    """An identity from the text of an identity file or a bare key line, unlocked."""
+    key = parse_key_text(text, source)
+    if isinstance(key, Identity):
+        return key
+    return key.unlock(passphrase_for(source, prompt), source)
 
 
 def check_private_permissions(path: str, stat_result: os.stat_result) -> None:
@@ -154,14 +336,14 @@ def check_private_permissions(path: str, stat_result: os.stat_result) -> None:
         )
 
 
-def load_identity(path: str) -> Identity:
-    """Read the identity file at ``path``; refuse a missing, loose or malformed one."""
+def read_key_file(path: str) -> "Identity | ProtectedKey":
+    """The key in the identity file at ``path`` (not unlocked); refuse a missing, loose or malformed one."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise IdentityError(
             f"no identity at {path}",
-            hint="secretstore creates one on the first set; or point SECRETSTORE_IDENTITY at yours",
+            hint="run 'secretstore init' (or any set creates one); or point SECRETSTORE_IDENTITY at yours",
         ) from None
     except OSError as exc:
         raise IdentityError(f"cannot read identity {path}: {exc.strerror}") from None
@@ -172,25 +354,34 @@ def load_identity(path: str) -> Identity:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise IdentityError(f"{path}: not an identity file") from None
-    return parse_identity_text(text, path)
+    return parse_key_text(text, path)
 
 
-def create_identity(path: str) -> Identity:
+def load_identity(path: str, prompt: PassphrasePrompt | None = None) -> Identity:
+    """Read and, if protected, unlock the identity file at ``path``."""
+    key = read_key_file(path)
+    if isinstance(key, Identity):
+        return key
+    return key.unlock(passphrase_for(path, prompt), path)
+
+
+def create_identity(path: str, passphrase: str | None = None) -> Identity:
     """Generate a new identity at ``path``; refuse to overwrite an existing one."""
-    identity = _try_create(path)
+    identity = _try_create(path, passphrase)
     if identity is None:
         raise IdentityError(f"an identity already exists at {path}; refusing to overwrite it")
     return identity
 
 
-def _try_create(path: str) -> Identity | None:
+def _try_create(path: str, passphrase: str | None = None) -> Identity | None:
     identity = Identity.generate(path)
-    if fsio.create_exclusive(path, identity.to_file_text().encode("ascii")):
+    text = identity.to_file_text() if passphrase is None else identity.protect(passphrase).to_file_text()
+    if fsio.create_exclusive(path, text.encode("ascii")):
         return identity
     return None
 
 
-def load_or_create_identity(path: str) -> tuple[Identity, bool]:
+def load_or_create_identity(path: str, prompt: PassphrasePrompt | None = None) -> tuple[Identity, bool]:
     """The identity at ``path``, created if missing. Returns (identity, created).
 
     Two processes racing to create it end up sharing one: the loser loads the
@@ -200,17 +391,64 @@ def load_or_create_identity(path: str) -> tuple[Identity, bool]:
         created = _try_create(path)
         if created is not None:
             return created, True
-    return load_identity(path), False
+    return load_identity(path, prompt), False
 
 
-def resolve_identity(create: bool = False) -> tuple[Identity, bool]:
-    """The caller's identity from its configured place. Returns (identity, created).
+def key_from_env() -> "Identity | ProtectedKey" | None:
+    """The key held in $SECRETSTORE_KEY (whole identity file text or its key line), if set."""
+    text = os.environ.get(ENV_KEY)
+    if not text:
+        return None
+    return parse_key_text(text, ENV_KEY)
 
-    ``create`` is for commands that write: the first write makes the identity.
+
+def identity_location() -> str:
+    """Where the identity comes from: ``SECRETSTORE_KEY`` or the identity file's path."""
+    if os.environ.get(ENV_KEY):
+        return ENV_KEY
+    from secretstore import paths
+
+    return paths.identity_path()
+
+
+def resolve_identity(
+    create: bool = False, prompt: PassphrasePrompt | None = None
+) -> tuple[Identity, bool]:
+    """The caller's identity, unlocked once. Returns (identity, created).
+
+    ``$SECRETSTORE_KEY`` wins, and then the disk is never touched (no file is
+    created either). ``create`` is for commands that write: the first write
+    makes the identity file. A protected file asks ``prompt`` (default: a
+    hidden prompt when stdin is a terminal) unless ``$SECRETSTORE_PASSPHRASE``
+    is set.
     """
+    from_env = key_from_env()
+    if from_env is not None:
+        if isinstance(from_env, Identity):
+            return from_env, False
+        return from_env.unlock(passphrase_for(ENV_KEY, prompt), ENV_KEY), False
     from secretstore import paths
 
     path = paths.identity_path()
     if create:
-        return load_or_create_identity(path)
-    return load_identity(path), False
+        return load_or_create_identity(path, prompt)
+    return load_identity(path, prompt), False
+
+
+def resolve_public_text() -> str:
+    """The caller's public key, without asking for a passphrase."""
+    key = key_from_env()
+    if key is None:
+        from secretstore import paths
+
+        key = read_key_file(paths.identity_path())
+    return key.public_text
+
+
+def write_identity_file(path: str, identity: Identity, passphrase: str | None) -> None:
+    """Replace the identity file at ``path`` (protected when ``passphrase`` is given), atomically."""
+    if passphrase is None:
+        text = identity.to_file_text()
+    else:
+        text = identity.protect(passphrase).to_file_text()
+    fsio.atomic_write(path, text.encode("ascii"))

@@ -83,6 +83,7 @@ def _disable_core_dumps() -> None:
 
 
 from secretstore.cli import secrets as _secrets  # noqa: E402  (registers the commands)
+from secretstore.cli import git as _git, identity as _identity, recipients as _recipients  # noqa: E402,F401
 from secretstore.cli import exec as _exec, formats as _formats  # noqa: E402,F401
 
 del _secrets
