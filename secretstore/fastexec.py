@@ -232,7 +232,6 @@ def run_exec(options: ExecOptions) -> int:
         return 0
     from secretstore import runner
 
-    runner.check_environment_limits(env, options.command)
     if mask_requested(options.mask):
         from secretstore.merge import mask_values
 
