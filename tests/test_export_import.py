@@ -1,0 +1,190 @@
+"""export and import through the real console script: round trips, all-or-nothing, one write. Fake values only."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from secretstore import fsio
+from secretstore.cli.formats import set_many
+from secretstore.errors import UsageError
+from secretstore.identity import resolve_identity
+from secretstore.store import TEAM, Scope, Store
+from tests.conftest import console_script
+
+Run = Callable[..., subprocess.CompletedProcess[bytes]]
+
+TRICKY = {
+    "MULTI_LINE": "-----BEGIN FAKE KEY-----\nabc\ndef\n-----END FAKE KEY-----\n",
+    "QUOTES": "it's a \"fake\" value with 'both' quotes",
+    "BACKSLASH": "C:\\fake\\path\\n not a newline \\'",
+    "DOLLAR": "fake${HOME}$USER `echo no` $(echo no)",
+    "HASH": "value # not a comment",
+    "SPACES": "  leading and trailing  ",
+    "UNICODE": "fäke ✓ värde",
+    "EQUALS": "a=b=c",
+}
+
+
+def _import(cli_run: Run, tmp_path: Path, text: str, *args: str, suffix: str = ".env") -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / f"input{suffix}"
+    path.write_text(text, encoding="utf-8")
+    return cli_run("import", *args, str(path))
+
+
+def _seed_tricky(isolated_env: dict[str, str]) -> Store:
+    store = Store(isolated_env["store"])
+    set_many(store, TEAM, dict(TRICKY), resolve_identity(create=True)[0])
+    return store
+
+
+def test_export_dotenv_round_trips_through_python_dotenv(isolated_env: dict[str, str], cli_run: Run) -> None:
+    _seed_tricky(isolated_env)
+    done = cli_run("export", "--format", "dotenv")
+    assert done.returncode == 0, done.stderr
+    parsed = dotenv_values(stream=io.StringIO(done.stdout.decode("utf-8")), interpolate=False)
+    assert parsed == TRICKY
+
+
+def test_dotenv_import_export_import_is_stable(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    _seed_tricky(isolated_env)
+    first = cli_run("export").stdout
+    done = _import(cli_run, tmp_path, first.decode("utf-8"), "project", "--id", "copy")
+    assert done.returncode == 0, done.stderr
+    second = cli_run("export", "--project", "copy").stdout
+    assert first == second
+    assert Store(isolated_env["store"]).read(Scope("project", "copy"), resolve_identity()[0]) == TRICKY
+
+
+def test_import_dotenv_syntax(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    text = (
+        "# a comment\n"
+        "export EXPORTED=plain\n"
+        'DOUBLE="line1\\nline2"\n'
+        "SINGLE='keep $NOT_EXPANDED'\n"
+        'MULTI="first\nsecond"\n'
+    )
+    done = _import(cli_run, tmp_path, text, "team")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().count("Set team secret") == 4
+    values = Store(isolated_env["store"]).read(TEAM, resolve_identity()[0])
+    assert values == {
+        "EXPORTED": "plain",
+        "DOUBLE": "line1\nline2",
+        "SINGLE": "keep $NOT_EXPANDED",
+        "MULTI": "first\nsecond",
+    }
+
+
+def test_json_round_trip_and_stdin(isolated_env: dict[str, str], cli_run: Run) -> None:
+    done = cli_run("import", "cluster", "--id", "gpu-a", "-", "--format", "json",
+                   input=json.dumps(TRICKY).encode("utf-8"))
+    assert done.returncode == 0, done.stderr
+    out = cli_run("export", "--cluster", "gpu-a", "--format", "json")
+    assert json.loads(out.stdout) == TRICKY
+
+
+def test_shell_export_survives_bash_eval(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    _seed_tricky(isolated_env)
+    script = tmp_path / "exported.sh"
+    script.write_bytes(cli_run("export", "--format", "shell").stdout)
+    names = " ".join(sorted(TRICKY))
+    dump = f'eval "$(cat {script})"; for n in {names}; do printf "%s\\0%s\\0" "$n" "${{!n}}"; done'
+    done = subprocess.run(["bash", "-c", dump], capture_output=True, timeout=30, check=True,
+                          env={"PATH": os.environ["PATH"]})
+    parts = done.stdout.decode("utf-8").split("\0")[:-1]
+    assert dict(zip(parts[::2], parts[1::2], strict=True)) == TRICKY
+
+
+def test_k8s_export(isolated_env: dict[str, str], cli_run: Run) -> None:
+    _seed_tricky(isolated_env)
+    done = cli_run("export", "--format", "k8s", "--k8s-name", "train-secrets", "--namespace", "ml")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert lines[:2] == ["apiVersion: v1", "kind: Secret"]
+    assert '  name: "train-secrets"' in lines and '  namespace: "ml"' in lines
+    data = {}
+    for line in lines[lines.index("data:") + 1 :]:
+        key, encoded = (part.strip().strip('"') for part in line.split(":", 1))
+        data[key] = base64.b64decode(encoded).decode("utf-8")
+    assert data == TRICKY
+
+
+def test_export_uses_precedence_and_context(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    store = Store(isolated_env["store"])
+    me = resolve_identity(create=True)[0]
+    store.set(TEAM, "SHARED", "fake-team", me)
+    store.set(TEAM, "T", "fake-t", me)
+    store.set(Scope("project", "prj42"), "SHARED", "fake-project", me)
+    (tmp_path / ".secretstore.toml").write_text('project = "prj42"\n')
+    done = subprocess.run([console_script(), "export", "--format", "json"], capture_output=True,
+                          cwd=tmp_path, timeout=60, check=False)
+    assert json.loads(done.stdout) == {"SHARED": "fake-project", "T": "fake-t"}
+
+
+def test_export_bad_format_is_usage_error(cli_run: Run) -> None:
+    done = cli_run("export", "--format", "yaml")
+    assert done.returncode == 2 and b"yaml" in done.stderr
+
+
+def test_import_is_all_or_nothing(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "EXISTING", "fake-existing", resolve_identity(create=True)[0])
+    before = Path(store.path(TEAM)).read_bytes()
+    for text in ("GOOD=fake-1\nbad-name=fake-2\nALSO_GOOD=fake-3\n", "GOOD=fake-1\nEMPTY=\n"):
+        done = _import(cli_run, tmp_path, text, "team")
+        assert done.returncode == 2, done.stderr
+        assert b"fake-" not in done.stderr
+        assert Path(store.path(TEAM)).read_bytes() == before
+    done = _import(cli_run, tmp_path, "GOOD=fake-1\n", "project", "--id", "fresh")
+    assert done.returncode == 0
+    bad = _import(cli_run, tmp_path, "0BAD=x\n", "cluster", "--id", "fresh")
+    assert bad.returncode == 2
+    assert not os.path.exists(store.path(Scope("cluster", "fresh")))
+
+
+def test_import_dry_run_writes_nothing(isolated_env: dict[str, str], cli_run: Run, tmp_path: Path) -> None:
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "OLD", "fake-old", resolve_identity(create=True)[0])
+    before = Path(store.path(TEAM)).read_bytes()
+    done = _import(cli_run, tmp_path, "OLD=fake-new\nNEW=fake-x\n", "team", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().splitlines() == [
+        "Would replace team secret 'OLD'",
+        "Would set team secret 'NEW'",
+    ]
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_import_needs_id_for_project(cli_run: Run, tmp_path: Path) -> None:
+    done = _import(cli_run, tmp_path, "A=fake\n", "project")
+    assert done.returncode == 2 and b"--id" in done.stderr
+
+
+def test_set_many_is_one_atomic_write(isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(isolated_env["store"])
+    me = resolve_identity(create=True)[0]
+    writes: list[str] = []
+    real = fsio.atomic_write
+
+    def counting(path: str, data: bytes, mode: int = fsio.FILE_MODE) -> None:
+        writes.append(path)
+        real(path, data, mode)
+
+    monkeypatch.setattr(fsio, "atomic_write", counting)
+    created = set_many(store, TEAM, {f"N{i}": f"fake-{i}" for i in range(20)}, me)
+    assert writes == [store.path(TEAM)]
+    assert sorted(created) == sorted(f"N{i}" for i in range(20))
+    assert set_many(store, TEAM, {"N1": "fake-changed"}, me) == []
+    with pytest.raises(UsageError):
+        set_many(store, TEAM, {"OK": "fake", "bad name": "fake"}, me)
+    assert len(writes) == 2
+    assert store.read(TEAM, me)["N1"] == "fake-changed"

@@ -1,0 +1,80 @@
+"""secretstore inject: {{ secret:NAME }} in a template, output 0600, missing names listed. Fake values only."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from secretstore.identity import resolve_identity
+from secretstore.store import TEAM, Scope, Store
+
+Run = Callable[..., subprocess.CompletedProcess[bytes]]
+
+TEMPLATE = "user: alice\ntoken: {{ secret:API_TOKEN }}\ndb: {{secret:DB_PASSWORD}}\nkeep: {{ other }}\n"
+
+
+@pytest.fixture
+def seeded(isolated_env: dict[str, str]) -> Store:
+    store = Store(isolated_env["store"])
+    me = resolve_identity(create=True)[0]
+    store.set(TEAM, "API_TOKEN", "fake-team-token", me)
+    store.set(TEAM, "DB_PASSWORD", "fake-db\npw", me)
+    store.set(Scope("project", "prj42"), "API_TOKEN", "fake-project-token", me)
+    return store
+
+
+def test_inject_to_stdout(seeded: Store, cli_run: Run, tmp_path: Path) -> None:
+    template = tmp_path / "config.tpl"
+    template.write_text(TEMPLATE)
+    done = cli_run("inject", "-i", str(template))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == (
+        "user: alice\ntoken: fake-team-token\ndb: fake-db\npw\nkeep: {{ other }}\n"
+    )
+    done = cli_run("inject", "-i", str(template), "--project", "prj42")
+    assert b"token: fake-project-token\n" in done.stdout
+
+
+def test_inject_from_stdin(seeded: Store, cli_run: Run) -> None:
+    done = cli_run("inject", "-i", "-", input=b"x={{ secret:API_TOKEN }}")
+    assert done.stdout == b"x=fake-team-token"
+
+
+def test_inject_output_file_is_0600(seeded: Store, cli_run: Run, tmp_path: Path) -> None:
+    template = tmp_path / "config.tpl"
+    template.write_text(TEMPLATE)
+    out = tmp_path / "config.yaml"
+    out.write_text("old, world-readable")
+    out.chmod(0o644)
+    done = cli_run("inject", "-i", str(template), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert "token: fake-team-token" in out.read_text()
+    fresh = tmp_path / "fresh.yaml"
+    assert cli_run("inject", "--in", str(template), "--out", str(fresh)).returncode == 0
+    assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o600
+
+
+def test_inject_missing_names_are_all_listed_and_nothing_written(
+    seeded: Store, cli_run: Run, tmp_path: Path
+) -> None:
+    template = tmp_path / "t.tpl"
+    template.write_text("{{ secret:MISSING_ONE }} {{ secret:API_TOKEN }} {{ secret:MISSING_TWO }}")
+    out = tmp_path / "out"
+    done = cli_run("inject", "-i", str(template), "-o", str(out))
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert "MISSING_ONE" in err and "MISSING_TWO" in err
+    assert "fake-" not in err
+    assert not out.exists()
+
+
+def test_inject_unreadable_template(cli_run: Run, tmp_path: Path) -> None:
+    done = cli_run("inject", "-i", str(tmp_path / "nope.tpl"))
+    assert done.returncode == 2 and b"cannot read" in done.stderr
