@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from secretstore import crypto, fsio, scopefile
-from secretstore.errors import NotFoundError, NotRecipientError, StoreFormatError
+from secretstore import crypto, fsio, recipients, scopefile
+from secretstore.errors import (
+    NotFoundError,
+    NotRecipientError,
+    StoreFormatError,
+    UsageError,
+)
 from secretstore.identity import Identity, Recipient
 from secretstore.rules import check_name, check_scope, check_value
 from secretstore.scopefile import Entry, ScopeFile, SealedKey
@@ -95,6 +101,67 @@ class UnlockedScope:
 
     def to_bytes(self) -> bytes:
         return scopefile.seal(self.file, self.keys)
+
+    # --- recipients ----------------------------------------------------------
+
+    def recipients(self) -> list[Recipient]:
+        """Who can open this file, in document order."""
+        return [Recipient.parse(s.public_key, s.label) for s in self.file.recipients]
+
+    def has_recipient(self, recipient: Recipient) -> bool:
+        return any(s.public_key == recipient.text for s in self.file.recipients)
+
+    def add_recipient(self, recipient: Recipient) -> bool:
+        """Seal this file's data key to ``recipient`` too; False when it already could open it.
+
+        The other stanzas stay byte-for-byte as they were, so ``git diff``
+        shows one new ``[[recipients]]`` block.
+        """
+        if self.has_recipient(recipient):
+            return False
+        self.file.recipients.append(
+            SealedKey(recipient.text, recipient.seal(self.keys.data_key), recipient.label)
+        )
+        return True
+
+    def rekey(self, to: list[Recipient]) -> None:
+        """A fresh data key sealed to ``to``, and every value (history too) re-encrypted under it.
+
+        Someone who kept the old data key learns nothing from the new file.
+        """
+        if not to:
+            raise UsageError(f"{self.scope} would have no recipients left")
+        old_keys, where = self.keys, self.scope.relpath
+        new_keys = crypto.FileKeys(crypto.new_data_key())
+
+        def reencrypt(name: str, version: scopefile.Version) -> scopefile.Version:
+            plaintext = scopefile.decrypt(self.file, old_keys, name, version, where)
+            return scopefile.encrypt(self.file, new_keys, name, plaintext, version.updated)
+
+        entries = {}
+        for name, entry in self.file.entries.items():
+            current = None if entry.current is None else reencrypt(name, entry.current)
+            history = tuple(reencrypt(name, version) for version in entry.history)
+            entries[name] = Entry(current, entry.updated, history)
+        self.file.entries = entries
+        self.file.recipients = [
+            SealedKey(r.text, r.seal(new_keys.data_key), r.label) for r in to
+        ]
+        self.keys = new_keys
+
+
+@dataclass
+class SharingReport:
+    """What a recipients or rotate command did, scope by scope."""
+
+    changed: list[Scope] = field(default_factory=list)
+    unchanged: list[Scope] = field(default_factory=list)
+    # Scopes the caller cannot open: (scope, the not-a-recipient message).
+    skipped: list[tuple[Scope, str]] = field(default_factory=list)
+
+
+# Crash-consistency tests kill a multi-scope rotation between two files here.
+CRASH_BETWEEN_SCOPES = "between-scopes"
 
 
 class Store:
@@ -181,9 +248,20 @@ class Store:
 
     # --- writing -----------------------------------------------------------
 
+    @property
+    def recipients_path(self) -> str:
+        return os.path.join(self.root, recipients.FILENAME)
+
+    def store_recipients(self) -> list[Recipient] | None:
+        """The store-wide list (``recipients.toml``), or None when the store has none."""
+        return recipients.load(self.recipients_path)
+
     def default_recipients(self, identity: Identity) -> list[Recipient]:
-        """Who a new scope file is sealed to: the writer."""
-        return [identity.recipient]
+        """Who a new scope file is sealed to: the store's recipients, and the writer."""
+        chosen = list(self.store_recipients() or [])
+        if identity.recipient not in chosen:
+            chosen.append(identity.recipient)
+        return chosen
 
     def new_scope(self, scope: Scope, identity: Identity) -> UnlockedScope:
         data_key = crypto.new_data_key()
@@ -216,3 +294,114 @@ class Store:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")
             unlocked.remove(name)
             self._write(unlocked)
+
+    # --- recipients and rotation ---------------------------------------------
+
+    def _each_scope(
+        self, scope: Scope | None, identity: Identity, report: SharingReport
+    ) -> list[UnlockedScope]:
+        """The scopes a recipients or rotate command applies to, unlocked; unopenable ones are skipped."""
+        unlocked = []
+        for each in [scope] if scope is not None else self.scopes():
+            try:
+                opened = self.unlock(each, identity)
+            except NotRecipientError as exc:
+                report.skipped.append((each, exc.message))
+                continue
+            if opened is not None:
+                unlocked.append(opened)
+        return unlocked
+
+    def add_recipient(
+        self, recipient: Recipient, identity: Identity, scope: Scope | None = None
+    ) -> SharingReport:
+        """Let ``recipient`` read one scope (created empty if absent), or the whole store.
+
+        Store-wide, every scope file the caller can open gets a sealed copy of
+        its data key, and ``recipients.toml`` lists the key so new scope files
+        include it (the caller is listed too when the file is first made).
+        """
+        report = SharingReport()
+        with fsio.locked(self.root):
+            if scope is not None and self.load(scope) is None:
+                fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+                created = self.new_scope(scope, identity)
+                created.add_recipient(recipient)
+                self._write(created)
+                report.changed.append(scope)
+                return report
+            for unlocked in self._each_scope(scope, identity, report):
+                if unlocked.add_recipient(recipient):
+                    self._write(unlocked)
+                    report.changed.append(unlocked.scope)
+                else:
+                    report.unchanged.append(unlocked.scope)
+            if scope is None:
+                listed = self.store_recipients()
+                if listed is None:
+                    listed = [identity.recipient]
+                if recipient not in listed:
+                    recipients.save(self.recipients_path, [*listed, recipient])
+        if scope is not None and report.skipped:
+            raise NotRecipientError(report.skipped[0][1])
+        return report
+
+    def remove_recipient(
+        self, recipient: Recipient, identity: Identity, scope: Scope | None = None
+    ) -> SharingReport:
+        """Stop ``recipient`` reading one scope, or the whole store.
+
+        Each file it could open gets a new data key and every value is
+        re-encrypted, since a removed reader may have kept the old key.
+        """
+        if recipient == identity.recipient:
+            raise UsageError(
+                "refusing to remove your own key: you would lose access to what you remove it from",
+                hint="ask another recipient to remove you",
+            )
+        report = SharingReport()
+        with fsio.locked(self.root):
+            if scope is not None and self.load(scope) is None:
+                raise NotFoundError(f"{scope} has no secrets file, so no recipients")
+            for unlocked in self._each_scope(scope, identity, report):
+                if not unlocked.has_recipient(recipient):
+                    report.unchanged.append(unlocked.scope)
+                    continue
+                unlocked.rekey([r for r in unlocked.recipients() if r != recipient])
+                self._write(unlocked)
+                report.changed.append(unlocked.scope)
+            if scope is None:
+                listed = self.store_recipients()
+                if listed is not None and recipient in listed:
+                    recipients.save(self.recipients_path, [r for r in listed if r != recipient])
+        if scope is not None and not report.changed:
+            if report.skipped:
+                raise NotRecipientError(report.skipped[0][1])
+            raise NotFoundError(f"{recipient.text} is not a recipient of {scope}")
+        return report
+
+    def rotate(
+        self,
+        scopes: list[Scope] | None,
+        identity: Identity,
+        progress: Callable[[Scope], None] | None = None,
+    ) -> SharingReport:
+        """Give each scope (None: every scope) a new data key and re-encrypt every value.
+
+        Each file is replaced atomically with its new data key sealed inside
+        it, so a crash at any point leaves every file old or new, each readable.
+        """
+        report = SharingReport()
+        with fsio.locked(self.root):
+            targets = self.scopes() if scopes is None else scopes
+            for index, scope in enumerate(targets):
+                if index:
+                    fsio._crash_point(CRASH_BETWEEN_SCOPES)
+                fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+                for unlocked in self._each_scope(scope, identity, report):
+                    unlocked.rekey(unlocked.recipients())
+                    self._write(unlocked)
+                    report.changed.append(scope)
+                if progress is not None:
+                    progress(scope)
+        return report

@@ -1,0 +1,169 @@
+"""recipients list|add|remove: store-wide (recipients.toml) and per scope; removal really revokes."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from secretstore import crypto, scopefile
+from secretstore.errors import NotRecipientError, TamperedError, UsageError
+from secretstore.identity import Identity, create_identity
+from secretstore.store import TEAM, Scope, Store
+from tests.sharing_helpers import call
+
+GPU = Scope("cluster", "gpu-a")
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> dict[str, Identity]:
+    return {who: create_identity(str(tmp_path / "keys" / who)) for who in ("alice", "bob", "node")}
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> Store:
+    return Store(isolated_env["store"])
+
+
+def as_user(monkeypatch: pytest.MonkeyPatch, person: Identity) -> None:
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", person.source)
+
+
+def test_store_wide_add_reaches_existing_and_new_scopes(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people["alice"], people["bob"]
+    store.set(TEAM, "A", "team-a", alice)
+    store.set(GPU, "C", "gpu-c", alice)
+    assert store.store_recipients() is None
+    report = store.add_recipient(bob.recipient, alice)
+    assert report.changed == [TEAM, GPU]
+    assert store.get(TEAM, "A", bob) == "team-a" and store.get(GPU, "C", bob) == "gpu-c"
+    assert {r.text for r in store.store_recipients() or []} == {alice.public_text, bob.public_text}
+    # a scope Bob creates is sealed to Alice too, and the other way round
+    store.set(Scope("project", "p1"), "P", "proj", bob)
+    assert store.get(Scope("project", "p1"), "P", alice) == "proj"
+    store.set(Scope("project", "p2"), "Q", "proj2", alice)
+    assert store.get(Scope("project", "p2"), "Q", bob) == "proj2"
+    # adding again changes nothing
+    again = store.add_recipient(bob.recipient, alice)
+    assert again.changed == [] and len(again.unchanged) == 4
+
+
+def test_add_touches_only_a_new_recipient_block_and_the_mac(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people["alice"], people["bob"]
+    for name in ("A", "B", "C"):
+        store.set(TEAM, name, f"value-{name}", alice)
+    before = Path(store.path(TEAM)).read_text().splitlines()
+    store.add_recipient(bob.recipient, alice, TEAM)
+    after = Path(store.path(TEAM)).read_text().splitlines()
+    changed = [line for line in difflib.ndiff(before, after) if line[:1] in "+-"]
+    removed = [line for line in changed if line.startswith("-")]
+    added = [line for line in changed if line.startswith("+")]
+    assert len(removed) == 1 and removed[0].startswith("- mac = ")
+    assert any(bob.public_text in line for line in added)
+    assert all(("mac = " in line) or ("recipients" in line) or ("public_key" in line)
+               or ("sealed_key" in line) or line.strip() == "+" for line in added), added
+
+
+def test_scope_option_narrows_to_one_scope_and_creates_it_empty(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice, node = people["alice"], people["node"]
+    store.set(TEAM, "A", "team-a", alice)
+    report = store.add_recipient(node.recipient, alice, GPU)
+    assert report.changed == [GPU]
+    assert store.read(GPU, node) == {} and store.store_recipients() is None
+    store.set(GPU, "C", "gpu-c", alice)
+    assert store.read(GPU, node) == {"C": "gpu-c"}
+    with pytest.raises(NotRecipientError) as caught:
+        store.read(TEAM, node)
+    assert caught.value.message == (
+        f"not a recipient of team: ask an owner to run secretstore recipients add {node.public_text}"
+    )
+
+
+def test_removal_revokes_even_a_kept_data_key(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people["alice"], people["bob"]
+    store.set(TEAM, "A", "old-a", alice)
+    store.add_recipient(bob.recipient, alice)
+    # give A a history version, to check that history is re-encrypted too
+    unlocked = store.unlock(TEAM, alice)
+    assert unlocked is not None
+    old = unlocked.file.entries["A"]
+    unlocked.file.entries["A"] = scopefile.Entry(old.current, old.updated, (old.current,))  # type: ignore[arg-type]
+    Path(store.path(TEAM)).write_bytes(unlocked.to_bytes())
+    kept = store.unlock(TEAM, bob)  # Bob keeps the data key before he is removed
+    assert kept is not None
+    report = store.remove_recipient(bob.recipient, alice)
+    assert report.changed == [TEAM]
+    with pytest.raises(NotRecipientError):
+        store.read(TEAM, bob)
+    store.set(TEAM, "NEW", "after-removal", alice)
+    file = store.load(TEAM)
+    assert file is not None
+    assert [s.public_key for s in file.recipients] == [alice.public_text]
+    for name, entry in file.entries.items():
+        for version in (entry.current, *entry.history):
+            assert version is not None
+            with pytest.raises(TamperedError):  # the old key opens neither new nor old values
+                scopefile.decrypt(file, kept.keys, name, version, "team.toml")
+    assert not crypto.mac_matches(kept.keys, scopefile.mac_input(file), file.mac)
+    current = store.unlock(TEAM, alice)
+    assert current is not None
+    assert current.values() == {"A": "old-a", "NEW": "after-removal"}
+    history = current.file.entries["A"].history
+    assert scopefile.decrypt(current.file, current.keys, "A", history[0], "t") == "old-a"
+    assert bob.recipient not in (store.store_recipients() or [])
+
+
+def test_refuses_to_remove_your_own_key(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice = people["alice"]
+    store.set(TEAM, "A", "a", alice)
+    with pytest.raises(UsageError, match="your own key"):
+        store.remove_recipient(alice.recipient, alice)
+
+
+def test_cli_add_list_remove(capsys, monkeypatch, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, node = people["alice"], people["bob"], people["node"]
+    as_user(monkeypatch, alice)
+    assert call(capsys, monkeypatch, "set", "team", "--name=A", "--value=a")[0] == 0
+    code, out, _ = call(capsys, monkeypatch, "recipients", "add", bob.public_text, "--label", "bob")
+    assert code == 0 and out.startswith(f"Added recipient {bob.public_text} to the store")
+    code, out, _ = call(capsys, monkeypatch, "recipients", "add", node.public_text,
+                        "--label=gpu-node", "--cluster", "gpu-a")
+    assert code == 0 and "cluster gpu-a" in out
+    code, out, _ = call(capsys, monkeypatch, "recipients", "list")
+    assert code == 0 and bob.public_text in out and "bob" in out and node.public_text not in out
+    code, out, _ = call(capsys, monkeypatch, "recipients", "list", "--cluster=gpu-a", "--json")
+    assert code == 0 and "gpu-node" in out and bob.public_text in out
+    as_user(monkeypatch, node)
+    code, out, err = call(capsys, monkeypatch, "get", "team", "--name=A")
+    assert (code, out) == (1, "")
+    assert err.splitlines()[0] == (
+        "secretstore: error: not a recipient of team: ask an owner to run "
+        f"secretstore recipients add {node.public_text}"
+    )
+    as_user(monkeypatch, alice)
+    code, out, _ = call(capsys, monkeypatch, "recipients", "remove", bob.public_text)
+    assert code == 0 and "rotated: team, cluster gpu-a" in out
+    code, _, err = call(capsys, monkeypatch, "recipients", "remove", alice.public_text, "--team")
+    assert code == 2 and "your own key" in err
+    code, _, err = call(capsys, monkeypatch, "recipients", "add", "ssk1nope")
+    assert code == 2 and "invalid public key" in err
+    code, _, err = call(capsys, monkeypatch, "recipients", "add", bob.public_text, "--team", "--cluster=x")
+    assert code == 2 and "at most one" in err
+
+
+def test_store_wide_add_skips_scopes_you_cannot_open(store, people, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, node = people["alice"], people["bob"], people["node"]
+    store.set(TEAM, "A", "a", alice)
+    store.set(GPU, "C", "c", bob)  # sealed to Bob only
+    as_user(monkeypatch, alice)
+    code, out, err = call(capsys, monkeypatch, "recipients", "add", node.public_text)
+    assert code == 0 and "re-sealed: team" in out
+    assert "warning: skipped cluster gpu-a: not a recipient of cluster gpu-a" in err
+
+
+def test_list_needs_no_identity(capsys, monkeypatch, store, people) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", people["alice"])
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", "/nonexistent/identity")
+    code, out, _ = call(capsys, monkeypatch, "recipients", "list", "--team")
+    assert code == 0 and people["alice"].public_text in out
