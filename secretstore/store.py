@@ -62,6 +62,21 @@ def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
     )
 
 
+def unlock_file(scope: Scope, file: ScopeFile, identity: Identity, where: str = "") -> UnlockedScope:
+    """Open the caller's sealed data key and verify the file MAC before anything is used."""
+    where = where or scope.relpath
+    mine = identity.public_text
+    for stanza in file.recipients:
+        if stanza.public_key == mine:
+            data_key = identity.open_data_key(stanza.sealed_key, where)
+            break
+    else:
+        raise not_a_recipient(scope, identity)
+    keys = crypto.FileKeys(data_key)
+    scopefile.verify(file, keys, where)
+    return UnlockedScope(scope, file, keys)
+
+
 class UnlockedScope:
     """A verified scope file and its keys: decrypts on demand, edits in memory."""
 
@@ -199,16 +214,7 @@ class Store:
         return sorted((name, file.entries[name].updated) for name in file.live_names())
 
     def unlock_file(self, scope: Scope, file: ScopeFile, identity: Identity) -> UnlockedScope:
-        mine = identity.public_text
-        for stanza in file.recipients:
-            if stanza.public_key == mine:
-                data_key = identity.open_data_key(stanza.sealed_key, scope.relpath)
-                break
-        else:
-            raise not_a_recipient(scope, identity)
-        keys = crypto.FileKeys(data_key)
-        scopefile.verify(file, keys, scope.relpath)
-        return UnlockedScope(scope, file, keys)
+        return unlock_file(scope, file, identity)
 
     def unlock(self, scope: Scope, identity: Identity) -> UnlockedScope | None:
         """Unseal and verify a scope (one public-key operation), or None if it has no file."""

@@ -1,1 +1,41 @@
-"""Placeholder: filled in below."""
+"""git setup / git merge-driver: sharing a store as a git checkout."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from secretstore.cli import app
+from secretstore.cli.common import StoreOpt, identity_for_read, notice, open_store
+
+git_app = typer.Typer(
+    help="Share the store as a git checkout: 'git setup' once per clone; git calls 'git merge-driver'.",
+    no_args_is_help=True,
+)
+app.add_typer(git_app, name="git")
+
+
+@git_app.command("setup")
+def setup(ctx: typer.Context, store: StoreOpt = None) -> None:
+    """Write .gitattributes in the store and register the merge driver in this clone's git config."""
+    from secretstore import gitmerge
+
+    target = open_store(ctx, store)
+    changed, command = gitmerge.setup(target.root)
+    if changed:
+        notice("wrote .gitattributes: commit it so every clone merges scope files entry by entry")
+    typer.echo(f"merge driver: {command}")
+
+
+@git_app.command("merge-driver")
+def merge_driver(
+    base: Annotated[str, typer.Argument(metavar="BASE", help="git's %O: the common ancestor.")],
+    ours: Annotated[str, typer.Argument(metavar="OURS", help="git's %A: ours, replaced by the result.")],
+    theirs: Annotated[str, typer.Argument(metavar="THEIRS", help="git's %B: theirs.")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="git's %P: the file's path, for messages.")] = "scope file",
+) -> None:
+    """Merge a scope file three-way, entry by entry (git calls this; exit 1 marks a conflict)."""
+    from secretstore import gitmerge
+
+    gitmerge.run_merge_driver(base, ours, theirs, path, identity_for_read())

@@ -1,0 +1,198 @@
+"""The scope-file merge driver (library level) and deterministic serialization."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from secretstore import scopefile
+from secretstore.errors import NotRecipientError, TamperedError
+from secretstore.gitmerge import MergeConflictError, merge_scope_files
+from secretstore.identity import Identity, create_identity
+from secretstore.store import TEAM, Store, unlock_file
+from tests.sharing_helpers import call
+
+
+@pytest.fixture
+def alice(tmp_path: Path) -> Identity:
+    return create_identity(str(tmp_path / "keys" / "alice"))
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Identity:
+    return create_identity(str(tmp_path / "keys" / "bob"))
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> Store:
+    return Store(isolated_env["store"])
+
+
+def snapshot(store: Store) -> bytes:
+    return Path(store.path(TEAM)).read_bytes()
+
+
+def restore(store: Store, data: bytes) -> None:
+    Path(store.path(TEAM)).write_bytes(data)
+
+
+def values_of(data: bytes, identity: Identity) -> dict[str, str]:
+    file = scopefile.parse(data, "merged")
+    return unlock_file(TEAM, file, identity).values()
+
+
+def three_sides(store: Store, identity: Identity, ours_change, theirs_change) -> tuple[bytes, bytes, bytes]:  # type: ignore[no-untyped-def]
+    base = snapshot(store)
+    ours_change()
+    ours = snapshot(store)
+    restore(store, base)
+    theirs_change()
+    theirs = snapshot(store)
+    restore(store, base)
+    return base, ours, theirs
+
+
+def test_set_changes_only_that_entry_and_the_mac_line(store, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from secretstore import store as store_module
+
+    monkeypatch.setattr(store_module, "now", lambda: "2026-01-01T00:00:00Z")
+    for name in ("ALPHA", "BRAVO", "CHARLIE"):
+        store.set(TEAM, name, f"v-{name}", alice)
+    before = snapshot(store)
+    monkeypatch.setattr(store_module, "now", lambda: "2026-01-02T00:00:00Z")
+    store.set(TEAM, "BRAVO", "new", alice)
+    after = snapshot(store)
+    diff = [line for line in difflib.unified_diff(
+        before.decode().splitlines(), after.decode().splitlines(), n=0, lineterm="")
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    # one - and one + for the mac line and the entry's updated, nonce and ciphertext; nothing
+    # else: the recipients and the other entries stay byte for byte
+    fields = sorted((line[0], line[1:].split(" = ")[0]) for line in diff)
+    assert fields == sorted((sign, f) for sign in "+-" for f in ("mac", "updated", "nonce", "ciphertext"))
+    lines = after.decode().splitlines()
+    bravo = lines.index("[secrets.BRAVO]")
+    changed_lines = {line[1:] for line in diff if line.startswith("+") and not line.startswith("+mac")}
+    assert all(lines.index(line) in range(bravo, bravo + 4) for line in changed_lines)
+    # parse -> serialize is the identity on bytes
+    file = scopefile.parse(after, "team.toml")
+    assert scopefile.serialize(file) == after
+
+
+def test_different_names_merge_keeping_ciphertexts(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "SHARED", "s", alice)
+    base, ours, theirs = three_sides(
+        store, alice,
+        lambda: store.set(TEAM, "FROM_OURS", "o", alice),
+        lambda: store.set(TEAM, "FROM_THEIRS", "t", alice),
+    )
+    merged = merge_scope_files(base, ours, theirs, alice, "team.toml")
+    assert values_of(merged, alice) == {"SHARED": "s", "FROM_OURS": "o", "FROM_THEIRS": "t"}
+    merged_lines = set(merged.decode().splitlines())
+    for side in (ours, theirs):  # both sides' ciphertext lines are kept byte for byte
+        for line in side.decode().splitlines():
+            if not line.startswith("mac ="):
+                assert line in merged_lines
+    # merging is symmetric in content
+    assert values_of(merge_scope_files(base, theirs, ours, alice), alice) == values_of(merged, alice)
+
+
+def test_same_name_changed_on_both_sides_is_a_conflict(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "TOKEN", "base", alice)
+    base, ours, theirs = three_sides(
+        store, alice,
+        lambda: store.set(TEAM, "TOKEN", "ours", alice),
+        lambda: store.set(TEAM, "TOKEN", "theirs", alice),
+    )
+    with pytest.raises(MergeConflictError, match="both sides changed TOKEN") as caught:
+        merge_scope_files(base, ours, theirs, alice, "team.toml")
+    assert "ours" not in caught.value.message.replace("--ours", "")  # no values in messages
+
+
+def test_delete_against_unchanged_and_against_changed(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "GONE", "g", alice)
+    store.set(TEAM, "KEPT", "k", alice)
+    base, ours, theirs = three_sides(
+        store, alice, lambda: store.delete(TEAM, "GONE", alice), lambda: store.set(TEAM, "NEW", "n", alice)
+    )
+    assert values_of(merge_scope_files(base, ours, theirs, alice), alice) == {"KEPT": "k", "NEW": "n"}
+    base, ours, theirs = three_sides(
+        store, alice, lambda: store.delete(TEAM, "GONE", alice), lambda: store.set(TEAM, "GONE", "x", alice)
+    )
+    with pytest.raises(MergeConflictError, match="GONE"):
+        merge_scope_files(base, ours, theirs, alice)
+
+
+def test_same_change_on_both_sides_is_not_a_conflict(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", alice)
+    base, ours, theirs = three_sides(
+        store, alice, lambda: store.set(TEAM, "B", "same", alice), lambda: store.set(TEAM, "B", "same", alice)
+    )
+    assert values_of(merge_scope_files(base, ours, theirs, alice), alice) == {"A": "a", "B": "same"}
+
+
+def test_a_bad_hand_merge_is_a_mac_failure(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", alice)
+    store.set(TEAM, "B", "b", alice)
+    base, ours, theirs = three_sides(
+        store, alice, lambda: store.set(TEAM, "C", "c", alice), lambda: store.set(TEAM, "D", "d", alice)
+    )
+    # a hand merge: theirs' D block pasted into ours, keeping ours' mac line
+    block = theirs.decode().split("[secrets.D]")[1]
+    hand = (ours.decode() + "\n[secrets.D]" + block).encode()
+    with pytest.raises(TamperedError, match=r"team.toml \(theirs\): file MAC does not match"):
+        merge_scope_files(base, ours, hand, alice, "team.toml")
+    restore(store, hand)
+    with pytest.raises(TamperedError, match="MAC"):
+        store.read(TEAM, alice)
+
+
+def test_rotation_on_one_side_gets_a_fresh_key(store, alice, bob) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", alice)
+    store.add_recipient(bob.recipient, alice, TEAM)
+    base, ours, theirs = three_sides(
+        store, alice,
+        lambda: store.remove_recipient(bob.recipient, alice, TEAM),
+        lambda: store.set(TEAM, "B", "b", alice),
+    )
+    merged = merge_scope_files(base, ours, theirs, alice)
+    assert values_of(merged, alice) == {"A": "a", "B": "b"}
+    file = scopefile.parse(merged, "merged")
+    assert [s.public_key for s in file.recipients] == [alice.public_text]
+    keys = {unlock_file(TEAM, scopefile.parse(d, "x"), alice).keys.data_key for d in (ours, theirs)}
+    assert unlock_file(TEAM, file, alice).keys.data_key not in keys
+
+
+def test_a_side_you_cannot_open_stops_the_merge(store, alice, bob) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", alice)
+    base = snapshot(store)
+    with pytest.raises(NotRecipientError):
+        merge_scope_files(base, base, base, bob)
+
+
+def test_added_on_both_sides_without_a_base(store, alice) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "A", "a", alice)
+    ours = snapshot(store)
+    Path(store.path(TEAM)).unlink()
+    store.set(TEAM, "B", "b", alice)
+    theirs = snapshot(store)
+    assert values_of(merge_scope_files(None, ours, theirs, alice), alice) == {"A": "a", "B": "b"}
+
+
+def test_driver_command_writes_ours_or_leaves_it(store, alice, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", alice.source)
+    store.set(TEAM, "A", "a", alice)
+    base, ours, theirs = three_sides(
+        store, alice, lambda: store.set(TEAM, "A", "o", alice), lambda: store.set(TEAM, "A", "t", alice)
+    )
+    files = {}
+    for name, data in (("O", base), ("A", ours), ("B", theirs)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    args = ["git", "merge-driver", str(files["O"]), str(files["A"]), str(files["B"]), "team.toml"]
+    code, out, err = call(capsys, monkeypatch, *args)
+    assert code == 1 and "both sides changed A" in err and files["A"].read_bytes() == ours
+    files["B"].write_bytes(base)
+    code, out, err = call(capsys, monkeypatch, *args)
+    assert (code, err) == (0, "") and values_of(files["A"].read_bytes(), alice) == {"A": "o"}
