@@ -1,0 +1,140 @@
+"""The team flow end to end, with real git and the real console script.
+
+Alice inits, Bob inits; Alice adds Bob (store-wide) and a cluster node (its
+cluster only) and pushes; Bob clones, reads, sets; the node reads its cluster
+with SECRETSTORE_KEY only; two people add different names to one scope at once
+and git merges through the driver; the same name on both sides is a conflict.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import console_script
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+class Person:
+    def __init__(self, root: Path, name: str, base_env: dict[str, str]) -> None:
+        self.name = name
+        self.store = root / name / "store"
+        self.env = dict(base_env)
+        self.env["SECRETSTORE_DIR"] = str(self.store)
+        self.env["SECRETSTORE_IDENTITY"] = str(root / name / "identity")
+        self.env["GIT_AUTHOR_NAME"] = self.env["GIT_COMMITTER_NAME"] = name
+        self.env["GIT_AUTHOR_EMAIL"] = self.env["GIT_COMMITTER_EMAIL"] = f"{name}@example.invalid"
+
+    def ss(self, *args: str, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full = {**self.env, **(env or {})}
+        done = subprocess.run([console_script(), *args], env=full, capture_output=True, text=True,
+                              timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+    def git(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["git", "-C", str(self.store), *args], env=self.env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> tuple[Person, Person, Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    base = {key: value for key, value in os.environ.items()
+            if not key.startswith(("SECRETSTORE_", "GIT_"))}
+    base.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", XDG_CONFIG_HOME=str(home / ".config"))
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(origin)], env=base, check=True)
+    return Person(tmp_path, "alice", base), Person(tmp_path, "bob", base), origin
+
+
+def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, origin = team
+    alice_key = alice.ss("init").stdout.strip()
+    bob_key = bob.ss("init").stdout.strip()
+    node = Person(tmp_path, "node", bob.env)
+    node_key = node.ss("init").stdout.strip()
+    node_text = Path(node.env["SECRETSTORE_IDENTITY"]).read_text()
+    assert len({alice_key, bob_key, node_key}) == 3
+
+    # Alice starts the store as a git repository.
+    alice.store.mkdir(parents=True)
+    alice.git("init", "-q", "-b", "main")
+    alice.ss("git", "setup")
+    assert "team.toml merge=secretstore" in (alice.store / ".gitattributes").read_text()
+    alice.ss("set", "team", "--name=WANDB_API_KEY", "--value=team-wandb")
+    alice.ss("set", "cluster", "--id=gpu-a", "--name=HF_TOKEN", "--value=gpu-hf")
+    alice.ss("recipients", "add", bob_key, "--label=bob")
+    alice.ss("recipients", "add", node_key, "--label=gpu-a-node", "--cluster=gpu-a")
+    listed = alice.ss("recipients", "list").stdout
+    assert bob_key in listed and alice_key in listed and node_key not in listed
+    alice.git("add", "-A")
+    alice.git("commit", "-q", "-m", "team store")
+    alice.git("remote", "add", "origin", str(origin))
+    alice.git("push", "-q", "origin", "main")
+    assert not any(p.name == "identity" for p in alice.store.rglob("*"))  # never in the store
+
+    # Bob clones, sets up the driver in his clone, reads, sets, pushes.
+    subprocess.run(["git", "clone", "-q", str(origin), str(bob.store)], env=bob.env, check=True)
+    bob.ss("git", "setup")
+    assert bob.git("status", "--porcelain").stdout == ""  # .gitattributes already committed
+    assert bob.ss("get", "team", "--name=WANDB_API_KEY").stdout == "team-wandb"
+    assert bob.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN").stdout == "gpu-hf"
+    bob.ss("set", "project", "--id=prj42", "--name=DB_PASSWORD", "--value=bob-db")
+    bob.git("add", "-A")
+    bob.git("commit", "-q", "-m", "project prj42")
+    bob.git("push", "-q", "origin", "main")
+
+    # The cluster node: a clone and SECRETSTORE_KEY only; no identity file anywhere.
+    node_store = tmp_path / "node" / "store"
+    subprocess.run(["git", "clone", "-q", str(origin), str(node_store)], env=node.env, check=True)
+    Path(node.env["SECRETSTORE_IDENTITY"]).unlink()
+    key_env = {"SECRETSTORE_KEY": node_text, "SECRETSTORE_DIR": str(node_store)}
+    assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=key_env).stdout == "gpu-hf"
+    denied = node.ss("get", "team", "--name=WANDB_API_KEY", env=key_env, ok=False)
+    assert denied.returncode == 1
+    assert f"not a recipient of team: ask an owner to run secretstore recipients add {node_key}" in denied.stderr
+    ran = node.ss("exec", "--cluster=gpu-a", "--", "sh", "-c", 'printf %s "$HF_TOKEN"', env=key_env)
+    assert ran.stdout == "gpu-hf" and "not a recipient of team" in ran.stderr
+    assert not Path(node.env["SECRETSTORE_IDENTITY"]).exists()
+
+    # Alice and Bob add different names to the team scope at the same time.
+    alice.git("pull", "-q", "--no-rebase", "origin", "main")
+    alice.ss("set", "team", "--name=FROM_ALICE", "--value=a")
+    alice.git("commit", "-q", "-am", "alice adds a name")
+    bob.ss("set", "team", "--name=FROM_BOB", "--value=b")
+    bob.git("commit", "-q", "-am", "bob adds a name")
+    bob.git("push", "-q", "origin", "main")
+    merged = alice.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+    assert "CONFLICT" not in merged.stdout + merged.stderr
+    want = {"WANDB_API_KEY": "team-wandb", "FROM_ALICE": "a", "FROM_BOB": "b"}
+    for name, value in want.items():
+        assert alice.ss("get", "team", f"--name={name}").stdout == value
+    alice.git("push", "-q", "origin", "main")
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    assert bob.ss("get", "team", "--name=FROM_ALICE").stdout == "a"
+
+    # The same name changed on both sides: a conflict git reports, never a silent pick.
+    alice.ss("set", "team", "--name=SHARED_TOKEN", "--value=alice-version")
+    alice.git("commit", "-q", "-am", "alice token")
+    bob.ss("set", "team", "--name=SHARED_TOKEN", "--value=bob-version")
+    bob.git("commit", "-q", "-am", "bob token")
+    bob.git("push", "-q", "origin", "main")
+    clash = alice.git("pull", "--no-rebase", "--no-edit", "origin", "main", ok=False)
+    assert clash.returncode != 0
+    assert "both sides changed SHARED_TOKEN" in clash.stderr + clash.stdout
+    assert "CONFLICT" in clash.stdout + clash.stderr
+    assert "team.toml" in alice.git("diff", "--name-only", "--diff-filter=U").stdout
+    # the working file is Alice's side, still valid; nothing was picked silently
+    assert alice.ss("get", "team", "--name=SHARED_TOKEN").stdout == "alice-version"
+    alice.git("merge", "--abort")
