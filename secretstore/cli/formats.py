@@ -26,8 +26,14 @@ from secretstore.cli.common import (
 )
 from secretstore.cli.exec import ClusterOpt, ProjectOpt, StrictOpt
 from secretstore.errors import UsageError
+from secretstore.formats import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    parse_import,
+    render,
+    render_template,
+)
 from secretstore.identity import Identity
-from secretstore.formats import EXPORT_FORMATS, IMPORT_FORMATS, parse_import, render, render_template
 from secretstore.rules import check_name, check_value
 from secretstore.store import Scope, Store, now
 
