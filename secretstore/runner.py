@@ -1,0 +1,1017 @@
+"""Launch a program with secrets in its environment.
+
+Two ways to run it:
+
+* :func:`exec_program` replaces this process with the program (``execvpe``):
+  nothing stays in between, so nothing can be masked.
+* :func:`supervise` runs the program as a child, forwards signals to it and
+  copies its output through a :class:`Masker`, which replaces secret values
+  with ``[MASKED]``.
+
+This module sits on the ``exec`` fast path, whose import time is measured: at
+import it loads only ``os`` and ``sys`` (both already loaded by the
+interpreter). Everything else (``re``, ``select``, ``signal``, ``termios``,
+the error classes...) is imported inside the function that needs it, so that
+:func:`exec_program` costs nothing more. For the same reason annotations that
+name ``collections.abc``/``typing`` types are written as strings.
+
+Messages of the errors raised here name commands, variables and sizes, never
+a secret value.
+"""
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from types import FrameType, ModuleType
+    from typing import Any, NoReturn
+
+    from secretstore.errors import SecretStoreError
+
+__all__ = [
+    "DEFAULT_ARG_MAX",
+    "DEFAULT_MARKER",
+    "DRAIN_GRACE_SECONDS",
+    "MAX_ARG_STRLEN",
+    "MIN_MASKED_LENGTH",
+    "Masker",
+    "check_environment_limits",
+    "exec_program",
+    "supervise",
+]
+
+#: Linux limit on one argument or one ``NAME=value`` string, terminating NUL
+#: included (32 pages of 4 KiB; ``MAX_ARG_STRLEN`` in the kernel).
+MAX_ARG_STRLEN = 131072
+#: Used when ``sysconf(SC_ARG_MAX)`` is unavailable.
+DEFAULT_ARG_MAX = 2097152
+#: Each argument and environment string also costs one pointer in the new
+#: process image.
+_POINTER_SIZE = 8
+
+#: Values whose UTF-8 encoding is shorter than this are not masked: masking
+#: "abc" or "1" everywhere would mangle ordinary output.
+MIN_MASKED_LENGTH = 4
+DEFAULT_MARKER = b"[MASKED]"
+#: After the child has exited, a grandchild may still hold its stdout/stderr
+#: open (a daemon started with ``cmd &``). We keep draining while data arrives
+#: and stop at EOF, or once nothing arrived for this long, so that such a
+#: grandchild cannot make us hang forever. (Whatever it writes later is lost.)
+DRAIN_GRACE_SECONDS = 0.5
+
+_READ_SIZE = 65536
+# Deeper than this, the trie-shaped regex (see _build_regex) falls back to a
+# flat longest-first alternation, so pathological value sets (such as "aaaa",
+# "aaaaa", "aaaaaa"...) cannot exhaust the recursion limit of re's parser.
+_MAX_REGEX_NESTING = 32
+
+
+# ---------------------------------------------------------------------------
+# Limits
+
+
+def check_environment_limits(env: "Mapping[str, str]", argv: "Sequence[str]") -> None:
+    """Raise :class:`LimitError` if ``execve(argv, env)`` would fail with E2BIG.
+
+    Linux refuses any single argument or ``NAME=value`` string longer than
+    :data:`MAX_ARG_STRLEN` bytes (counting its terminating NUL, as the kernel
+    does), and a total size of strings plus one pointer each above ARG_MAX.
+    Checking first gives a clear message instead of an E2BIG traceback. The
+    messages name variables and argument positions, never values.
+    """
+    per_string = sys.platform.startswith("linux")
+    total = 0
+    for index, arg in enumerate(argv):
+        size = len(os.fsencode(arg)) + 1
+        if per_string and size > MAX_ARG_STRLEN:
+            raise _limit_error(
+                f"argument {index} is {size} bytes; Linux allows at most "
+                f"{MAX_ARG_STRLEN} per argument"
+            )
+        total += size + _POINTER_SIZE
+    for name, value in env.items():
+        # NAME '=' value NUL
+        size = len(os.fsencode(name)) + len(os.fsencode(value)) + 2
+        if per_string and size > MAX_ARG_STRLEN:
+            raise _limit_error(
+                f"environment variable {_printable(name)} is {size} bytes; Linux allows "
+                f"at most {MAX_ARG_STRLEN} per variable"
+            )
+        total += size + _POINTER_SIZE
+    limit = _arg_max()
+    if total > limit:
+        raise _limit_error(
+            f"the command line and environment total {total} bytes; "
+            f"the system allows at most {limit} (ARG_MAX)"
+        )
+
+
+def _arg_max() -> int:
+    try:
+        value = os.sysconf("SC_ARG_MAX")
+    except (ValueError, OSError):
+        return DEFAULT_ARG_MAX
+    return value if value > 0 else DEFAULT_ARG_MAX
+
+
+def _limit_error(message: str) -> "SecretStoreError":
+    from secretstore.errors import LimitError
+
+    return LimitError(message)
+
+
+# ---------------------------------------------------------------------------
+# exec
+
+
+def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
+    """Replace this process with ``argv`` (looked up in ``env``'s PATH) and ``env``.
+
+    Never returns. If the program cannot be started, raises
+    :class:`CommandNotFoundError` (exit 127) or :class:`CommandNotExecutableError`
+    (exit 126), as shells do, :class:`LimitError` for E2BIG, and
+    :class:`SecretStoreError` for anything else.
+
+    SIGPIPE and SIGXFSZ, which the Python interpreter ignores and which an
+    ignored disposition would pass on through exec, are reset to their default
+    first (as ``subprocess`` does), so that e.g. ``... | head`` stops the
+    program the usual way.
+    """
+    argv = list(argv)
+    if not argv:
+        raise _usage_error("no command given")
+    check_environment_limits(env, argv)
+    _flush_std_streams()
+    restore = _default_exec_signals()
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        restore()
+        raise _exec_error(argv[0], exc) from exc
+    except ValueError as exc:  # NUL byte in a string, '=' in a name; says which, no value
+        restore()
+        raise _usage_error(f"cannot execute {_printable(argv[0])}: {exc}") from exc
+    raise AssertionError("unreachable: execvpe returned")  # pragma: no cover
+
+
+def _default_exec_signals() -> "Callable[[], None]":
+    """Set SIGPIPE and SIGXFSZ to SIG_DFL; return a callable that undoes it."""
+    sig = _signal_module()
+    saved: "list[tuple[int, Any]]" = []
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        number = getattr(sig, name, None)
+        if number is None:
+            continue
+        try:
+            saved.append((number, sig.signal(number, sig.SIG_DFL)))
+        except (OSError, ValueError):  # not the main thread
+            pass
+
+    def restore() -> None:
+        for number, handler in saved:
+            try:
+                sig.signal(number, handler if handler is not None else sig.SIG_DFL)
+            except (OSError, ValueError, TypeError):
+                pass
+
+    return restore
+
+
+def _signal_module() -> "ModuleType":
+    # The interpreter has loaded the built-in ``_signal`` at startup; the
+    # ``signal`` wrapper would pull in ``enum``, which the fast path avoids.
+    loaded = sys.modules.get("_signal")
+    if loaded is not None:
+        return loaded
+    import signal  # pragma: no cover - not CPython
+
+    return signal  # pragma: no cover
+
+
+def _exec_error(command: str, exc: OSError) -> "SecretStoreError":
+    """Map a failure to start ``command`` to the error the CLI reports."""
+    import errno
+
+    from secretstore.errors import (
+        CommandNotExecutableError,
+        CommandNotFoundError,
+        LimitError,
+        SecretStoreError,
+    )
+
+    name = _printable(command)
+    code = exc.errno
+    reason = exc.strerror or (os.strerror(code) if code else type(exc).__name__)
+    if isinstance(exc, FileNotFoundError) or code in (errno.ENOENT, errno.ENOTDIR):
+        return CommandNotFoundError(f"command not found: {name}")
+    if isinstance(exc, PermissionError) or code in (errno.EACCES, errno.ENOEXEC, errno.EISDIR):
+        return CommandNotExecutableError(f"cannot execute {name}: {reason}")
+    if code == errno.E2BIG:
+        return LimitError(
+            f"cannot execute {name}: the command line and environment are too long (E2BIG)"
+        )
+    return SecretStoreError(f"cannot execute {name}: {reason}")
+
+
+def _usage_error(message: str) -> "SecretStoreError":
+    from secretstore.errors import UsageError
+
+    return UsageError(message)
+
+
+def _printable(text: str) -> str:
+    """``text`` itself, or its repr if it would not fit on one line."""
+    return text if text.isprintable() else repr(text)
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # closed, or EPIPE: nothing more to do
+            pass
+
+
+# ---------------------------------------------------------------------------
+# Masking
+
+
+class _MaskTables:
+    """What all maskers for one set of values share (built once, read only).
+
+    * ``regex``: the values as a trie-shaped alternation which, at a given
+      position, matches the longest value; ``finditer`` therefore does
+      leftmost-longest, non-overlapping matching in C.
+    * an Aho-Corasick automaton (``goto``, ``fail``, ``depth``) over the same
+      values, used only on the last ``max_len - 1`` bytes of each chunk to find
+      which suffixes of the data are prefixes of a value (and so must be held
+      back), in time proportional to the new data rather than to the buffer.
+    """
+
+    __slots__ = ("depth", "fail", "goto", "max_len", "min_len", "regex")
+
+    def __init__(self, patterns: "list[bytes]") -> None:
+        import re
+
+        self.max_len = max(len(p) for p in patterns)
+        self.min_len = min(len(p) for p in patterns)
+        self.regex = re.compile(_build_regex(patterns))
+        goto: list[dict[int, int]] = [{}]
+        depth = [0]
+        for pattern in patterns:
+            state = 0
+            for byte in pattern:
+                nxt = goto[state].get(byte)
+                if nxt is None:
+                    nxt = len(goto)
+                    goto[state][byte] = nxt
+                    goto.append({})
+                    depth.append(depth[state] + 1)
+                state = nxt
+        fail = [0] * len(goto)
+        queue = list(goto[0].values())  # depth-1 states fail to the root
+        for state in queue:  # breadth first; the list grows while we walk it
+            for byte, child in goto[state].items():
+                queue.append(child)
+                f = fail[state]
+                while f and byte not in goto[f]:
+                    f = fail[f]
+                fail[child] = goto[f].get(byte, 0)
+        self.goto = goto
+        self.fail = fail
+        self.depth = depth
+
+    def walk(self, state: int, data: bytes) -> int:
+        goto = self.goto
+        fail = self.fail
+        for byte in data:
+            while True:
+                nxt = goto[state].get(byte)
+                if nxt is not None:
+                    state = nxt
+                    break
+                if not state:
+                    break
+                state = fail[state]
+        return state
+
+
+def _build_regex(patterns: "list[bytes]") -> bytes:
+    """A regex matching, at any position, the longest of ``patterns`` there.
+
+    Built as a radix trie (``abc(?:d(?:ef)?|xy)``) rather than a flat
+    alternation: with hundreds of values a flat alternation costs one
+    comparison per value at every position of the output, the trie one per
+    distinct first byte. At each node the longer continuations are tried
+    before stopping (greedy ``?``), hence longest match.
+    """
+    from re import escape
+
+    def node(suffixes: "list[bytes]", level: int) -> bytes:
+        optional = b"" in suffixes
+        rest = [s for s in suffixes if s]
+        if not rest:
+            return b""
+        if level >= _MAX_REGEX_NESTING:
+            flat = [escape(s) for s in sorted(rest, key=len, reverse=True)]
+            if optional:
+                flat.append(b"")
+            return b"(?:" + b"|".join(flat) + b")"
+        groups: dict[int, list[bytes]] = {}
+        for s in rest:
+            groups.setdefault(s[0], []).append(s)
+        alternatives = []
+        for first in sorted(groups):
+            members = groups[first]
+            shortest, longest = min(members), max(members)
+            common = 1
+            while common < len(shortest) and shortest[common] == longest[common]:
+                common += 1
+            head = shortest[:common]
+            alternatives.append(
+                escape(head) + node([m[common:] for m in members], level + 1)
+            )
+        body = alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+        return b"(?:" + body + b")?" if optional else body
+
+    return node(sorted(set(patterns)), 0)
+
+
+class Masker:
+    """Streaming replacement of secret values in a byte stream.
+
+    ``feed`` returns what can be emitted now, ``flush`` (at EOF) the held
+    tail. The result of any chunking equals a one-shot leftmost-longest
+    replacement of the whole stream: scanning left to right, at each position
+    the longest value that starts there is replaced by the marker and the scan
+    resumes after it.
+
+    Only values longer than 3 bytes in UTF-8 are masked. A value containing
+    ``\\n`` is also masked in the form a pseudo-terminal prints it (``\\r\\n``).
+    Data that cannot be part of a secret is returned at once: only the
+    shortest suffix that could still grow into a match is held back, until the
+    next ``feed`` or ``flush`` resolves it (never on a timer).
+    """
+
+    __slots__ = ("_held", "_marker", "_state", "_tables")
+
+    def __init__(self, values: "Iterable[str]", marker: bytes = DEFAULT_MARKER) -> None:
+        patterns: set[bytes] = set()
+        for value in values:
+            raw = value.encode("utf-8", "surrogateescape")
+            if len(raw) < MIN_MASKED_LENGTH:
+                continue
+            patterns.add(raw)
+            if b"\n" in raw:
+                patterns.add(raw.replace(b"\n", b"\r\n"))  # a tty's ONLCR
+        self._tables = _MaskTables(sorted(patterns)) if patterns else None
+        self._marker = bytes(marker)
+        self._held = b""
+        self._state = 0
+
+    def copy(self) -> "Masker":
+        """A masker with the same values and marker and a fresh stream state
+        (for another stream; shares the compiled tables)."""
+        twin = Masker.__new__(Masker)
+        twin._tables = self._tables
+        twin._marker = self._marker
+        twin._held = b""
+        twin._state = 0
+        return twin
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next chunk of the stream; return what may be emitted now."""
+        tables = self._tables
+        data = bytes(data)
+        if tables is None or not data:
+            return data
+        buf = self._held + data if self._held else data
+        size = len(buf)
+        window = tables.max_len - 1
+        # AC state = longest suffix of the stream that is a prefix of a value
+        # (among suffixes of at most ``window`` bytes, which is all that matters).
+        if len(data) >= window:
+            state = tables.walk(0, data[len(data) - window :])
+        else:
+            state = tables.walk(self._state, data)
+        self._state = state
+        goto, depth = tables.goto, tables.depth
+        if goto[state] and depth[state] == size:
+            # The whole buffer is still a proper prefix of a value: keep
+            # holding it (cheap path for a value arriving a byte at a time).
+            self._held = buf
+            return b""
+        if not state and size < tables.min_len:
+            self._held = b""  # too short to hold a value, and no prefix of one
+            return buf
+        # Positions x whose suffix buf[x:] is a proper prefix of some value,
+        # in increasing order (the failure chain goes to shorter suffixes).
+        candidates = []
+        fail = tables.fail
+        while state:
+            if goto[state] and depth[state] <= size:
+                candidates.append(size - depth[state])
+            state = fail[state]
+        spans = [m.span() for m in tables.regex.finditer(buf)]
+        hold = size
+        for x in candidates:
+            # A candidate inside a match is never a match start (the scan has
+            # skipped it); the first one that is not, is where we must stop:
+            # everything before it is decided whatever comes next.
+            inside = False
+            for start, end in reversed(spans):
+                if end <= x:
+                    break
+                if start < x:
+                    inside = True
+                    break
+            if not inside:
+                hold = x
+                break
+        self._held = buf[hold:]
+        return self._replace(buf, spans, hold)
+
+    def flush(self) -> bytes:
+        """End of stream: return the held tail, with any complete match masked."""
+        held, self._held, self._state = self._held, b"", 0
+        if not held or self._tables is None:
+            return held
+        spans = [m.span() for m in self._tables.regex.finditer(held)]
+        return self._replace(held, spans, len(held))
+
+    def _replace(self, buf: bytes, spans: "list[tuple[int, int]]", stop: int) -> bytes:
+        if not spans or spans[0][0] >= stop:
+            return buf[:stop] if stop < len(buf) else buf
+        pieces = []
+        position = 0
+        for start, end in spans:
+            if start >= stop:
+                break
+            pieces.append(buf[position:start])
+            pieces.append(self._marker)
+            position = end
+        pieces.append(buf[position:stop])
+        return b"".join(pieces)
+
+
+# ---------------------------------------------------------------------------
+# supervise
+
+
+def supervise(
+    argv: "Sequence[str]",
+    env: "Mapping[str, str]",
+    mask_values: "Iterable[str]",
+    *,
+    use_pty: bool | None = None,
+) -> int:
+    """Run ``argv`` as a child with ``env``, masking ``mask_values`` in its output.
+
+    Returns the child's exit status. If the child died of signal N, this
+    process kills itself with N (default disposition restored first), so that
+    its parent sees the same death; if that returns (N ignored or blocked),
+    returns 128 + N.
+
+    ``use_pty=None`` uses a pseudo-terminal when our stdout is a terminal, so
+    that the child still sees a tty (colours, progress bars, line buffering).
+    On a pty the child's stdout and stderr are merged onto it; its stdin is the
+    pty too when our stdin is a terminal (which is then put in raw mode and
+    copied to it; restored on the way out), otherwise our stdin unchanged.
+    Without a pty the child inherits our stdin, and its stdout and stderr are
+    pipes copied, each through its own masker, to ours.
+
+    Raises, before starting anything, :class:`CommandNotFoundError` (127),
+    :class:`CommandNotExecutableError` (126) or :class:`LimitError`.
+    """
+    args = list(argv)
+    if not args:
+        raise _usage_error("no command given")
+    check_environment_limits(env, args)
+    environ = dict(env)
+    path = _resolve_command(args[0], environ)
+    masker = Masker(mask_values)
+    auto = use_pty is None
+    if use_pty is None:
+        use_pty = os.isatty(1)
+    _flush_std_streams()
+    status = _Supervisor(path, args, environ, masker, use_pty=use_pty, auto_pty=auto).run()
+    if status < 0:
+        return _die_like_child(-status)
+    return status
+
+
+def _resolve_command(command: str, env: "Mapping[str, str]") -> str:
+    """The file execvpe would run for ``command`` with ``env``'s PATH.
+
+    Raises CommandNotFoundError or CommandNotExecutableError like
+    :func:`exec_program` would: a candidate that exists but is not executable
+    is remembered and the search goes on (as execvp does).
+    """
+    import errno
+    import stat
+
+    from secretstore.errors import CommandNotExecutableError, CommandNotFoundError
+
+    name = _printable(command)
+    if not command:
+        raise CommandNotFoundError(f"command not found: {command!r}")
+    if "/" in command:
+        candidates = [command]
+    else:
+        candidates = [os.path.join(d, command) for d in os.get_exec_path(env)]
+    refused: int | None = None
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except PermissionError:
+            refused = refused or errno.EACCES
+            continue
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISDIR(mode):
+            refused = refused or errno.EISDIR
+        elif not stat.S_ISREG(mode) or not os.access(candidate, os.X_OK):
+            refused = refused or errno.EACCES
+        else:
+            return candidate
+    if refused is not None:
+        raise CommandNotExecutableError(f"cannot execute {name}: {os.strerror(refused)}")
+    raise CommandNotFoundError(f"command not found: {name}")
+
+
+def _die_like_child(signum: int) -> int:
+    import signal
+
+    _flush_std_streams()
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL cannot be caught anyway; not main thread
+        pass
+    os.kill(os.getpid(), signum)
+    return 128 + signum
+
+
+def _in_foreground(fd: int) -> bool:
+    """False if ``fd`` is our controlling terminal and another process group
+    (the shell, when we run with ``&``) owns it."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # not our controlling terminal: no job control applies
+        return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write everything (raises OSError, e.g. BrokenPipeError)."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:  # our stdout was left non-blocking by someone
+            import select
+
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            poller.poll()
+            continue
+        view = view[written:]
+
+
+class _Stream:
+    """One output of the child: where it goes and through which masker."""
+
+    __slots__ = ("alive", "dest", "masker")
+
+    def __init__(self, masker: Masker, dest: int) -> None:
+        self.masker = masker
+        self.dest = dest
+        self.alive = True
+
+    def emit(self, data: bytes) -> None:
+        if not data or not self.alive:
+            return
+        try:
+            _write_all(self.dest, data)
+        except OSError:
+            # EPIPE (``| head``), EBADF, EIO...: stop writing this stream, no
+            # traceback; the caller keeps draining the child so it can finish.
+            self.alive = False
+
+
+class _Supervisor:
+    """State of one supervised run (the signal handlers reach it too)."""
+
+    _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(
+        self,
+        path: str,
+        argv: "list[str]",
+        env: "dict[str, str]",
+        masker: Masker,
+        *,
+        use_pty: bool,
+        auto_pty: bool,
+    ) -> None:
+        self.path = path
+        self.argv = argv
+        self.env = env
+        self.masker = masker
+        self.use_pty = use_pty
+        self.auto_pty = auto_pty
+        self.pid: int | None = None
+        self.pidfd: int | None = None
+        self.exited = False
+        self.interrupted = False
+        self.status = 0
+        self.pending_signals: list[int] = []
+        self.saved_handlers: "list[tuple[int, Any]]" = []
+        self.fds: list[int] = []  # everything we opened and must close
+        self.streams: dict[int, _Stream] = {}
+        self.master: int | None = None
+        self.stdin_tty = False
+        self.copy_stdin = False
+        self.winsize_fd: int | None = None
+        self.saved_tty: "list[Any] | None" = None
+        self.input = bytearray()  # our stdin, on its way to the pty
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            self.install_handlers()
+            if self.use_pty:
+                self.start_pty()
+            else:
+                self.start_pipes()
+            for signum in self.pending_signals:  # arrived before the spawn
+                self.forward(signum)
+            self.pending_signals.clear()
+            self.pump()
+            return self.status
+        finally:
+            self.restore_tty()
+            self.restore_handlers()
+            for fd in self.fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            if self.pid is not None and not self.exited:  # only after an error
+                try:
+                    os.waitpid(self.pid, os.WNOHANG)
+                except OSError:
+                    pass
+
+    def own(self, fd: int) -> int:
+        """Record ``fd`` for closing; keep it off 0-2 (which may be closed in
+        this process) so the child's dup2 onto 0-2 never is a no-op."""
+        if fd < 3:
+            import fcntl
+
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.close(fd)
+            fd = high
+        self.fds.append(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        if fd in self.fds:
+            self.fds.remove(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    # -- signals -----------------------------------------------------------
+
+    def install_handlers(self) -> None:
+        # Installed before the spawn so that no signal is lost in between;
+        # what arrives before the child exists is forwarded right after.
+        import signal
+
+        wanted = [getattr(signal, name) for name in self._FORWARDED if hasattr(signal, name)]
+        if self.use_pty and hasattr(signal, "SIGWINCH"):
+            wanted.append(signal.SIGWINCH)
+        for signum in wanted:
+            try:
+                if signal.getsignal(signum) == signal.SIG_IGN:
+                    # Ignored by whoever started us (nohup, background job):
+                    # we will not receive it, and leaving it ignored lets the
+                    # child inherit that, as it would through exec.
+                    continue
+                previous = signal.signal(signum, self.on_signal)
+            except (OSError, ValueError):
+                # Not in the main thread: run without forwarding.
+                continue
+            self.saved_handlers.append((signum, previous))
+        try:
+            if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+                # Inherited "ignore SIGCHLD" would reap the child for us and
+                # lose its exit status.
+                self.saved_handlers.append((signal.SIGCHLD, signal.signal(signal.SIGCHLD, signal.SIG_DFL)))
+        except (OSError, ValueError):
+            pass
+
+    def restore_handlers(self) -> None:
+        import signal
+
+        for signum, previous in reversed(self.saved_handlers):
+            try:
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+            except (OSError, ValueError, TypeError):
+                pass
+        self.saved_handlers.clear()
+
+    def on_signal(self, signum: int, frame: "FrameType | None") -> None:
+        import signal
+
+        if signum == getattr(signal, "SIGWINCH", None):
+            self.sync_winsize()
+        elif self.pid is None:
+            self.pending_signals.append(signum)
+        else:
+            self.forward(signum)
+
+    def forward(self, signum: int) -> None:
+        """Pass ``signum`` on to the child, unless it got it already.
+
+        SIGTERM and SIGHUP normally come from ``kill`` aimed at us alone, so
+        they are always forwarded. SIGINT and SIGQUIT normally come from the
+        terminal (Ctrl-C, Ctrl-\\), which signals its whole foreground process
+        group: without a pty the child shares our process group and has
+        already received them, so they are forwarded only if the child is in
+        another process group (always the case with a pty, where the child
+        leads its own session; and if it moved itself). The price: a SIGINT
+        sent with ``kill`` to our pid alone is not passed on in pipe mode;
+        ``kill -INT -PGID`` reaches both.
+        """
+        import signal
+
+        pid = self.pid
+        if pid is None:
+            return
+        if self.exited:
+            # We are only draining what a grandchild still writes: stop now.
+            self.interrupted = True
+            return
+        if signum in (signal.SIGINT, signal.SIGQUIT) and not self.child_in_other_group():
+            return
+        try:
+            if self.pidfd is not None and hasattr(signal, "pidfd_send_signal"):
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(pid, signum)
+        except OSError:  # already gone
+            pass
+
+    def child_in_other_group(self) -> bool:
+        if self.pid is None:
+            return False
+        try:
+            return os.getpgid(self.pid) != os.getpgrp()
+        except OSError:
+            return self.use_pty
+
+    # -- starting ----------------------------------------------------------
+
+    def spawn(self, file_actions: "list[tuple[Any, ...]]", *, setsid: bool) -> None:
+        import signal
+
+        # posix_spawn resets caught signals in the child; reset also the two
+        # the interpreter ignores (SIGPIPE, SIGXFSZ), as subprocess does.
+        defaults = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, n)]
+        try:
+            self.pid = os.posix_spawn(
+                self.path,
+                self.argv,
+                self.env,
+                file_actions=file_actions,
+                setsid=setsid,
+                setsigdef=defaults,
+            )
+        except OSError as exc:
+            raise _exec_error(self.argv[0], exc) from exc
+        except ValueError as exc:  # NUL byte, '=' in a variable name
+            raise _usage_error(f"cannot execute {_printable(self.argv[0])}: {exc}") from exc
+        try:
+            self.pidfd = self.own(os.pidfd_open(self.pid))
+        except (AttributeError, OSError):
+            self.pidfd = None  # poll for the exit instead
+
+    def start_pipes(self) -> None:
+        out_r, out_w = (self.own(fd) for fd in os.pipe())
+        err_r, err_w = (self.own(fd) for fd in os.pipe())
+        self.spawn(
+            [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+            setsid=False,
+        )
+        self.close(out_w)
+        self.close(err_w)
+        self.streams[out_r] = _Stream(self.masker, 1)
+        self.streams[err_r] = _Stream(self.masker.copy(), 2)
+
+    def start_pty(self) -> None:
+        import termios
+
+        try:
+            master, slave = os.openpty()
+        except OSError as exc:
+            if self.auto_pty:  # no pty available: plain pipes will do
+                self.use_pty = False
+                self.start_pipes()
+                return
+            from secretstore.errors import SecretStoreError
+
+            raise SecretStoreError(f"cannot allocate a pseudo-terminal: {exc.strerror}") from exc
+        master = self.own(master)
+        slave = self.own(slave)
+        self.master = master
+        self.stdin_tty = os.isatty(0)
+        # Copy our terminal's input (in raw mode) unless we are a background
+        # job, where touching the terminal would stop us with SIGTTOU/SIGTTIN.
+        self.copy_stdin = self.stdin_tty and _in_foreground(0)
+        self.winsize_fd = next((fd for fd in (0, 1, 2) if os.isatty(fd)), None)
+        if self.stdin_tty:
+            try:  # the child's terminal starts with our terminal's settings
+                termios.tcsetattr(slave, termios.TCSANOW, termios.tcgetattr(0))
+            except termios.error:
+                pass
+        self.sync_winsize()
+        slave_name = os.ttyname(slave)
+        # setsid makes the child a session leader; opening the slave (without
+        # O_NOCTTY) then makes it the child's controlling terminal, so job
+        # control and Ctrl-C (sent as a byte while we are raw) work inside.
+        if self.stdin_tty:
+            actions: "list[tuple[Any, ...]]" = [
+                (os.POSIX_SPAWN_OPEN, 0, slave_name, os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ]
+        else:  # keep our stdin (a file, a pipe): copying it through a tty would mangle it
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 1, slave_name, os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ]
+        self.spawn(actions, setsid=True)
+        self.close(slave)  # so that reading the master ends (EIO) when the child is gone
+        os.set_blocking(master, False)
+        self.streams[master] = _Stream(self.masker, 1)
+        if self.copy_stdin:
+            import tty
+
+            try:
+                self.saved_tty = termios.tcgetattr(0)
+                tty.setraw(0, termios.TCSADRAIN)
+            except termios.error:
+                self.saved_tty = None
+
+    def restore_tty(self) -> None:
+        if self.saved_tty is None:
+            return
+        import termios
+
+        try:
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
+        except termios.error:
+            pass
+        self.saved_tty = None
+
+    def sync_winsize(self) -> None:
+        if self.master is None or self.winsize_fd is None:
+            return
+        import fcntl
+        import termios
+
+        try:
+            size = fcntl.ioctl(self.winsize_fd, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass
+
+    # -- the loop ----------------------------------------------------------
+
+    def reap(self, *, block: bool) -> None:
+        assert self.pid is not None
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else (SIGCHLD ignored?)
+            pid, status = self.pid, 0
+        if pid == 0:
+            return
+        self.exited = True
+        self.status = os.waitstatus_to_exitcode(status)
+
+    def pump(self) -> None:
+        import select
+
+        readable = select.POLLIN | select.POLLHUP | select.POLLERR
+        poller = select.poll()
+        for fd in self.streams:
+            poller.register(fd, select.POLLIN)
+        if self.pidfd is not None:
+            poller.register(self.pidfd, select.POLLIN)
+        master = self.master
+        copying_input = self.use_pty and self.copy_stdin and master is not None
+        if copying_input:
+            poller.register(0, select.POLLIN)
+
+        def stop_input() -> None:
+            nonlocal copying_input
+            if copying_input:
+                copying_input = False
+                self.input.clear()
+                try:
+                    poller.unregister(0)
+                except KeyError:
+                    pass
+                if master is not None and master in self.streams:
+                    poller.modify(master, select.POLLIN)
+
+        def send_input() -> None:
+            assert master is not None
+            try:
+                written = os.write(master, self.input)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                stop_input()
+                return
+            del self.input[:written]
+            if self.input:  # pty full: wait until it can take more, read no more stdin
+                poller.modify(master, select.POLLIN | select.POLLOUT)
+                try:
+                    poller.unregister(0)
+                except KeyError:
+                    pass
+            else:
+                poller.modify(master, select.POLLIN)
+                poller.register(0, select.POLLIN)
+
+        while True:
+            if not self.streams:
+                if not self.exited:
+                    self.reap(block=True)
+                return
+            if self.exited:
+                timeout: int | None = int(DRAIN_GRACE_SECONDS * 1000)
+            elif self.pidfd is None:
+                timeout = 50
+            else:
+                timeout = None
+            events = poller.poll(timeout)
+            if self.exited and (self.interrupted or not events):
+                break  # after the exit, idle (a grandchild holds the pipe) or signalled
+            for fd, event in events:
+                if fd == self.pidfd:
+                    poller.unregister(fd)
+                    self.reap(block=True)
+                    stop_input()
+                elif fd == 0 and copying_input:
+                    try:
+                        data = os.read(0, _READ_SIZE)
+                    except OSError:
+                        data = b""
+                    if data:
+                        self.input += data
+                        send_input()
+                    else:
+                        stop_input()
+                elif fd in self.streams:
+                    if event & select.POLLOUT and copying_input and self.input:
+                        send_input()
+                    if event & readable:
+                        self.read_stream(fd, poller)
+            if self.pidfd is None and not self.exited:
+                self.reap(block=False)
+                if self.exited:
+                    stop_input()
+            if copying_input and master not in self.streams:
+                stop_input()
+        # Stopped while streams were still open: emit what the maskers hold.
+        for fd in list(self.streams):
+            self.end_stream(fd, poller)
+
+    def read_stream(self, fd: int, poller: "Any") -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's slave side is closed everywhere
+            data = b""
+        if not data:
+            self.end_stream(fd, poller)
+            return
+        stream = self.streams[fd]
+        stream.emit(stream.masker.feed(data))
+
+    def end_stream(self, fd: int, poller: "Any") -> None:
+        stream = self.streams.pop(fd)
+        stream.emit(stream.masker.flush())
+        try:
+            poller.unregister(fd)
+        except KeyError:
+            pass
+        self.close(fd)

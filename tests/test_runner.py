@@ -1,0 +1,593 @@
+"""secretstore.runner: environment limits, exec, output masking, supervision.
+
+Everything that could replace, kill or hang the test process runs in a driver
+(tests/helpers/runner_driver.py) in a subprocess with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secretstore.errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    LimitError,
+)
+from secretstore.runner import (
+    MAX_ARG_STRLEN,
+    Masker,
+    check_environment_limits,
+    supervise,
+)
+
+PY = sys.executable
+DRIVER = Path(__file__).resolve().parent / "helpers" / "runner_driver.py"
+SECRET = "s3cr3t-value-1"
+SECRET_B = SECRET.encode()
+M = b"[MASKED]"
+TIMEOUT = 20
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
+           mask: list[str] | None = None, use_pty: bool | None = None) -> list[str]:
+    config = {"mode": mode, "argv": argv, "env": env or {}, "mask": mask or [],
+              "use_pty": use_pty}
+    return [PY, str(DRIVER), json.dumps(config)]
+
+
+def run_driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
+               mask: list[str] | None = None, use_pty: bool | None = None,
+               input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(driver(mode, argv, env=env, mask=mask, use_pty=use_pty), input=input,
+                          capture_output=True, timeout=TIMEOUT, check=False)
+
+
+def mask_all(data: bytes, values: list[str], chunks: list[int] | None = None) -> bytes:
+    """Run ``data`` through a Masker, cut into pieces of the given sizes (cycled)."""
+    masker = Masker(values)
+    out = []
+    position = 0
+    sizes = chunks or [len(data) or 1]
+    i = 0
+    while position < len(data):
+        size = max(1, sizes[i % len(sizes)])
+        out.append(masker.feed(data[position:position + size]))
+        position += size
+        i += 1
+    out.append(masker.flush())
+    return b"".join(out)
+
+
+def reference(data: bytes, values: list[str]) -> bytes:
+    """Naive one-shot leftmost-longest replacement, the specification of Masker."""
+    patterns = set()
+    for value in values:
+        raw = value.encode()
+        if len(raw) > 3:
+            patterns.add(raw)
+            patterns.add(raw.replace(b"\n", b"\r\n"))
+    ordered = sorted(patterns, key=len, reverse=True)
+    out = []
+    i = 0
+    while i < len(data):
+        for pattern in ordered:
+            if data.startswith(pattern, i):
+                out.append(M)
+                i += len(pattern)
+                break
+        else:
+            out.append(data[i:i + 1])
+            i += 1
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Masker
+
+
+def test_masks_whole_value_in_one_chunk() -> None:
+    masker = Masker([SECRET])
+    out = masker.feed(b"token=" + SECRET_B + b" done\n") + masker.flush()
+    assert out == b"token=" + M + b" done\n"
+
+
+def test_masks_value_split_at_every_position() -> None:
+    data = b"before " + SECRET_B + b" after"
+    for cut in range(len(data) + 1):
+        masker = Masker([SECRET])
+        out = masker.feed(data[:cut]) + masker.feed(data[cut:]) + masker.flush()
+        assert out == b"before " + M + b" after", cut
+
+
+def test_masks_value_fed_one_byte_at_a_time() -> None:
+    data = b"x" + SECRET_B + SECRET_B + b"y" + SECRET_B
+    masker = Masker([SECRET, "other-secret-2"])
+    out = b"".join(masker.feed(data[i:i + 1]) for i in range(len(data))) + masker.flush()
+    assert out == b"x" + M + M + b"y" + M
+
+
+def test_longest_value_wins_when_values_overlap() -> None:
+    for values in (["abcd", "abcdef"], ["abcdef", "abcd"]):
+        assert mask_all(b"abcdef", values) == M
+        assert mask_all(b"abcdxy", values) == M + b"xy"
+        assert mask_all(b"-abcdef-abcd", values, [1]) == b"-" + M + b"-" + M
+        # "abcd" complete but "abcdef" still possible: held until resolved
+        masker = Masker(values)
+        assert masker.feed(b"<abcd") == b"<"
+        assert masker.feed(b"e") == b""
+        assert masker.feed(b"f>") == M + b">"
+        masker = Masker(values)
+        assert masker.feed(b"abcd") == b""
+        assert masker.flush() == M
+
+
+def test_values_of_three_bytes_or_less_are_not_masked() -> None:
+    values = ["abc", "é", "日", "x\ny", "abcd", "日本"]  # 3, 2, 3, 3, 4, 6 bytes
+    text = "abc é 日 x\ny x\r\ny abcd 日本".encode()
+    assert mask_all(text, values) == "abc é 日 x\ny x\r\ny ".encode() + M + b" " + M
+    assert mask_all(b"abc", ["abc", "ab", ""]) == b"abc"
+
+
+def test_no_values_passes_everything_through() -> None:
+    masker = Masker([])
+    assert masker.feed(b"abc") == b"abc"
+    assert masker.feed(b"") == b""
+    assert masker.flush() == b""
+
+
+def test_output_without_secrets_is_emitted_at_once() -> None:
+    masker = Masker([SECRET, "another-value"])
+    rng = random.Random(7)
+    for _ in range(200):
+        chunk = bytes(rng.choice(b"xyz 0123\n") for _ in range(rng.randint(0, 50)))
+        assert masker.feed(chunk) == chunk  # nothing in it can start a value
+    # Only the shortest suffix that could still become a value is held back.
+    assert masker.feed(b"log line s3c") == b"log line "
+    assert masker.feed(b"r3") == b""
+    assert masker.feed(b"!\n") == b"s3cr3!\n"
+    assert masker.feed(b"an") == b""
+    assert masker.flush() == b"an"
+    assert masker.flush() == b""
+
+
+def test_held_prefix_that_is_not_a_secret_is_emitted() -> None:
+    masker = Masker(["secretX"])
+    assert masker.feed(b"secre") == b""
+    assert masker.feed(b"tive") == b"secretive"
+    assert masker.feed(b"ssecre") == b"s"
+    assert masker.feed(b"tX.") == M + b"."
+    assert masker.flush() == b""
+
+
+def test_prefix_inside_a_match_is_not_held() -> None:
+    # "ab" could start "ab3456", but it is inside a match, where no scan starts.
+    masker = Masker(["Qxyab", "ab3456"])
+    assert masker.feed(b"Qxyab") == M
+    assert masker.feed(b"3456") == b"3456"
+
+
+def test_multiline_value_masked_with_lf_and_crlf() -> None:
+    value = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----"
+    lf = value.encode()
+    crlf = lf.replace(b"\n", b"\r\n")
+    text = b"a " + lf + b" b " + crlf + b" c"
+    for chunks in ([1], [3, 7], [len(text)]):
+        assert mask_all(text, [value], chunks) == b"a " + M + b" b " + M + b" c"
+    partial = b"-----BEGIN KEY-----\r\nAAAA\r\n"
+    assert mask_all(partial, [value], [2]) == partial
+
+
+def test_unicode_values_and_custom_marker() -> None:
+    masker = Masker(["pässwörd"], marker=b"\\1***")
+    data = "x pässwörd y".encode()
+    out = masker.feed(data[:4]) + masker.feed(data[4:]) + masker.flush()
+    assert out == b"x \\1*** y"
+
+
+def test_copy_masks_independently() -> None:
+    first = Masker([SECRET])
+    second = first.copy()
+    assert first.feed(SECRET_B[:5]) == b""
+    assert second.feed(b"plain") == b"plain"
+    assert first.feed(SECRET_B[5:]) == M
+    assert second.feed(SECRET_B) == M
+
+
+def test_many_values_and_large_output() -> None:
+    rng = random.Random(3)
+    upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    values = sorted({"".join(rng.choice(upper) for _ in range(rng.randint(8, 40)))
+                     for _ in range(300)})
+    pieces = []
+    expected = []
+    for _ in range(20000):  # about 1 MB; the filler is lower case, values upper case
+        filler = bytes(rng.choice(b"abcdefgh \n") for _ in range(rng.randint(0, 60)))
+        pieces.append(filler)
+        expected.append(filler)
+        if rng.random() < 0.1:
+            pieces.append(rng.choice(values).encode())
+            expected.append(M)
+    data = b"".join(pieces)
+    assert len(data) > 500_000
+    assert mask_all(data, values, [65536, 4096, 1, 77]) == b"".join(expected)
+
+
+_alphabet = st.sampled_from(list("ab\nc-é"))
+_values = st.lists(st.text(_alphabet, min_size=1, max_size=8), min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_chunked_masking_equals_one_shot_replacement(data: st.DataObject) -> None:
+    values = data.draw(_values, label="values")
+    inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
+    segments = data.draw(st.lists(st.one_of(
+        st.text(_alphabet, max_size=6).map(str.encode),
+        st.sampled_from(inserts),
+    ), max_size=12), label="segments")
+    text = b"".join(segments)
+    chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
+    assert mask_all(text, values, chunks) == reference(text, values)
+
+
+# ---------------------------------------------------------------------------
+# Limits
+
+
+def test_limits_reject_a_200_kib_value_without_showing_it() -> None:
+    env = {"HOME": "/home/x", "BIG_SECRET": "q" * (200 * 1024)}
+    with pytest.raises(LimitError) as info:
+        check_environment_limits(env, ["prog"])
+    message = str(info.value)
+    assert message.startswith("environment variable BIG_SECRET is 204812 bytes")  # with "=" and NUL
+    assert "131072" in message and "qqqq" not in message and "\n" not in message
+    assert info.value.exit_code == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.sysconf("SC_PAGE_SIZE") != 4096,
+                    reason="MAX_ARG_STRLEN is 32 pages of 4 KiB here")
+def test_limits_match_the_kernel_at_the_boundary() -> None:
+    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
+    fits = {"A": "x" * (MAX_ARG_STRLEN - 3)}  # "A=" + value + NUL == MAX_ARG_STRLEN
+    check_environment_limits(fits, [true])
+    assert subprocess.run([true], env=fits, timeout=TIMEOUT, check=False).returncode == 0
+    too_big = {"A": "x" * (MAX_ARG_STRLEN - 2)}
+    with pytest.raises(LimitError):
+        check_environment_limits(too_big, [true])
+    with pytest.raises(OSError) as info:  # the kernel agrees: E2BIG
+        subprocess.run([true], env=too_big, timeout=TIMEOUT, check=False)
+    assert info.value.errno == 7
+
+
+def test_limits_reject_a_long_argument() -> None:
+    with pytest.raises(LimitError, match=r"^argument 1 is 131073 bytes"):
+        check_environment_limits({}, ["prog", "a" * MAX_ARG_STRLEN])
+
+
+def test_limits_reject_a_total_over_arg_max() -> None:
+    arg_max = os.sysconf("SC_ARG_MAX")
+    if arg_max > 64 * 1024 * 1024:
+        pytest.skip("ARG_MAX too large to build a test environment")
+    value = "v" * 100_000
+    env = {f"VAR_{i}": value for i in range(arg_max // 100_000 + 2)}
+    check_environment_limits(dict(list(env.items())[:3]), ["prog"])
+    with pytest.raises(LimitError) as info:
+        check_environment_limits(env, ["prog"])
+    message = str(info.value)
+    assert "total" in message and str(arg_max) in message and "vvvv" not in message
+
+
+# ---------------------------------------------------------------------------
+# exec_program (in a driver: it replaces the process)
+
+
+def test_exec_command_not_found_is_127_with_one_line() -> None:
+    result = run_driver("exec", ["no-such-command-for-runner-test"])
+    assert result.returncode == 127
+    assert result.stderr == b"secretstore: error: command not found: no-such-command-for-runner-test\n"
+
+
+def test_exec_not_executable_is_126(tmp_path: Path) -> None:
+    script = tmp_path / "tool.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    result = run_driver("exec", [str(script)])
+    assert result.returncode == 126
+    assert result.stderr.startswith(b"secretstore: error: cannot execute ")
+    assert result.stderr.count(b"\n") == 1
+    assert run_driver("exec", [str(tmp_path)]).returncode == 126
+
+
+def test_exec_passes_env_and_finds_program_in_env_path(tmp_path: Path) -> None:
+    tool = tmp_path / "runner-test-tool"
+    tool.write_text(f"#!{PY}\nimport os, sys\nprint(os.environ['RUNNER_TEST_SECRET'], sys.argv[1:])\n")
+    tool.chmod(0o755)
+    path = f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = run_driver("exec", ["runner-test-tool", "arg"],
+                        env={"RUNNER_TEST_SECRET": SECRET, "PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{SECRET} ['arg']\n".encode()  # exec does not mask
+
+
+def _ignored_signals(status: bytes) -> int:
+    line = next(x for x in status.splitlines() if x.startswith(b"SigIgn:"))
+    return int(line.split()[1], 16)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_program_gets_default_sigpipe(mode: str) -> None:
+    # Python ignores SIGPIPE; the program must not inherit that.
+    result = run_driver(mode, ["cat", "/proc/self/status"], use_pty=False)
+    assert result.returncode == 0
+    assert not _ignored_signals(result.stdout) & (1 << (signal.SIGPIPE - 1))
+
+
+# ---------------------------------------------------------------------------
+# supervise, in process (children that exit on their own)
+
+
+@pytest.mark.parametrize("code", [0, 7])
+def test_supervise_returns_exit_code(code: int, capfd: pytest.CaptureFixture[str]) -> None:
+    assert supervise(py(f"import sys; sys.exit({code})"), dict(os.environ), [], use_pty=False) == code
+
+
+def test_supervise_masks_split_writes(capfd: pytest.CaptureFixture[str]) -> None:
+    code = (
+        "import sys, time\n"
+        "v = sys.argv[1]\n"
+        "sys.stdout.write('a ' + v[:6]); sys.stdout.flush(); time.sleep(0.2)\n"
+        "sys.stdout.write(v[6:] + ' b\\n'); sys.stdout.flush()\n"
+    )
+    env = dict(os.environ, RUNNER_TEST_SECRET=SECRET)
+    assert supervise([*py(code), SECRET], env, [SECRET], use_pty=False) == 0
+    out, err = capfd.readouterr()
+    assert out == "a [MASKED] b\n"
+    assert SECRET not in out + err
+
+
+def test_supervise_masks_stderr_separately(capfd: pytest.CaptureFixture[str]) -> None:
+    code = ("import os, sys\n"
+            "print('out', os.environ['RUNNER_TEST_SECRET'], flush=True)\n"
+            "print('err', os.environ['RUNNER_TEST_SECRET'], file=sys.stderr)\n"
+            "sys.exit(5)\n")
+    env = dict(os.environ, RUNNER_TEST_SECRET=SECRET)
+    assert supervise(py(code), env, [SECRET], use_pty=False) == 5
+    out, err = capfd.readouterr()
+    assert out == "out [MASKED]\n"
+    assert err == "err [MASKED]\n"
+
+
+def test_supervise_child_closing_stdout_early(capfd: pytest.CaptureFixture[str]) -> None:
+    code = ("import os, sys, time\n"
+            "os.write(1, b'first\\n'); os.close(1)\n"
+            "time.sleep(0.3)\n"
+            "os.write(2, sys.argv[1].encode() + b' later\\n')\n"
+            "sys.exit(4)\n")
+    assert supervise([*py(code), SECRET], dict(os.environ), [SECRET], use_pty=False) == 4
+    out, err = capfd.readouterr()
+    assert out == "first\n"
+    assert err == "[MASKED] later\n"
+
+
+def test_supervise_restores_signal_handlers(capfd: pytest.CaptureFixture[str]) -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    supervise(py("pass"), dict(os.environ), [], use_pty=False)
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_supervise_cannot_start(tmp_path: Path) -> None:
+    with pytest.raises(CommandNotFoundError, match="^command not found: no-such-cmd-xyz$"):
+        supervise(["no-such-cmd-xyz"], dict(os.environ), [])
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o600)
+    with pytest.raises(CommandNotExecutableError) as info:
+        supervise([str(script)], dict(os.environ), [])
+    assert info.value.exit_code == 126
+    with pytest.raises(CommandNotExecutableError, match="Is a directory"):
+        supervise([str(tmp_path)], dict(os.environ), [])
+    with pytest.raises(CommandNotFoundError):  # PATH comes from env, not from os.environ
+        supervise(["sh", "-c", "true"], {"PATH": str(tmp_path)}, [])
+
+
+# ---------------------------------------------------------------------------
+# supervise, in a driver
+
+
+def test_supervise_stdin_passes_through() -> None:
+    code = "import sys; data = sys.stdin.read(); print(len(data), data.upper())"
+    result = run_driver("supervise", py(code), use_pty=False, input=b"hello\nworld\n")
+    assert result.returncode == 0
+    assert result.stdout == b"12 HELLO\nWORLD\n\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("use_pty", [False, True])
+def test_child_killed_by_signal_kills_the_supervisor_the_same_way(signum: int, use_pty: bool) -> None:
+    code = f"import os; os.kill(os.getpid(), {int(signum)})"
+    result = run_driver("supervise", py(code), use_pty=use_pty)
+    assert result.returncode == -signum, result.stderr
+
+
+def _start(argv: list[str], *, new_session: bool = False) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=new_session)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
+    assert ready, "the child did not get ready"
+    assert proc.stdout.readline().strip() == b"ready"
+
+
+TRAP = (
+    "import signal, sys, time\n"
+    "def handler(signum, frame):\n"
+    "    print('got', signal.Signals(signum).name, flush=True)\n"
+    "    sys.exit(3)\n"
+    "signal.signal(signal.{sig}, handler)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(15)\n"
+)
+
+
+@pytest.mark.parametrize("use_pty", [False, True])
+def test_sigterm_is_forwarded(use_pty: bool) -> None:
+    proc = _start(driver("supervise", py(TRAP.format(sig="SIGTERM")), use_pty=use_pty))
+    try:
+        _wait_ready(proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert b"got SIGTERM" in out, err
+    assert proc.returncode == 3
+
+
+def test_sigint_is_forwarded_to_a_child_on_a_pty() -> None:
+    proc = _start(driver("supervise", py(TRAP.format(sig="SIGINT")), use_pty=True))
+    try:
+        _wait_ready(proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert b"got SIGINT" in out, err
+    assert proc.returncode == 3
+
+
+def test_terminal_sigint_is_not_delivered_twice() -> None:
+    # Without a pty the child shares our process group; a Ctrl-C (here: a
+    # SIGINT to the whole group) reaches it directly and must not be forwarded.
+    code = (
+        "import signal, sys, time\n"
+        "count = 0\n"
+        "def handler(signum, frame):\n"
+        "    global count; count += 1\n"
+        "signal.signal(signal.SIGINT, handler)\n"
+        "print('ready', flush=True)\n"
+        "for _ in range(1500):\n"
+        "    if count: break\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.3)\n"
+        "print('count', count, flush=True)\n"
+    )
+    proc = _start(driver("supervise", py(code), use_pty=False), new_session=True)
+    try:
+        _wait_ready(proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert out == b"count 1\n", err
+    assert proc.returncode == 0
+
+
+def test_grandchild_holding_the_pipe_does_not_hang() -> None:
+    code = ("import subprocess, sys\n"
+            "p = subprocess.Popen(['sleep', '60'])\n"
+            "print(p.pid, flush=True)\n"
+            "sys.exit(6)\n")
+    proc = _start(driver("supervise", py(code), use_pty=False))
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    grandchild = int(out.split()[0])
+    os.kill(grandchild, signal.SIGKILL)
+    assert proc.returncode == 6
+
+
+def test_broken_stdout_pipe_keeps_draining_the_child() -> None:
+    code = ("import sys\n"
+            "for i in range(50000): print('line', i)\n"
+            "sys.stdout.flush()\n"
+            "print('done', sys.argv[1], file=sys.stderr)\n")
+    proc = _start(driver("supervise", [*py(code), SECRET], mask=[SECRET], use_pty=False))
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline() == b"line 0\n"
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in err
+    assert err == b"done [MASKED]\n"
+    assert proc.returncode == 0
+
+
+def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
+    code = ("import os, sys\n"
+            "print('tty', sys.stdout.isatty(), sys.stderr.isatty(), os.environ['RUNNER_TEST_SECRET'])\n"
+            "print('stdin', sys.stdin.read(), file=sys.stderr)\n")
+    result = run_driver("supervise", py(code), env={"RUNNER_TEST_SECRET": SECRET},
+                        mask=[SECRET], use_pty=True, input=b"piped")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.replace(b"\r\n", b"\n")
+    # stdout and stderr are merged on the pty; our stdin (a pipe) was kept as is
+    assert lines == b"tty True True [MASKED]\nstdin piped\n"
+    assert result.stderr == b""
+
+
+def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
+    # The driver runs on a terminal of ours: its stdin is a tty, so it copies
+    # input to the child's pty in raw mode, passes the window size on, and
+    # restores the terminal afterwards.
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    before = termios.tcgetattr(slave)
+    code = ("import os, sys\n"
+            "size = os.get_terminal_size()\n"
+            "print('ready', sys.stdin.isatty(), size.columns, size.lines, flush=True)\n"
+            "line = input()\n"
+            "print('got', line[::-1], os.environ['RUNNER_TEST_SECRET'])\n")
+    proc = subprocess.Popen(
+        driver("supervise", py(code), env={"RUNNER_TEST_SECRET": SECRET}, mask=[SECRET]),
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )
+    output = b""
+    try:
+        sent = False
+        while proc.poll() is None or select.select([master], [], [], 0.2)[0]:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    output += os.read(master, 65536)
+                except OSError:
+                    break
+            if not sent and b"ready" in output and b"\n" in output[output.find(b"ready"):]:
+                os.write(master, b"abc\r")
+                sent = True
+        proc.wait(timeout=TIMEOUT)
+        after = termios.tcgetattr(slave)
+    finally:
+        proc.kill()
+        os.close(master)
+        os.close(slave)
+    text = output.replace(b"\r\n", b"\n")
+    assert b"ready True 101 33\n" in text
+    assert b"got cba [MASKED]\n" in text
+    assert SECRET_B not in output
+    assert proc.returncode == 0
+    assert after == before
