@@ -1,0 +1,155 @@
+"""Crash consistency: SIGKILL the writer at each injected point of ``fsio.atomic_write``.
+
+The real console script is killed by ``SECRETSTORE_TEST_CRASH_AT`` (see
+fsio.py) after the temp file is written, after it is fsync-ed, or after the
+rename; and ``rotate --all`` also between two scopes. Every outcome must be
+exactly the old or the new state, readable; the temp file a killed writer
+leaves is ignored by every reader and removed by the next writer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from secretstore import fsio
+from secretstore.identity import Identity, create_identity
+from secretstore.store import Scope, Store
+
+POINTS = ["after-temp-write", "after-fsync", "after-replace"]
+TEAM = Scope("team")
+PROJECT = Scope("project", "prj1")
+
+
+@pytest.fixture
+def setup(isolated_env: dict[str, str]) -> tuple[Store, Identity]:
+    identity = create_identity(isolated_env["identity"])
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "KEEP", "keep-me", identity)
+    store.set(TEAM, "OLD", "old-value", identity)
+    store.set(PROJECT, "P", "project-value", identity)
+    return store, identity
+
+
+def temps(store: Store, scope: Scope) -> list[str]:
+    directory = os.path.dirname(store.path(scope))
+    return [name for name in os.listdir(directory) if fsio.is_temp_name(name)]
+
+
+def snapshot(store: Store, identity: Identity) -> dict[Scope, dict[str, str]]:
+    return {scope: store.read(scope, identity) for scope in (TEAM, PROJECT)}
+
+
+def killed(done) -> bool:  # type: ignore[no-untyped-def]
+    return done.returncode == -signal.SIGKILL
+
+
+OPERATIONS = {
+    # name: (command line, expected team values afterwards)
+    "set-existing": (["set", "team", "--name=OLD", "--value=new-value"],
+                     {"KEEP": "keep-me", "OLD": "new-value"}),
+    "set-new-name": (["set", "team", "--name=ADDED", "--value=added"],
+                     {"KEEP": "keep-me", "OLD": "old-value", "ADDED": "added"}),
+    "delete": (["delete", "team", "--name=OLD"], {"KEEP": "keep-me"}),
+}
+
+
+# Every point for a plain set; the rest of the matrix behind --run-slow (each case
+# costs several console-script start-ups).
+MATRIX = [
+    pytest.param(operation, point, marks=() if keep else pytest.mark.slow)
+    for operation in sorted(OPERATIONS)
+    for point in POINTS
+    for keep in [operation == "set-existing"
+                 or (operation, point) in {("delete", "after-fsync"),
+                                           ("set-new-name", "after-temp-write")}]
+]
+
+
+@pytest.mark.parametrize(("operation", "point"), MATRIX)
+def test_killed_writer_leaves_old_or_new_state(setup, cli_run, point: str, operation: str) -> None:
+    store, identity = setup
+    before = snapshot(store, identity)
+    args, team_after = OPERATIONS[operation]
+    done = cli_run(*args, env={"SECRETSTORE_TEST_CRASH_AT": point})
+    assert killed(done), (done.returncode, done.stderr)
+
+    state = snapshot(store, identity)
+    if point == "after-replace":
+        assert state == {**before, TEAM: team_after}
+        assert temps(store, TEAM) == []
+    else:
+        assert state == before
+        assert len(temps(store, TEAM)) == 1, "the killed writer's temp file should be left"
+        # readers ignore it: the CLI lists and gets the old state, scopes() skips it
+        listed = cli_run("list", "team", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert b".tmp-" not in listed.stdout
+        assert cli_run("get", "team", "--name=OLD").stdout == b"old-value"
+        assert TEAM in store.scopes() and len(store.scopes()) == 2
+
+    # the next writer removes any stale temp file and works on the state it finds
+    follow = cli_run("set", "team", "--name=NEXT", "--value=next")
+    assert follow.returncode == 0, follow.stderr
+    assert temps(store, TEAM) == []
+    expected = dict(state[TEAM], NEXT="next")
+    assert store.read(TEAM, identity) == expected
+
+
+@pytest.mark.parametrize(
+    "point", [pytest.param(p, marks=() if p == "after-fsync" else pytest.mark.slow) for p in POINTS]
+)
+def test_killed_first_write_leaves_no_scope_or_a_whole_one(setup, cli_run, point: str) -> None:
+    store, identity = setup
+    scope = Scope("cluster", "gpu-a")
+    done = cli_run("set", "cluster", "--id=gpu-a", "--name=C", "--value=c", env={
+        "SECRETSTORE_TEST_CRASH_AT": point})
+    assert killed(done)
+    if point == "after-replace":
+        assert store.read(scope, identity) == {"C": "c"}
+    else:
+        assert store.load(scope) is None
+        assert scope not in store.scopes()
+        got = cli_run("get", "cluster", "--id=gpu-a", "--name=C")
+        assert got.returncode == 1 and b"Traceback" not in got.stderr
+        assert len(temps(store, scope)) == 1
+    assert cli_run("set", "cluster", "--id=gpu-a", "--name=D", "--value=d").returncode == 0
+    assert temps(store, scope) == []
+
+
+@pytest.mark.parametrize(
+    "point",
+    [pytest.param(p, marks=() if p in ("after-fsync", "between-scopes") else pytest.mark.slow)
+     for p in [*POINTS, "between-scopes"]],
+)
+def test_killed_rotation_leaves_each_file_old_or_new(setup, cli_run, point: str) -> None:
+    store, identity = setup
+    before = snapshot(store, identity)
+    raw_before = {scope: Path(store.path(scope)).read_bytes() for scope in (TEAM, PROJECT)}
+    done = cli_run("rotate", "--all", env={"SECRETSTORE_TEST_CRASH_AT": point})
+    assert killed(done), (done.returncode, done.stderr)
+    assert snapshot(store, identity) == before  # every file readable, every value intact
+    rotated = [s for s in (TEAM, PROJECT) if Path(store.path(s)).read_bytes() != raw_before[s]]
+    if point in ("after-temp-write", "after-fsync"):
+        assert rotated == []
+    else:
+        assert rotated == [TEAM]  # team is rotated first, then the kill
+    assert cli_run("rotate", "--all").returncode == 0
+    assert snapshot(store, identity) == before
+    assert temps(store, TEAM) == [] and temps(store, PROJECT) == []
+
+
+def test_reader_ignores_a_temp_file_that_looks_like_a_scope(setup, cli_run) -> None:
+    """A stale temp named like a scope file must not appear as a scope, even in projects/."""
+    store, identity = setup
+    stale = Path(store.path(PROJECT)).with_name(".prj2.toml.tmp-0123456789ab")
+    stale.write_bytes(b"garbage, half written")
+    stale.chmod(0o600)
+    assert [s for s in store.scopes() if s.scope_id == "prj2"] == []
+    done = cli_run("exec", "--project=prj1", "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert cli_run("set", "project", "--id=prj1", "--name=Q", "--value=q").returncode == 0
+    assert not stale.exists()
