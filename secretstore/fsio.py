@@ -21,6 +21,9 @@ FILE_MODE = 0o600
 
 # Crash-consistency tests set this to kill the writer at a named point.
 _CRASH_ENV = "SECRETSTORE_TEST_CRASH_AT"
+# TEST ONLY: "1" makes ``locked`` a no-op, so tests/test_concurrency.py can show
+# that its check fails without the lock (the negative control). Never set it.
+_NO_LOCK_ENV = "SECRETSTORE_TEST_NO_LOCK"
 
 
 def _crash_point(name: str) -> None:
@@ -167,6 +170,9 @@ def locked(directory: str) -> Iterator[None]:
     import fcntl
 
     ensure_dir(directory)
+    if os.environ.get(_NO_LOCK_ENV) == "1":
+        yield
+        return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
