@@ -271,7 +271,7 @@ def argon2_limits_for_new_keys() -> str:
     return chosen
 
 
-def parse_key_text(text: str, source: str) -> "Identity | ProtectedKey":
+def parse_key_text(text: str, source: str) -> Identity | ProtectedKey:
     """The key in an identity file's text (comments allowed) or a bare key line, still locked if protected."""
     keys = [
         line.strip()
@@ -336,7 +336,7 @@ def check_private_permissions(path: str, stat_result: os.stat_result) -> None:
         )
 
 
-def read_key_file(path: str) -> "Identity | ProtectedKey":
+def read_key_file(path: str) -> Identity | ProtectedKey:
     """The key in the identity file at ``path`` (not unlocked); refuse a missing, loose or malformed one."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -394,7 +394,7 @@ def load_or_create_identity(path: str, prompt: PassphrasePrompt | None = None) -
     return load_identity(path, prompt), False
 
 
-def key_from_env() -> "Identity | ProtectedKey" | None:
+def key_from_env() -> Identity | ProtectedKey | None:
     """The key held in $SECRETSTORE_KEY (whole identity file text or its key line), if set."""
     text = os.environ.get(ENV_KEY)
     if not text:

@@ -175,6 +175,11 @@ class SharingReport:
     skipped: list[tuple[Scope, str]] = field(default_factory=list)
 
 
+# Aliases for annotations inside Store, whose ``list`` method shadows the builtin there.
+Recipients = list[Recipient]
+Scopes = list[Scope]
+Unlocked = list[UnlockedScope]
+
 # Crash-consistency tests kill a multi-scope rotation between two files here.
 CRASH_BETWEEN_SCOPES = "between-scopes"
 
@@ -235,7 +240,7 @@ class Store:
             raise NotFoundError(f"no {scope} secret {name!r}")
         return unlocked.get(name)
 
-    def scopes(self) -> list[Scope]:
+    def scopes(self) -> Scopes:
         """Every scope that has a file, team first."""
         found = []
         if os.path.isfile(self.path(TEAM)):
@@ -258,11 +263,11 @@ class Store:
     def recipients_path(self) -> str:
         return os.path.join(self.root, recipients.FILENAME)
 
-    def store_recipients(self) -> list[Recipient] | None:
+    def store_recipients(self) -> Recipients | None:
         """The store-wide list (``recipients.toml``), or None when the store has none."""
         return recipients.load(self.recipients_path)
 
-    def default_recipients(self, identity: Identity) -> list[Recipient]:
+    def default_recipients(self, identity: Identity) -> Recipients:
         """Who a new scope file is sealed to: the store's recipients, and the writer."""
         chosen = list(self.store_recipients() or [])
         if identity.recipient not in chosen:
@@ -305,10 +310,11 @@ class Store:
 
     def _each_scope(
         self, scope: Scope | None, identity: Identity, report: SharingReport
-    ) -> list[UnlockedScope]:
+    ) -> Unlocked:
         """The scopes a recipients or rotate command applies to, unlocked; unopenable ones are skipped."""
-        unlocked = []
-        for each in [scope] if scope is not None else self.scopes():
+        unlocked: Unlocked = []
+        targets: Scopes = [scope] if scope is not None else self.scopes()
+        for each in targets:
             try:
                 opened = self.unlock(each, identity)
             except NotRecipientError as exc:
@@ -388,7 +394,7 @@ class Store:
 
     def rotate(
         self,
-        scopes: list[Scope] | None,
+        scopes: Scopes | None,
         identity: Identity,
         progress: Callable[[Scope], None] | None = None,
     ) -> SharingReport:
@@ -399,7 +405,7 @@ class Store:
         """
         report = SharingReport()
         with fsio.locked(self.root):
-            targets = self.scopes() if scopes is None else scopes
+            targets: Scopes = self.scopes() if scopes is None else scopes
             for index, scope in enumerate(targets):
                 if index:
                     fsio._crash_point(CRASH_BETWEEN_SCOPES)

@@ -191,8 +191,8 @@ def test_driver_command_writes_ours_or_leaves_it(store, alice, tmp_path, capsys,
         files[name] = tmp_path / name
         files[name].write_bytes(data)
     args = ["git", "merge-driver", str(files["O"]), str(files["A"]), str(files["B"]), "team.toml"]
-    code, out, err = call(capsys, monkeypatch, *args)
+    code, _out, err = call(capsys, monkeypatch, *args)
     assert code == 1 and "both sides changed A" in err and files["A"].read_bytes() == ours
     files["B"].write_bytes(base)
-    code, out, err = call(capsys, monkeypatch, *args)
+    code, _out, err = call(capsys, monkeypatch, *args)
     assert (code, err) == (0, "") and values_of(files["A"].read_bytes(), alice) == {"A": "o"}

@@ -45,7 +45,7 @@ def test_secretstore_key_reads_and_writes_without_touching_disk(
     monkeypatch.setenv("SECRETSTORE_IDENTITY", str(missing))
     monkeypatch.setenv("SECRETSTORE_KEY", key)
     assert call(capsys, monkeypatch, "get", "team", "--name=A")[:2] == (0, "one")
-    code, out, err = call(capsys, monkeypatch, "set", "cluster", "--id=gpu-a", "--name=B", "--value=two")
+    code, _out, err = call(capsys, monkeypatch, "set", "cluster", "--id=gpu-a", "--name=B", "--value=two")
     assert (code, err) == (0, "")
     assert call(capsys, monkeypatch, "get", "cluster", "--id=gpu-a", "--name=B")[:2] == (0, "two")
     assert not missing.exists() and not missing.parent.exists()

@@ -81,7 +81,7 @@ def list_recipients(
     scope = chosen_scope(team, project, cluster)
     if scope is None:
         listed = target.store_recipients()
-        rows = [(r.text, r.label) for r in listed or []]
+        rows = [(r.text, r.label) for r in listed] if listed is not None else []
         if listed is None and not as_json:
             sys.stderr.write(
                 "secretstore: no recipients.toml in this store: new scope files are sealed to their writer only\n"
