@@ -186,7 +186,12 @@ def resolve_context(
         setattr(context, entity, value)
         setattr(context, f"{entity}_source", source)
     if pending:
-        path = find_dotfile(os.getcwd() if cwd is None else cwd)
+        if cwd is None:
+            try:
+                cwd = os.getcwd()
+            except OSError:  # the working directory was removed: no dotfile to find
+                return context
+        path = find_dotfile(cwd)
         if path is not None:
             found = read_dotfile(path)
             for entity in pending:
