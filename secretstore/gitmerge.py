@@ -6,7 +6,10 @@ instead:
 
 - all three sides (base, ours, theirs) are parsed and verified with the
   caller's identity (MAC checked, data key opened); a file whose MAC fails,
-  e.g. after a bad hand merge, is reported and never used;
+  e.g. after a bad hand merge, is reported and never used. A base the caller
+  is not a recipient of (they were added after it) is used only to tell which
+  side changed an entry, by comparing stored bytes; values always come from
+  the verified sides;
 - each name is merged three-way on its decrypted content: a change on one
   side wins, the same change on both sides is taken once, and different
   changes to one name are a conflict that is reported (never a silent pick);
@@ -26,10 +29,10 @@ import sys
 from dataclasses import dataclass
 
 from secretstore import crypto, fsio, scopefile
-from secretstore.errors import SecretStoreError
+from secretstore.errors import NotRecipientError, SecretStoreError
 from secretstore.identity import Identity, Recipient
 from secretstore.scopefile import Entry, ScopeFile, SealedKey, Version
-from secretstore.store import Scope, UnlockedScope, unlock_file
+from secretstore.store import Scope, unlock_file
 
 DRIVER_NAME = "secretstore"
 ATTRIBUTES = (
@@ -50,29 +53,46 @@ _State = tuple[str | None, str, tuple[tuple[str, str], ...]]
 
 @dataclass
 class _Side:
-    unlocked: UnlockedScope
+    scope: Scope
+    file: ScopeFile
+    keys: crypto.FileKeys | None  # None only for a base the caller cannot open
     states: dict[str, _State]
 
-    @property
-    def file(self) -> ScopeFile:
-        return self.unlocked.file
+    def changed(self, name: str, base: _Side | None) -> bool:
+        """Whether this side changed ``name`` since ``base``.
+
+        Compared on decrypted content; against a base the caller cannot open
+        (they were added after it), on the stored bytes, which an untouched
+        entry keeps exactly.
+        """
+        if base is None:
+            return name in self.states
+        if base.keys is None:
+            return self.file.entries.get(name) != base.file.entries.get(name)
+        return self.states.get(name) != base.states.get(name)
 
 
 def _open_side(data: bytes, label: str, path: str, identity: Identity) -> _Side:
     where = f"{path} ({label})"
     file = scopefile.parse(data, where)
     scope = Scope(file.entity, file.scope_id)
-    unlocked = unlock_file(scope, file, identity, where)
+    try:
+        unlocked = unlock_file(scope, file, identity, where)
+    except NotRecipientError as exc:
+        if label == "base":
+            return _Side(scope, file, None, {})
+        raise NotRecipientError(f"{where}: {exc.message}") from None
+    keys = unlocked.keys
 
     def plain(name: str, version: Version) -> str:
-        return scopefile.decrypt(file, unlocked.keys, name, version, where)
+        return scopefile.decrypt(file, keys, name, version, where)
 
     states: dict[str, _State] = {}
     for name, entry in file.entries.items():
         current = None if entry.current is None else plain(name, entry.current)
         history = tuple((v.updated, plain(name, v)) for v in entry.history)
         states[name] = (current, entry.updated, history)
-    return _Side(unlocked, states)
+    return _Side(scope, file, keys, states)
 
 
 def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side) -> list[Recipient]:
@@ -97,18 +117,18 @@ def merge_scope_files(
     our_side = _open_side(ours, "ours", path, identity)
     their_side = _open_side(theirs, "theirs", path, identity)
     base_side = _open_side(base, "base", path, identity) if base else None
-    scope = our_side.unlocked.scope
-    if their_side.unlocked.scope != scope or (base_side and base_side.unlocked.scope != scope):
+    scope = our_side.scope
+    if their_side.scope != scope or (base_side and base_side.scope != scope):
         raise MergeConflictError(f"{path}: the sides hold different scopes; merge it by hand")
 
-    base_states = base_side.states if base_side else {}
     chosen: dict[str, tuple[_Side, _State]] = {}
     conflicts = []
-    for name in sorted(set(base_states) | set(our_side.states) | set(their_side.states)):
-        b, o, t = base_states.get(name), our_side.states.get(name), their_side.states.get(name)
-        if o == t or t == b:
+    for name in sorted(set(our_side.file.entries) | set(their_side.file.entries)
+                       | set(base_side.file.entries if base_side else ())):
+        o, t = our_side.states.get(name), their_side.states.get(name)
+        if o == t or not their_side.changed(name, base_side):
             pick: tuple[_Side, _State | None] = (our_side, o)
-        elif o == b:
+        elif not our_side.changed(name, base_side):
             pick = (their_side, t)
         elif o is not None and t is not None and o[0] == t[0] and o[2] == t[2]:
             pick = (our_side, o) if o[1] >= t[1] else (their_side, t)  # same value, later stamp
@@ -128,8 +148,9 @@ def merge_scope_files(
         )
 
     recipients = _merge_recipients(base_side, our_side, their_side)
-    our_keys = our_side.unlocked.keys
-    same_key = our_keys.data_key == their_side.unlocked.keys.data_key
+    our_keys, their_keys = our_side.keys, their_side.keys
+    assert our_keys is not None and their_keys is not None  # both were opened
+    same_key = our_keys.data_key == their_keys.data_key
     keys = our_keys if same_key else crypto.FileKeys(crypto.new_data_key())
     merged = ScopeFile(scope.entity, scope.scope_id, [])
     if same_key:

@@ -196,3 +196,18 @@ def test_driver_command_writes_ours_or_leaves_it(store, alice, tmp_path, capsys,
     files["B"].write_bytes(base)
     code, _out, err = call(capsys, monkeypatch, *args)
     assert (code, err) == (0, "") and values_of(files["A"].read_bytes(), alice) == {"A": "o"}
+
+
+def test_a_base_you_cannot_open_is_compared_on_stored_bytes(store, alice, bob) -> None:  # type: ignore[no-untyped-def]
+    store.set(TEAM, "SHARED", "s", alice)
+
+    def added_then(name: str, value: str):  # type: ignore[no-untyped-def]
+        return lambda: (store.add_recipient(bob.recipient, alice, TEAM), store.set(TEAM, name, value, bob))
+
+    base, ours, theirs = three_sides(store, alice, added_then("A", "a"), added_then("B", "b"))
+    merged = merge_scope_files(base, ours, theirs, bob, "team.toml")  # Bob cannot open base
+    assert values_of(merged, bob) == {"SHARED": "s", "A": "a", "B": "b"}
+    assert values_of(merged, alice) == {"SHARED": "s", "A": "a", "B": "b"}
+    base, ours, theirs = three_sides(store, alice, added_then("SHARED", "x"), added_then("SHARED", "y"))
+    with pytest.raises(MergeConflictError, match="SHARED"):
+        merge_scope_files(base, ours, theirs, bob)
