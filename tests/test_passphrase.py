@@ -157,3 +157,20 @@ def test_bad_limits_setting_is_refused(monkeypatch) -> None:  # type: ignore[no-
     monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "none")
     with pytest.raises(Exception, match="choose one of"):
         identities.Identity.generate().protect(PW)
+
+
+def test_hidden_prompts_on_a_terminal(cli_run) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_core_cli import _run_on_pty
+
+    output = _run_on_pty(["init", "--passphrase"], answers=[b"typed-pw\n", b"typed-pw\n"])
+    assert b"typed-pw" not in output and b"ssk1" in output
+    assert cli_run("set", "team", "--name=A", "--value=v1",
+                   env={"SECRETSTORE_PASSPHRASE": "typed-pw"}).returncode == 0
+    output = _run_on_pty(["get", "team", "--name=A"], answers=[b"typed-pw\n"])
+    assert output.count(b"Passphrase for") == 1 and output.endswith(b"v1\r\n")
+    assert b"typed-pw" not in output
+    output = _run_on_pty(["get", "team", "--name=A"], answers=[b"not-it\n"])
+    assert b"wrong passphrase" in output and b"v1" not in output
+    # list and identity never ask
+    assert b"Passphrase" not in _run_on_pty(["list", "team"], answers=[])
+    assert b"Passphrase" not in _run_on_pty(["identity"], answers=[])

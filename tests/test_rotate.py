@@ -85,3 +85,12 @@ def test_rotation_killed_midway_leaves_a_readable_store(filled, cli_run, point) 
         assert store.read(scope, identity) == expected[scope]
     leftovers = [n for _d, _s, files in os.walk(store.root) for n in files if ".tmp-" in n]
     assert leftovers == []
+
+
+def test_progress_on_a_terminal_only(filled, cli_run) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_core_cli import _run_on_pty
+
+    output = _run_on_pty(["rotate", "--all"], answers=[])
+    assert b"4/4" in output and b"Rotated 4 scope(s)" in output
+    piped = cli_run("rotate", "--all")
+    assert piped.returncode == 0 and b"4/4" not in piped.stderr
