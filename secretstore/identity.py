@@ -158,8 +158,12 @@ class Identity:
         return (
             "# secretstore identity: keep this file private, it decrypts your secrets\n"
             f"# public key: {self.public_text}\n"
-            f"{_encode_key(SECRET_PREFIX, self._secret_key)}\n"
+            f"{self.secret_line}\n"
         )
+
+    def file_text(self, passphrase: str | None) -> str:
+        """The identity file's text: protected when a passphrase is given."""
+        return self.to_file_text() if passphrase is None else self.protect(passphrase).to_file_text()
 
     def __repr__(self) -> str:
         return f"Identity(public={self.public_text!r}, secret=<redacted>)"
@@ -319,12 +323,16 @@ def passphrase_for(source: str, prompt: PassphrasePrompt | None = None) -> str:
     return passphrase
 
 
-def parse_identity_text(text: str, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
-    """An identity from the text of an identity file or a bare key line, unlocked."""
-    key = parse_key_text(text, source)
+def unlock(key: Identity | ProtectedKey, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
+    """The identity itself, asking for the passphrase (once) when it is protected."""
     if isinstance(key, Identity):
         return key
     return key.unlock(passphrase_for(source, prompt), source)
+
+
+def parse_identity_text(text: str, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
+    """An identity from the text of an identity file or a bare key line, unlocked."""
+    return unlock(parse_key_text(text, source), source, prompt)
 
 
 def check_private_permissions(path: str, stat_result: os.stat_result) -> None:
@@ -359,10 +367,7 @@ def read_key_file(path: str) -> Identity | ProtectedKey:
 
 def load_identity(path: str, prompt: PassphrasePrompt | None = None) -> Identity:
     """Read and, if protected, unlock the identity file at ``path``."""
-    key = read_key_file(path)
-    if isinstance(key, Identity):
-        return key
-    return key.unlock(passphrase_for(path, prompt), path)
+    return unlock(read_key_file(path), path, prompt)
 
 
 def create_identity(path: str, passphrase: str | None = None) -> Identity:
@@ -375,8 +380,7 @@ def create_identity(path: str, passphrase: str | None = None) -> Identity:
 
 def _try_create(path: str, passphrase: str | None = None) -> Identity | None:
     identity = Identity.generate(path)
-    text = identity.to_file_text() if passphrase is None else identity.protect(passphrase).to_file_text()
-    if fsio.create_exclusive(path, text.encode("ascii")):
+    if fsio.create_exclusive(path, identity.file_text(passphrase).encode("ascii")):
         return identity
     return None
 
@@ -402,15 +406,6 @@ def key_from_env() -> Identity | ProtectedKey | None:
     return parse_key_text(text, ENV_KEY)
 
 
-def identity_location() -> str:
-    """Where the identity comes from: ``SECRETSTORE_KEY`` or the identity file's path."""
-    if os.environ.get(ENV_KEY):
-        return ENV_KEY
-    from secretstore import paths
-
-    return paths.identity_path()
-
-
 def resolve_identity(
     create: bool = False, prompt: PassphrasePrompt | None = None
 ) -> tuple[Identity, bool]:
@@ -424,9 +419,7 @@ def resolve_identity(
     """
     from_env = key_from_env()
     if from_env is not None:
-        if isinstance(from_env, Identity):
-            return from_env, False
-        return from_env.unlock(passphrase_for(ENV_KEY, prompt), ENV_KEY), False
+        return unlock(from_env, ENV_KEY, prompt), False
     from secretstore import paths
 
     path = paths.identity_path()
@@ -447,8 +440,4 @@ def resolve_public_text() -> str:
 
 def write_identity_file(path: str, identity: Identity, passphrase: str | None) -> None:
     """Replace the identity file at ``path`` (protected when ``passphrase`` is given), atomically."""
-    if passphrase is None:
-        text = identity.to_file_text()
-    else:
-        text = identity.protect(passphrase).to_file_text()
-    fsio.atomic_write(path, text.encode("ascii"))
+    fsio.atomic_write(path, identity.file_text(passphrase).encode("ascii"))

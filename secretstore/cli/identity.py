@@ -100,9 +100,7 @@ def passphrase(
     if remove and isinstance(current, identities.Identity):
         notice(f"identity {path} has no passphrase; nothing to remove")
         return
-    unlocked = current if isinstance(current, identities.Identity) else current.unlock(
-        identities.passphrase_for(path), path
-    )
+    unlocked = identities.unlock(current, path)
     chosen = None if remove else new_passphrase()
     identities.write_identity_file(path, unlocked, chosen)
     notice(f"passphrase {'removed from' if remove else 'set on'} {path}")
