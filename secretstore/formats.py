@@ -239,9 +239,15 @@ def parse_dotenv(text: str, *, source: str = "<input>") -> dict[str, str]:
         if binding.key is None:
             continue  # blank line or comment
         if binding.value is None:
-            raise UsageError(
-                f"{src}: {_label(binding.key)} has no value (expected {_label(binding.key)}=value)"
-            )
+            if not (_NAME_RE.fullmatch(binding.key) and len(binding.key) <= _NAME_MAX):
+                # Not a name: more likely a pasted value than a key, so never echo it.
+                original = binding.original
+                blank = _LEADING_SPACE_RE.match(original.string)
+                skipped = len(_NEWLINE_RE.findall(blank.group(0))) if blank else 0
+                raise UsageError(
+                    f"{src}: line {original.line + skipped} has no '=' (expected NAME=value)"
+                )
+            raise UsageError(f"{src}: {binding.key} has no value (expected {binding.key}=value)")
         result[binding.key] = binding.value
     return result
 
