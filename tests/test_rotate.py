@@ -94,3 +94,22 @@ def test_progress_on_a_terminal_only(filled, cli_run) -> None:  # type: ignore[n
     assert b"4/4" in output and b"Rotated 4 scope(s)" in output
     piped = cli_run("rotate", "--all")
     assert piped.returncode == 0 and b"4/4" not in piped.stderr
+
+
+@pytest.mark.parametrize("point", ["after-fsync", "after-replace"])
+def test_recipient_removal_killed_midway_can_be_rerun(filled, cli_run, tmp_path, point) -> None:  # type: ignore[no-untyped-def]
+    from secretstore.identity import create_identity
+
+    store, identity, expected = filled
+    bob = create_identity(str(tmp_path / "bob"))
+    assert cli_run("recipients", "add", bob.public_text).returncode == 0
+    result = cli_run("recipients", "remove", bob.public_text, env={"SECRETSTORE_TEST_CRASH_AT": point})
+    assert result.returncode == -signal.SIGKILL
+    for scope in SCOPES:  # the owner reads everything, old file or new
+        assert store.read(scope, identity) == expected[scope]
+    assert cli_run("recipients", "remove", bob.public_text).returncode == 0
+    for scope in SCOPES:
+        assert store.read(scope, identity) == expected[scope]
+        file = store.load(scope)
+        assert file is not None and [s.public_key for s in file.recipients] == [identity.public_text]
+    assert bob.recipient not in (store.store_recipients() or [])
