@@ -167,3 +167,17 @@ def test_list_needs_no_identity(capsys, monkeypatch, store, people) -> None:  # 
     monkeypatch.setenv("SECRETSTORE_IDENTITY", "/nonexistent/identity")
     code, out, _ = call(capsys, monkeypatch, "recipients", "list", "--team")
     assert code == 0 and people["alice"].public_text in out
+
+
+def test_store_wide_remove_warns_about_scopes_still_sealed_to_the_key(store, people, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, node = people["alice"], people["bob"], people["node"]
+    store.set(TEAM, "A", "a", alice)
+    store.add_recipient(node.recipient, alice, TEAM)
+    store.set(GPU, "C", "c", bob)
+    store.add_recipient(node.recipient, bob, GPU)  # Alice cannot open this one
+    store.set(Scope("project", "p1"), "P", "p", bob)  # nor this one, which node is not in
+    as_user(monkeypatch, alice)
+    code, out, err = call(capsys, monkeypatch, "recipients", "remove", node.public_text)
+    assert code == 0 and "rotated: team" in out
+    assert err == (f"secretstore: warning: cluster gpu-a is still sealed to {node.public_text}: "
+                   "ask one of its recipients to remove it\n")

@@ -63,6 +63,10 @@ def warn_skipped(report: SharingReport) -> None:
     sys.stderr.flush()
 
 
+def target_name(scope: Scope | None) -> str:
+    return str(scope) if scope is not None else "the store (recipients.toml)"
+
+
 def describe_scopes(scopes: list[Scope]) -> str:
     return ", ".join(str(scope) for scope in scopes) if scopes else "none"
 
@@ -118,9 +122,9 @@ def add_recipient(
     target = open_store(ctx, store)
     report = target.add_recipient(recipient, identity_for_write(), scope)
     warn_skipped(report)
-    where = str(scope) if scope is not None else "the store (recipients.toml)"
     typer.echo(
-        f"Added recipient {recipient.text} to {where}; re-sealed: {describe_scopes(report.changed)}"
+        f"Added recipient {recipient.text} to {target_name(scope)}; "
+        f"re-sealed: {describe_scopes(report.changed)}"
     )
 
 
@@ -139,12 +143,11 @@ def remove_recipient(
     scope = chosen_scope(team, project, cluster)
     target = open_store(ctx, store)
     report = target.remove_recipient(recipient, identity_for_read(), scope)
-    warn_skipped(report)
-    where = str(scope) if scope is not None else "the store (recipients.toml)"
     typer.echo(
-        f"Removed recipient {recipient.text} from {where}; rotated: {describe_scopes(report.changed)}"
+        f"Removed recipient {recipient.text} from {target_name(scope)}; "
+        f"rotated: {describe_scopes(report.changed)}"
     )
-    for skipped, _message in report.skipped:
+    for skipped, _message in report.skipped:  # only those still sealed to the key matter here
         file = target.load(skipped)
         if file is not None and any(s.public_key == recipient.text for s in file.recipients):
             sys.stderr.write(
