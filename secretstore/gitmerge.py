@@ -35,11 +35,14 @@ from secretstore.scopefile import Entry, ScopeFile, SealedKey, Version
 from secretstore.store import Scope, unlock_file
 
 DRIVER_NAME = "secretstore"
-ATTRIBUTES = (
-    "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)",
+ATTRIBUTE_RULES = (
     "team.toml merge=secretstore",
     "projects/*.toml merge=secretstore",
     "clusters/*.toml merge=secretstore",
+)
+ATTRIBUTES = (
+    "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)",
+    *ATTRIBUTE_RULES,
 )
 
 

@@ -86,8 +86,12 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
 
     # Bob clones, sets up the driver in his clone, reads, sets, pushes.
     subprocess.run(["git", "clone", "-q", str(origin), str(bob.store)], env=bob.env, check=True)
+    assert "warning: git: the merge driver is not set up here" in bob.ss("doctor").stdout
     bob.ss("git", "setup")
     assert bob.git("status", "--porcelain").stdout == ""  # .gitattributes already committed
+    checked = bob.ss("doctor", "--verify").stdout
+    assert "ok: git: merge driver set up" in checked and "error" not in checked
+    assert f"cluster gpu-a: also sealed to keys not in recipients.toml: {node_key} (gpu-a-node)" in checked
     assert bob.ss("get", "team", "--name=WANDB_API_KEY").stdout == "team-wandb"
     assert bob.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN").stdout == "gpu-hf"
     bob.ss("set", "project", "--id=prj42", "--name=DB_PASSWORD", "--value=bob-db")

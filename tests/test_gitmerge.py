@@ -146,6 +146,13 @@ def test_a_bad_hand_merge_is_a_mac_failure(store, alice) -> None:  # type: ignor
     restore(store, hand)
     with pytest.raises(TamperedError, match="MAC"):
         store.read(TEAM, alice)
+    # doctor needs no key for its structural checks; --verify reports the MAC failure
+    from secretstore import doctor
+
+    assert not any(f.level == doctor.ERROR for f in doctor.diagnose(store))
+    found = [f.message for f in doctor.diagnose(store, alice) if f.level == doctor.ERROR]
+    assert found == [("team: team.toml: file MAC does not match (entries were added, removed, reordered "
+                     "or edited by hand, or a merge went wrong)")]
 
 
 def test_rotation_on_one_side_gets_a_fresh_key(store, alice, bob) -> None:  # type: ignore[no-untyped-def]

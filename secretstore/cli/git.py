@@ -1,4 +1,4 @@
-"""git setup / git merge-driver: sharing a store as a git checkout."""
+"""git setup / git merge-driver / doctor: sharing a store as a git checkout, and checking it."""
 
 from __future__ import annotations
 
@@ -39,3 +39,26 @@ def merge_driver(
     from secretstore import gitmerge
 
     gitmerge.run_merge_driver(base, ours, theirs, path, identity_for_read())
+
+
+@app.command("doctor")
+def doctor(
+    ctx: typer.Context,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Also unlock every scope you can open and check its MAC.")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Check the identity, the store, who each scope is sealed to, and the git setup.
+
+    Needs no key (and asks no passphrase) unless --verify is given. Exit 1 when
+    something is broken.
+    """
+    from secretstore import doctor as diagnosis
+
+    target = open_store(ctx, store)
+    findings = diagnosis.diagnose(target, identity_for_read() if verify else None)
+    for finding in findings:
+        typer.echo(f"{finding.level}: {finding.message}")
+    if any(finding.level == diagnosis.ERROR for finding in findings):
+        raise typer.Exit(1)
