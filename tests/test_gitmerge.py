@@ -6,6 +6,8 @@ import difflib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secretstore import scopefile
 from secretstore.errors import NotRecipientError, TamperedError
@@ -218,3 +220,68 @@ def test_a_base_you_cannot_open_is_compared_on_stored_bytes(store, alice, bob) -
     base, ours, theirs = three_sides(store, alice, added_then("SHARED", "x"), added_then("SHARED", "y"))
     with pytest.raises(MergeConflictError, match="SHARED"):
         merge_scope_files(base, ours, theirs, bob)
+
+
+NAMES = ("A", "B", "C")
+_op = st.tuples(st.sampled_from(["set", "delete"]), st.sampled_from(NAMES), st.sampled_from(["x", "y", "z"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base_ops=st.lists(_op, max_size=4), our_ops=st.lists(_op, max_size=4),
+       their_ops=st.lists(_op, max_size=4))
+def test_merge_matches_a_three_way_model(tmp_path_factory, base_ops, our_ops, their_ops) -> None:  # type: ignore[no-untyped-def]
+    """Random edits on both sides: the driver's result (or conflict) matches a dict-level model."""
+    from secretstore import store as store_module
+
+    clock = iter(range(10**6))
+    original_now = store_module.now
+    store_module.now = lambda: f"2026-01-01T00:00:{next(clock):06d}Z"
+    try:
+        root = tmp_path_factory.mktemp("prop")
+        me = create_identity(str(root / "id"))
+        store = Store(str(root / "store"))
+        version = iter(range(10**6))
+
+        def apply(ops, model):  # type: ignore[no-untyped-def]
+            for op, name, value in ops:
+                if op == "set":
+                    store.set(TEAM, name, value, me)
+                    model[name] = (value, next(version))
+                elif name in model:
+                    store.delete(TEAM, name, me)
+                    del model[name]
+
+        base_model: dict[str, tuple[str, int]] = {}
+        store.set(TEAM, "KEEP", "k", me)
+        apply(base_ops, base_model)
+        base = snapshot(store)
+        our_model = dict(base_model)
+        apply(our_ops, our_model)
+        ours = snapshot(store)
+        restore(store, base)
+        their_model = dict(base_model)
+        apply(their_ops, their_model)
+        theirs = snapshot(store)
+    finally:
+        store_module.now = original_now
+
+    expected: dict[str, str] = {"KEEP": "k"}
+    conflict = False
+    for name in NAMES:
+        b, o, t = base_model.get(name), our_model.get(name), their_model.get(name)
+        if o == t or t == b:
+            pick = o
+        elif o == b:
+            pick = t
+        elif o is not None and t is not None and o[0] == t[0]:
+            pick = o
+        else:
+            conflict = True
+            continue
+        if pick is not None:
+            expected[name] = pick[0]
+    if conflict:
+        with pytest.raises(MergeConflictError):
+            merge_scope_files(base, ours, theirs, me)
+    else:
+        assert values_of(merge_scope_files(base, ours, theirs, me), me) == expected
