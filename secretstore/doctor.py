@@ -25,7 +25,7 @@ class Finding:
     message: str
 
 
-def _identity_findings() -> tuple[list[Finding], str | None]:
+def _identity_findings(store_root: str) -> tuple[list[Finding], str | None]:
     where = identities.ENV_KEY if os.environ.get(identities.ENV_KEY) else None
     try:
         key = identities.key_from_env()
@@ -36,6 +36,7 @@ def _identity_findings() -> tuple[list[Finding], str | None]:
             if not os.path.lexists(where):
                 return [Finding(WARN, f"identity: none at {where}: run 'secretstore init'")], None
             key = identities.read_key_file(where)
+            identities.check_outside_store(where, store_root)
     except SecretStoreError as exc:
         return [Finding(ERROR, f"identity: {exc.message}")], None
     form = "passphrase-protected" if isinstance(key, identities.ProtectedKey) else "unprotected"
@@ -69,7 +70,7 @@ def _git_findings(root: str) -> list[Finding]:
 
 def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Finding]:
     """Every finding, in a stable order. ``verify``: also unlock and MAC-check with this identity."""
-    findings, mine = _identity_findings()
+    findings, mine = _identity_findings(store.root)
     if verify is not None:
         mine = verify.public_text
     if not os.path.isdir(store.root):

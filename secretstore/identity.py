@@ -438,6 +438,16 @@ def resolve_public_text() -> str:
     return key.public_text
 
 
+def check_outside_store(path: str, store_root: str) -> None:
+    """Refuse an identity file inside the store: a shared (git) store would publish it."""
+    real_path, real_root = os.path.realpath(path), os.path.realpath(store_root)
+    if os.path.commonpath([real_path, real_root]) == real_root:
+        raise IdentityError(
+            f"the identity {path} is inside the store {store_root}, which others may read or clone",
+            hint="point SECRETSTORE_IDENTITY somewhere outside the store",
+        )
+
+
 def write_identity_file(path: str, identity: Identity, passphrase: str | None) -> None:
     """Replace the identity file at ``path`` (protected when ``passphrase`` is given), atomically."""
     fsio.atomic_write(path, identity.file_text(passphrase).encode("ascii"))

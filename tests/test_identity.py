@@ -73,3 +73,18 @@ def test_first_set_still_creates_an_unprotected_identity(capsys, monkeypatch, is
     code, _out, err = call(capsys, monkeypatch, "set", "team", "--name=A", "--value=v")
     assert code == 0 and "created a new identity" in err
     assert os.path.exists(isolated_env["identity"])
+
+
+def test_init_refuses_an_identity_inside_the_store(capsys, monkeypatch, isolated_env) -> None:  # type: ignore[no-untyped-def]
+    inside = Path(isolated_env["store"]) / "identity"
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", str(inside))
+    code, out, err = call(capsys, monkeypatch, "init")
+    assert (code, out) == (1, "") and "inside the store" in err and not inside.exists()
+    inside.parent.mkdir(parents=True)
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", str(Path(isolated_env["identity"])))
+    assert call(capsys, monkeypatch, "init")[0] == 0
+    inside.write_text(Path(isolated_env["identity"]).read_text())
+    inside.chmod(0o600)
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", str(inside))
+    code, out, _ = call(capsys, monkeypatch, "doctor")
+    assert code == 1 and "error: identity: the identity" in out and "inside the store" in out

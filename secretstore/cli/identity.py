@@ -9,7 +9,7 @@ import typer
 
 from secretstore import identity as identities
 from secretstore.cli import app
-from secretstore.cli.common import notice
+from secretstore.cli.common import notice, open_store
 from secretstore.errors import IdentityError, UsageError
 
 
@@ -41,6 +41,7 @@ def new_passphrase(what: str = "New passphrase") -> str:
 
 @app.command("init")
 def init(
+    ctx: typer.Context,
     passphrase: Annotated[
         bool,
         typer.Option(
@@ -57,6 +58,7 @@ def init(
     from secretstore import paths
 
     path = paths.identity_path()
+    identities.check_outside_store(path, open_store(ctx).root)
     if os.path.lexists(path):
         raise IdentityError(f"an identity already exists at {path}; refusing to overwrite it")
     chosen = new_passphrase("Passphrase for the new identity") if passphrase else None
