@@ -173,6 +173,21 @@ def test_rotation_on_one_side_gets_a_fresh_key(store, alice, bob) -> None:  # ty
     assert unlock_file(TEAM, file, alice).keys.data_key not in keys
 
 
+def test_recipients_added_on_both_sides_are_both_kept(store, alice, bob, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = create_identity(str(tmp_path / "keys" / "node"))
+    store.set(TEAM, "A", "a", alice)
+    base, ours, theirs = three_sides(
+        store, alice,
+        lambda: store.add_recipient(bob.recipient, alice, TEAM),
+        lambda: store.add_recipient(node.recipient, alice, TEAM),
+    )
+    merged = merge_scope_files(base, ours, theirs, alice)
+    for reader in (alice, bob, node):
+        assert values_of(merged, reader) == {"A": "a"}
+    assert [s.public_key for s in scopefile.parse(merged, "m").recipients] == [
+        alice.public_text, bob.public_text, node.public_text]
+
+
 def test_a_side_you_cannot_open_stops_the_merge(store, alice, bob) -> None:  # type: ignore[no-untyped-def]
     store.set(TEAM, "A", "a", alice)
     base = snapshot(store)
