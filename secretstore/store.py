@@ -352,8 +352,10 @@ class Store:
                 listed = self.store_recipients()
                 if listed is None:
                     listed = [identity.recipient]
-                if recipient not in listed:
-                    recipients.save(self.recipients_path, [*listed, recipient])
+                known = next((r for r in listed if r == recipient), None)
+                if known is None or (recipient.label and known.label != recipient.label):
+                    others = [r for r in listed if r != recipient]  # a new key, or a new label
+                    recipients.save(self.recipients_path, [*others, recipient])
         if scope is not None and report.skipped:
             raise NotRecipientError(report.skipped[0][1])
         return report

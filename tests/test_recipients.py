@@ -9,7 +9,7 @@ import pytest
 
 from secretstore import crypto, scopefile
 from secretstore.errors import NotRecipientError, TamperedError, UsageError
-from secretstore.identity import Identity, create_identity
+from secretstore.identity import Identity, Recipient, create_identity
 from secretstore.store import TEAM, Scope, Store
 from tests.sharing_helpers import call
 
@@ -181,3 +181,14 @@ def test_store_wide_remove_warns_about_scopes_still_sealed_to_the_key(store, peo
     assert code == 0 and "rotated: team" in out
     assert err == (f"secretstore: warning: cluster gpu-a is still sealed to {node.public_text}: "
                    "ask one of its recipients to remove it\n")
+
+
+def test_adding_a_listed_key_with_a_label_relabels_it(store, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people["alice"], people["bob"]
+    store.set(TEAM, "A", "a", alice)
+    store.add_recipient(bob.recipient, alice)  # lists Alice without a label
+    before = Path(store.path(TEAM)).read_bytes()
+    store.add_recipient(Recipient.parse(alice.public_text, "alice"), alice)
+    assert {r.text: r.label for r in store.store_recipients() or []} == {
+        alice.public_text: "alice", bob.public_text: ""}
+    assert Path(store.path(TEAM)).read_bytes() == before  # scope files untouched
