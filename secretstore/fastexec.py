@@ -195,11 +195,11 @@ def prepare(options: ExecOptions) -> tuple[dict[str, str], list[Injection], list
     from secretstore import merge, paths
     from secretstore.store import Store
 
+    explicit = [merge.parse_env_assignment(text) for text in options.env]  # usage errors first
     context = merge.resolve_context(options.project, options.cluster)
     store = Store(paths.store_dir(options.store))
     layers, warnings = merge.load_layers(store, context, _read_identity, strict=options.strict)
     merged = merge.merge_scopes(layers)
-    explicit = [merge.parse_env_assignment(text) for text in options.env]
     env, decided = merge.build_environment(
         merged,
         os.environ,
