@@ -311,11 +311,14 @@ class Injection:
 
 def parse_env_assignment(text: str) -> tuple[str, str]:
     """``VAR=VALUE`` from ``--env`` (VALUE may be empty or contain '=')."""
+    # The text is never echoed: a mistyped `--env "$TOKEN"` would put a secret in the terminal.
     name, sep, value = text.partition("=")
-    if not sep:
-        raise UsageError(f"--env {text!r} is not VAR=VALUE")
-    if not name or "\x00" in name or "\x00" in value:
-        raise UsageError(f"--env {name or text!r}: invalid variable name or value")
+    if not sep or not name:
+        raise UsageError(
+            "--env takes VAR=VALUE; an argument without a variable name was given (not shown)"
+        )
+    if "\x00" in name or "\x00" in value:
+        raise UsageError(f"--env {name}: variable names and values cannot contain a NUL byte")
     return name, value
 
 
