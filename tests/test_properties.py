@@ -20,7 +20,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from secretstore import fsio, scopefile
 from secretstore.errors import NotFoundError, UsageError
 from secretstore.identity import Identity
-from secretstore.rules import MAX_NAME_LENGTH, MAX_VALUE_BYTES
+from secretstore.rules import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_VALUE_BYTES
 from secretstore.store import Scope, Store
 
 SCOPES = [Scope("team"), Scope("project", "prj1"), Scope("cluster", "gpu-a")]
@@ -211,3 +211,21 @@ def test_64_kib_value_round_trips_through_the_console_script(cli_run) -> None:
     got = cli_run("get", "team", "--name=BIG")
     assert got.returncode == 0, got.stderr
     assert got.stdout == value
+
+
+@pytest.mark.parametrize(
+    ("scope_id", "ok"),
+    [("p" * MAX_ID_LENGTH, True), ("p" * (MAX_ID_LENGTH + 1), False), ("a.b-c_d", True),
+     ("0", True), ("..", False), ("a..b", False), (".hidden", False), ("-x", False), ("a/b", False),
+     ("\u00e9", False)],
+)
+def test_scope_id_limits(tmp_path, scope_id: str, ok: bool) -> None:
+    store, identity = Store(str(tmp_path / "s")), Identity.generate()
+    if not ok:
+        with pytest.raises(UsageError):
+            Scope.of("project", scope_id)
+        return
+    scope = Scope.of("project", scope_id)
+    store.set(scope, "A", "v", identity)
+    assert store.get(scope, "A", identity) == "v"
+    assert scope in store.scopes()
