@@ -1,7 +1,7 @@
 """All cryptography, through libsodium's own constructions (PyNaCl bindings).
 
-The only module that imports nacl. It turns ``CryptoError`` into our own
-errors so no caller needs nacl to handle a failure.
+The only module that imports nacl. A failed tag or sealed box becomes our own
+``TamperedError`` here, so no caller needs nacl to handle a failure.
 
 - A scope file has a random 32-byte data key, sealed to each recipient's
   X25519 public key with ``crypto_box_seal`` (an anonymous sealed box).
@@ -12,45 +12,88 @@ errors so no caller needs nacl to handle a failure.
   with associated data that binds it to its format, entity, id and name.
 - The file MAC is keyed BLAKE2b-256 over a canonical encoding of the file.
 
-The low-level bindings are used rather than ``nacl.secret.Aead`` and
-``nacl.public.SealedBox`` only because those wrappers import more modules;
-the constructions are the same libsodium calls.
+The C functions are called through PyNaCl's own cffi handle rather than
+``nacl.secret.Aead`` and ``nacl.public.SealedBox`` only because those wrappers
+cost start-up time (see below); the constructions are the same libsodium calls.
 """
 
 from __future__ import annotations
 
-from nacl import bindings as _sodium
-from nacl.exceptions import CryptoError
+# PyNaCl's cffi handle on libsodium. ``nacl.bindings`` wraps the same C
+# functions but imports every binding module and ``typing`` (about 6 ms, a
+# third of ``exec``'s budget) and adds per-call checks that dominate when
+# 10,000 values are decrypted; so this module calls the handful of functions
+# it needs directly, checking every length itself before any C call.
+# tests/test_crypto.py cross-checks each one against ``nacl.bindings``.
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
 
 from secretstore.errors import TamperedError
 
+if _lib.sodium_init() < 0:  # pragma: no cover - libsodium cannot start
+    raise ImportError("libsodium failed to initialise")
+
 KEY_BYTES = 32
-NONCE_BYTES = _sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
-TAG_BYTES = _sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES  # 16
-SEALED_KEY_BYTES = KEY_BYTES + _sodium.crypto_box_SEALBYTES  # 80
+NONCE_BYTES = int(_lib.crypto_aead_xchacha20poly1305_ietf_npubbytes())  # 24
+TAG_BYTES = int(_lib.crypto_aead_xchacha20poly1305_ietf_abytes())  # 16
+SEAL_OVERHEAD = int(_lib.crypto_box_sealbytes())  # 48
+SEALED_KEY_BYTES = KEY_BYTES + SEAL_OVERHEAD  # 80
 MAC_BYTES = 32
+_PERSON_BYTES = 16
 
 _VALUE_KEY_PERSON = b"sstore-value-v1\x00"  # 16 bytes, BLAKE2b personalisation
 _MAC_KEY_PERSON = b"sstore-mackey-v1"
 
 
+class _CryptoFailure(Exception):
+    """A libsodium call refused its input (a tag or a sealed box did not verify)."""
+
+
+def _require(condition: bool, what: str) -> None:
+    """Guard every C call: a wrong length would make libsodium read out of bounds."""
+    if not condition:
+        raise ValueError(f"crypto: {what}")
+
+
+def _buffer(size: int):  # type: ignore[no-untyped-def]
+    return _ffi.new("unsigned char[]", max(size, 1))
+
+
 def random_bytes(size: int) -> bytes:
-    return bytes(_sodium.randombytes(size))
+    out = _buffer(size)
+    _lib.randombytes(out, size)
+    return bytes(_ffi.buffer(out, size))
 
 
 def new_keypair() -> tuple[bytes, bytes]:
     """A fresh X25519 key pair: (public, secret)."""
-    public, secret = _sodium.crypto_box_keypair()
-    return bytes(public), bytes(secret)
+    public, secret = _buffer(KEY_BYTES), _buffer(KEY_BYTES)
+    _require(_lib.crypto_box_keypair(public, secret) == 0, "keypair failed")
+    return bytes(_ffi.buffer(public, KEY_BYTES)), bytes(_ffi.buffer(secret, KEY_BYTES))
 
 
 def public_key_of(secret_key: bytes) -> bytes:
-    return bytes(_sodium.crypto_scalarmult_base(secret_key))
+    _require(len(secret_key) == KEY_BYTES, "secret key must be 32 bytes")
+    out = _buffer(KEY_BYTES)
+    _require(_lib.crypto_scalarmult_base(out, secret_key) == 0, "scalarmult failed")
+    return bytes(_ffi.buffer(out, KEY_BYTES))
+
+
+def _blake2b(data: bytes, size: int, key: bytes = b"", person: bytes = b"") -> bytes:
+    _require(16 <= size <= 64 or size == 4, "bad digest size")
+    _require(len(key) <= 64, "BLAKE2b key too long")
+    _require(len(person) in (0, _PERSON_BYTES), "personalisation must be 16 bytes")
+    out = _buffer(size)
+    rc = _lib.crypto_generichash_blake2b_salt_personal(
+        out, size, data, len(data), key or _ffi.NULL, len(key), _ffi.NULL, person or _ffi.NULL
+    )
+    _require(rc == 0, "BLAKE2b failed")
+    return bytes(_ffi.buffer(out, size))
 
 
 def checksum(data: bytes, size: int = 4) -> bytes:
     """A short BLAKE2b digest, used to catch typos in key strings (not for security)."""
-    return bytes(_sodium.crypto_generichash_blake2b_salt_personal(data, digest_size=size))
+    return _blake2b(data, size)
 
 
 def new_data_key() -> bytes:
@@ -58,14 +101,29 @@ def new_data_key() -> bytes:
 
 
 def seal_data_key(data_key: bytes, public_key: bytes) -> bytes:
-    return bytes(_sodium.crypto_box_seal(data_key, public_key))
+    """``crypto_box_seal``: an anonymous sealed box only ``public_key``'s owner opens."""
+    _require(len(public_key) == KEY_BYTES, "public key must be 32 bytes")
+    out = _buffer(len(data_key) + SEAL_OVERHEAD)
+    _require(_lib.crypto_box_seal(out, data_key, len(data_key), public_key) == 0, "seal failed")
+    return bytes(_ffi.buffer(out, len(data_key) + SEAL_OVERHEAD))
+
+
+def _seal_open(sealed: bytes, public_key: bytes, secret_key: bytes) -> bytes:
+    _require(len(public_key) == KEY_BYTES and len(secret_key) == KEY_BYTES, "keys must be 32 bytes")
+    if len(sealed) < SEAL_OVERHEAD:
+        raise _CryptoFailure
+    size = len(sealed) - SEAL_OVERHEAD
+    out = _buffer(size)
+    if _lib.crypto_box_seal_open(out, sealed, len(sealed), public_key, secret_key) != 0:
+        raise _CryptoFailure
+    return bytes(_ffi.buffer(out, size))
 
 
 def open_data_key(sealed: bytes, public_key: bytes, secret_key: bytes, where: str) -> bytes:
     """Open a sealed data key, or raise TamperedError naming ``where``."""
     try:
-        data_key = bytes(_sodium.crypto_box_seal_open(sealed, public_key, secret_key))
-    except CryptoError:
+        data_key = _seal_open(sealed, public_key, secret_key)
+    except _CryptoFailure:
         raise TamperedError(
             f"{where}: the data key sealed to your identity does not open "
             "(the file was damaged or forged)"
@@ -90,42 +148,60 @@ class FileKeys:
 
 
 def _subkey(data_key: bytes, person: bytes) -> bytes:
-    return bytes(
-        _sodium.crypto_generichash_blake2b_salt_personal(
-            b"", digest_size=KEY_BYTES, key=data_key, person=person
-        )
+    _require(len(data_key) == KEY_BYTES, "data key must be 32 bytes")
+    return _blake2b(b"", KEY_BYTES, key=data_key, person=person)
+
+
+def _aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """XChaCha20-Poly1305-IETF: ciphertext with the 16-byte tag appended."""
+    _require(len(key) == KEY_BYTES and len(nonce) == NONCE_BYTES, "bad AEAD key or nonce length")
+    size = len(plaintext) + TAG_BYTES
+    out = _buffer(size)
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, out_len, plaintext, len(plaintext), aad, len(aad), _ffi.NULL, nonce, key
     )
+    _require(rc == 0 and out_len[0] == size, "AEAD encryption failed")
+    return bytes(_ffi.buffer(out, size))
+
+
+def _aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    _require(len(key) == KEY_BYTES and len(nonce) == NONCE_BYTES, "bad AEAD key or nonce length")
+    if len(ciphertext) < TAG_BYTES:
+        raise _CryptoFailure
+    out = _buffer(len(ciphertext) - TAG_BYTES)
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out, out_len, _ffi.NULL, ciphertext, len(ciphertext), aad, len(aad), nonce, key
+    )
+    if rc != 0:
+        raise _CryptoFailure
+    return bytes(_ffi.buffer(out, out_len[0]))
 
 
 def encrypt_value(keys: FileKeys, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
     """(nonce, ciphertext-with-tag) under a fresh random nonce."""
     nonce = random_bytes(NONCE_BYTES)
-    ciphertext = _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plaintext, aad, nonce, keys.value_key
-    )
-    return nonce, bytes(ciphertext)
+    return nonce, _aead_encrypt(keys.value_key, nonce, plaintext, aad)
 
 
 def decrypt_value(keys: FileKeys, nonce: bytes, ciphertext: bytes, aad: bytes, where: str) -> bytes:
     try:
-        return bytes(
-            _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, keys.value_key)
-        )
-    except CryptoError:
+        return _aead_decrypt(keys.value_key, nonce, ciphertext, aad)
+    except _CryptoFailure:
         raise TamperedError(
             f"{where}: value does not decrypt (tampered, or moved from another name or scope)"
         ) from None
 
 
 def compute_mac(keys: FileKeys, data: bytes) -> bytes:
-    return bytes(
-        _sodium.crypto_generichash_blake2b_salt_personal(data, digest_size=MAC_BYTES, key=keys.mac_key)
-    )
+    return _blake2b(data, MAC_BYTES, key=keys.mac_key)
 
 
 def mac_matches(keys: FileKeys, data: bytes, expected: bytes) -> bool:
+    """Constant-time comparison (``sodium_memcmp``) of the file's MAC with the computed one."""
     actual = compute_mac(keys, data)
-    return len(expected) == MAC_BYTES and bool(_sodium.sodium_memcmp(actual, expected))
+    return len(expected) == MAC_BYTES and _lib.sodium_memcmp(actual, expected, MAC_BYTES) == 0
 
 
 # --- passphrase-wrapped identities ------------------------------------------
@@ -135,49 +211,51 @@ def mac_matches(keys: FileKeys, data: bytes, expected: bytes) -> bool:
 # ALG_ARGON2ID13). The cost parameters travel in the identity file; on read
 # they are capped, so a forged file cannot make us allocate unbounded memory.
 
-PWHASH_SALT_BYTES = _sodium.crypto_pwhash_SALTBYTES  # 16
+PWHASH_SALT_BYTES = int(_lib.crypto_pwhash_saltbytes())  # 16
 ARGON2_LIMITS = {
     "interactive": (
-        _sodium.crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
-        _sodium.crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE,
+        int(_lib.crypto_pwhash_argon2id_opslimit_interactive()),
+        int(_lib.crypto_pwhash_argon2id_memlimit_interactive()),
     ),
     "moderate": (
-        _sodium.crypto_pwhash_argon2id_OPSLIMIT_MODERATE,
-        _sodium.crypto_pwhash_argon2id_MEMLIMIT_MODERATE,
+        int(_lib.crypto_pwhash_argon2id_opslimit_moderate()),
+        int(_lib.crypto_pwhash_argon2id_memlimit_moderate()),
     ),
     "sensitive": (
-        _sodium.crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE,
-        _sodium.crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE,
+        int(_lib.crypto_pwhash_argon2id_opslimit_sensitive()),
+        int(_lib.crypto_pwhash_argon2id_memlimit_sensitive()),
     ),
 }
 DEFAULT_ARGON2_LIMITS = "moderate"
 # Read-side bounds: libsodium's minimums, and SENSITIVE as the ceiling.
-OPSLIMIT_RANGE = (_sodium.crypto_pwhash_argon2id_OPSLIMIT_MIN, ARGON2_LIMITS["sensitive"][0])
-MEMLIMIT_RANGE = (_sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN, ARGON2_LIMITS["sensitive"][1])
+OPSLIMIT_RANGE = (int(_lib.crypto_pwhash_argon2id_opslimit_min()), ARGON2_LIMITS["sensitive"][0])
+MEMLIMIT_RANGE = (int(_lib.crypto_pwhash_argon2id_memlimit_min()), ARGON2_LIMITS["sensitive"][1])
 
 
 def derive_passphrase_key(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
     """Argon2id13 -> a 32-byte wrapping key. The caller checks the limits first."""
-    return bytes(
-        _sodium.crypto_pwhash_alg(
-            KEY_BYTES, passphrase, salt, opslimit, memlimit, _sodium.crypto_pwhash_ALG_ARGON2ID13
-        )
+    _require(len(salt) == PWHASH_SALT_BYTES, "salt must be 16 bytes")
+    _require(OPSLIMIT_RANGE[0] <= opslimit <= OPSLIMIT_RANGE[1], "opslimit out of range")
+    _require(MEMLIMIT_RANGE[0] <= memlimit <= MEMLIMIT_RANGE[1], "memlimit out of range")
+    out = _buffer(KEY_BYTES)
+    rc = _lib.crypto_pwhash(
+        out, KEY_BYTES, passphrase, len(passphrase), salt, opslimit, memlimit,
+        _lib.crypto_pwhash_alg_argon2id13(),
     )
+    if rc != 0:
+        raise MemoryError("Argon2id could not allocate its memory")
+    return bytes(_ffi.buffer(out, KEY_BYTES))
 
 
 def wrap_secret(wrapping_key: bytes, secret: bytes, aad: bytes) -> tuple[bytes, bytes]:
     """(nonce, ciphertext-with-tag): XChaCha20-Poly1305 under a fresh random nonce."""
     nonce = random_bytes(NONCE_BYTES)
-    return nonce, bytes(
-        _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(secret, aad, nonce, wrapping_key)
-    )
+    return nonce, _aead_encrypt(wrapping_key, nonce, secret, aad)
 
 
 def unwrap_secret(wrapping_key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes | None:
     """The wrapped secret, or None when the tag does not verify (wrong passphrase or tampering)."""
     try:
-        return bytes(
-            _sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, wrapping_key)
-        )
-    except CryptoError:
+        return _aead_decrypt(wrapping_key, nonce, ciphertext, aad)
+    except _CryptoFailure:
         return None

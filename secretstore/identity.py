@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import binascii
 import os
-from typing import TYPE_CHECKING
 
 from secretstore import crypto, fsio
 from secretstore.errors import IdentityError, PermissionsError, UsageError, WrongKeyError
+
+TYPE_CHECKING = False  # importing typing costs exec's start-up path a few ms
 
 PUBLIC_PREFIX = "ssk1"
 SECRET_PREFIX = "SECRETSTORE-SECRET-KEY-1"

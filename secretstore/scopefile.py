@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import binascii
 import functools
-import re  # imported by dataclasses anyway
-from dataclasses import dataclass, field
+import re
 
 from secretstore import crypto
 from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError
+from secretstore.records import Record
 from secretstore.rules import ENTITIES, MAX_NAME_LENGTH, is_valid_id, is_valid_name
 
 FORMAT = "secretstore/v1"
@@ -26,40 +26,70 @@ _ENTRY_KEYS = {"updated", "nonce", "ciphertext", "deleted", "history"}
 _VERSION_KEYS = {"updated", "nonce", "ciphertext"}
 
 
-@dataclass(frozen=True)
-class SealedKey:
+class SealedKey(Record):
     """A recipient's copy of the file's data key."""
 
+    __slots__ = ("public_key", "sealed_key", "label")
     public_key: str  # "ssk1..." text
     sealed_key: bytes
-    label: str = ""
+    label: str
+
+    def __init__(self, public_key: str, sealed_key: bytes, label: str = "") -> None:
+        self._init(public_key, sealed_key, label)
 
 
-@dataclass(frozen=True)
-class Version:
+class Version(Record):
     """One encrypted value: the current one, or a previous one kept in history."""
 
+    __slots__ = ("updated", "nonce", "ciphertext")
     updated: str
     nonce: bytes
     ciphertext: bytes
 
+    def __init__(self, updated: str, nonce: bytes, ciphertext: bytes) -> None:
+        self._init(updated, nonce, ciphertext)
 
-@dataclass(frozen=True)
-class Entry:
+
+class Entry(Record):
     """A named secret. ``current`` is None for a deleted name kept for undelete."""
 
+    __slots__ = ("current", "updated", "history")
     current: Version | None
     updated: str
-    history: tuple[Version, ...] = ()
+    history: tuple[Version, ...]
+
+    def __init__(self, current: Version | None, updated: str, history: tuple[Version, ...] = ()) -> None:
+        self._init(current, updated, history)
 
 
-@dataclass
 class ScopeFile:
-    entity: str
-    scope_id: str | None
-    recipients: list[SealedKey]
-    entries: dict[str, Entry] = field(default_factory=dict)
-    mac: bytes = b""
+    """One parsed scope file; mutable while a command edits it."""
+
+    __slots__ = ("entity", "scope_id", "recipients", "entries", "mac")
+
+    def __init__(
+        self,
+        entity: str,
+        scope_id: str | None,
+        recipients: list[SealedKey],
+        entries: dict[str, Entry] | None = None,
+        mac: bytes = b"",
+    ) -> None:
+        self.entity = entity
+        self.scope_id = scope_id
+        self.recipients = recipients
+        self.entries: dict[str, Entry] = {} if entries is None else entries
+        self.mac = mac
+
+    def __repr__(self) -> str:
+        return f"ScopeFile({describe(self.entity, self.scope_id)}, {len(self.entries)} entries)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScopeFile):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def live_names(self) -> list[str]:
         return [name for name, entry in self.entries.items() if entry.current is not None]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from secretstore import crypto, fsio, recipients, scopefile
 from secretstore.errors import (
@@ -22,16 +21,25 @@ from secretstore.errors import (
     UsageError,
 )
 from secretstore.identity import Identity, Recipient
+from secretstore.records import Record
 from secretstore.rules import check_name, check_scope, check_value
 from secretstore.scopefile import Entry, ScopeFile, SealedKey
 
 _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
 
 
-@dataclass(frozen=True, order=True)
-class Scope:
+class Scope(Record):
+    """team, or a project or cluster with its id. Sorts team first, then by entity and id."""
+
+    __slots__ = ("entity", "scope_id")
     entity: str
-    scope_id: str | None = None
+    scope_id: str | None
+
+    def __init__(self, entity: str, scope_id: str | None = None) -> None:
+        self._init(entity, scope_id)
+
+    def __lt__(self, other: Scope) -> bool:
+        return (self.entity, self.scope_id or "") < (other.entity, other.scope_id or "")
 
     @classmethod
     def of(cls, entity: str, scope_id: str | None = None) -> Scope:
@@ -165,14 +173,16 @@ class UnlockedScope:
         self.keys = new_keys
 
 
-@dataclass
 class SharingReport:
     """What a recipients or rotate command did, scope by scope."""
 
-    changed: list[Scope] = field(default_factory=list)
-    unchanged: list[Scope] = field(default_factory=list)
-    # Scopes the caller cannot open: (scope, the not-a-recipient message).
-    skipped: list[tuple[Scope, str]] = field(default_factory=list)
+    __slots__ = ("changed", "skipped", "unchanged")
+
+    def __init__(self) -> None:
+        self.changed: list[Scope] = []
+        self.unchanged: list[Scope] = []
+        # Scopes the caller cannot open: (scope, the not-a-recipient message).
+        self.skipped: list[tuple[Scope, str]] = []
 
 
 # Aliases for annotations inside Store, whose ``list`` method shadows the builtin there.
