@@ -596,7 +596,7 @@ class _Stream:
             _write_all(self.dest, data)
         except OSError:
             # EPIPE (``| head``), EBADF, EIO...: stop writing this stream, no
-            # traceback; the caller keeps draining the child so it can finish.
+            # traceback; the reader then closes the child's pipe (see read_stream).
             self.alive = False
 
 
@@ -1006,6 +1006,10 @@ class _Supervisor:
             return
         stream = self.streams[fd]
         stream.emit(stream.masker.feed(data))
+        if not stream.alive:
+            # Our reader went away (``| head``): close our end so the child's next
+            # write fails with SIGPIPE/EPIPE, as it would have without masking.
+            self.end_stream(fd, poller)
 
     def end_stream(self, fd: int, poller: "Any") -> None:
         stream = self.streams.pop(fd)

@@ -519,12 +519,32 @@ def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     assert proc.returncode == 6
 
 
-def test_broken_stdout_pipe_keeps_draining_the_child() -> None:
+def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
+    """`secretstore exec --mask -- yes | head`: the child dies of SIGPIPE, and so do we."""
+    # sh, not Python: Python ignores SIGPIPE itself and would print a traceback either way
+    loop = ["sh", "-c", 'while :; do echo "line $1"; done', "sh", SECRET]
+    proc = _start(driver("supervise", loop, mask=[SECRET], use_pty=False))
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.readline() == b"line [MASKED]\n"
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in err
+    assert proc.returncode == -signal.SIGPIPE
+
+
+def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
     code = ("import sys\n"
             "for i in range(50000): print('line', i)\n"
-            "sys.stdout.flush()\n"
-            "print('done', sys.argv[1], file=sys.stderr)\n")
-    proc = _start(driver("supervise", [*py(code), SECRET], mask=[SECRET], use_pty=False))
+            "sys.stdout.flush()\n")
+    code_tail = "print('done', sys.argv[1], file=sys.stderr)\n"
+    proc = _start(driver("supervise", [*py("import signal; signal.signal(signal.SIGPIPE, signal.SIG_IGN)\n"
+                                          "try:\n" + "".join("    " + line + "\n" for line in code.splitlines())
+                                          + "except BrokenPipeError:\n    pass\n" + code_tail), SECRET],
+                         mask=[SECRET], use_pty=False))
     assert proc.stdout is not None and proc.stderr is not None
     try:
         assert proc.stdout.readline() == b"line 0\n"
