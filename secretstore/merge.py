@@ -344,6 +344,7 @@ def build_environment(
     secret, before anything is run. ``searched`` describes the scopes merged
     (for that message).
     """
+    inherited = dict(inherited)  # os.environ re-encodes its keys on every lookup
     given = dict(explicit)
     names = set(given)
     if not refs_only:

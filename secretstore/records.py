@@ -1,9 +1,11 @@
-"""Small immutable value types without ``dataclasses``.
+"""Small value types without ``dataclasses``.
 
 ``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis``, ``tokenize``)
 and generates code at class creation: about 12 ms, almost a whole
 ``python -c pass``, on ``exec``'s start-up path. These records need only
-equality, hashing, a repr and immutability, which ``__slots__`` gives cheaply.
+equality, hashing and a repr, which ``__slots__`` gives cheaply. Subclasses
+assign their fields directly in ``__init__`` (10,000 entries are built per
+large file) and treat them as read-only by convention.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ class Record:
 
     __slots__: tuple[str, ...] = ()
 
-    def _init(self, *values: object) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
-            object.__setattr__(self, name, value)
-
     def _key(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
@@ -26,9 +24,6 @@ class Record:
         values = {name: getattr(self, name) for name in self.__slots__}
         values.update(changes)
         return type(self)(**values)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]

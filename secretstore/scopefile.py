@@ -35,7 +35,9 @@ class SealedKey(Record):
     label: str
 
     def __init__(self, public_key: str, sealed_key: bytes, label: str = "") -> None:
-        self._init(public_key, sealed_key, label)
+        self.public_key = public_key
+        self.sealed_key = sealed_key
+        self.label = label
 
 
 class Version(Record):
@@ -47,7 +49,9 @@ class Version(Record):
     ciphertext: bytes
 
     def __init__(self, updated: str, nonce: bytes, ciphertext: bytes) -> None:
-        self._init(updated, nonce, ciphertext)
+        self.updated = updated
+        self.nonce = nonce
+        self.ciphertext = ciphertext
 
 
 class Entry(Record):
@@ -59,7 +63,9 @@ class Entry(Record):
     history: tuple[Version, ...]
 
     def __init__(self, current: Version | None, updated: str, history: tuple[Version, ...] = ()) -> None:
-        self._init(current, updated, history)
+        self.current = current
+        self.updated = updated
+        self.history = history
 
 
 class ScopeFile:

@@ -36,7 +36,8 @@ class Scope(Record):
     scope_id: str | None
 
     def __init__(self, entity: str, scope_id: str | None = None) -> None:
-        self._init(entity, scope_id)
+        self.entity = entity
+        self.scope_id = scope_id
 
     def __lt__(self, other: Scope) -> bool:
         return (self.entity, self.scope_id or "") < (other.entity, other.scope_id or "")
