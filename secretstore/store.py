@@ -190,6 +190,7 @@ class SharingReport:
 Recipients = list[Recipient]
 Scopes = list[Scope]
 Unlocked = list[UnlockedScope]
+Names = list[str]
 
 # Crash-consistency tests kill a multi-scope rotation between two files here.
 CRASH_BETWEEN_SCOPES = "between-scopes"
@@ -298,12 +299,29 @@ class Store:
 
     def set(self, scope: Scope, name: str, value: str, identity: Identity) -> bool:
         """Store ``value`` under ``name``; True when the name is new in the scope."""
-        check_name(name)
-        check_value(value)
+        return bool(self.set_many(scope, {name: value}, identity))
+
+    def set_many(self, scope: Scope, values: dict[str, str], identity: Identity) -> Names:
+        """Set every name in ``values`` in ONE atomic write; returns the names that are new.
+
+        Every name and value is checked first, so one bad pair writes nothing.
+        """
+        for name, value in values.items():
+            check_name(name)
+            try:
+                check_value(value)
+            except UsageError as exc:
+                if len(values) == 1:
+                    raise
+                raise UsageError(f"secret {name}: {exc.message}") from None
+        created: Names = []
         with fsio.locked(self.root):
             fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
             unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
-            created = unlocked.put(name, value, now())
+            stamp = now()
+            for name, value in values.items():
+                if unlocked.put(name, value, stamp):
+                    created.append(name)
             self._write(unlocked)
         return created
 

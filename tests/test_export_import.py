@@ -14,7 +14,6 @@ import pytest
 from dotenv import dotenv_values
 
 from secretstore import fsio
-from secretstore.cli.formats import set_many
 from secretstore.errors import UsageError
 from secretstore.identity import resolve_identity
 from secretstore.store import TEAM, Scope, Store
@@ -42,7 +41,7 @@ def _import(cli_run: Run, tmp_path: Path, text: str, *args: str, suffix: str = "
 
 def _seed_tricky(isolated_env: dict[str, str]) -> Store:
     store = Store(isolated_env["store"])
-    set_many(store, TEAM, dict(TRICKY), resolve_identity(create=True)[0])
+    store.set_many(TEAM, dict(TRICKY), resolve_identity(create=True)[0])
     return store
 
 
@@ -180,11 +179,11 @@ def test_set_many_is_one_atomic_write(isolated_env: dict[str, str], monkeypatch:
         real(path, data, mode)
 
     monkeypatch.setattr(fsio, "atomic_write", counting)
-    created = set_many(store, TEAM, {f"N{i}": f"fake-{i}" for i in range(20)}, me)
+    created = store.set_many(TEAM, {f"N{i}": f"fake-{i}" for i in range(20)}, me)
     assert writes == [store.path(TEAM)]
     assert sorted(created) == sorted(f"N{i}" for i in range(20))
-    assert set_many(store, TEAM, {"N1": "fake-changed"}, me) == []
+    assert store.set_many(TEAM, {"N1": "fake-changed"}, me) == []
     with pytest.raises(UsageError):
-        set_many(store, TEAM, {"OK": "fake", "bad name": "fake"}, me)
+        store.set_many(TEAM, {"OK": "fake", "bad name": "fake"}, me)
     assert len(writes) == 2
     assert store.read(TEAM, me)["N1"] == "fake-changed"

@@ -33,9 +33,7 @@ from secretstore.formats import (
     render,
     render_template,
 )
-from secretstore.identity import Identity
 from secretstore.rules import check_name, check_value
-from secretstore.store import Scope, Store, now
 
 
 def merged_secrets(
@@ -53,31 +51,6 @@ def merged_secrets(
         sys.stderr.write(f"secretstore: warning: {message}\n")
     sys.stderr.flush()
     return merge.merged_values(merge.merge_scopes(layers))
-
-
-def set_many(store: Store, scope: Scope, values: dict[str, str], identity: Identity) -> list[str]:
-    """Set every name in ``values`` in ONE atomic write of the scope file; returns the new names.
-
-    Validates every name and value first, so a bad one writes nothing. Same
-    read-modify-write as ``Store.set`` (lock, unlock or create, put, atomic
-    replace); meant to move into ``Store`` as ``set_many``.
-    """
-    for name, value in values.items():
-        check_name(name)
-        try:
-            check_value(value)
-        except UsageError as exc:
-            raise UsageError(f"secret {name}: {exc.message}") from None
-    created: list[str] = []
-    with fsio.locked(store.root):
-        fsio.clean_stale_temps(os.path.dirname(store.path(scope)))
-        unlocked = store.unlock(scope, identity) or store.new_scope(scope, identity)
-        stamp = now()
-        for name, value in values.items():
-            if unlocked.put(name, value, stamp):
-                created.append(name)
-        fsio.atomic_write(store.path(scope), unlocked.to_bytes())
-    return created
 
 
 def _format_choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
@@ -191,7 +164,7 @@ def import_command(
             verb = "replace" if name in existing else "set"
             typer.echo(f"Would {verb} {scope.entity} secret '{name}'")
         return
-    set_many(target, scope, values, identity_for_write())
+    target.set_many(scope, values, identity_for_write())
     for name in values:
         typer.echo(f"Set {scope.entity} secret '{name}'")
 
