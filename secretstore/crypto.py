@@ -25,7 +25,7 @@ from __future__ import annotations
 # 10,000 values are decrypted; so this module calls the handful of functions
 # it needs directly, checking every length itself before any C call.
 # tests/test_crypto.py cross-checks each one against ``nacl.bindings``.
-from nacl._sodium import ffi as _ffi
+from nacl._sodium import ffi as _ffi  # type: ignore[import-not-found]
 from nacl._sodium import lib as _lib
 
 from secretstore.errors import TamperedError

@@ -159,7 +159,7 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
 def _default_exec_signals() -> "Callable[[], None]":
     """Set SIGPIPE and SIGXFSZ to SIG_DFL; return a callable that undoes it."""
     sig = _signal_module()
-    saved: "list[tuple[int, Any]]" = []
+    saved: list[tuple[int, Any]] = []
     for name in ("SIGPIPE", "SIGXFSZ"):
         number = getattr(sig, name, None)
         if number is None:
@@ -627,14 +627,14 @@ class _Supervisor:
         self.interrupted = False
         self.status = 0
         self.pending_signals: list[int] = []
-        self.saved_handlers: "list[tuple[int, Any]]" = []
+        self.saved_handlers: list[tuple[int, Any]] = []
         self.fds: list[int] = []  # everything we opened and must close
         self.streams: dict[int, _Stream] = {}
         self.master: int | None = None
         self.stdin_tty = False
         self.copy_stdin = False
         self.winsize_fd: int | None = None
-        self.saved_tty: "list[Any] | None" = None
+        self.saved_tty: list[Any] | None = None
         self.input = bytearray()  # our stdin, on its way to the pty
 
     # -- lifecycle ---------------------------------------------------------
@@ -845,7 +845,7 @@ class _Supervisor:
         # O_NOCTTY) then makes it the child's controlling terminal, so job
         # control and Ctrl-C (sent as a byte while we are raw) work inside.
         if self.stdin_tty:
-            actions: "list[tuple[Any, ...]]" = [
+            actions: list[tuple[Any, ...]] = [
                 (os.POSIX_SPAWN_OPEN, 0, slave_name, os.O_RDWR, 0),
                 (os.POSIX_SPAWN_DUP2, 0, 1),
                 (os.POSIX_SPAWN_DUP2, 0, 2),

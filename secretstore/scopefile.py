@@ -351,7 +351,7 @@ def serialize_with_tomli_w(scope: ScopeFile) -> bytes:
         if entry.current is None:
             table = {"updated": entry.updated, "deleted": True}
         else:
-            table = _version_table(entry.current)
+            table = dict(_version_table(entry.current))
         if entry.history:
             table["history"] = [_version_table(version) for version in entry.history]
         secrets[name] = table

@@ -82,11 +82,18 @@ def _disable_core_dumps() -> None:
         pass
 
 
-from secretstore.cli import secrets as _secrets  # noqa: E402  (registers the commands)
-from secretstore.cli import git as _git, identity as _identity, recipients as _recipients  # noqa: E402,F401
-from secretstore.cli import exec as _exec, formats as _formats  # noqa: E402,F401
+COMMAND_MODULES = ("secrets", "exec", "formats", "identity", "recipients", "git")
 
-del _secrets
+
+def _register_commands() -> None:
+    """Import each command module: importing one registers its commands on ``app``."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"secretstore.cli.{module}")
+
+
+_register_commands()
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -14,7 +14,7 @@ from secretstore.identity import Identity, resolve_identity
 from secretstore.store import Scope, Store
 
 
-class Entity(str, Enum):
+class Entity(StrEnum):
     team = "team"
     project = "project"
     cluster = "cluster"

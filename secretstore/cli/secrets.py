@@ -27,8 +27,8 @@ from secretstore.cli.common import (
     stdout_is_tty,
 )
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
-from secretstore.store import Scope, Store
 from secretstore.rules import check_name, check_value, decode_value, strip_one_newline
+from secretstore.store import Scope, Store
 
 ValueOpt = Annotated[
     str | None,

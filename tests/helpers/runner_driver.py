@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from secretstore.errors import SecretStoreError  # noqa: E402
-from secretstore.runner import exec_program, supervise  # noqa: E402
+from secretstore.errors import SecretStoreError
+from secretstore.runner import exec_program, supervise
 
 
 def main() -> int:
