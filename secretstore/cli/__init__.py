@@ -18,6 +18,7 @@ from secretstore.errors import EXIT_FAILURE, EXIT_USAGE, SecretStoreError
 PROG = "secretstore"
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
     name=PROG,
     help=(
         "A local, offline-first secret store. Secrets live sealed with libsodium in "
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 secrets_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
     help="Gradient-compatible spelling: 'secretstore secrets set|list|get|delete ...'.",
     no_args_is_help=True,
 )

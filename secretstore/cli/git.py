@@ -10,6 +10,7 @@ from secretstore.cli import app
 from secretstore.cli.common import StoreOpt, identity_for_read, notice, open_store
 
 git_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
     help="Share the store as a git checkout: 'git setup' once per clone; git calls 'git merge-driver'.",
     no_args_is_help=True,
 )

@@ -26,6 +26,7 @@ from secretstore.recipients import check_label
 from secretstore.store import TEAM, Scope, SharingReport, Store
 
 recipients_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
     help=(
         "Who can read the store or one scope. Without --team/--project/--cluster a change is "
         "store-wide: every scope file you can open, and recipients.toml (who new scopes are sealed to)."
