@@ -16,6 +16,13 @@ from __future__ import annotations
 import os
 import sys
 
+from secretstore.console import (
+    disable_core_dumps,
+    error_line,
+    report_internal_error,
+    text_table,
+    warning_line,
+)
 from secretstore.errors import EXIT_FAILURE, SecretStoreError
 
 TYPE_CHECKING = False
@@ -154,33 +161,9 @@ def parse(args: Sequence[str], global_store: str | None = None) -> ExecOptions |
 # --- running -------------------------------------------------------------------
 
 
-def error_line(message: str, hint: str | None = None) -> None:
-    """``secretstore: error: ...`` (and a hint), as ``secretstore.cli.error_line`` prints."""
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    if hint:
-        sys.stderr.write(f"{PROG}: hint: {hint}\n")
-    sys.stderr.flush()
-
-
-def warning_line(message: str) -> None:
-    sys.stderr.write(f"{PROG}: warning: {message}\n")
-    sys.stderr.flush()
-
-
 def mask_requested(flag: bool, environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     return flag or env.get(ENV_MASK, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """An ASCII table in the style of ``secretstore list``."""
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
-    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
-
-    def line(cells: Sequence[str]) -> str:
-        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(cells, widths, strict=True)) + "|"
-
-    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
 
 
 def _read_identity() -> Identity:
@@ -240,16 +223,6 @@ def run_exec(options: ExecOptions) -> int:
     return EXIT_FAILURE  # not reached: exec_program replaces the process or raises
 
 
-def _disable_core_dumps() -> None:
-    """A core dump of this process could hold decrypted secrets."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def main(argv: Sequence[str]) -> int | None:
     """The fast path: an exit status, or None when the typer CLI should take ``argv``."""
     split = split_global(argv)
@@ -258,7 +231,7 @@ def main(argv: Sequence[str]) -> int | None:
     options = parse(split[1], split[0])
     if options is None:
         return None
-    _disable_core_dumps()
+    disable_core_dumps()
     try:
         return run_exec(options)
     except SecretStoreError as exc:
@@ -270,10 +243,4 @@ def main(argv: Sequence[str]) -> int | None:
     except BrokenPipeError:
         return EXIT_FAILURE
     except Exception as exc:  # a bug: one line, no locals, no values
-        if os.environ.get("SECRETSTORE_DEBUG"):
-            raise
-        error_line(
-            f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
-            "please report it)"
-        )
-        return EXIT_FAILURE
+        return report_internal_error(exc)

@@ -76,15 +76,6 @@ def check_scope(entity: str, scope_id: str | None) -> tuple[str, str | None]:
     return entity, check_id(scope_id, entity)
 
 
-def decode_value(raw: bytes) -> str:
-    """Bytes read from stdin or a file -> a value, or a UsageError saying why not."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError("secret value is not valid UTF-8") from None
-    return check_value(text)
-
-
 def check_value(value: str) -> str:
     if not value:
         raise UsageError("secret value is empty")

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 import typer
 
 from secretstore import __version__
+from secretstore.console import PROG, disable_core_dumps, error_line, report_internal_error
 from secretstore.errors import EXIT_FAILURE, EXIT_USAGE, SecretStoreError
-
-PROG = "secretstore"
 
 app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
@@ -59,29 +58,11 @@ def _root(
     ctx.obj = {"store": store}
 
 
-def error_line(message: str, hint: str | None = None) -> None:
-    """Print ``secretstore: error: ...`` (and a hint line) on stderr."""
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    if hint:
-        sys.stderr.write(f"{PROG}: hint: {hint}\n")
-    sys.stderr.flush()
-
-
 def _click_exception_types() -> tuple[type[BaseException], type[BaseException]]:
     """typer's ClickException and Abort, whether typer vendors click or depends on it."""
     mro = typer.BadParameter.__mro__
     click_exception = next(cls for cls in mro if cls.__name__ == "ClickException")
     return click_exception, typer.Abort
-
-
-def _disable_core_dumps() -> None:
-    """A core dump of this process could hold decrypted secrets."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
 
 
 COMMAND_MODULES = ("secrets", "exec", "formats", "identity", "recipients", "git")
@@ -100,7 +81,7 @@ _register_commands()
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code; never raise."""
-    _disable_core_dumps()
+    disable_core_dumps()
     click_exception, abort = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -123,13 +104,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except Exception as exc:  # a bug: say so in one line, without locals or values
-        if os.environ.get("SECRETSTORE_DEBUG"):
-            raise
-        error_line(
-            f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
-            "please report it)"
-        )
-        return EXIT_FAILURE
+        return report_internal_error(exc)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from secretstore import paths
+from secretstore.console import notice
+from secretstore.errors import UsageError
 from secretstore.identity import Identity, resolve_identity
 from secretstore.store import Scope, Store
 
@@ -65,9 +67,21 @@ def identity_for_read() -> Identity:
     return identity
 
 
-def notice(message: str) -> None:
-    sys.stderr.write(f"secretstore: {message}\n")
-    sys.stderr.flush()
+def read_text(path: str | None, what: str) -> tuple[str, str]:
+    """(text, source) of the file at ``path``, or of stdin for None or '-'."""
+    if path is None or path == "-":
+        raw, source = sys.stdin.buffer.read(), "stdin"
+    else:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+        source = path
+    try:
+        return raw.decode("utf-8"), source
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not valid UTF-8") from None
 
 
 def stdin_is_tty() -> bool:

@@ -22,6 +22,7 @@ from secretstore.cli.common import (
     identity_for_read,
     identity_for_write,
     open_store,
+    read_text,
     scope_of,
 )
 from secretstore.cli.exec import ClusterOpt, ProjectOpt, StrictOpt
@@ -97,23 +98,6 @@ def export_command(
     out.flush()
 
 
-def _read_input(path: str) -> tuple[str, str]:
-    """(text, source) of FILE, or stdin for '-'."""
-    if path == "-":
-        raw, source = sys.stdin.buffer.read(), "stdin"
-    else:
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        source = path
-    try:
-        return raw.decode("utf-8"), source
-    except UnicodeDecodeError:
-        raise UsageError(f"{source} is not valid UTF-8") from None
-
-
 @app.command("import")
 def import_command(
     ctx: typer.Context,
@@ -146,7 +130,7 @@ def import_command(
     """
     scope = scope_of(entity, scope_id)
     _format_choice(fmt, IMPORT_FORMATS, "import")
-    text, source = _read_input(file)
+    text, source = read_text(file, "file")
     values = parse_import(text, source=source, fmt=fmt)
     for name, value in values.items():
         check_name(name)
@@ -193,7 +177,7 @@ def inject_command(
     \b
       secretstore inject -i config.yaml.tpl -o config.yaml
     """
-    text, _source = _read_input(template)
+    text, _source = read_text(template, "template")
     secrets = merged_secrets(ctx, store, project, cluster, strict)
     rendered = render_template(text, secrets).encode("utf-8")
     if output is None or output == "-":

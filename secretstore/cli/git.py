@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from secretstore.cli import app
-from secretstore.cli.common import StoreOpt, identity_for_read, notice, open_store
+from secretstore.cli.common import StoreOpt, identity_for_read, open_store
+from secretstore.console import notice
 
 git_app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written

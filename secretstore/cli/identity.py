@@ -9,7 +9,8 @@ import typer
 
 from secretstore import identity as identities
 from secretstore.cli import app
-from secretstore.cli.common import notice, open_store
+from secretstore.cli.common import open_store
+from secretstore.console import notice
 from secretstore.errors import IdentityError, UsageError
 
 

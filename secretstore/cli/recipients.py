@@ -19,7 +19,7 @@ from secretstore.cli.common import (
     open_store,
     scope_of,
 )
-from secretstore.cli.secrets import ascii_table
+from secretstore.console import text_table
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.identity import Recipient
 from secretstore.recipients import check_label
@@ -99,7 +99,7 @@ def list_recipients(
     elif not rows:
         typer.echo("No data found")
     else:
-        typer.echo(ascii_table(["Public key", "Label"], [list(row) for row in rows]))
+        typer.echo(text_table(["Public key", "Label"], [list(row) for row in rows]))
 
 
 @recipients_app.command("add")

@@ -22,12 +22,14 @@ from secretstore.cli.common import (
     identity_for_read,
     identity_for_write,
     open_store,
+    read_text,
     scope_of,
     stdin_is_tty,
     stdout_is_tty,
 )
+from secretstore.console import text_table
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
-from secretstore.rules import check_name, check_value, decode_value, strip_one_newline
+from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import Scope, Store
 
 ValueOpt = Annotated[
@@ -49,23 +51,10 @@ ValueFileOpt = Annotated[
 
 
 def _read_stream_value(path: str | None) -> str:
-    if path is None or path == "-":
-        raw = sys.stdin.buffer.read()
-        source = "stdin"
-    else:
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read value file {path}: {exc.strerror}") from None
-        source = path
-    if not raw:
+    text, source = read_text(path, "value file")
+    if not text:
         raise UsageError(f"secret value from {source} is empty")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"secret value from {source} is not valid UTF-8") from None
-    return decode_value(strip_one_newline(text).encode("utf-8"))
+    return check_value(strip_one_newline(text))
 
 
 def _prompt_value(name: str) -> str:
@@ -146,18 +135,7 @@ def list_secrets(
     if not rows:
         typer.echo("No data found")
         return
-    typer.echo(ascii_table(["Name", "Updated"], [list(row) for row in rows]))
-
-
-def ascii_table(header: list[str], rows: list[list[str]]) -> str:
-    """An ASCII table in the style Gradient's CLI prints."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
-
-    def line(cells: list[str]) -> str:
-        return "|" + "|".join(f" {cell:<{width}} " for cell, width in zip(cells, widths, strict=True)) + "|"
-
-    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
+    typer.echo(text_table(["Name", "Updated"], [list(row) for row in rows]))
 
 
 def get_secret(
@@ -208,4 +186,4 @@ for _group in (app, secrets_app):
     _group.command("get")(get_secret)
     _group.command("delete")(delete_secret)
 
-__all__ = ["SecretStoreError", "ascii_table", "read_value"]
+__all__ = ["SecretStoreError", "read_value"]

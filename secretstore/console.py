@@ -1,0 +1,68 @@
+"""What both entry points print: the typer CLI and exec's typer-free fast path.
+
+One place for the ``secretstore: error:`` line, the internal-error report and
+the ASCII table, so the two paths cannot drift apart. Imports only ``os`` and
+``sys`` (it is on exec's start-up path).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+PROG = "secretstore"
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """``secretstore: error: ...`` (and a ``secretstore: hint: ...`` line) on stderr."""
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"{PROG}: hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def warning_line(message: str) -> None:
+    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def notice(message: str) -> None:
+    """A one-line note on stderr (stdout stays clean for data)."""
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+def report_internal_error(exc: BaseException) -> int:
+    """A bug: one line, without locals or values; the traceback only with SECRETSTORE_DEBUG=1."""
+    if os.environ.get("SECRETSTORE_DEBUG"):
+        raise exc
+    error_line(
+        f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
+        "please report it)"
+    )
+    return 1
+
+
+def disable_core_dumps() -> None:
+    """A core dump of this process could hold decrypted secrets."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An ASCII table in the style Gradient's CLI prints (``list``, ``exec --dry-run``)."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: Sequence[str]) -> str:
+        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(cells, widths, strict=True)) + "|"
+
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
