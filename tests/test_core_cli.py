@@ -125,6 +125,16 @@ def test_missing_identity_is_one_clear_error(capsys, monkeypatch, isolated_env) 
     assert err.splitlines()[0] == f"secretstore: error: no identity at {isolated_env['identity']}"
 
 
+def test_first_identity_is_never_created_inside_the_store(capsys, monkeypatch, isolated_env) -> None:  # type: ignore[no-untyped-def]
+    inside = os.path.join(isolated_env["store"], "identity")
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", inside)
+    code, out, err = call(capsys, monkeypatch, "set", "team", "--name=A", "--value=fake-a")
+    assert (code, out) == (1, "")
+    assert "is inside the store" in err.splitlines()[0]
+    assert not os.path.exists(inside)
+    assert not os.path.exists(os.path.join(isolated_env["store"], "team.toml"))
+
+
 def test_store_flag_overrides_environment(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     other = tmp_path / "other"
     assert call(capsys, monkeypatch, "--store", str(other), "set", "team", "--name=A", "--value=fake")[0] == 0

@@ -12,7 +12,7 @@ import typer
 from secretstore import paths
 from secretstore.console import notice
 from secretstore.errors import UsageError
-from secretstore.identity import Identity, resolve_identity
+from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
 from secretstore.store import Scope, Store
 
 
@@ -51,8 +51,15 @@ def scope_of(entity: Entity, scope_id: str | None) -> Scope:
     return Scope.of(entity.value, scope_id)
 
 
-def identity_for_write() -> Identity:
-    """The identity, created on first use with a one-line notice on stderr."""
+def identity_for_write(store: Store) -> Identity:
+    """The identity, created on first use with a one-line notice on stderr.
+
+    A first identity is never created inside ``store``: a shared (git) store would publish it.
+    """
+    if not os.environ.get(ENV_KEY):
+        path = paths.identity_path()
+        if not os.path.lexists(path):
+            check_outside_store(path, store.root)
     identity, created = resolve_identity(create=True)
     if created:
         notice(

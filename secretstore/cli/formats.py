@@ -148,7 +148,7 @@ def import_command(
             verb = "replace" if name in existing else "set"
             typer.echo(f"Would {verb} {scope.entity} secret '{name}'")
         return
-    target.set_many(scope, values, identity_for_write())
+    target.set_many(scope, values, identity_for_write(target))
     for name in values:
         typer.echo(f"Set {scope.entity} secret '{name}'")
 

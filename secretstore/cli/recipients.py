@@ -121,7 +121,7 @@ def add_recipient(
     recipient = Recipient.parse(public_key, check_label(label))
     scope = chosen_scope(team, project, cluster)
     target = open_store(ctx, store)
-    report = target.add_recipient(recipient, identity_for_write(), scope)
+    report = target.add_recipient(recipient, identity_for_write(target), scope)
     warn_skipped(report)
     typer.echo(
         f"Added recipient {recipient.text} to {target_name(scope)}; "

@@ -111,7 +111,7 @@ def set_secret(
     secret_name = resolve_name(name)
     secret_value = read_value(secret_name, value, value_file)
     target = open_store(ctx, store)
-    target.set(scope, secret_name, secret_value, identity_for_write())
+    target.set(scope, secret_name, secret_value, identity_for_write(target))
     typer.echo(f"Set {scope.entity} secret '{secret_name}'")
 
 
