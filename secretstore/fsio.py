@@ -33,15 +33,19 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def ensure_dir(path: str) -> None:
-    """Create ``path`` and missing parents, each new one 0700 from creation."""
+def ensure_dir(path: str, mode: int = DIR_MODE) -> None:
+    """Create ``path`` 0700 from creation; missing parents get the usual mode.
+
+    Only our own directories are private: creating ``~/.local/share`` 0700 for
+    a first store would surprise every other program that uses it.
+    """
     if os.path.isdir(path):
         return
     parent = os.path.dirname(path)
     if parent and parent != path:
-        ensure_dir(parent)
+        ensure_dir(parent, 0o777)  # the umask applies, as for mkdir -p
     try:
-        os.mkdir(path, DIR_MODE)
+        os.mkdir(path, mode)
     except FileExistsError:
         if not os.path.isdir(path):
             raise SecretStoreError(f"{path} exists and is not a directory") from None

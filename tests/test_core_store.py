@@ -125,6 +125,22 @@ def test_permissions_from_creation(store: Store, me: Identity) -> None:
     assert stat.S_IMODE(os.stat(store.path(PROJECT)).st_mode) == 0o600
 
 
+def test_only_our_own_directories_are_private(tmp_path: Path, me: Identity) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        store = Store(str(tmp_path / "home" / ".local" / "share" / "secretstore"))
+        store.set(PROJECT, "A", FAKE, me)
+        identity_path = tmp_path / "home" / ".config" / "secretstore" / "identity"
+        load_or_create_identity(str(identity_path))
+    finally:
+        os.umask(old_umask)
+    for shared in ("home", "home/.local", "home/.local/share", "home/.config"):
+        assert stat.S_IMODE(os.stat(tmp_path / shared).st_mode) == 0o755, shared
+    for private in ("home/.local/share/secretstore", "home/.local/share/secretstore/projects",
+                    "home/.config/secretstore"):
+        assert stat.S_IMODE(os.stat(tmp_path / private).st_mode) == 0o700, private
+
+
 def test_no_plaintext_value_in_any_file(store: Store, me: Identity, tmp_path: Path) -> None:
     values = {"A": "fake-plaintext-canary-1", "B": "fake-multi\nline-canary-2", "C": "ünï-canary-3"}
     for name, value in values.items():
