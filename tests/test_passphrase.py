@@ -174,3 +174,15 @@ def test_hidden_prompts_on_a_terminal(cli_run) -> None:  # type: ignore[no-untyp
     # list and identity never ask
     assert b"Passphrase" not in _run_on_pty(["list", "team"], answers=[])
     assert b"Passphrase" not in _run_on_pty(["identity"], answers=[])
+
+
+def test_set_asks_the_passphrase_before_the_value(cli_run) -> None:  # type: ignore[no-untyped-def]
+    """A wrong passphrase must not throw away a value the user has just typed."""
+    from tests.test_core_cli import _run_on_pty
+
+    _run_on_pty(["init", "--passphrase"], answers=[b"typed-pw\n", b"typed-pw\n"])
+    output = _run_on_pty(["set", "team", "--name=B"], answers=[b"typed-pw\n", b"fake-v\n", b"fake-v\n"])
+    assert output.index(b"Passphrase for") < output.index(b"Value for B")
+    assert b"Set team secret 'B'" in output
+    output = _run_on_pty(["set", "team", "--name=C"], answers=[b"not-it\n"])
+    assert b"wrong passphrase" in output and b"Value for C" not in output

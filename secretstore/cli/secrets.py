@@ -28,7 +28,7 @@ from secretstore.cli.common import (
     stdout_is_tty,
 )
 from secretstore.console import text_table
-from secretstore.errors import NotFoundError, SecretStoreError, UsageError
+from secretstore.errors import NotFoundError, UsageError
 from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import Scope, Store
 
@@ -68,8 +68,8 @@ def _prompt_value(name: str) -> str:
     return check_value(first)
 
 
-def read_value(name: str, value: str | None, value_file: str | None) -> str:
-    """The value from --value, --value-file, a hidden prompt, or piped stdin."""
+def read_value(value: str | None, value_file: str | None) -> str | None:
+    """The value from --value, --value-file or piped stdin; None when it must be prompted for."""
     if value is not None and value_file is not None:
         raise UsageError("give --value or --value-file, not both")
     if value_file is not None:
@@ -79,7 +79,7 @@ def read_value(name: str, value: str | None, value_file: str | None) -> str:
     if value is not None:
         return check_value(value)
     if stdin_is_tty():
-        return _prompt_value(name)
+        return None
     return _read_stream_value(None)
 
 
@@ -109,9 +109,12 @@ def set_secret(
     """
     scope = scope_of(entity, scope_id)
     secret_name = resolve_name(name)
-    secret_value = read_value(secret_name, value, value_file)
+    secret_value = read_value(value, value_file)  # given values fail fast, before any key work
     target = open_store(ctx, store)
-    target.set(scope, secret_name, secret_value, identity_for_write(target))
+    identity = identity_for_write(target)
+    if secret_value is None:  # prompt after the passphrase, so a wrong one loses nothing typed
+        secret_value = _prompt_value(secret_name)
+    target.set(scope, secret_name, secret_value, identity)
     typer.echo(f"Set {scope.entity} secret '{secret_name}'")
 
 
@@ -186,4 +189,3 @@ for _group in (app, secrets_app):
     _group.command("get")(get_secret)
     _group.command("delete")(delete_secret)
 
-__all__ = ["SecretStoreError", "read_value"]
