@@ -450,5 +450,9 @@ def check_outside_store(path: str, store_root: str) -> None:
 
 
 def write_identity_file(path: str, identity: Identity, passphrase: str | None) -> None:
-    """Replace the identity file at ``path`` (protected when ``passphrase`` is given), atomically."""
-    fsio.atomic_write(path, identity.file_text(passphrase).encode("ascii"))
+    """Replace the identity file at ``path`` (protected when ``passphrase`` is given), atomically.
+
+    A symlinked identity (a key kept on another volume) stays a symlink: the file it
+    points to is replaced.
+    """
+    fsio.atomic_write(os.path.realpath(path), identity.file_text(passphrase).encode("ascii"))

@@ -186,3 +186,15 @@ def test_set_asks_the_passphrase_before_the_value(cli_run) -> None:  # type: ign
     assert b"Set team secret 'B'" in output
     output = _run_on_pty(["set", "team", "--name=C"], answers=[b"not-it\n"])
     assert b"wrong passphrase" in output and b"Value for C" not in output
+
+
+def test_passphrase_change_keeps_a_symlinked_identity_a_symlink(tmp_path, monkeypatch, cli_run) -> None:  # type: ignore[no-untyped-def]
+    real = tmp_path / "vault" / "identity"
+    real.parent.mkdir(mode=0o700)
+    link = tmp_path / "link-identity"
+    assert cli_run("init", env={"SECRETSTORE_IDENTITY": str(real)}).returncode == 0
+    link.symlink_to(real)
+    done = cli_run("passphrase", env={"SECRETSTORE_IDENTITY": str(link), "SECRETSTORE_NEW_PASSPHRASE": "fake-pw"})
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink()
+    assert "PROTECTED" in real.read_text()
