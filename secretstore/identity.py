@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import stat
 
 from secretstore import crypto, fsio
 from secretstore.errors import IdentityError, PermissionsError, UsageError, WrongKeyError
@@ -356,9 +357,16 @@ def read_key_file(path: str) -> Identity | ProtectedKey:
         ) from None
     except OSError as exc:
         raise IdentityError(f"cannot read identity {path}: {exc.strerror}") from None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(fd)
+        raise IdentityError(f"identity {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        check_private_permissions(path, os.fstat(handle.fileno()))
-        raw = handle.read()
+        check_private_permissions(path, status)
+        try:
+            raw = handle.read()
+        except OSError as exc:
+            raise IdentityError(f"cannot read identity {path}: {exc.strerror}") from None
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

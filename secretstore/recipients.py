@@ -39,12 +39,9 @@ def check_label(label: str) -> str:
 
 
 def parse(data: bytes, where: str) -> list[Recipient]:
-    import tomllib
+    from secretstore.scopefile import load_toml
 
-    try:
-        document = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        raise StoreFormatError(f"{where}: not valid TOML") from None
+    document = load_toml(data, where)
     found = document.get("format")
     if found != FORMAT:
         if isinstance(found, str) and found.startswith(_FAMILY):

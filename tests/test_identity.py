@@ -88,3 +88,18 @@ def test_init_refuses_an_identity_inside_the_store(capsys, monkeypatch, isolated
     monkeypatch.setenv("SECRETSTORE_IDENTITY", str(inside))
     code, out, _ = call(capsys, monkeypatch, "doctor")
     assert code == 1 and "error: identity: the identity" in out and "inside the store" in out
+
+
+def test_an_identity_path_that_is_a_directory_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import sys
+
+    from secretstore.cli import run
+
+    directory = tmp_path / "iddir"
+    directory.mkdir(mode=0o700)
+    monkeypatch.setenv("SECRETSTORE_IDENTITY", str(directory))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert run(["identity"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"secretstore: error: identity {directory} is not a regular file\n"

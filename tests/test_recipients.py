@@ -192,3 +192,33 @@ def test_adding_a_listed_key_with_a_label_relabels_it(store, people) -> None:  #
     assert {r.text: r.label for r in store.store_recipients() or []} == {
         alice.public_text: "alice", bob.public_text: ""}
     assert Path(store.path(TEAM)).read_bytes() == before  # scope files untouched
+
+
+@pytest.mark.parametrize("option", ["--cluster", "--project"])
+@pytest.mark.parametrize("action", ["add", "remove", "list"])
+def test_an_empty_scope_id_is_refused_not_widened_to_the_store(  # type: ignore[no-untyped-def]
+    store, people, capsys, monkeypatch, option, action
+) -> None:
+    """`recipients add KEY --cluster "$UNSET"` once sealed the whole store to the node."""
+    alice, node = people["alice"], people["node"]
+    store.set(TEAM, "A", "fake-team", alice)
+    before = Path(store.path(TEAM)).read_bytes()
+    as_user(monkeypatch, alice)
+    args = ["recipients", action] + ([node.public_text] if action != "list" else []) + [option, ""]
+    code, out, err = call(capsys, monkeypatch, *args)
+    assert code == 2, (out, err)
+    assert "need --id" in err or "invalid" in err
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert store.store_recipients() is None
+    with pytest.raises(NotRecipientError):
+        store.get(TEAM, "A", node)
+
+
+def test_a_deeply_nested_recipients_file_is_a_format_error(store, people, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    Path(store.root).mkdir(parents=True, exist_ok=True)
+    nested = "[" * 3000 + "]" * 3000
+    Path(store.root, "recipients.toml").write_text(f'format = "secretstore-recipients/v1"\nx = {nested}\n')
+    as_user(monkeypatch, people["alice"])
+    code, _out, err = call(capsys, monkeypatch, "recipients", "list")
+    assert code == 1
+    assert err.startswith("secretstore: error: recipients.toml") and "internal error" not in err

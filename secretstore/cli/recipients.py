@@ -46,14 +46,20 @@ KeyArg = Annotated[str, typer.Argument(metavar="PUBLIC_KEY", help="A public key 
 
 
 def chosen_scope(team: bool, project: str | None, cluster: str | None) -> Scope | None:
-    given = [flag for flag, on in (("--team", team), ("--project", project), ("--cluster", cluster)) if on]
+    # `is not None`, not truthiness: an empty `--cluster "$UNSET"` must be refused
+    # as an invalid id, never widened into a store-wide change.
+    given = [
+        flag
+        for flag, on in (("--team", team), ("--project", project is not None), ("--cluster", cluster is not None))
+        if on
+    ]
     if len(given) > 1:
         raise UsageError(f"give at most one of --team, --project, --cluster (got {', '.join(given)})")
     if team:
         return TEAM
-    if project:
+    if project is not None:
         return Scope.of("project", project)
-    if cluster:
+    if cluster is not None:
         return Scope.of("cluster", cluster)
     return None
 
