@@ -84,6 +84,15 @@ def _decode_key(prefix: str, text: str, what: str) -> bytes:
     return key
 
 
+def is_valid_public_text(text: str) -> bool:
+    """Exactly an ``ssk1...`` public key with a good checksum (no surrounding space)."""
+    try:
+        _decode_key(PUBLIC_PREFIX, text, "public key")
+    except ValueError:
+        return False
+    return text == text.strip()
+
+
 class Recipient:
     """A public key that data keys can be sealed to."""
 

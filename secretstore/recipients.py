@@ -22,16 +22,16 @@ from __future__ import annotations
 from secretstore import fsio
 from secretstore.errors import StoreFormatError, UnsupportedVersionError, UsageError
 from secretstore.identity import Recipient
+from secretstore.rules import MAX_LABEL_LENGTH, is_valid_label
 
 FILENAME = "recipients.toml"
 FORMAT = "secretstore-recipients/v1"
 _FAMILY = "secretstore-recipients/"
-MAX_LABEL_LENGTH = 100
 _HEADER = "# secretstore recipients: new scope files are sealed to these keys (and the writer)\n"
 
 
 def check_label(label: str) -> str:
-    if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
+    if not is_valid_label(label):
         raise UsageError(
             f"invalid label: use at most {MAX_LABEL_LENGTH} printable characters on one line"
         )

@@ -13,6 +13,7 @@ ENTITIES = ("team", "project", "cluster")
 MAX_NAME_LENGTH = 255
 MAX_ID_LENGTH = 128
 MAX_VALUE_BYTES = 64 * 1024
+MAX_LABEL_LENGTH = 100
 
 _ID_PUNCTUATION = frozenset("._-")
 
@@ -56,6 +57,12 @@ def check_id(scope_id: str, entity: str) -> str:
             f"starting with a letter or digit, no '..', at most {MAX_ID_LENGTH} characters"
         )
     return scope_id
+
+
+def is_valid_label(label: str) -> bool:
+    """A recipient's label: one line of printable text (no control or bidi characters
+    that could rewrite what ``recipients list`` or ``doctor`` shows on a terminal)."""
+    return len(label) <= MAX_LABEL_LENGTH and label.isprintable()
 
 
 def check_entity(entity: str) -> str:

@@ -14,8 +14,9 @@ import re
 
 from secretstore import crypto
 from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError
+from secretstore.identity import is_valid_public_text
 from secretstore.records import Record
-from secretstore.rules import ENTITIES, MAX_NAME_LENGTH, is_valid_id, is_valid_name
+from secretstore.rules import ENTITIES, MAX_NAME_LENGTH, is_valid_id, is_valid_label, is_valid_name
 
 FORMAT = "secretstore/v1"
 FORMAT_FAMILY = "secretstore/"
@@ -251,13 +252,15 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
         stanza = _table(raw, "a recipient", where)
         _only_keys(stanza, _RECIPIENT_KEYS, "a recipient", where)
         public_key = _string(stanza.get("public_key"), "public_key", where)
-        if not public_key.startswith("ssk1") or public_key in seen_keys:
+        if not is_valid_public_text(public_key) or public_key in seen_keys:
             raise StoreFormatError(f"{where}: invalid or repeated recipient public_key")
         seen_keys.add(public_key)
         sealed = _unb64(stanza.get("sealed_key"), "sealed_key", where)
         if len(sealed) != crypto.SEALED_KEY_BYTES:
             raise StoreFormatError(f"{where}: sealed_key has the wrong length")
         label = _string(stanza.get("label", ""), "label", where)
+        if not is_valid_label(label):
+            raise StoreFormatError(f"{where}: a recipient label must be at most 100 printable characters")
         recipients.append(SealedKey(public_key, sealed, label))
 
     secrets = _table(document.get("secrets", {}), "secrets", where)
@@ -465,11 +468,12 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
             public_key, label, sealed_text = stanza.groups()
             sealed = a2b(sealed_text, strict_mode=True)
             if (
-                not public_key.startswith("ssk1")
+                not is_valid_public_text(public_key)
                 or public_key in seen_keys
                 or len(sealed) != crypto.SEALED_KEY_BYTES
+                or (label is not None and not is_valid_label(label))
             ):
-                return None
+                return None  # the reference parser names what is wrong
             seen_keys.add(public_key)
             recipients.append(SealedKey(public_key, sealed, label or ""))
             pos = stanza.end()

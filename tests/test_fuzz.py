@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from secretstore import crypto, formats, scopefile
 from secretstore.errors import SecretStoreError
+from secretstore.identity import Recipient
 from secretstore.scopefile import Entry, ScopeFile, SealedKey, Version
 
 EXAMPLES = int(os.environ.get("SECRETSTORE_FUZZ_EXAMPLES", "150"))
@@ -66,15 +67,16 @@ def entries(draw: st.DrawFn) -> Entry:
 def scope_files(draw: st.DrawFn) -> ScopeFile:
     entity = draw(st.sampled_from(["team", "project", "cluster"]))
     scope_id = None if entity == "team" else draw(scope_ids)
+    # valid public keys and labels only: FORMAT.md makes a reader refuse anything else
     keys = draw(
-        st.lists(st.one_of(st.just("ssk1"), any_text).map(lambda t: "ssk1" + t), min_size=1,
-                 max_size=3, unique=True)
+        st.lists(st.binary(min_size=32, max_size=32).map(lambda raw: Recipient(raw).text),
+                 min_size=1, max_size=3, unique=True)
     )
     recipients = [
         SealedKey(
             key,
             draw(st.binary(min_size=crypto.SEALED_KEY_BYTES, max_size=crypto.SEALED_KEY_BYTES)),
-            draw(st.one_of(st.just(""), any_text)),
+            draw(st.one_of(st.just(""), any_text.filter(str.isprintable))),
         )
         for key in keys
     ]
