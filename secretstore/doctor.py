@@ -98,10 +98,14 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
         if file is None:
             continue
         keys = {s.public_key: s.label for s in file.recipients}
-        extra = sorted(key for key in keys if listed is not None and key not in listed_keys)
+        # Without recipients.toml a scope is expected to be sealed to its writer only, so
+        # deleting that file must not silence this report.
+        expected = listed_keys if listed is not None else {mine} - {None}
+        extra = sorted(key for key in keys if key not in expected)
         if extra:
             shown = ", ".join(f"{k} ({keys[k]})" if keys[k] else k for k in extra)
-            findings.append(Finding(INFO, f"{scope}: also sealed to keys not in recipients.toml: {shown}"))
+            against = "keys not in recipients.toml" if listed is not None else "keys other than yours"
+            findings.append(Finding(INFO, f"{scope}: also sealed to {against}: {shown}"))
         if mine is not None and mine not in keys:
             findings.append(Finding(WARN, f"{scope}: you are not a recipient"))
         elif verify is not None:

@@ -222,3 +222,18 @@ def test_a_deeply_nested_recipients_file_is_a_format_error(store, people, capsys
     code, _out, err = call(capsys, monkeypatch, "recipients", "list")
     assert code == 1
     assert err.startswith("secretstore: error: recipients.toml") and "internal error" not in err
+
+
+def test_doctor_reports_extra_keys_even_without_recipients_toml(store, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Deleting recipients.toml must not silence the report of who else can read a scope."""
+    from secretstore import doctor
+
+    alice, bob = people["alice"], people["bob"]
+    store.set(TEAM, "A", "fake-team", alice)
+    as_user(monkeypatch, alice)
+    quiet = [f.message for f in doctor.diagnose(store)]
+    assert not any("also sealed to" in message for message in quiet)
+    store.add_recipient(bob.recipient, alice, TEAM)
+    assert store.store_recipients() is None
+    messages = [f.message for f in doctor.diagnose(store)]
+    assert f"team: also sealed to keys other than yours: {bob.public_text}" in messages
