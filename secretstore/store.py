@@ -117,11 +117,16 @@ class UnlockedScope:
         self.file.entries[name] = Entry(version, updated, history)
         return previous is None or previous.current is None
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, updated: str) -> None:
+        """Delete ``name``'s value. Earlier versions kept in its history stay (FORMAT.md):
+        the entry becomes a deleted one, which a later version can undelete."""
         entry = self.file.entries.get(name)
         if entry is None or entry.current is None:
             raise NotFoundError(f"no {self.scope} secret {name!r} to delete")
-        del self.file.entries[name]
+        if entry.history:
+            self.file.entries[name] = Entry(None, updated, entry.history)
+        else:
+            del self.file.entries[name]
 
     def to_bytes(self) -> bytes:
         return scopefile.seal(self.file, self.keys)
@@ -332,7 +337,7 @@ class Store:
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")
-            unlocked.remove(name)
+            unlocked.remove(name, now())
             self._write(unlocked)
 
     # --- recipients and rotation ---------------------------------------------

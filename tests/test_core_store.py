@@ -312,6 +312,26 @@ def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: 
     assert store.unlock(TEAM, me).file.entries["B"].history == (b_old,)  # type: ignore[union-attr]
 
 
+def test_delete_keeps_earlier_versions_as_a_deleted_entry(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", "fake-old", me)
+    unlocked = store.unlock(TEAM, me)
+    assert unlocked is not None
+    old = unlocked.file.entries["A"].current
+    assert old is not None
+    unlocked.put("A", "fake-new", "2026-01-02T00:00:00Z")
+    current = unlocked.file.entries["A"].current
+    unlocked.file.entries["A"] = scopefile.Entry(current, "2026-01-02T00:00:00Z", (old,))
+    store._write(unlocked)
+    store.delete(TEAM, "A", me)
+    assert store.list(TEAM) == [] and store.read(TEAM, me) == {}
+    again = store.unlock(TEAM, me)
+    assert again is not None
+    entry = again.file.entries["A"]
+    assert entry.current is None and entry.history == (old,)  # the deleted value itself is gone
+    with pytest.raises(NotFoundError):
+        store.delete(TEAM, "A", me)
+
+
 def test_identity_file_permissions_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "id")
     identity, created = load_or_create_identity(path)
