@@ -84,6 +84,21 @@ def _decode_key(prefix: str, text: str, what: str) -> bytes:
     return key
 
 
+def _canonical_int(text: str) -> int:
+    """ASCII digits with no sign, underscore or leading zero: one spelling per number."""
+    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
+        raise ValueError("not a canonical integer")
+    return int(text)
+
+
+def _canonical_b64url(text: str) -> bytes:
+    """base64url that re-encodes to the same text (no stray trailing bits)."""
+    raw = _unb64url(text)
+    if _b64url(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
 def is_valid_public_text(text: str) -> bool:
     """Exactly an ``ssk1...`` public key with a good checksum (no surrounding space)."""
     try:
@@ -233,8 +248,8 @@ class ProtectedKey:
             values[name] = value
         try:
             public_key = _decode_key(PUBLIC_PREFIX, fields[1], "public key")
-            opslimit, memlimit = int(values["opslimit"]), int(values["memlimit"])
-            salt, nonce, ciphertext = (_unb64url(values[n]) for n in ("salt", "nonce", "ciphertext"))
+            opslimit, memlimit = _canonical_int(values["opslimit"]), _canonical_int(values["memlimit"])
+            salt, nonce, ciphertext = (_canonical_b64url(values[n]) for n in ("salt", "nonce", "ciphertext"))
         except (ValueError, binascii.Error):
             raise IdentityError(f"{source}: malformed {PROTECTED_PREFIX} line") from None
         low_ops, high_ops = crypto.OPSLIMIT_RANGE

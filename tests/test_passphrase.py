@@ -198,3 +198,33 @@ def test_passphrase_change_keeps_a_symlinked_identity_a_symlink(tmp_path, monkey
     assert done.returncode == 0, done.stderr
     assert link.is_symlink()
     assert "PROTECTED" in real.read_text()
+
+
+@pytest.mark.parametrize(("field", "spelling"), [("opslimit", "+2"), ("opslimit", "02"), ("opslimit", "\u0662"),
+                                                 ("memlimit", "67_108_864")])
+def test_protected_line_numbers_must_be_canonical(field: str, spelling: str) -> None:
+    from secretstore.errors import IdentityError
+    from secretstore.identity import Identity, ProtectedKey
+
+    line = Identity.generate().protect("fake-pw").line()
+    value = next(item for item in line.split(" ") if item.startswith(f"{field}="))
+    number = int(value.partition("=")[2])
+    replaced = spelling if field == "opslimit" else spelling.replace("67_108_864", f"{number:_}")
+    bad = line.replace(value, f"{field}={replaced}")
+    assert bad != line
+    with pytest.raises(IdentityError, match="malformed"):
+        ProtectedKey.parse(bad, "test")
+
+
+def test_protected_line_base64_must_be_canonical() -> None:
+    from secretstore.errors import IdentityError
+    from secretstore.identity import Identity, ProtectedKey
+
+    line = Identity.generate().protect("fake-pw").line()
+    salt = next(item for item in line.split(" ") if item.startswith("salt="))
+    text = salt.partition("=")[2]  # 16 bytes -> 22 characters, the last carries 4 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert alphabet.index(text[-1]) & 0b1111 == 0  # canonical: the unused bits are zero
+    stray = alphabet[alphabet.index(text[-1]) | 1]  # same bytes, a stray bit set
+    with pytest.raises(IdentityError, match="malformed"):
+        ProtectedKey.parse(line.replace(salt, f"salt={text[:-1]}{stray}"), "test")
