@@ -216,9 +216,12 @@ def run_exec(options: ExecOptions) -> int:
     from secretstore import runner
 
     if mask_requested(options.mask):
-        from secretstore.merge import mask_values
+        from secretstore.merge import CREDENTIAL_VARIABLES, mask_values
 
-        return runner.supervise(options.command, env, mask_values(decided))
+        # The program does not inherit our credentials, but mask them in case it finds them.
+        credentials = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
+        hidden = [line.strip() for value in credentials for line in [value, *value.splitlines()]]
+        return runner.supervise(options.command, env, mask_values(decided) + [v for v in hidden if v])
     runner.exec_program(options.command, env)
     return EXIT_FAILURE  # not reached: exec_program replaces the process or raises
 

@@ -35,6 +35,9 @@ ENV_CLUSTER = "SECRETSTORE_CLUSTER"
 DOTFILE = ".secretstore.toml"
 DOTFILE_KEYS = ("project", "cluster")
 REFERENCE_PREFIX = "secret:"
+# secretstore's own credentials: they open every scope their key can, so the
+# program never inherits them (it gets what was merged, not the means to merge).
+CREDENTIAL_VARIABLES = ("SECRETSTORE_KEY", "SECRETSTORE_PASSPHRASE", "SECRETSTORE_NEW_PASSPHRASE")
 INHERITED = "inherited env"
 EXPLICIT = "--env"
 
@@ -323,9 +326,15 @@ def parse_env_assignment(text: str) -> tuple[str, str]:
 
 
 def reference_of(value: str) -> str | None:
-    """NAME when ``value`` is exactly ``secret:NAME``, else None."""
+    """NAME when ``value`` is exactly ``secret:NAME`` with a valid NAME, else None.
+
+    Anything else that merely starts with ``secret:`` ("secret: do not share") is
+    an ordinary value: left alone, and never quoted in an error.
+    """
     if value.startswith(REFERENCE_PREFIX):
-        return value[len(REFERENCE_PREFIX) :]
+        name = value[len(REFERENCE_PREFIX) :]
+        if is_valid_name(name):
+            return name
     return None
 
 
@@ -349,9 +358,12 @@ def build_environment(
     names = set(given)
     if not refs_only:
         names.update(merged)
-    names.update(name for name, value in inherited.items() if value.startswith(REFERENCE_PREFIX))
+    names.update(name for name, value in inherited.items() if reference_of(value) is not None)
 
     env = dict(inherited)
+    for credential in CREDENTIAL_VARIABLES:
+        if credential not in given:
+            env.pop(credential, None)
     decided: list[Injection] = []
     missing: list[str] = []
     for name in sorted(names):
@@ -373,7 +385,7 @@ def build_environment(
         item = Injection(name, value, source, [label for label, _ in candidates[:-1]])
         target = reference_of(value) if not item.secret else None
         if target is not None:
-            found = merged.get(target) if is_valid_name(target) else None
+            found = merged.get(target)
             if found is None:
                 where = f" in {searched}" if searched else ""
                 missing.append(f"{name} references secret {target!r}, which is not set{where}")

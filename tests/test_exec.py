@@ -355,3 +355,28 @@ def test_identity_created_nowhere_by_exec(cli_run: Run, isolated_env: dict[str, 
     assert done.returncode == 1
     assert b"identity" in done.stderr
     assert not os.path.exists(isolated_env["identity"])
+
+
+def test_the_program_never_inherits_secretstores_own_credentials(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    """SECRETSTORE_KEY opens every scope its key can: the program gets the merged values, not the key."""
+    key = Identity.generate("ci")
+    Store(isolated_env["store"]).set(TEAM, "TOKEN", "fake-token-value", key)
+    env = {"SECRETSTORE_KEY": key.file_text(None), "SECRETSTORE_PASSPHRASE": "fake-pw",
+           "SECRETSTORE_NEW_PASSPHRASE": "fake-new-pw"}
+    for extra in ([], ["--mask"], ["--refs-only"]):
+        done = cli_run("exec", *extra, "--", "sh", "-c", "env", env=env)
+        assert done.returncode == 0, done.stderr
+        assert b"SECRETSTORE_KEY" not in done.stdout and b"SECRETSTORE_PASSPHRASE" not in done.stdout
+        assert b"SECRETSTORE_NEW_PASSPHRASE" not in done.stdout
+    done = cli_run("exec", "--", "sh", "-c", 'printf %s "$TOKEN"', env=env)
+    assert done.stdout == b"fake-token-value"
+    # given explicitly for this run, a variable of that name is the user's choice
+    done = cli_run("exec", "--env", "SECRETSTORE_PASSPHRASE=fake-explicit", "--", "sh", "-c",
+                   'printf %s "$SECRETSTORE_PASSPHRASE"', env=env)
+    assert done.stdout == b"fake-explicit"
+
+
+def test_a_value_that_merely_starts_with_secret_colon_is_left_alone(cli_run: Run, seeded: Store) -> None:
+    done = cli_run("exec", "--", "sh", "-c", 'printf %s "$NOTE"', env={"NOTE": "secret: do not share"})
+    assert (done.returncode, done.stdout) == (0, b"secret: do not share")
+    assert b"do not share" not in done.stderr
