@@ -56,9 +56,10 @@ _POINTER_SIZE = 8
 MIN_MASKED_LENGTH = 4
 DEFAULT_MARKER = b"[MASKED]"
 #: After the child has exited, a grandchild may still hold its stdout/stderr
-#: open (a daemon started with ``cmd &``). We keep draining while data arrives
-#: and stop at EOF, or once nothing arrived for this long, so that such a
-#: grandchild cannot make us hang forever. (Whatever it writes later is lost.)
+#: open (a daemon started with ``cmd &``). We drain what is there and stop at
+#: EOF, or at the latest this long after the exit, so that such a grandchild,
+#: even one that keeps logging, cannot make us hang. (Whatever it writes later
+#: is lost.)
 DRAIN_GRACE_SECONDS = 0.5
 
 _READ_SIZE = 65536
@@ -906,6 +907,7 @@ class _Supervisor:
 
     def pump(self) -> None:
         import select
+        import time
 
         readable = select.POLLIN | select.POLLHUP | select.POLLERR
         poller = select.poll()
@@ -950,13 +952,19 @@ class _Supervisor:
                 poller.modify(master, select.POLLIN)
                 poller.register(0, select.POLLIN)
 
+        drain_until: float | None = None  # set when the child's exit is first seen
         while True:
             if not self.streams:
                 if not self.exited:
                     self.reap(block=True)
                 return
             if self.exited:
-                timeout: int | None = int(DRAIN_GRACE_SECONDS * 1000)
+                now = time.monotonic()
+                if drain_until is None:
+                    drain_until = now + DRAIN_GRACE_SECONDS
+                elif now >= drain_until:
+                    break  # a grandchild keeps the pipe open (and maybe busy): stop draining
+                timeout: int | None = max(0, int((drain_until - now) * 1000))
             elif self.pidfd is None:
                 timeout = 50
             else:

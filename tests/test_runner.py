@@ -519,6 +519,20 @@ def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     assert proc.returncode == 6
 
 
+def test_a_grandchild_that_keeps_logging_does_not_hold_us() -> None:
+    """A daemon started with & that logs every 0.1 s: we stop draining shortly after the exit."""
+    loop = ["sh", "-c", "(while :; do echo log; sleep 0.1; done) & echo $! >&2; exit 3"]
+    proc = _start(driver("supervise", loop, use_pty=False))
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    os.kill(int(err.split()[0]), signal.SIGKILL)
+    assert proc.returncode == 3
+    assert out.startswith(b"log\n")
+
+
 def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     """`secretstore exec --mask -- yes | head`: the child dies of SIGPIPE, and so do we."""
     # sh, not Python: Python ignores SIGPIPE itself and would print a traceback either way
