@@ -99,8 +99,16 @@ def _dotenv_quote(value: str) -> str:
     ``'((?:\\.|[^'\\])*)'`` (newlines included) and then decodes exactly two
     escapes, ``\\`` and ``\'``; every other character, newlines, ``$``, ``#``
     and double quotes included, is kept as it is.  Escaping every backslash
-    and every single quote therefore round-trips any value.
+    and every single quote therefore round-trips any value read from a string.
+    A value with a carriage return is double-quoted instead, with ``\\``,
+    ``\"`` and ``\r`` escaped: read from a file in text mode, a raw ``\r`` would
+    come back as ``\n``.
     """
+    if "\r" in value:
+        # A file read in text mode (dotenv_values(path)) turns a raw \r or \r\n into \n,
+        # so carriage returns are written as the \r escape, which only double quotes decode.
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r")
+        return '"' + escaped + '"'
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 

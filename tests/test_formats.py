@@ -154,6 +154,22 @@ def test_dotenv_round_trip_any_text(value: str) -> None:
     assert dotenv_values(out) == {"V": value}
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(names, values, max_size=6))
+def test_dotenv_round_trip_through_a_file(tmp_path: Path, secrets: dict[str, str]) -> None:
+    """Read back as users do, dotenv_values(path): text mode turns a raw \\r into \\n."""
+    path = tmp_path / "exported.env"
+    path.write_bytes(render(secrets, "dotenv").encode("utf-8"))
+    assert dict(dotenv.dotenv_values(path, interpolate=False)) == secrets
+
+
+def test_dotenv_carriage_returns_survive_a_file(tmp_path: Path) -> None:
+    secrets = {"CR": "cr\rx", "CRLF": "-----BEGIN FAKE-----\r\nAAAA\r\n-----END FAKE-----\r\n", "Q": 'a"\\r'}
+    path = tmp_path / "exported.env"
+    path.write_bytes(render(secrets, "dotenv").encode("utf-8"))
+    assert dict(dotenv.dotenv_values(path, interpolate=False)) == secrets
+
+
 def test_dotenv_interpolation_caveat_is_real() -> None:
     # Documented in render(): with interpolate=True python-dotenv expands ${...}
     # even inside single quotes, so consumers must pass interpolate=False.
