@@ -845,21 +845,29 @@ class _Supervisor:
         # setsid makes the child a session leader; opening the slave (without
         # O_NOCTTY) then makes it the child's controlling terminal, so job
         # control and Ctrl-C (sent as a byte while we are raw) work inside.
+        # Our stderr redirected away from the terminal (2>err.log) stays separate:
+        # the child's stderr then goes through a pipe of its own, masked too.
+        err_r = err_w = None
+        if not os.isatty(2):
+            err_r, err_w = (self.own(fd) for fd in os.pipe())
         if self.stdin_tty:
             actions: list[tuple[Any, ...]] = [
                 (os.POSIX_SPAWN_OPEN, 0, slave_name, os.O_RDWR, 0),
                 (os.POSIX_SPAWN_DUP2, 0, 1),
-                (os.POSIX_SPAWN_DUP2, 0, 2),
+                (os.POSIX_SPAWN_DUP2, 0 if err_w is None else err_w, 2),
             ]
         else:  # keep our stdin (a file, a pipe): copying it through a tty would mangle it
             actions = [
                 (os.POSIX_SPAWN_OPEN, 1, slave_name, os.O_RDWR, 0),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
+                (os.POSIX_SPAWN_DUP2, 1 if err_w is None else err_w, 2),
             ]
         self.spawn(actions, setsid=True)
         self.close(slave)  # so that reading the master ends (EIO) when the child is gone
         os.set_blocking(master, False)
         self.streams[master] = _Stream(self.masker, 1)
+        if err_r is not None and err_w is not None:
+            self.close(err_w)
+            self.streams[err_r] = _Stream(self.masker.copy(), 2)
         if self.copy_stdin:
             import tty
 

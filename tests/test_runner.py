@@ -575,14 +575,15 @@ def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
 def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
     code = ("import os, sys\n"
             "print('tty', sys.stdout.isatty(), sys.stderr.isatty(), os.environ['RUNNER_TEST_SECRET'])\n"
-            "print('stdin', sys.stdin.read(), file=sys.stderr)\n")
+            "print('stdin', sys.stdin.read(), os.environ['RUNNER_TEST_SECRET'], file=sys.stderr)\n")
     result = run_driver("supervise", py(code), env={"RUNNER_TEST_SECRET": SECRET},
                         mask=[SECRET], use_pty=True, input=b"piped")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.replace(b"\r\n", b"\n")
-    # stdout and stderr are merged on the pty; our stdin (a pipe) was kept as is
-    assert lines == b"tty True True [MASKED]\nstdin piped\n"
-    assert result.stderr == b""
+    # stdout is the pty; our stderr is a pipe here (like 2>err.log), so the child's
+    # stderr stays separate and masked; our stdin (a pipe) was kept as is
+    assert lines == b"tty True False [MASKED]\n"
+    assert result.stderr == b"stdin piped [MASKED]\n"
 
 
 def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
