@@ -149,12 +149,38 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:
+        script = _script_without_interpreter(exc, argv[0], env)
+        if script is not None:
+            try:
+                os.execve(_SHELL, [_SHELL, script, *argv[1:]], env)
+            except OSError:
+                pass
         restore()
         raise _exec_error(argv[0], exc) from exc
     except ValueError as exc:  # NUL byte in a string, '=' in a name; says which, no value
         restore()
         raise _usage_error(f"cannot execute {_printable(argv[0])}: {exc}") from exc
     raise AssertionError("unreachable: execvpe returned")  # pragma: no cover
+
+
+_SHELL = "/bin/sh"
+
+
+def _script_without_interpreter(exc: OSError, command: str, env: "Mapping[str, str]") -> "str | None":
+    """The program's path when exec refused it with ENOEXEC (a script without ``#!``).
+
+    Shells and glibc's ``execvp`` run such a file with ``/bin/sh``; Python's
+    ``os.execvpe`` and ``posix_spawn`` do not, so we do it ourselves.
+    """
+    import errno
+
+    if exc.errno != errno.ENOEXEC:
+        return None
+    if "/" in command:
+        return command
+    import shutil
+
+    return shutil.which(command, path=env.get("PATH", os.defpath))
 
 
 def _default_exec_signals() -> "Callable[[], None]":
@@ -784,15 +810,19 @@ class _Supervisor:
         # posix_spawn resets caught signals in the child; reset also the two
         # the interpreter ignores (SIGPIPE, SIGXFSZ), as subprocess does.
         defaults = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, n)]
+        path, argv = self.path, self.argv
         try:
-            self.pid = os.posix_spawn(
-                self.path,
-                self.argv,
-                self.env,
-                file_actions=file_actions,
-                setsid=setsid,
-                setsigdef=defaults,
-            )
+            try:
+                self.pid = os.posix_spawn(
+                    path, argv, self.env, file_actions=file_actions, setsid=setsid, setsigdef=defaults
+                )
+            except OSError as exc:
+                if _script_without_interpreter(exc, path, self.env) is None:
+                    raise
+                path, argv = _SHELL, [_SHELL, self.path, *self.argv[1:]]
+                self.pid = os.posix_spawn(
+                    path, argv, self.env, file_actions=file_actions, setsid=setsid, setsigdef=defaults
+                )
         except OSError as exc:
             raise _exec_error(self.argv[0], exc) from exc
         except ValueError as exc:  # NUL byte, '=' in a variable name

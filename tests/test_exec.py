@@ -380,3 +380,18 @@ def test_a_value_that_merely_starts_with_secret_colon_is_left_alone(cli_run: Run
     done = cli_run("exec", "--", "sh", "-c", 'printf %s "$NOTE"', env={"NOTE": "secret: do not share"})
     assert (done.returncode, done.stdout) == (0, b"secret: do not share")
     assert b"do not share" not in done.stderr
+
+
+@pytest.mark.parametrize("mask", [[], ["--mask"]])
+def test_a_script_without_a_shebang_runs_with_sh_as_a_shell_would(
+    cli_run: Run, seeded: Store, tmp_path: Path, mask: list[str]
+) -> None:
+    script = tmp_path / "no-shebang"
+    script.write_text('printf "%s|%s" "$1" "$TEAM_ONLY"\nexit 5\n')
+    script.chmod(0o755)
+    done = cli_run("exec", *mask, "--", str(script), "arg1")
+    assert done.returncode == 5, done.stderr
+    assert done.stdout.startswith(b"arg1|")
+    done = cli_run("exec", *mask, "--", script.name, "arg2",
+                   env={"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"})
+    assert done.returncode == 5 and done.stdout.startswith(b"arg2|")
