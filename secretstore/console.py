@@ -36,6 +36,29 @@ def notice(message: str) -> None:
     sys.stderr.flush()
 
 
+def write_stdout(data: bytes) -> None:
+    """Write ``data`` to stdout, or fail with a one-line error.
+
+    A full disk or a closed stdout is a ``SecretStoreError``, never an internal
+    error or a silent success. BrokenPipeError (the reader went away, as with
+    ``| head``) propagates as is.
+    """
+    from secretstore.errors import SecretStoreError
+
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # started with fd 1 closed
+        raise SecretStoreError("cannot write output: stdout is closed")
+    try:
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise SecretStoreError(f"cannot write output: {exc.strerror or exc}") from None
+    except ValueError:  # the stream was closed
+        raise SecretStoreError("cannot write output: stdout is closed") from None
+
+
 def report_internal_error(exc: BaseException) -> int:
     """A bug: one line, without locals or values; the traceback only with SECRETSTORE_DEBUG=1."""
     if os.environ.get("SECRETSTORE_DEBUG"):

@@ -14,7 +14,6 @@ Both parsers end in ``run_exec``: one implementation of what exec does.
 from __future__ import annotations
 
 import os
-import sys
 
 from secretstore.console import (
     disable_core_dumps,
@@ -22,6 +21,7 @@ from secretstore.console import (
     report_internal_error,
     text_table,
     warning_line,
+    write_stdout,
 )
 from secretstore.errors import EXIT_FAILURE, SecretStoreError
 
@@ -210,8 +210,7 @@ def run_exec(options: ExecOptions) -> int:
     for message in warnings:
         warning_line(message)
     if options.dry_run:
-        sys.stdout.write(dry_run_table(decided) + "\n")
-        sys.stdout.flush()
+        write_stdout((dry_run_table(decided) + "\n").encode("utf-8"))
         return 0
     from secretstore import runner
 

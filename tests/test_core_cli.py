@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from secretstore.cli import run
+from tests.conftest import console_script
 
 FAKE = "fake-token-42"
 
@@ -215,8 +216,6 @@ def test_hidden_prompt_with_confirmation(cli_run) -> None:  # type: ignore[no-un
 
 
 def _run_on_pty(args: list[str], answers: list[bytes]) -> bytes:
-    from tests.conftest import console_script
-
     pid, fd = pty.fork()
     if pid == 0:  # child
         os.execv(console_script(), [console_script(), *args])
@@ -239,3 +238,24 @@ def _run_on_pty(args: list[str], answers: list[bytes]) -> bytes:
     os.waitpid(pid, 0)
     os.close(fd)
     return output
+
+
+@pytest.mark.parametrize("args", [["get", "team", "--name=A"], ["list", "team"], ["export"],
+                                  ["exec", "--dry-run", "--", "true"]])
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_a_one_line_error_not_a_silent_success(cli_run, args) -> None:  # type: ignore[no-untyped-def]
+    cli_run("set", "team", "--name=A", "--value=fake-full")
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([console_script(), *args], stdout=full, stderr=subprocess.PIPE,
+                              timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr == b"secretstore: error: cannot write output: No space left on device\n"
+
+
+def test_a_closed_stdout_is_a_one_line_error(cli_run) -> None:  # type: ignore[no-untyped-def]
+    cli_run("set", "team", "--name=A", "--value=fake-closed")
+    for args in (["get", "team", "--name=A"], ["exec", "--dry-run", "--", "true"]):
+        done = subprocess.run([console_script(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=60, check=False, preexec_fn=lambda: os.close(1))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(b"secretstore: error: cannot write output:"), done.stderr

@@ -103,12 +103,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except typer.Exit as exc:
         return int(exc.exit_code)
+    except OSError as exc:  # e.g. printing to a full disk: one line, not "internal error"
+        error_line(f"cannot write output: {exc.strerror or exc}")
+        return EXIT_FAILURE
     except Exception as exc:  # a bug: say so in one line, without locals or values
         return report_internal_error(exc)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+        return EXIT_FAILURE
+    except OSError as exc:
+        error_line(f"cannot write output: {exc.strerror or exc}")
         return EXIT_FAILURE
     return result if isinstance(result, int) else 0
 

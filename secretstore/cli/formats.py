@@ -26,6 +26,7 @@ from secretstore.cli.common import (
     scope_of,
 )
 from secretstore.cli.exec import ClusterOpt, ProjectOpt, StrictOpt
+from secretstore.console import write_stdout
 from secretstore.errors import UsageError
 from secretstore.formats import (
     EXPORT_FORMATS,
@@ -93,9 +94,7 @@ def export_command(
     _format_choice(fmt, EXPORT_FORMATS, "export")
     secrets = merged_secrets(ctx, store, project, cluster, strict)
     text = render(secrets, fmt, k8s_name=k8s_name, k8s_namespace=namespace)
-    out = sys.stdout.buffer
-    out.write(text.encode("utf-8"))
-    out.flush()
+    write_stdout(text.encode("utf-8"))
 
 
 @app.command("import")
@@ -181,8 +180,6 @@ def inject_command(
     secrets = merged_secrets(ctx, store, project, cluster, strict)
     rendered = render_template(text, secrets).encode("utf-8")
     if output is None or output == "-":
-        out = sys.stdout.buffer
-        out.write(rendered)
-        out.flush()
+        write_stdout(rendered)
         return
     fsio.atomic_write(os.path.abspath(output), rendered)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import sys
 from typing import Annotated
 
 import typer
@@ -27,7 +26,7 @@ from secretstore.cli.common import (
     stdin_is_tty,
     stdout_is_tty,
 )
-from secretstore.console import text_table
+from secretstore.console import text_table, write_stdout
 from secretstore.errors import NotFoundError, UsageError
 from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import Scope, Store
@@ -154,11 +153,8 @@ def get_secret(
     target = open_store(ctx, store)
     require_listed(target, scope, secret_name)
     value = target.get(scope, secret_name, identity_for_read())
-    out = sys.stdout.buffer
-    out.write(value.encode("utf-8"))
-    if stdout_is_tty() and not value.endswith("\n"):
-        out.write(b"\n")
-    out.flush()
+    newline = b"\n" if stdout_is_tty() and not value.endswith("\n") else b""
+    write_stdout(value.encode("utf-8") + newline)
 
 
 def require_listed(target: Store, scope: Scope, name: str, purpose: str = "") -> None:
