@@ -9,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dotenv import dotenv_values
@@ -187,3 +188,14 @@ def test_set_many_is_one_atomic_write(isolated_env: dict[str, str], monkeypatch:
         store.set_many(TEAM, {"OK": "fake", "bad name": "fake"}, me)
     assert len(writes) == 2
     assert store.read(TEAM, me)["N1"] == "fake-changed"
+
+
+def test_import_never_echoes_an_invalid_name(cli_run: Callable[..., Any], tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    """In a mangled .env the 'name' is often a pasted value: say where, not what."""
+    env_file = tmp_path / "mangled.env"
+    env_file.write_text("GOOD=fake-good\nsk-live-fakefake123456=x\n")
+    done = cli_run("import", "team", str(env_file))
+    assert done.returncode == 2
+    assert b"entry 2 has an invalid secret name" in done.stderr
+    assert b"fakefake123456" not in done.stderr
+    assert not Path(isolated_env["store"], "team.toml").exists()

@@ -35,7 +35,7 @@ from secretstore.formats import (
     render,
     render_template,
 )
-from secretstore.rules import check_name, check_value
+from secretstore.rules import check_value, is_valid_name
 
 
 def merged_secrets(
@@ -131,8 +131,13 @@ def import_command(
     _format_choice(fmt, IMPORT_FORMATS, "import")
     text, source = read_text(file, "file")
     values = parse_import(text, source=source, fmt=fmt)
-    for name, value in values.items():
-        check_name(name)
+    for position, (name, value) in enumerate(values.items(), start=1):
+        if not is_valid_name(name):
+            # Not echoed: in a mangled .env the "name" is often a pasted value.
+            raise UsageError(
+                f"{source}: entry {position} has an invalid secret name (not shown, in case it is a value)",
+                hint="names are a letter, then letters, digits or '_' (^[A-Za-z][A-Za-z0-9_]*$), at most 255",
+            )
         try:
             check_value(value)
         except UsageError as exc:
