@@ -287,16 +287,26 @@ def test_unknown_field_refused(store: Store, me: Identity) -> None:
         store.list(TEAM)
 
 
-def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: Identity) -> None:
-    """Format v1 carries history and deleted entries; this code keeps them intact."""
-    store.set(TEAM, "A", "fake-old", me)
-    store.set(TEAM, "B", "fake-b", me)
+def _give_history(store: Store, me: Identity, name: str, old_value: str, new_value: str) -> scopefile.Version:
+    """Set ``name`` to ``new_value`` with ``old_value`` kept in its history (as a future version
+    of secretstore would); return the old version."""
+    store.set(TEAM, name, old_value, me)
     unlocked = store.unlock(TEAM, me)
     assert unlocked is not None
-    old = unlocked.file.entries["A"].current
+    old = unlocked.file.entries[name].current
     assert old is not None
-    unlocked.put("A", "fake-new", "2026-01-02T00:00:00Z")
-    unlocked.file.entries["A"] = scopefile.Entry(unlocked.file.entries["A"].current, "2026-01-02T00:00:00Z", (old,))
+    unlocked.put(name, new_value, "2026-01-02T00:00:00Z")
+    unlocked.file.entries[name] = scopefile.Entry(unlocked.file.entries[name].current, "2026-01-02T00:00:00Z", (old,))
+    store._write(unlocked)
+    return old
+
+
+def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: Identity) -> None:
+    """Format v1 carries history and deleted entries; this code keeps them intact."""
+    store.set(TEAM, "B", "fake-b", me)
+    old = _give_history(store, me, "A", "fake-old", "fake-new")
+    unlocked = store.unlock(TEAM, me)
+    assert unlocked is not None
     b_old = unlocked.file.entries["B"].current
     assert b_old is not None
     unlocked.file.entries["B"] = scopefile.Entry(None, "2026-01-03T00:00:00Z", (b_old,))
@@ -313,15 +323,7 @@ def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: 
 
 
 def test_delete_keeps_earlier_versions_as_a_deleted_entry(store: Store, me: Identity) -> None:
-    store.set(TEAM, "A", "fake-old", me)
-    unlocked = store.unlock(TEAM, me)
-    assert unlocked is not None
-    old = unlocked.file.entries["A"].current
-    assert old is not None
-    unlocked.put("A", "fake-new", "2026-01-02T00:00:00Z")
-    current = unlocked.file.entries["A"].current
-    unlocked.file.entries["A"] = scopefile.Entry(current, "2026-01-02T00:00:00Z", (old,))
-    store._write(unlocked)
+    old = _give_history(store, me, "A", "fake-old", "fake-new")
     store.delete(TEAM, "A", me)
     assert store.list(TEAM) == [] and store.read(TEAM, me) == {}
     again = store.unlock(TEAM, me)
