@@ -121,7 +121,7 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
         stale += [
             os.path.relpath(os.path.join(directory, name), store.root)
             for name in files
-            if fsio.is_temp_name(name)
+            if fsio.is_stale_scope_temp(name)
         ]
     if stale:
         findings.append(Finding(WARN, f"store: leftover temp files of an interrupted write: {', '.join(sorted(stale))}"))

@@ -62,6 +62,11 @@ def is_temp_name(filename: str) -> bool:
     return filename.startswith(".") and TEMP_MARKER in filename
 
 
+def is_stale_scope_temp(filename: str) -> bool:
+    """A temp file of a scope or recipients file (``.NAME.toml.tmp-HEX``), and no one else's."""
+    return filename.startswith(".") and f".toml{TEMP_MARKER}" in filename
+
+
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
     directory = os.path.dirname(path) or "."
@@ -108,7 +113,9 @@ def create_exclusive(path: str, data: bytes, mode: int = FILE_MODE) -> bool:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -152,14 +159,18 @@ def remove_file(path: str) -> None:
 
 
 def clean_stale_temps(directory: str) -> int:
-    """Remove temp files left by a writer that died. Call only while holding the lock."""
+    """Remove scope-file temp files left by a writer that died. Call only while holding the lock.
+
+    Only ``.*.toml.tmp-*``: temp files of writers that take no lock (git setup
+    writing .gitattributes, an export written into the store) are left alone.
+    """
     removed = 0
     try:
         names = os.listdir(directory)
     except OSError:
         return 0
     for filename in names:
-        if is_temp_name(filename):
+        if is_stale_scope_temp(filename):
             try:
                 os.unlink(os.path.join(directory, filename))
                 removed += 1
@@ -186,13 +197,32 @@ def locked(directory: str) -> Iterator[None]:
 
 
 def read_file(path: str) -> bytes | None:
-    """The bytes of ``path``, or None when it does not exist."""
+    """The bytes of the regular file ``path``, or None when it does not exist.
+
+    A symlink or a special file (a FIFO, a device) is refused: a store shared
+    through git is written by others, and must not make us read elsewhere, hang
+    on a FIFO or read /dev/zero forever.
+    """
+    import errno
+    import stat
+
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise SecretStoreError(f"{path} is a directory, not a file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SecretStoreError(f"{path} is a symlink; refusing to follow it") from None
+        raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SecretStoreError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)

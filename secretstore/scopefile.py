@@ -161,13 +161,30 @@ def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
+def _a2b_canonical(text: str) -> bytes:
+    """Decode base64 that is exactly what ``_b64`` writes: strict_mode alone still
+    accepts stray bits in the last character, which would let two different files
+    carry the same valid MAC."""
+    raw = binascii.a2b_base64(text, strict_mode=True)
+    if binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
+        raise binascii.Error("not canonical base64")
+    return raw
+
+
 def _unb64(text: object, what: str, where: str) -> bytes:
     if not isinstance(text, str):
         raise StoreFormatError(f"{where}: {what} must be a base64 string")
     try:
-        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        return _a2b_canonical(text)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise StoreFormatError(f"{where}: {what} is not valid base64") from None
+
+
+def _timestamp(value: object, what: str, where: str) -> str:
+    text = _string(value, what, where)
+    if _TIMESTAMP_RE.fullmatch(text) is None:
+        raise StoreFormatError(f"{where}: {what} must be a UTC time like 2026-01-31T12:00:00Z")
+    return text
 
 
 def _string(value: object, what: str, where: str) -> str:
@@ -274,7 +291,7 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
 
 def _parse_version(table: dict[str, object], what: str, where: str) -> Version:
     _only_keys(table, _VERSION_KEYS, what, where)
-    updated = _string(table.get("updated"), f"{what} updated", where)
+    updated = _timestamp(table.get("updated"), f"{what} updated", where)
     nonce = _unb64(table.get("nonce"), f"{what} nonce", where)
     ciphertext = _unb64(table.get("ciphertext"), f"{what} ciphertext", where)
     if len(nonce) != crypto.NONCE_BYTES:
@@ -294,14 +311,13 @@ def _parse_entry(table: dict[str, object], name: str, where: str) -> Entry:
         _parse_version(_table(item, f"{what} history", where), f"{what} history", where)
         for item in raw_history
     )
-    deleted = table.get("deleted", False)
-    if deleted is True:
+    if "deleted" in table:  # present means true: 'deleted = false' is not a spelling of absent
+        if table["deleted"] is not True:
+            raise StoreFormatError(f"{where}: {what} deleted must be true when present")
         if "nonce" in table or "ciphertext" in table or not history:
             raise StoreFormatError(f"{where}: deleted {what} must have history and no value")
-        updated = _string(table.get("updated"), f"{what} updated", where)
+        updated = _timestamp(table.get("updated"), f"{what} updated", where)
         return Entry(None, updated, history)
-    if deleted is not False:
-        raise StoreFormatError(f"{where}: {what} deleted must be true when present")
     current = _parse_version(
         {key: table[key] for key in _VERSION_KEYS if key in table}, what, where
     )
@@ -412,6 +428,8 @@ def decrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, version: Version
 # checks that both paths agree and that ``serialize_canonical`` matches tomli_w.
 
 _SAFE = r'[^"\\\x00-\x1f\x7f]*'  # a basic string that needs no escape
+_TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+_TIMESTAMP_RE = re.compile(_TIMESTAMP)
 _B64 = r"[A-Za-z0-9+/=]*"
 _HEAD_RE = re.compile(
     r'format = "secretstore/v1"\n'
@@ -427,15 +445,15 @@ _RECIPIENT_RE = re.compile(
 )
 _ENTRY_RE = re.compile(
     r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]\n"
-    rf'updated = "({_SAFE})"\n'
+    rf'updated = "({_TIMESTAMP})"\n'
     rf'(?:nonce = "({_B64})"\nciphertext = "({_B64})"\n|deleted = true\n)'
     r"((?:\n\[\[secrets\.\1\.history\]\]\n"
-    rf'updated = "{_SAFE}"\nnonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
+    rf'updated = "{_TIMESTAMP}"\nnonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
 
 )
 _HISTORY_RE = re.compile(
     r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
-    rf'updated = "({_SAFE})"\nnonce = "({_B64})"\nciphertext = "({_B64})"\n'
+    rf'updated = "({_TIMESTAMP})"\nnonce = "({_B64})"\nciphertext = "({_B64})"\n'
 )
 
 
@@ -448,7 +466,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    a2b = binascii.a2b_base64
+    a2b = _a2b_canonical
     try:
         head = _HEAD_RE.match(text)
         if head is None:
@@ -458,7 +476,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
             return None
         if scope_id is not None and not is_valid_id(scope_id):
             return None
-        mac = a2b(mac_text, strict_mode=True)
+        mac = a2b(mac_text)
         if len(mac) != crypto.MAC_BYTES:
             return None
         pos = head.end()
@@ -466,7 +484,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         seen_keys: set[str] = set()
         while (stanza := _RECIPIENT_RE.match(text, pos)) is not None:
             public_key, label, sealed_text = stanza.groups()
-            sealed = a2b(sealed_text, strict_mode=True)
+            sealed = a2b(sealed_text)
             if (
                 not is_valid_public_text(public_key)
                 or public_key in seen_keys
@@ -493,8 +511,8 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
                 if history_text:
                     versions = []
                     for old in _HISTORY_RE.finditer(history_text):
-                        old_nonce = a2b(old[2], strict_mode=True)
-                        old_ciphertext = a2b(old[3], strict_mode=True)
+                        old_nonce = a2b(old[2])
+                        old_ciphertext = a2b(old[3])
                         if len(old_nonce) != nonce_bytes or len(old_ciphertext) <= tag_bytes:
                             return None
                         versions.append(Version(old[1], old_nonce, old_ciphertext))
@@ -504,8 +522,8 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
                         return None
                     entries[name] = Entry(None, updated, history)
                 else:
-                    nonce = a2b(nonce_text, strict_mode=True)
-                    ciphertext = a2b(ciphertext_text, strict_mode=True)
+                    nonce = a2b(nonce_text)
+                    ciphertext = a2b(ciphertext_text)
                     if len(nonce) != nonce_bytes or len(ciphertext) <= tag_bytes:
                         return None
                     entries[name] = Entry(Version(updated, nonce, ciphertext), updated, history)

@@ -22,7 +22,7 @@ from secretstore.errors import (
 )
 from secretstore.identity import Identity, Recipient
 from secretstore.records import Record
-from secretstore.rules import check_name, check_scope, check_value
+from secretstore.rules import check_name, check_scope, check_value, is_valid_id
 from secretstore.scopefile import Entry, ScopeFile, SealedKey
 
 _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
@@ -217,6 +217,7 @@ class Store:
 
     def load(self, scope: Scope) -> ScopeFile | None:
         """Parse a scope file (no key needed), or None when the scope has no file."""
+        self._refuse_symlinked_dir(scope)
         data = fsio.read_file(self.path(scope))
         if data is None:
             return None
@@ -257,21 +258,48 @@ class Store:
             raise NotFoundError(f"no {scope} secret {name!r}")
         return unlocked.get(name)
 
+    def _refuse_symlinked_dir(self, scope: Scope) -> None:
+        """A store is often a git checkout others write to: never follow a symlinked
+        ``projects``/``clusters`` out of it (scope files themselves are opened without
+        following links, see ``fsio.read_file``)."""
+        if scope.scope_id is not None:
+            directory = _SCOPE_DIRS[scope.entity]
+            if os.path.islink(os.path.join(self.root, directory)):
+                raise StoreFormatError(f"{directory}/ in the store is a symlink; refusing to follow it")
+
+    def _clean_stale_temps(self, scope: Scope) -> None:
+        """Remove a dead writer's temp files beside ``scope``'s file (under the lock)."""
+        self._refuse_symlinked_dir(scope)
+        fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+
     def scopes(self) -> Scopes:
-        """Every scope that has a file, team first."""
+        """Every scope that has a file, team first.
+
+        Only regular files named like a scope count: a stray ``notes.md``, a
+        ``a copy.toml`` or a symlink is not a scope, and must not stop a
+        store-wide rotation or removal halfway.
+        """
         found = []
-        if os.path.isfile(self.path(TEAM)):
+        if os.path.isfile(self.path(TEAM)) and not os.path.islink(self.path(TEAM)):
             found.append(TEAM)
         for entity, directory in _SCOPE_DIRS.items():
+            folder = os.path.join(self.root, directory)
+            if os.path.islink(folder):
+                continue
             try:
-                names = sorted(os.listdir(os.path.join(self.root, directory)))
-            except FileNotFoundError:
+                names = sorted(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             for filename in names:
-                if filename.endswith(".toml") and not fsio.is_temp_name(filename):
-                    scope_id = filename[: -len(".toml")]
-                    if scope_id and not scope_id.startswith("."):
-                        found.append(Scope(entity, scope_id))
+                scope_id = filename[: -len(".toml")]
+                path = os.path.join(folder, filename)
+                if (
+                    filename.endswith(".toml")
+                    and is_valid_id(scope_id)
+                    and os.path.isfile(path)
+                    and not os.path.islink(path)
+                ):
+                    found.append(Scope(entity, scope_id))
         return found
 
     # --- writing -----------------------------------------------------------
@@ -321,7 +349,7 @@ class Store:
                 raise UsageError(f"secret {name}: {exc.message}") from None
         created: Names = []
         with fsio.locked(self.root):
-            fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+            self._clean_stale_temps(scope)
             unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
             stamp = now()
             for name, value in values.items():
@@ -333,7 +361,7 @@ class Store:
     def delete(self, scope: Scope, name: str, identity: Identity) -> None:
         check_name(name)
         with fsio.locked(self.root):
-            fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+            self._clean_stale_temps(scope)
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")
@@ -370,7 +398,7 @@ class Store:
         report = SharingReport()
         with fsio.locked(self.root):
             if scope is not None and self.load(scope) is None:
-                fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+                self._clean_stale_temps(scope)
                 created = self.new_scope(scope, identity)
                 created.add_recipient(recipient)
                 self._write(created)
@@ -445,7 +473,7 @@ class Store:
             for index, scope in enumerate(targets):
                 if index:
                     fsio._crash_point(CRASH_BETWEEN_SCOPES)
-                fsio.clean_stale_temps(os.path.dirname(self.path(scope)))
+                self._clean_stale_temps(scope)
                 for unlocked in self._each_scope(scope, identity, report):
                     unlocked.rekey(unlocked.recipients())
                     self._write(unlocked)

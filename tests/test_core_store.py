@@ -15,6 +15,7 @@ from secretstore.errors import (
     NotFoundError,
     NotRecipientError,
     PermissionsError,
+    SecretStoreError,
     StoreFormatError,
     TamperedError,
     UnsupportedVersionError,
@@ -404,3 +405,49 @@ def test_identities_created_concurrently_agree(tmp_path: Path) -> None:
     for process in workers:
         process.join(30)
     assert results == {load_identity(path).public_text}
+
+
+def test_a_symlinked_scope_directory_is_refused(store: Store, me: Identity, tmp_path: Path) -> None:
+    """A store is often a git checkout others write to: never follow it elsewhere."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".important.toml.tmp-keep").write_text("not ours")
+    Path(store.root).mkdir(parents=True)
+    os.symlink(outside, os.path.join(store.root, "projects"))
+    with pytest.raises(StoreFormatError, match="projects/ in the store is a symlink"):
+        store.set(PROJECT, "A", FAKE, me)
+    assert sorted(os.listdir(outside)) == [".important.toml.tmp-keep"]
+    assert store.scopes() == []
+
+
+def test_a_symlinked_scope_file_is_refused(store: Store, me: Identity, tmp_path: Path) -> None:
+    other = Store(str(tmp_path / "other"))
+    other.set(TEAM, "A", "fake-other-store", me)
+    Path(store.root).mkdir(parents=True)
+    os.symlink(other.path(TEAM), store.path(TEAM))
+    with pytest.raises(SecretStoreError, match="symlink"):
+        store.get(TEAM, "A", me)
+    with pytest.raises(SecretStoreError, match="symlink"):
+        store.set(TEAM, "B", FAKE, me)
+    assert store.scopes() == []
+
+
+def test_a_fifo_in_place_of_a_scope_file_does_not_hang(store: Store, me: Identity) -> None:
+    Path(store.root).mkdir(parents=True)
+    os.mkfifo(store.path(TEAM))
+    with pytest.raises(SecretStoreError, match="not a regular file"):
+        store.list(TEAM)
+
+
+def test_stray_files_are_not_scopes_and_do_not_stop_rotation(store: Store, me: Identity) -> None:
+    store.set(Scope.of("project", "a"), "A", "fake-a", me)
+    store.set(Scope.of("project", "z"), "Z", "fake-z", me)
+    projects = Path(store.root, "projects")
+    (projects / "a copy.toml").write_bytes((projects / "a.toml").read_bytes())
+    (projects / "b\x1b]0;title\x07.toml").write_text("junk")
+    (projects / "notes.md").write_text("junk")
+    assert [s.scope_id for s in store.scopes()] == ["a", "z"]
+    before = {name: (projects / f"{name}.toml").read_bytes() for name in ("a", "z")}
+    report = store.rotate(None, me)
+    assert sorted(s.scope_id or "" for s in report.changed) == ["a", "z"]
+    assert all((projects / f"{name}.toml").read_bytes() != before[name] for name in ("a", "z"))

@@ -250,7 +250,11 @@ def test_merge_matches_a_three_way_model(tmp_path_factory, base_ops, our_ops, th
 
     clock = iter(range(10**6))
     original_now = store_module.now
-    store_module.now = lambda: f"2026-01-01T00:00:{next(clock):06d}Z"
+    def tick() -> str:  # a distinct, increasing, valid UTC time per write
+        n = next(clock)
+        return f"2026-01-{1 + n // 86400:02d}T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
+
+    store_module.now = tick
     try:
         root = tmp_path_factory.mktemp("prop")
         me = create_identity(str(root / "id"))
