@@ -525,43 +525,47 @@ def test_a_grandchild_that_keeps_logging_does_not_hold_us() -> None:
     assert out.startswith(b"log\n")
 
 
+def _close_stdout_after_one_line(argv: list[str]) -> tuple[bytes, bytes, int]:
+    """Supervise ``argv`` masking SECRET; read one line of its stdout, then close our end
+    (what ``| head -1`` does). Returns (that line, the driver's stderr, its return code)."""
+    proc = _start(driver("supervise", argv, mask=[SECRET], use_pty=False))
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in err
+    return line, err, proc.returncode
+
+
 def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     """`secretstore exec --mask -- yes | head`: the child dies of SIGPIPE, and so do we."""
     # sh, not Python: Python ignores SIGPIPE itself and would print a traceback either way
     loop = ["sh", "-c", 'while :; do echo "line $1"; done', "sh", SECRET]
-    proc = _start(driver("supervise", loop, mask=[SECRET], use_pty=False))
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        assert proc.stdout.readline() == b"line [MASKED]\n"
-        proc.stdout.close()
-        err = proc.stderr.read()
-        proc.wait(timeout=TIMEOUT)
-    finally:
-        proc.kill()
-    assert b"Traceback" not in err
-    assert proc.returncode == -signal.SIGPIPE
+    line, _err, returncode = _close_stdout_after_one_line(loop)
+    assert line == b"line [MASKED]\n"
+    assert returncode == -signal.SIGPIPE
 
 
 def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
-    code = ("import sys\n"
-            "for i in range(50000): print('line', i)\n"
-            "sys.stdout.flush()\n")
-    code_tail = "print('done', sys.argv[1], file=sys.stderr)\n"
-    proc = _start(driver("supervise", [*py("import signal; signal.signal(signal.SIGPIPE, signal.SIG_IGN)\n"
-                                          "try:\n" + "".join("    " + line + "\n" for line in code.splitlines())
-                                          + "except BrokenPipeError:\n    pass\n" + code_tail), SECRET],
-                         mask=[SECRET], use_pty=False))
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        assert proc.stdout.readline() == b"line 0\n"
-        proc.stdout.close()
-        err = proc.stderr.read()
-        proc.wait(timeout=TIMEOUT)
-    finally:
-        proc.kill()
-    assert b"Traceback" not in err
+    """A child that survives a closed stdout still gets its stderr through, masked."""
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGPIPE, signal.SIG_IGN)\n"
+        "try:\n"
+        "    for i in range(50000): print('line', i)\n"
+        "    sys.stdout.flush()\n"
+        "except BrokenPipeError:\n"
+        "    pass\n"
+        "print('done', sys.argv[1], file=sys.stderr)\n"
+    )
+    line, err, returncode = _close_stdout_after_one_line([*py(code), SECRET])
+    assert line == b"line 0\n"
     assert err == b"done [MASKED]\n"
-    assert proc.returncode == 0
+    assert returncode == 0
 
 
 def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
