@@ -1,36 +1,83 @@
-"""Where the store and the identity live: flags > environment > platformdirs.
+"""Where the store, the identity and the snapshot cache live: flags > environment > user dirs.
 
 Nothing else in the package reads these environment variables.
-platformdirs is imported only when no override is given, because it pulls in
-pathlib, which the ``exec`` fast path would otherwise pay for.
+
+The user dirs are platformdirs' (``user_data_dir``, ``user_config_dir``,
+``user_cache_dir``). On Linux, in the common case (an absolute ``$XDG_*_HOME``
+or an absolute ``$HOME``), the XDG rule is applied here directly, because
+importing platformdirs pulls in pathlib and costs the ``exec`` fast path about
+as much as starting Python; tests/test_paths.py checks that both give the same
+directory. Anything else (macOS, Windows, Android, no usable ``$HOME``) asks
+platformdirs.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 APP_NAME = "secretstore"
 ENV_STORE = "SECRETSTORE_DIR"
 ENV_IDENTITY = "SECRETSTORE_IDENTITY"
+ENV_CACHE_DIR = "SECRETSTORE_CACHE_DIR"
+ENV_CACHE = "SECRETSTORE_CACHE"
 IDENTITY_FILENAME = "identity"
+SNAPSHOTS = "snapshots"
+
+# kind -> (XDG variable, default under $HOME, platformdirs function)
+_USER_DIRS = {
+    "data": ("XDG_DATA_HOME", ".local/share", "user_data_dir"),
+    "config": ("XDG_CONFIG_HOME", ".config", "user_config_dir"),
+    "cache": ("XDG_CACHE_HOME", ".cache", "user_cache_dir"),
+}
+
+
+def _xdg_user_dir(kind: str) -> str | None:
+    """The XDG user dir for ``kind``, or None when only platformdirs can tell."""
+    if sys.platform != "linux" or os.environ.get("ANDROID_ROOT") or hasattr(sys, "getandroidapilevel"):
+        return None
+    variable, default, _function = _USER_DIRS[kind]
+    base = os.environ.get(variable, "")
+    if base.startswith("/"):
+        return os.path.join(base, APP_NAME)
+    if not os.environ.get("HOME", "").startswith("/"):
+        return None
+    return os.path.join(os.path.expanduser("~/" + default), APP_NAME)
+
+
+def user_dir(kind: str) -> str:
+    """platformdirs' user ``data``, ``config`` or ``cache`` dir for secretstore (not created)."""
+    found = _xdg_user_dir(kind)
+    if found is not None:
+        return found
+    import platformdirs
+
+    function = getattr(platformdirs, _USER_DIRS[kind][2])
+    return str(function(APP_NAME, appauthor=False))
+
+
+def _chosen(variable: str) -> str | None:
+    chosen = os.environ.get(variable)
+    return os.path.abspath(os.path.expanduser(chosen)) if chosen else None
 
 
 def store_dir(flag: str | None = None) -> str:
     """The store directory: ``--store`` > ``$SECRETSTORE_DIR`` > the user data dir."""
-    chosen = flag or os.environ.get(ENV_STORE)
-    if chosen:
-        return os.path.abspath(os.path.expanduser(chosen))
-    import platformdirs
-
-    return str(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    if flag:
+        return os.path.abspath(os.path.expanduser(flag))
+    return _chosen(ENV_STORE) or user_dir("data")
 
 
 def identity_path() -> str:
     """The identity file: ``$SECRETSTORE_IDENTITY`` > the user config dir."""
-    chosen = os.environ.get(ENV_IDENTITY)
-    if chosen:
-        return os.path.abspath(os.path.expanduser(chosen))
-    import platformdirs
+    return _chosen(ENV_IDENTITY) or os.path.join(user_dir("config"), IDENTITY_FILENAME)
 
-    config = platformdirs.user_config_dir(APP_NAME, appauthor=False)
-    return os.path.join(str(config), IDENTITY_FILENAME)
+
+def snapshot_dir() -> str | None:
+    """Where ``exec`` keeps its encrypted snapshots, or None when ``$SECRETSTORE_CACHE`` is off.
+
+    ``$SECRETSTORE_CACHE_DIR`` > the user cache dir, plus ``snapshots``.
+    """
+    if os.environ.get(ENV_CACHE, "").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), SNAPSHOTS)
