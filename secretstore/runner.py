@@ -67,6 +67,12 @@ _READ_SIZE = 65536
 # flat longest-first alternation, so pathological value sets (such as "aaaa",
 # "aaaaa", "aaaaaa"...) cannot exhaust the recursion limit of re's parser.
 _MAX_REGEX_NESTING = 32
+# Only the first _PREFIX_LEN bytes of each value go into the automaton and the
+# regex (see _MaskTables); a longer value is then confirmed by comparing the
+# whole of it with the stream. This bounds the tables by (number of values x
+# _PREFIX_LEN) whatever the values' sizes (they may be 64 KiB each). Values up
+# to this length, the usual tokens and passwords, are matched as before.
+_PREFIX_LEN = 64
 
 
 # ---------------------------------------------------------------------------
@@ -269,28 +275,64 @@ def _flush_std_streams() -> None:
 class _MaskTables:
     """What all maskers for one set of values share (built once, read only).
 
-    * ``regex``: the values as a trie-shaped alternation which, at a given
-      position, matches the longest value; ``finditer`` therefore does
-      leftmost-longest, non-overlapping matching in C.
-    * an Aho-Corasick automaton (``goto``, ``fail``, ``depth``) over the same
-      values, used only on the last ``max_len - 1`` bytes of each chunk to find
-      which suffixes of the data are prefixes of a value (and so must be held
-      back), in time proportional to the new data rather than to the buffer.
+    Built over the *heads* of the values, their first :data:`_PREFIX_LEN`
+    bytes, so that their size is bounded by the number of values, not by the
+    values' total size. A value no longer than that is its own head (a
+    *short* value); a *long* value is found by its head, then confirmed by
+    comparing the whole value with the stream (``long_values``).
+
+    * ``regex``: the heads as a trie-shaped alternation which, at a given
+      position, matches the longest head there, so that looking for values
+      in the output runs in C (see :meth:`scan`).
+    * ``short_regex``: the same over the short values alone (``None`` if there
+      are none, or no long values), for a position where a long value's head
+      appears but none of its long values does.
+    * ``long_values``: head -> the long values with that head, longest first.
+    * an Aho-Corasick automaton (``goto``, ``fail``, ``depth``) over the heads,
+      used only on the last ``window`` bytes of each chunk to find which
+      suffixes of the data shorter than a head are prefixes of a value (and so
+      must be held back), in time proportional to the new data rather than to
+      the buffer. A held suffix at least a head long is a long value still
+      being printed: :meth:`scan` finds those.
     """
 
-    __slots__ = ("depth", "fail", "goto", "max_len", "min_len", "regex")
+    __slots__ = (
+        "depth",
+        "fail",
+        "goto",
+        "long_values",
+        "min_len",
+        "quick_len",
+        "regex",
+        "short_regex",
+        "window",
+    )
 
     def __init__(self, patterns: "list[bytes]") -> None:
         import re
 
-        self.max_len = max(len(p) for p in patterns)
+        heads = sorted({p[:_PREFIX_LEN] for p in patterns})
+        long_values: dict[bytes, list[bytes]] = {}
+        for pattern in patterns:
+            if len(pattern) > _PREFIX_LEN:
+                long_values.setdefault(pattern[:_PREFIX_LEN], []).append(pattern)
+        for group in long_values.values():
+            group.sort(key=len, reverse=True)
+        short = [p for p in patterns if len(p) <= _PREFIX_LEN]
+        self.long_values = long_values
         self.min_len = min(len(p) for p in patterns)
-        self.regex = re.compile(_build_regex(patterns))
+        # Shorter than this, a buffer with no prefix of a head at its end can
+        # hold neither a whole value nor the start of a long one.
+        self.quick_len = min(self.min_len, _PREFIX_LEN)
+        # The longest suffix that can be a proper prefix of a head.
+        self.window = max(len(h) for h in heads) - 1
+        self.regex = re.compile(_build_regex(heads))
+        self.short_regex = re.compile(_build_regex(short)) if short and long_values else None
         goto: list[dict[int, int]] = [{}]
         depth = [0]
-        for pattern in patterns:
+        for head in heads:
             state = 0
-            for byte in pattern:
+            for byte in head:
                 nxt = goto[state].get(byte)
                 if nxt is None:
                     nxt = len(goto)
@@ -324,6 +366,43 @@ class _MaskTables:
                     break
                 state = fail[state]
         return state
+
+    def scan(self, buf: bytes, *, final: bool) -> "tuple[list[tuple[int, int]], int, list[bytes]]":
+        """Leftmost-longest matches of the values in ``buf``, as ``(start, end)`` spans.
+
+        Unless ``final`` (the end of the stream), the scan stops at the first
+        position, outside any match, where ``buf`` ends inside a long value
+        (``buf[x:]`` is a proper prefix of it): what is there depends on data
+        still to come. Returns the spans before it, that position (or
+        ``len(buf)``) and the long values ``buf[x:]`` begins.
+        """
+        size = len(buf)
+        long_values = self.long_values
+        if not long_values:
+            return [m.span() for m in self.regex.finditer(buf)], size, []
+        spans: list[tuple[int, int]] = []
+        search = self.regex.search
+        short_match = self.short_regex.match if self.short_regex is not None else None
+        position = 0
+        while (found := search(buf, position)) is not None:
+            start, end = found.span()
+            group = long_values.get(found.group()) if end - start == _PREFIX_LEN else None
+            if group is not None:
+                if not final:
+                    rest = memoryview(buf)[start:]
+                    growing = [v for v in group if len(v) > size - start and v.startswith(rest)]
+                    if growing:
+                        return spans, start, growing
+                end = next((start + len(v) for v in group if buf.startswith(v, start)), 0)
+                if not end:  # the head, but none of its long values: a short value?
+                    short = short_match(buf, start) if short_match is not None else None
+                    if short is None:
+                        position = start + 1
+                        continue
+                    end = short.end()
+            spans.append((start, end))
+            position = end
+        return spans, size, []
 
 
 def _build_regex(patterns: "list[bytes]") -> bytes:
@@ -383,7 +462,7 @@ class Masker:
     next ``feed`` or ``flush`` resolves it (never on a timer).
     """
 
-    __slots__ = ("_held", "_marker", "_state", "_tables")
+    __slots__ = ("_growing", "_held", "_marker", "_state", "_tables")
 
     def __init__(self, values: "Iterable[str]", marker: bytes = DEFAULT_MARKER) -> None:
         patterns: set[bytes] = set()
@@ -398,6 +477,8 @@ class Masker:
         self._marker = bytes(marker)
         self._held = b""
         self._state = 0
+        # The long values the held bytes are a proper prefix of, if any.
+        self._growing: list[bytes] = []
 
     def copy(self) -> "Masker":
         """A masker with the same values and marker and a fresh stream state
@@ -407,6 +488,7 @@ class Masker:
         twin._marker = self._marker
         twin._held = b""
         twin._state = 0
+        twin._growing = []
         return twin
 
     def feed(self, data: bytes) -> bytes:
@@ -415,26 +497,35 @@ class Masker:
         data = bytes(data)
         if tables is None or not data:
             return data
-        buf = self._held + data if self._held else data
+        held = self._held
+        buf = held + data if held else data
         size = len(buf)
-        window = tables.max_len - 1
-        # AC state = longest suffix of the stream that is a prefix of a value
+        window = tables.window
+        # AC state = longest suffix of the stream that is a prefix of a head
         # (among suffixes of at most ``window`` bytes, which is all that matters).
         if len(data) >= window:
             state = tables.walk(0, data[len(data) - window :])
         else:
             state = tables.walk(self._state, data)
         self._state = state
+        if self._growing:
+            # The held bytes begin some long values: keep holding while the
+            # new data continues one of them (checking only the new data).
+            growing = [v for v in self._growing if len(v) > size and v.startswith(data, len(held))]
+            self._growing = growing
+            if growing:
+                self._held = buf
+                return b""
         goto, depth = tables.goto, tables.depth
         if goto[state] and depth[state] == size:
-            # The whole buffer is still a proper prefix of a value: keep
+            # The whole buffer is still a proper prefix of a head: keep
             # holding it (cheap path for a value arriving a byte at a time).
             self._held = buf
             return b""
-        if not state and size < tables.min_len:
+        if not state and size < tables.quick_len:
             self._held = b""  # too short to hold a value, and no prefix of one
             return buf
-        # Positions x whose suffix buf[x:] is a proper prefix of some value,
+        # Positions x whose suffix buf[x:] is a proper prefix of some head,
         # in increasing order (the failure chain goes to shorter suffixes).
         candidates = []
         fail = tables.fail
@@ -442,9 +533,11 @@ class Masker:
             if goto[state] and depth[state] <= size:
                 candidates.append(size - depth[state])
             state = fail[state]
-        spans = [m.span() for m in tables.regex.finditer(buf)]
-        hold = size
+        # The scan stops at ``hold`` if a long value may be printing from there.
+        spans, hold, growing = tables.scan(buf, final=False)
         for x in candidates:
+            if x >= hold:
+                break
             # A candidate inside a match is never a match start (the scan has
             # skipped it); the first one that is not, is where we must stop:
             # everything before it is decided whatever comes next.
@@ -457,16 +550,18 @@ class Masker:
                     break
             if not inside:
                 hold = x
+                growing = []
                 break
         self._held = buf[hold:]
+        self._growing = growing
         return self._replace(buf, spans, hold)
 
     def flush(self) -> bytes:
         """End of stream: return the held tail, with any complete match masked."""
-        held, self._held, self._state = self._held, b"", 0
+        held, self._held, self._state, self._growing = self._held, b"", 0, []
         if not held or self._tables is None:
             return held
-        spans = [m.span() for m in self._tables.regex.finditer(held)]
+        spans, _, _ = self._tables.scan(held, final=True)
         return self._replace(held, spans, len(held))
 
     def _replace(self, buf: bytes, spans: "list[tuple[int, int]]", stop: int) -> bytes:
