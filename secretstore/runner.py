@@ -533,7 +533,8 @@ class Masker:
             if goto[state] and depth[state] <= size:
                 candidates.append(size - depth[state])
             state = fail[state]
-        # The scan stops at ``hold`` if a long value may be printing from there.
+        # The scan stops at ``hold`` if a long value may be printing from there
+        # (at least a head before the end, so before all these candidates).
         spans, hold, growing = tables.scan(buf, final=False)
         for x in candidates:
             if x >= hold:
@@ -550,7 +551,6 @@ class Masker:
                     break
             if not inside:
                 hold = x
-                growing = []
                 break
         self._held = buf[hold:]
         self._growing = growing
