@@ -4,7 +4,8 @@
 temp file in the same directory (created 0600, never chmod-ed afterwards),
 fsync, ``os.replace``, fsync of the directory. ``locked`` serialises writers
 with ``flock`` on the store directory itself, so no lock file litters a store
-that is a git checkout. Readers take no lock.
+that is a git checkout. Readers take no lock. ``read_store_file`` refuses a
+store file that anyone but you could have written (``check_writers``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from secretstore.errors import SecretStoreError
+from secretstore.errors import SecretStoreError, StoreFormatError
 
 TEMP_MARKER = ".tmp-"
 DIR_MODE = 0o700
@@ -203,20 +204,69 @@ def read_file(path: str) -> bytes | None:
     through git is written by others, and must not make us read elsewhere, hang
     on a FIFO or read /dev/zero forever.
     """
-    import errno
-    import stat
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SecretStoreError(f"{path} is a symlink; refusing to follow it") from None
-        raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
+        raise _open_error(path, exc) from None
+    return _read_regular(fd, path, [])
+
+
+def read_store_file(root: str, relpath: str) -> bytes | None:
+    """``read_file`` for a file of the store, refused if anyone but you could have written it.
+
+    ``relpath`` is ``/``-separated below ``root`` (``team.toml``,
+    ``projects/ID.toml``, ``recipients.toml``). The file, the store directory
+    and every directory between them must pass ``check_writers``. Each
+    directory is opened (below the root, without following a link) and the
+    next name opened relative to it, so the directories checked are the ones
+    the file was read through. Nothing is checked when the file does not exist.
+    """
+    *subdirs, filename = relpath.split("/")
+    path = root
+    opened: list[tuple[str, int]] = []
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            opened.append((root, os.open(root, flags)))
+            for name in subdirs:
+                path = os.path.join(path, name)
+                opened.append((path, os.open(name, flags | os.O_NOFOLLOW, dir_fd=opened[-1][1])))
+            path = os.path.join(path, filename)
+            fd = os.open(
+                filename,
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                dir_fd=opened[-1][1],
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _open_error(path, exc) from None
+        return _read_regular(fd, path, opened)
+    finally:
+        for _name, directory_fd in opened:
+            os.close(directory_fd)
+
+
+def _open_error(path: str, exc: OSError) -> SecretStoreError:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return SecretStoreError(f"{path} is a symlink; refusing to follow it")
+    return SecretStoreError(f"cannot read {path}: {exc.strerror}")
+
+
+def _read_regular(fd: int, path: str, directories: list[tuple[str, int]]) -> bytes:
+    """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first."""
+    import stat
+
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise SecretStoreError(f"{path} is not a regular file")
+        if directories:
+            check_writers([*((name, os.fstat(d)) for name, d in directories), (path, status)])
         os.set_blocking(fd, True)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
@@ -226,3 +276,99 @@ def read_file(path: str) -> bytes | None:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+# --- who can write a store file ----------------------------------------------------
+
+# gid -> whether it is the current user's private group (looked up once per process).
+_private_groups: dict[int, bool] = {}
+
+
+def check_writers(chain: list[tuple[str, os.stat_result]]) -> None:
+    """Refuse a store file that anyone but you (or root) could have written: sshd's StrictModes.
+
+    ``chain`` is (path, status) of the store directory, the directories below
+    it and the file, outermost first. Each must be owned by you or root and
+    not writable by others, nor by its group unless the group is your private
+    group (Debian's user-group-modes: umask 002 gives 0664 clones). Someone
+    who can write a scope file, or rename files in its directory, could
+    replace it with values of their choosing sealed to your public key, and
+    ``exec`` would inject them. The common case costs no lookup: group and
+    user names are looked up only when a group-write bit is set.
+
+    Raises ``StoreFormatError`` naming the path, the mode or owner, and the fix.
+    """
+    uid = os.geteuid()
+    for path, status in chain:
+        if status.st_uid not in (uid, 0):
+            raise _wrong_owner(path, status, uid)
+    loose = [(path, status) for path, status in chain if _writable_by_others(status, uid)]
+    if loose:
+        import shlex
+
+        path, status = loose[0]
+        who = "others" if status.st_mode & 0o002 else "its group"
+        what = "store directory" if _is_dir(status) else "store file"
+        raise StoreFormatError(
+            f"{what} {path} is writable by {who} (mode {status.st_mode & 0o7777:04o}); refusing to use it",
+            hint="run: chmod go-w " + " ".join(shlex.quote(p) for p, _s in loose),
+        )
+
+
+def _writable_by_others(status: os.stat_result, uid: int) -> bool:
+    if status.st_mode & 0o002:
+        return True
+    if not status.st_mode & 0o020:
+        return False
+    gid = status.st_gid
+    if gid not in _private_groups:
+        _private_groups[gid] = _is_private_group(gid, uid)
+    return not _private_groups[gid]
+
+
+def _is_private_group(gid: int, uid: int) -> bool:
+    """Whether group ``gid`` is ``uid``'s own: named like the user, and no one else in it."""
+    import grp
+    import pwd
+
+    try:
+        group = grp.getgrgid(gid)
+        user = pwd.getpwuid(uid)
+    except KeyError:  # a gid or uid with no name: nothing to show it is private
+        return False
+    if group.gr_name != user.pw_name or any(member != user.pw_name for member in group.gr_mem):
+        return False
+    # Members by primary group are not listed in the group entry: look for another user with it.
+    return all(other.pw_uid == uid for other in pwd.getpwall() if other.pw_gid == gid)
+
+
+def _wrong_owner(path: str, status: os.stat_result, uid: int) -> StoreFormatError:
+    import shlex
+
+    what = "store directory" if _is_dir(status) else "store file"
+    me = _user_name(uid)
+    return StoreFormatError(
+        f"{what} {path} is owned by {_describe_user(status.st_uid)}; it must be owned by you "
+        f"({_describe_user(uid)}); refusing to use it",
+        hint=f"as root, run: chown {me or uid} {shlex.quote(path)}; or use a store of your own",
+    )
+
+
+def _is_dir(status: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISDIR(status.st_mode)
+
+
+def _user_name(uid: int) -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _describe_user(uid: int) -> str:
+    name = _user_name(uid)
+    return f"uid {uid}" if name is None else f"{name}, uid {uid}"

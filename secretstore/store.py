@@ -215,12 +215,17 @@ class Store:
 
     # --- reading -----------------------------------------------------------
 
-    def load(self, scope: Scope) -> ScopeFile | None:
-        """Parse a scope file (no key needed), or None when the scope has no file."""
+    def read_bytes(self, scope: Scope) -> bytes | None:
+        """A scope file's bytes, or None when the scope has no file.
+
+        A file that anyone but you could have written is refused (``fsio.read_store_file``):
+        they could have replaced its values with their own, sealed to your public key.
+        """
         self._refuse_symlinked_dir(scope)
-        data = fsio.read_file(self.path(scope))
-        if data is None:
-            return None
+        return fsio.read_store_file(self.root, scope.relpath)
+
+    def parse(self, scope: Scope, data: bytes) -> ScopeFile:
+        """Parse the bytes of ``scope``'s file, refusing a file that holds another scope."""
         file = scopefile.parse(data, scope.relpath)
         if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
             raise StoreFormatError(
@@ -228,6 +233,11 @@ class Store:
                 f"secrets, not {scope} (moved or renamed?)"
             )
         return file
+
+    def load(self, scope: Scope) -> ScopeFile | None:
+        """Parse a scope file (no key needed), or None when the scope has no file."""
+        data = self.read_bytes(scope)
+        return None if data is None else self.parse(scope, data)
 
     def list(self, scope: Scope) -> list[tuple[str, str]]:
         """(name, updated) of each secret, sorted; needs no key."""
@@ -309,8 +319,12 @@ class Store:
         return os.path.join(self.root, recipients.FILENAME)
 
     def store_recipients(self) -> Recipients | None:
-        """The store-wide list (``recipients.toml``), or None when the store has none."""
-        return recipients.load(self.recipients_path)
+        """The store-wide list (``recipients.toml``), or None when the store has none.
+
+        Checked like a scope file: whoever can write it chooses who new scope files are sealed to.
+        """
+        data = fsio.read_store_file(self.root, recipients.FILENAME)
+        return None if data is None else recipients.parse(data, recipients.FILENAME)
 
     def default_recipients(self, identity: Identity) -> Recipients:
         """Who a new scope file is sealed to: the store's recipients, and the writer."""
