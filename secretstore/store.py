@@ -418,6 +418,8 @@ class Store:
                 self._write(created)
                 report.changed.append(scope)
                 return report
+            # Read recipients.toml before writing anything: a refused one must leave every file as it was.
+            listed = self.store_recipients() if scope is None else None
             for unlocked in self._each_scope(scope, identity, report):
                 if unlocked.add_recipient(recipient):
                     self._write(unlocked)
@@ -425,7 +427,6 @@ class Store:
                 else:
                     report.unchanged.append(unlocked.scope)
             if scope is None:
-                listed = self.store_recipients()
                 if listed is None:
                     listed = [identity.recipient]
                 known = next((r for r in listed if r == recipient), None)
@@ -453,6 +454,7 @@ class Store:
         with fsio.locked(self.root):
             if scope is not None and self.load(scope) is None:
                 raise NotFoundError(f"{scope} has no secrets file, so no recipients")
+            listed = self.store_recipients() if scope is None else None  # before any write, as above
             for unlocked in self._each_scope(scope, identity, report):
                 if not unlocked.has_recipient(recipient):
                     report.unchanged.append(unlocked.scope)
@@ -460,10 +462,8 @@ class Store:
                 unlocked.rekey([r for r in unlocked.recipients() if r != recipient])
                 self._write(unlocked)
                 report.changed.append(unlocked.scope)
-            if scope is None:
-                listed = self.store_recipients()
-                if listed is not None and recipient in listed:
-                    recipients.save(self.recipients_path, [r for r in listed if r != recipient])
+            if scope is None and listed is not None and recipient in listed:
+                recipients.save(self.recipients_path, [r for r in listed if r != recipient])
         if scope is not None and not report.changed:
             if report.skipped:
                 raise NotRecipientError(report.skipped[0][1])

@@ -297,6 +297,21 @@ def test_a_loose_recipients_file_is_refused_and_nothing_is_written(filled, cli_r
     assert Path(path).read_bytes() == before
 
 
+def test_store_wide_recipient_changes_write_nothing_when_recipients_toml_is_refused(
+        filled, cli_run: Run) -> None:
+    """They used to rewrite every scope file first and read recipients.toml last."""
+    store, identity = filled
+    other = Identity.generate()
+    store.add_recipient(other.recipient, identity)
+    set_mode(store.recipients_path, 0o666)
+    files = [store.path(TEAM), store.path(PROJECT), store.recipients_path]
+    before = [Path(name).read_bytes() for name in files]
+    for args in (["recipients", "add", Identity.generate().public_text],
+                 ["recipients", "remove", other.public_text]):
+        assert_refused(cli_run(*args), store.recipients_path, "0666")
+        assert [Path(name).read_bytes() for name in files] == before, args
+
+
 def test_set_and_delete_on_a_loose_scope_file_write_nothing(filled, cli_run: Run) -> None:
     store, _identity = filled
     path = store.path(TEAM)
