@@ -68,6 +68,11 @@ def _git_findings(root: str) -> list[Finding]:
     return findings
 
 
+def _problem(exc: SecretStoreError) -> str:
+    """An error as a finding: its message, and its fix when it has one (``chmod go-w ...``)."""
+    return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+
+
 def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Finding]:
     """Every finding, in a stable order. ``verify``: also unlock and MAC-check with this identity."""
     findings, mine = _identity_findings(store.root)
@@ -76,10 +81,13 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
     if not os.path.isdir(store.root):
         findings.append(Finding(INFO, f"store: {store.root} does not exist yet"))
         return findings
+    # A loose store directory fails every file in it the same way: say so once.
+    reported: set[str] = set()
     try:
         listed = store.store_recipients()
     except SecretStoreError as exc:
-        findings.append(Finding(ERROR, f"recipients.toml: {exc.message}"))
+        findings.append(Finding(ERROR, f"recipients.toml: {_problem(exc)}"))
+        reported.add(exc.message)
         listed = None
     if listed is None:
         findings.append(Finding(INFO, "recipients.toml: none; new scope files are sealed to their writer only"))
@@ -93,7 +101,9 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
         try:
             file = store.load(scope)
         except SecretStoreError as exc:
-            findings.append(Finding(ERROR, f"{scope}: {exc.message}"))
+            if exc.message not in reported:
+                findings.append(Finding(ERROR, f"{scope}: {_problem(exc)}"))
+                reported.add(exc.message)
             continue
         if file is None:
             continue

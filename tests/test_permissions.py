@@ -392,6 +392,26 @@ def test_a_store_cloned_by_git_works(filled, tmp_path: Path, umask: int) -> None
 # --- doctor, the fast path -------------------------------------------------------------
 
 
+def test_doctor_reports_a_loose_file_with_its_fix(filled, cli_run: Run) -> None:
+    store, _identity = filled
+    path = store.path(PROJECT)
+    set_mode(path, 0o646)
+    done = cli_run("doctor")
+    out = done.stdout.decode()
+    assert done.returncode == 1 and "Traceback" not in done.stderr.decode()
+    assert (f"error: project prj1: store file {path} is writable by others (mode 0646); "
+            f"refusing to use it (run: chmod go-w {path})") in out
+    assert "ok: store:" in out and VALUE not in out
+
+
+def test_doctor_reports_a_loose_store_directory_once(filled, cli_run: Run) -> None:
+    store, _identity = filled
+    set_mode(store.root, 0o777)
+    out = cli_run("doctor").stdout.decode()
+    assert out.count(f"store directory {store.root} is writable by others") == 1, out
+    assert f"error: recipients.toml: store directory {store.root}" in out
+
+
 def _imported_by_exec(tmp_path: Path) -> set[str]:
     done = subprocess.run([sys.executable, "-X", "importtime", console_script(), "exec", "--project=prj1",
                            "--", "true"], capture_output=True, timeout=60, check=False, cwd=tmp_path)
