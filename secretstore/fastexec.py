@@ -173,23 +173,34 @@ def _read_identity() -> Identity:
     return identity
 
 
-def prepare(options: ExecOptions) -> tuple[dict[str, str], list[Injection], list[str]]:
-    """(environment, decided injections, warnings) for ``options``; runs nothing."""
+def prepare(
+    options: ExecOptions, *, explain: bool = True
+) -> tuple[dict[str, str], list[Injection], list[str]]:
+    """(environment, decided injections, warnings) for ``options``; runs nothing.
+
+    Without ``explain`` the injections are not worked out (an empty list):
+    a plain run needs only the environment, which ``merge.environment``
+    builds without an object per secret.
+    """
     from secretstore import merge, paths
     from secretstore.store import Store
 
     explicit = [merge.parse_env_assignment(text) for text in options.env]  # usage errors first
     context = merge.resolve_context(options.project, options.cluster)
     store = Store(paths.store_dir(options.store))
-    layers, warnings = merge.load_layers(store, context, _read_identity, strict=options.strict)
-    merged = merge.merge_scopes(layers)
+    layers, warnings = merge.load_layers(
+        store, context, _read_identity, strict=options.strict
+    )
+    searched = merge.describe_scopes(scope for scope, _ in layers)
+    refs_only, no_override = options.refs_only, options.no_override
+    if not explain:
+        env = merge.environment(
+            layers, os.environ, explicit, refs_only=refs_only, no_override=no_override, searched=searched
+        )
+        return env, [], warnings
     env, decided = merge.build_environment(
-        merged,
-        os.environ,
-        explicit,
-        refs_only=options.refs_only,
-        no_override=options.no_override,
-        searched=merge.describe_scopes(scope for scope, _ in layers),
+        merge.merge_scopes(layers), os.environ, explicit,
+        refs_only=refs_only, no_override=no_override, searched=searched,
     )
     return env, decided, warnings
 
@@ -206,7 +217,8 @@ def dry_run_table(decided: Sequence[Injection]) -> str:
 
 def run_exec(options: ExecOptions) -> int:
     """Do what ``secretstore exec`` does; returns an exit status unless the process is replaced."""
-    env, decided, warnings = prepare(options)
+    masked = mask_requested(options.mask)
+    env, decided, warnings = prepare(options, explain=options.dry_run or masked)
     for message in warnings:
         warning_line(message)
     if options.dry_run:
@@ -214,7 +226,7 @@ def run_exec(options: ExecOptions) -> int:
         return 0
     from secretstore import runner
 
-    if mask_requested(options.mask):
+    if masked:
         from secretstore.merge import CREDENTIAL_VARIABLES, mask_values
 
         # The program does not inherit our credentials, but mask them in case it finds them.

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secretstore import merge
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
@@ -260,11 +262,11 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
         store.set(TEAM, f"T{i}", f"fake-team-{i}", me)
     store.set(PROJECT, "P", "fake-project", me)
     calls: list[Scope] = []
-    real_unlock = Store.unlock
+    real_parse = Store.parse
 
-    def counting_unlock(self: Store, scope: Scope, identity: Identity) -> object:
+    def counting_parse(self: Store, scope: Scope, data: bytes) -> object:
         calls.append(scope)
-        return real_unlock(self, scope, identity)
+        return real_parse(self, scope, data)
 
     opened: list[bytes] = []
     real_open = Identity.open_data_key
@@ -273,7 +275,7 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
         opened.append(sealed)
         return real_open(self, sealed, where)
 
-    monkeypatch.setattr(Store, "unlock", counting_unlock)
+    monkeypatch.setattr(Store, "parse", counting_parse)
     monkeypatch.setattr(Identity, "open_data_key", counting_open)
     context = merge.Context("prj42", "gpu-a")
     layers, warnings = merge.load_layers(store, context, _identity)
@@ -308,3 +310,57 @@ def test_not_recipient_is_skipped_with_warning_unless_strict(isolated_env: dict[
 
 def test_find_dotfile_stops_at_root(tmp_path: Path) -> None:
     assert merge.find_dotfile(str(tmp_path)) in (None, os.path.join("/", merge.DOTFILE))
+
+
+# --- the fast environment agrees with the explained one -------------------------------
+
+_NAMES = st.sampled_from(["A", "B", "C", "SECRETSTORE_KEY", "PATH"])
+_VALUES = st.one_of(
+    st.sampled_from(["fake-1", "fake-2", "x", "secret:A", "secret:B", "secret:NOPE", "secret: not a ref"]),
+    st.text(min_size=1, max_size=5).filter(lambda text: "\x00" not in text),
+)
+_LAYER = st.dictionaries(_NAMES, _VALUES, max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    team=_LAYER,
+    cluster=_LAYER,
+    project=_LAYER,
+    inherited=st.dictionaries(_NAMES, _VALUES, max_size=5),
+    explicit=st.lists(st.tuples(_NAMES, _VALUES), max_size=3),
+    refs_only=st.booleans(),
+    no_override=st.booleans(),
+)
+def test_environment_equals_build_environment(
+    team: dict[str, str],
+    cluster: dict[str, str],
+    project: dict[str, str],
+    inherited: dict[str, str],
+    explicit: list[tuple[str, str]],
+    refs_only: bool,
+    no_override: bool,
+) -> None:
+    """exec's fast ``environment`` gives exactly the environment, or the error, that
+    ``build_environment`` (which --dry-run shows) gives, for every combination."""
+    layers = [(TEAM, team), (CLUSTER, cluster), (PROJECT, project)]
+    flags = {"refs_only": refs_only, "no_override": no_override, "searched": "team"}
+    try:
+        expected = merge.build_environment(merge.merge_scopes(layers), inherited, explicit, **flags)[0]
+    except NotFoundError as exc:
+        with pytest.raises(NotFoundError) as fast_error:
+            merge.environment(layers, inherited, explicit, **flags)
+        assert fast_error.value.message == exc.message
+        return
+    assert merge.environment(layers, inherited, explicit, **flags) == expected
+
+
+def test_inherited_credential_never_comes_back_under_no_override() -> None:
+    """A secret named like a credential, with --no-override: the inherited key must still not pass."""
+    layers = [(TEAM, {"SECRETSTORE_KEY": "fake-secret-named-like-a-key"})]
+    inherited = {"SECRETSTORE_KEY": "fake-node-key"}
+    for env in (
+        merge.build_environment(merge.merge_scopes(layers), inherited, no_override=True)[0],
+        merge.environment(layers, inherited, no_override=True),
+    ):
+        assert env["SECRETSTORE_KEY"] == "fake-secret-named-like-a-key"
