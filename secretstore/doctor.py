@@ -87,7 +87,7 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
         listed = store.store_recipients()
     except SecretStoreError as exc:
         findings.append(Finding(ERROR, f"recipients.toml: {_problem(exc)}"))
-        reported.add(exc.message)
+        reported.add(_problem(exc))
         listed = None
     if listed is None:
         findings.append(Finding(INFO, "recipients.toml: none; new scope files are sealed to their writer only"))
@@ -101,9 +101,9 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
         try:
             file = store.load(scope)
         except SecretStoreError as exc:
-            if exc.message not in reported:
+            if _problem(exc) not in reported:  # the same error with the same fix
                 findings.append(Finding(ERROR, f"{scope}: {_problem(exc)}"))
-                reported.add(exc.message)
+                reported.add(_problem(exc))
             continue
         if file is None:
             continue

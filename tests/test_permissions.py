@@ -410,6 +410,12 @@ def test_doctor_reports_a_loose_store_directory_once(filled, cli_run: Run) -> No
     out = cli_run("doctor").stdout.decode()
     assert out.count(f"store directory {store.root} is writable by others") == 1, out
     assert f"error: recipients.toml: store directory {store.root}" in out
+    # with a loose file too, that file's error lists it in its fix
+    set_mode(store.path(TEAM), 0o666)
+    out = cli_run("doctor").stdout.decode()
+    assert f"error: team: store directory {store.root} is writable by others" in out, out
+    assert f"(run: chmod go-w {store.root} {store.path(TEAM)})" in out
+    assert out.count(f"store directory {store.root} is writable by others") == 2, out
 
 
 def _imported_by_exec(tmp_path: Path) -> set[str]:
