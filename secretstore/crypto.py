@@ -43,6 +43,8 @@ _PERSON_BYTES = 16
 
 _VALUE_KEY_PERSON = b"sstore-value-v1\x00"  # 16 bytes, BLAKE2b personalisation
 _MAC_KEY_PERSON = b"sstore-mackey-v1"
+_SNAPSHOT_KEY_PERSON = b"sstore-snapkey-1"
+_SNAPSHOT_DIGEST_PERSON = b"sstore-snapfile1"
 
 
 class _CryptoFailure(Exception):
@@ -148,8 +150,19 @@ class FileKeys:
 
 
 def _subkey(data_key: bytes, person: bytes) -> bytes:
-    _require(len(data_key) == KEY_BYTES, "data key must be 32 bytes")
+    _require(len(data_key) == KEY_BYTES, "key must be 32 bytes")
     return _blake2b(b"", KEY_BYTES, key=data_key, person=person)
+
+
+def snapshot_key(secret_key: bytes) -> bytes:
+    """The key of an identity's local snapshots (``secretstore/snapshot.py``), derived
+    from its private key like the file subkeys: keyed BLAKE2b, its own personalisation."""
+    return _subkey(secret_key, _SNAPSHOT_KEY_PERSON)
+
+
+def snapshot_digest(data: bytes) -> bytes:
+    """BLAKE2b-256 of a scope file's bytes, as a snapshot binds it."""
+    return _blake2b(data, MAC_BYTES, person=_SNAPSHOT_DIGEST_PERSON)
 
 
 def _aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

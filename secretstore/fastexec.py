@@ -189,7 +189,7 @@ def prepare(
     context = merge.resolve_context(options.project, options.cluster)
     store = Store(paths.store_dir(options.store))
     layers, warnings = merge.load_layers(
-        store, context, _read_identity, strict=options.strict
+        store, context, _read_identity, strict=options.strict, snapshot_dir=paths.snapshot_dir()
     )
     searched = merge.describe_scopes(scope for scope, _ in layers)
     refs_only, no_override = options.refs_only, options.no_override

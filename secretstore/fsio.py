@@ -68,8 +68,12 @@ def is_stale_scope_temp(filename: str) -> bool:
     return filename.startswith(".") and f".toml{TEMP_MARKER}" in filename
 
 
-def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
+def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+
+    ``durable=False`` skips both fsyncs: for a cache, where losing the new
+    file in a power cut costs nothing but a rebuild.
+    """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
     tmp = temp_path_for(path)
@@ -84,7 +88,8 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
                 written = os.write(fd, view)
                 view = view[written:]
             _crash_point("after-temp-write")
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         _crash_point("after-fsync")
@@ -98,7 +103,8 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
             raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
         raise
     _crash_point("after-replace")
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
 def create_exclusive(path: str, data: bytes, mode: int = FILE_MODE) -> bool:

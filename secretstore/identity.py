@@ -168,6 +168,11 @@ class Identity:
         return crypto.open_data_key(sealed, self.public_key, self._secret_key, where)
 
     @property
+    def snapshot_key(self) -> bytes:
+        """The key of this identity's local exec snapshots (never written anywhere)."""
+        return crypto.snapshot_key(self._secret_key)
+
+    @property
     def secret_line(self) -> str:
         return _encode_key(SECRET_PREFIX, self._secret_key)
 

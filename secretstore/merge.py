@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Callable, Iterable, Mapping
 
     from secretstore.identity import Identity
+    from secretstore.snapshot import Snapshots
     from secretstore.store import Scope, Store
 
 ENV_PROJECT = "SECRETSTORE_PROJECT"
@@ -213,31 +214,45 @@ def load_layers(
     get_identity: Callable[[], Identity],
     *,
     strict: bool = False,
+    snapshot_dir: str | None = None,
 ) -> tuple[list[tuple[Scope, dict[str, str]]], list[str]]:
     """Every value of team, cluster and project (lowest first), and warnings.
 
     A scope without a file is empty (not an error). The identity is asked for
     only when some scope has a file. A scope the identity is not a recipient
     of is skipped with its one-line message as a warning, unless ``strict``.
+    With ``snapshot_dir``, a scope file whose exact bytes were verified before
+    is read from its encrypted snapshot (``secretstore/snapshot.py``), and one
+    verified now gets a snapshot.
     """
     layers: list[tuple[Scope, dict[str, str]]] = []
     warnings: list[str] = []
     identity: Identity | None = None
+    snapshots: Snapshots | None = None
     for scope in context.scopes():
-        if not os.path.lexists(store.path(scope)):
+        data = store.read_bytes(scope)
+        if data is None:
             layers.append((scope, {}))
             continue
         if identity is None:
             identity = get_identity()
-        try:
-            unlocked = store.unlock(scope, identity)
-        except NotRecipientError as exc:
-            if strict:
-                raise
-            warnings.append(exc.message)
-            layers.append((scope, {}))
-            continue
-        layers.append((scope, {} if unlocked is None else unlocked.values()))
+            if snapshot_dir is not None:
+                from secretstore.snapshot import Snapshots
+
+                snapshots = Snapshots(snapshot_dir, identity, store.root)
+        values = None if snapshots is None else snapshots.load(scope, data)
+        if values is None:
+            try:
+                values = store.unlock_file(scope, store.parse(scope, data), identity).values()
+            except NotRecipientError as exc:
+                if strict:
+                    raise
+                warnings.append(exc.message)
+                layers.append((scope, {}))
+                continue
+            if snapshots is not None:
+                snapshots.save(scope, data, values)
+        layers.append((scope, values))
     return layers, warnings
 
 

@@ -74,6 +74,15 @@ def identity_for_read() -> Identity:
     return identity
 
 
+def forget_snapshot(store: Store, scope: Scope, identity: Identity) -> None:
+    """Drop ``scope``'s exec snapshot, so a deleted value does not stay in the cache."""
+    directory = paths.snapshot_dir()
+    if directory is not None:
+        from secretstore.snapshot import Snapshots
+
+        Snapshots(directory, identity, store.root).forget(scope)
+
+
 def read_text(path: str | None, what: str) -> tuple[str, str]:
     """(text, source) of the file at ``path``, or of stdin for None or '-'."""
     if path is None or path == "-":

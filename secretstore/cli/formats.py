@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from secretstore import fsio, merge
+from secretstore import fsio, merge, paths
 from secretstore.cli import app
 from secretstore.cli.common import (
     EntityArg,
@@ -48,7 +48,9 @@ def merged_secrets(
     """name -> value of the merged set (project > cluster > team); warnings on stderr."""
     context = merge.resolve_context(project, cluster)
     store = open_store(ctx, store_flag)
-    layers, warnings = merge.load_layers(store, context, identity_for_read, strict=strict)
+    layers, warnings = merge.load_layers(
+        store, context, identity_for_read, strict=strict, snapshot_dir=paths.snapshot_dir()
+    )
     for message in warnings:
         sys.stderr.write(f"secretstore: warning: {message}\n")
     sys.stderr.flush()

@@ -18,6 +18,7 @@ from secretstore.cli.common import (
     JsonOpt,
     NameOpt,
     StoreOpt,
+    forget_snapshot,
     identity_for_read,
     identity_for_write,
     open_store,
@@ -175,7 +176,9 @@ def delete_secret(
     secret_name = resolve_name(name)
     target = open_store(ctx, store)
     require_listed(target, scope, secret_name, " to delete")
-    target.delete(scope, secret_name, identity_for_read())
+    identity = identity_for_read()
+    target.delete(scope, secret_name, identity)
+    forget_snapshot(target, scope, identity)
     typer.echo(f"Deleted {scope.entity} secret '{secret_name}'")
 
 

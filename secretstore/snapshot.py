@@ -1,0 +1,122 @@
+"""Encrypted local snapshots: what ``exec`` verified, kept so an unchanged scope costs little.
+
+Reading a scope the full way costs per secret: parse its entry, decrypt its
+value (one AEAD call each) and check the file MAC over every field. For a
+scope of 10,000 secrets that is most of ``exec``'s time. After ``exec`` has
+verified a scope file, it keeps the resulting name -> value map as one
+snapshot; the next ``exec`` that finds the *same bytes* in the file opens
+the snapshot with one AEAD call instead.
+
+A snapshot is XChaCha20-Poly1305 under a key derived from the identity's
+private key (``Identity.snapshot_key``), with associated data that binds it
+to the BLAKE2b digest of the scope file's exact bytes, the store and the
+scope. So:
+
+- any change to the scope file (a ``set``, a ``git pull``, tampering) makes
+  the snapshot fail to open, and ``exec`` verifies the file the full way and
+  replaces the snapshot;
+- a snapshot can only have been written by the holder of the identity, after
+  a full verification of those exact bytes: forging or editing one (or copying
+  it to another scope or store) makes it fail to open, which costs only speed;
+- it holds nothing the identity cannot already read from the store.
+
+The cache is best effort: a snapshot that is missing, unreadable, stale or
+damaged is a miss, and a snapshot that cannot be written is skipped, both in
+silence. One file per (identity, store, scope), replaced in place.
+``SECRETSTORE_CACHE=0`` turns it off; FORMAT.md describes the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+from secretstore import crypto, fsio
+from secretstore.errors import SecretStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.identity import Identity
+    from secretstore.store import Scope
+
+MAGIC = b"secretstore-snapshot/v1\n"
+_NAME_PERSON = b"sstore-snapname1"
+
+
+class Snapshots:
+    """The snapshots of one identity for one store, in ``directory``."""
+
+    __slots__ = ("_key", "directory", "public_key", "store_root")
+
+    def __init__(self, directory: str, identity: Identity, store_root: str) -> None:
+        self.directory = directory
+        self.store_root = store_root
+        self.public_key = identity.public_key
+        self._key = identity.snapshot_key
+
+    def __repr__(self) -> str:
+        return f"Snapshots({self.directory!r}, store={self.store_root!r})"
+
+    def path(self, scope: Scope) -> str:
+        """``<directory>/<hex>``: a name that reveals neither the store nor the scope."""
+        label = b"\0".join([self.public_key, self.store_root.encode(), scope.relpath.encode()])
+        return os.path.join(self.directory, crypto.checksum(label, 16).hex())
+
+    def _aad(self, scope: Scope, file_bytes: bytes) -> bytes:
+        return b"".join([
+            MAGIC,
+            crypto.snapshot_digest(file_bytes),
+            self.store_root.encode(),
+            b"\0",
+            scope.relpath.encode(),
+        ])
+
+    def load(self, scope: Scope, file_bytes: bytes) -> dict[str, str] | None:
+        """The values verified from exactly ``file_bytes``, or None (a miss)."""
+        try:
+            blob = fsio.read_file(self.path(scope))
+        except SecretStoreError:  # a directory, a symlink, unreadable: a miss, like any other
+            return None
+        if blob is None or not blob.startswith(MAGIC):
+            return None
+        start = len(MAGIC)
+        nonce = blob[start : start + crypto.NONCE_BYTES]
+        if len(nonce) != crypto.NONCE_BYTES:
+            return None
+        payload = crypto.unwrap_secret(
+            self._key, nonce, blob[start + crypto.NONCE_BYTES :], self._aad(scope, file_bytes)
+        )
+        if payload is None:
+            return None
+        return decode(payload)
+
+    def save(self, scope: Scope, file_bytes: bytes, values: dict[str, str]) -> None:
+        """Keep ``values`` as verified from ``file_bytes``; failures are ignored."""
+        nonce, ciphertext = crypto.wrap_secret(self._key, encode(values), self._aad(scope, file_bytes))
+        try:
+            fsio.atomic_write(self.path(scope), MAGIC + nonce + ciphertext, durable=False)
+        except SecretStoreError:  # a read-only home, a full disk: run without the cache
+            pass
+
+    def forget(self, scope: Scope) -> None:
+        """Remove ``scope``'s snapshot (after a delete, so the value leaves the cache too)."""
+        try:
+            os.unlink(self.path(scope))
+        except OSError:
+            pass
+
+
+def encode(values: dict[str, str]) -> bytes:
+    """NAME NUL VALUE NUL ...: names and values never contain NUL (rules.py)."""
+    return "\0".join(item for pair in values.items() for item in pair).encode("utf-8")
+
+
+def decode(payload: bytes) -> dict[str, str] | None:
+    if not payload:
+        return {}
+    try:
+        items = payload.decode("utf-8").split("\0")
+    except UnicodeDecodeError:
+        return None
+    if len(items) % 2:
+        return None
+    return dict(zip(items[0::2], items[1::2], strict=True))

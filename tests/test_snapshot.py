@@ -1,0 +1,246 @@
+"""exec's encrypted snapshots: used only for the exact bytes verified, never trusted otherwise.
+
+Fake secret values only.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from secretstore import merge
+from secretstore.errors import TamperedError
+from secretstore.identity import Identity, resolve_identity
+from secretstore.snapshot import MAGIC, Snapshots
+from secretstore.store import TEAM, Scope, Store
+
+Run = Callable[..., subprocess.CompletedProcess[bytes]]
+PROJECT = Scope("project", "prj42")
+CONTEXT = merge.Context("prj42", None)
+
+
+@pytest.fixture
+def me(isolated_env: dict[str, str]) -> Identity:
+    return resolve_identity(create=True)[0]
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str], me: Identity) -> Store:
+    store = Store(isolated_env["store"])
+    store.set_many(TEAM, {"SHARED": "fake-team", "TEAM_ONLY": "fake-team-only"}, me)
+    store.set_many(PROJECT, {"SHARED": "fake-project", "MULTI": "fake\nmulti-line"}, me)
+    return store
+
+
+def _load(store: Store, me: Identity, cache: str) -> list[tuple[Scope, dict[str, str]]]:
+    layers, warnings = merge.load_layers(store, CONTEXT, lambda: me, snapshot_dir=cache)
+    assert warnings == []
+    return layers
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[Scope]:
+    """Scopes read the full way (parsed), from now on."""
+    parsed: list[Scope] = []
+    real_parse = Store.parse
+
+    def counting(self: Store, scope: Scope, data: bytes) -> object:
+        parsed.append(scope)
+        return real_parse(self, scope, data)
+
+    monkeypatch.setattr(Store, "parse", counting)
+    return parsed
+
+
+def _snapshot_files(cache: str) -> list[Path]:
+    return sorted(Path(cache).glob("*")) if os.path.isdir(cache) else []
+
+
+def test_second_read_comes_from_the_snapshot_with_the_same_values(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "snaps")
+    parsed = _count_parses(monkeypatch)
+    first = _load(store, me, cache)
+    assert parsed == [TEAM, PROJECT]
+    assert len(_snapshot_files(cache)) == 2
+    second = _load(store, me, cache)
+    assert parsed == [TEAM, PROJECT]  # nothing parsed again
+    assert second == first == _load(store, me, None)  # None: no cache, read the full way
+    assert dict(second)[PROJECT] == {"SHARED": "fake-project", "MULTI": "fake\nmulti-line"}
+
+
+def test_a_changed_scope_file_is_verified_again_and_its_snapshot_replaced(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "snaps")
+    _load(store, me, cache)
+    store.set(TEAM, "TEAM_ONLY", "fake-team-changed", me)
+    parsed = _count_parses(monkeypatch)
+    layers = _load(store, me, cache)
+    assert parsed == [TEAM]
+    assert dict(layers)[TEAM]["TEAM_ONLY"] == "fake-team-changed"
+    assert len(_snapshot_files(cache)) == 2  # replaced in place, not added
+    _load(store, me, cache)
+    assert parsed == [TEAM]
+
+
+def test_a_tampered_scope_file_fails_even_with_a_snapshot(
+    store: Store, me: Identity, tmp_path: Path
+) -> None:
+    cache = str(tmp_path / "snaps")
+    _load(store, me, cache)
+    path = store.path(TEAM)
+    data = bytearray(Path(path).read_bytes())
+    mac_at = data.index(b'mac = "') + len(b'mac = "')
+    data[mac_at] = ord("A") if data[mac_at] != ord("A") else ord("B")
+    Path(path).write_bytes(bytes(data))
+    with pytest.raises(TamperedError):
+        _load(store, me, cache)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "magic", "empty", "directory"])
+def test_a_damaged_snapshot_is_a_miss_and_is_rewritten(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    cache = str(tmp_path / "snaps")
+    expected = _load(store, me, cache)
+    target = Path(Snapshots(cache, me, store.root).path(TEAM))
+    blob = target.read_bytes()
+    if damage == "flip":
+        target.write_bytes(blob[:-5] + bytes([blob[-5] ^ 1]) + blob[-4:])
+    elif damage == "truncate":
+        target.write_bytes(blob[: len(MAGIC) + 10])
+    elif damage == "magic":
+        target.write_bytes(b"X" + blob[1:])
+    elif damage == "empty":
+        target.write_bytes(b"")
+    else:
+        target.unlink()
+        target.mkdir()
+    parsed = _count_parses(monkeypatch)
+    assert _load(store, me, cache) == expected
+    assert parsed == [TEAM]
+    if damage != "directory":  # a directory in the way cannot be replaced: run without
+        assert target.read_bytes() != blob and target.read_bytes().startswith(MAGIC)
+        _load(store, me, cache)
+        assert parsed == [TEAM]
+
+
+def test_a_snapshot_opens_only_for_its_own_scope_store_and_identity(
+    store: Store, me: Identity, tmp_path: Path
+) -> None:
+    cache = str(tmp_path / "snaps")
+    _load(store, me, cache)
+    mine = Snapshots(cache, me, store.root)
+    team_bytes = store.read_bytes(TEAM)
+    assert team_bytes is not None and mine.load(TEAM, team_bytes) is not None
+    # moved to another scope's name: the scope is in the associated data
+    os.replace(mine.path(TEAM), mine.path(PROJECT))
+    assert mine.load(PROJECT, team_bytes) is None
+    os.replace(mine.path(PROJECT), mine.path(TEAM))
+    # another store path, another identity: neither opens it
+    elsewhere = Snapshots(cache, me, store.root + "-copy")
+    Path(elsewhere.path(TEAM)).write_bytes(Path(mine.path(TEAM)).read_bytes())
+    assert elsewhere.load(TEAM, team_bytes) is None
+    stranger = Snapshots(cache, Identity.generate("stranger"), store.root)
+    Path(stranger.path(TEAM)).write_bytes(Path(mine.path(TEAM)).read_bytes())
+    assert stranger.load(TEAM, team_bytes) is None
+    # the same bytes of the scope file, one byte changed: no longer bound to it
+    assert mine.load(TEAM, team_bytes + b"\n") is None
+
+
+def test_snapshots_hold_no_plaintext_and_are_private(store: Store, me: Identity, tmp_path: Path) -> None:
+    cache = tmp_path / "snaps"
+    _load(store, me, str(cache))
+    files = _snapshot_files(str(cache))
+    assert files
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        data = path.read_bytes()
+        for value in (b"fake-team", b"fake-project", b"multi-line", b"SHARED", b"TEAM_ONLY", b"prj42"):
+            assert value not in data, path
+        assert store.root.encode() not in path.name.encode()
+
+
+def test_an_unwritable_cache_costs_nothing_but_speed(store: Store, me: Identity, tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    layers = _load(store, me, str(in_the_way / "snaps"))
+    assert dict(layers)[TEAM]["SHARED"] == "fake-team"
+
+
+def test_no_snapshot_for_a_scope_it_cannot_open(isolated_env: dict[str, str], me: Identity,
+                                                tmp_path: Path) -> None:
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "T", "fake-team", Identity.generate("someone else"))
+    cache = str(tmp_path / "snaps")
+    layers, warnings = merge.load_layers(store, merge.Context(), lambda: me, snapshot_dir=cache)
+    assert layers == [(TEAM, {})] and len(warnings) == 1
+    assert _snapshot_files(cache) == []
+
+
+# --- through the real console script ---------------------------------------------------
+
+
+def test_exec_uses_and_refreshes_snapshots_end_to_end(store: Store, cli_run: Run,
+                                                      isolated_env: dict[str, str]) -> None:
+    cache = os.path.join(isolated_env["cache"], "snapshots")
+    show = ["exec", "--project", "prj42", "--", "sh", "-c", 'printf "%s|%s" "$SHARED" "$TEAM_ONLY"']
+    first = cli_run(*show)
+    assert (first.returncode, first.stdout, first.stderr) == (0, b"fake-project|fake-team-only", b"")
+    assert len(_snapshot_files(cache)) == 2
+    assert cli_run(*show).stdout == b"fake-project|fake-team-only"
+    assert cli_run("set", "team", "--name=TEAM_ONLY", "--value=fake-after-set").returncode == 0
+    assert cli_run(*show).stdout == b"fake-project|fake-after-set"
+
+
+def test_delete_drops_the_scopes_snapshot(store: Store, cli_run: Run, isolated_env: dict[str, str],
+                                          me: Identity) -> None:
+    cache = os.path.join(isolated_env["cache"], "snapshots")
+    assert cli_run("exec", "--project", "prj42", "--", "true").returncode == 0
+    team_snapshot = Snapshots(cache, me, store.root).path(TEAM)
+    assert os.path.exists(team_snapshot)
+    assert cli_run("delete", "team", "--name=TEAM_ONLY").returncode == 0
+    assert not os.path.exists(team_snapshot)
+
+
+@pytest.mark.parametrize("setting", ["0", "off"])
+def test_cache_off_writes_no_snapshot(store: Store, cli_run: Run, isolated_env: dict[str, str],
+                                      setting: str) -> None:
+    result = cli_run("exec", "--", "sh", "-c", 'printf %s "$SHARED"', env={"SECRETSTORE_CACHE": setting})
+    assert (result.returncode, result.stdout) == (0, b"fake-team")
+    assert _snapshot_files(os.path.join(isolated_env["cache"], "snapshots")) == []
+
+
+def test_snapshot_bytes_match_format_md(store: Store, me: Identity, tmp_path: Path) -> None:
+    """Rebuild name, key, associated data and plaintext from FORMAT.md with nacl.bindings."""
+    from nacl import bindings
+
+    cache = str(tmp_path / "snaps")
+    _load(store, me, cache)
+    relpath = PROJECT.relpath.encode()
+    label = b"\0".join([me.public_key, store.root.encode(), relpath])
+    name = bindings.crypto_generichash_blake2b_salt_personal(label, digest_size=16).hex()
+    blob = (Path(cache) / name).read_bytes()
+    magic = b"secretstore-snapshot/v1\n"
+    assert blob[:24] == magic
+    secret_key = Identity.__dict__["_secret_key"].__get__(me)  # the slot, read for this check only
+    key = bindings.crypto_generichash_blake2b_salt_personal(
+        b"", digest_size=32, key=secret_key, person=b"sstore-snapkey-1"
+    )
+    file_bytes = Path(store.path(PROJECT)).read_bytes()
+    digest = bindings.crypto_generichash_blake2b_salt_personal(
+        file_bytes, digest_size=32, person=b"sstore-snapfile1"
+    )
+    aad = magic + digest + store.root.encode() + b"\0" + relpath
+    plain = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(blob[48:], aad, blob[24:48], key)
+    items = plain.decode().split("\0")
+    assert dict(zip(items[0::2], items[1::2], strict=True)) == {
+        "MULTI": "fake\nmulti-line", "SHARED": "fake-project"
+    }
