@@ -327,6 +327,47 @@ def test_exec_passes_env_and_finds_program_in_env_path(tmp_path: Path) -> None:
     assert result.stdout == f"{SECRET} ['arg']\n".encode()  # exec does not mask
 
 
+def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path) -> None:
+    """A non-executable match earlier in PATH is passed over for a later executable one
+    (as execvp does), a file or a missing directory in PATH is skipped, and only
+    existing entries cost an execve."""
+    blocked, good, plain_file = tmp_path / "blocked", tmp_path / "good", tmp_path / "a-file"
+    blocked.mkdir()
+    good.mkdir()
+    plain_file.write_text("")
+    for directory, mode in ((blocked, 0o644), (good, 0o755)):
+        tool = directory / "runner-path-tool"
+        tool.write_text(f"#!/bin/sh\necho from {directory.name}\n")
+        tool.chmod(mode)
+    path = os.pathsep.join([str(tmp_path / "missing"), str(plain_file), str(blocked), str(good)])
+    result = run_driver("exec", ["runner-path-tool"], env={"PATH": path})
+    assert (result.returncode, result.stdout) == (0, b"from good\n"), result.stderr
+    only_blocked = os.pathsep.join([str(tmp_path / "missing"), str(blocked)])
+    result = run_driver("exec", ["runner-path-tool"], env={"PATH": only_blocked})
+    assert result.returncode == 126  # the saved EACCES wins over the later "not found"
+
+
+def test_path_search_tries_execve_only_where_the_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secretstore import runner
+
+    tool = tmp_path / "bin" / "runner-path-tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tried: list[bytes] = []
+
+    def fake_execve(path: bytes, argv: list[str], env: dict[str, str]) -> None:
+        tried.append(path)
+        raise PermissionError(13, "stop here")
+
+    monkeypatch.setattr(runner.os, "execve", fake_execve)
+    dirs = [str(tmp_path / f"missing-{i}") for i in range(8)] + [str(tool.parent)]
+    with pytest.raises(PermissionError):
+        runner._execvpe("runner-path-tool", ["runner-path-tool"], {"PATH": os.pathsep.join(dirs)})
+    assert tried == [os.fsencode(str(tool))]
+
+
 def _ignored_signals(status: bytes) -> int:
     line = next(x for x in status.splitlines() if x.startswith(b"SigIgn:"))
     return int(line.split()[1], 16)
