@@ -149,7 +149,6 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
     argv = list(argv)
     if not argv:
         raise _usage_error("no command given")
-    check_environment_limits(env, argv)
     _flush_std_streams()
     restore = _default_exec_signals()
     try:
@@ -162,6 +161,10 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
             except OSError:
                 pass
         restore()
+        import errno
+
+        if exc.errno == errno.E2BIG:  # say which variable or argument is too long (no value)
+            check_environment_limits(env, argv)
         raise _exec_error(argv[0], exc) from exc
     except ValueError as exc:  # NUL byte in a string, '=' in a name; says which, no value
         restore()

@@ -277,6 +277,23 @@ def test_limits_match_the_kernel_at_the_boundary() -> None:
     assert info.value.errno == 7
 
 
+def test_exec_program_names_the_variable_the_kernel_refused() -> None:
+    """exec checks the limits only after execve fails with E2BIG, and then says which (no value)."""
+    code = (
+        "import sys\n"
+        "from secretstore.errors import LimitError\n"
+        "from secretstore.runner import exec_program\n"
+        "try:\n"
+        "    exec_program(['true'], {'PATH': '/usr/bin:/bin', 'BIG_SECRET': 'q' * 300000})\n"
+        "except LimitError as exc:\n"
+        "    print(exc, file=sys.stderr); sys.exit(exc.exit_code)\n"
+    )
+    result = subprocess.run([PY, "-c", code], capture_output=True, timeout=TIMEOUT, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(b"environment variable BIG_SECRET is 300012 bytes")
+    assert b"qqqq" not in result.stderr
+
+
 def test_limits_reject_a_long_argument() -> None:
     with pytest.raises(LimitError, match=r"^argument 1 is 131073 bytes"):
         check_environment_limits({}, ["prog", "a" * MAX_ARG_STRLEN])
