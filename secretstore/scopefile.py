@@ -127,7 +127,8 @@ def value_aad(entity: str, scope_id: str | None, name: str) -> bytes:
     ``frame("secretstore value", FORMAT, entity, id or "", name)``; the first four
     parts are the same for every value of a file, so they are framed once.
     """
-    return _aad_prefix(entity, scope_id) + _frame(name.encode())
+    encoded = name.encode()
+    return _aad_prefix(entity, scope_id) + len(encoded).to_bytes(4, "big") + encoded
 
 
 def mac_input(scope: ScopeFile) -> bytes:
@@ -142,16 +143,31 @@ def mac_input(scope: ScopeFile) -> bytes:
     for stanza in scope.recipients:
         parts += [stanza.public_key.encode(), stanza.label.encode(), stanza.sealed_key]
     parts.append(str(len(scope.entries)).encode())
+    framed = [_frame(*parts)]
+    # The same framing, field by field, written out: this runs for every entry of the file.
+    add = framed.extend
     for name, entry in scope.entries.items():
-        parts += [name.encode(), entry.updated.encode()]
-        if entry.current is None:
-            parts.append(b"deleted")
+        encoded, updated = name.encode(), entry.updated.encode()
+        add((len(encoded).to_bytes(4, "big"), encoded, len(updated).to_bytes(4, "big"), updated))
+        current = entry.current
+        if current is None:
+            framed.append(_FRAMED_DELETED)
         else:
-            parts += [b"live", entry.current.nonce, entry.current.ciphertext]
-        parts.append(str(len(entry.history)).encode())
+            add((_FRAMED_LIVE, len(current.nonce).to_bytes(4, "big"), current.nonce,
+                 len(current.ciphertext).to_bytes(4, "big"), current.ciphertext))
+        if not entry.history:
+            framed.append(_FRAMED_NO_HISTORY)
+            continue
+        history = [str(len(entry.history)).encode()]
         for version in entry.history:
-            parts += [version.updated.encode(), version.nonce, version.ciphertext]
-    return _frame(*parts)
+            history += [version.updated.encode(), version.nonce, version.ciphertext]
+        framed.append(_frame(*history))
+    return b"".join(framed)
+
+
+_FRAMED_LIVE = _frame(b"live")
+_FRAMED_DELETED = _frame(b"deleted")
+_FRAMED_NO_HISTORY = _frame(b"0")
 
 
 # --- parsing ---------------------------------------------------------------
@@ -398,6 +414,24 @@ def encrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, value: str, upda
         keys, value.encode("utf-8"), value_aad(scope.entity, scope.scope_id, name)
     )
     return Version(updated, nonce, ciphertext)
+
+
+def decrypt_live(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[str, str]:
+    """name -> value of every live entry (one batch of AEAD calls), or TamperedError
+    naming the first secret that does not open, exactly as ``decrypt`` would."""
+    live = [(name, entry.current) for name, entry in scope.entries.items() if entry.current is not None]
+    items = []
+    for name, version in live:
+        items.append((version.nonce, version.ciphertext, value_aad(scope.entity, scope.scope_id, name)))
+    values: dict[str, str] = {}
+    for (name, version), plaintext in zip(live, crypto.decrypt_values(keys, items), strict=True):
+        if plaintext is None:
+            return {**values, name: decrypt(scope, keys, name, version, where)}  # raises its error
+        try:
+            values[name] = plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TamperedError(f"{where}: secret {name} is not UTF-8") from None
+    return values
 
 
 def decrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, version: Version, where: str) -> str:

@@ -107,7 +107,7 @@ class UnlockedScope:
         return scopefile.decrypt(self.file, self.keys, name, entry.current, self.scope.relpath)
 
     def values(self) -> dict[str, str]:
-        return {name: self.get(name) for name in self.names()}
+        return scopefile.decrypt_live(self.file, self.keys, self.scope.relpath)
 
     def put(self, name: str, value: str, updated: str) -> bool:
         """Set ``name``; True when it is new (or was deleted)."""

@@ -451,3 +451,21 @@ def test_stray_files_are_not_scopes_and_do_not_stop_rotation(store: Store, me: I
     report = store.rotate(None, me)
     assert sorted(s.scope_id or "" for s in report.changed) == ["a", "z"]
     assert all((projects / f"{name}.toml").read_bytes() != before[name] for name in ("a", "z"))
+
+
+def test_reading_every_value_names_the_one_that_does_not_open(store: Store, me: Identity) -> None:
+    """An insider (holding the data key) swaps two ciphertexts and MACs the file again:
+    the batch decryption stops at the first bad value and names it, as ``get`` would."""
+    scope = Scope("team")
+    store.set_many(scope, {"A": "fake-a", "B": "fake-b", "C": "fake-c"}, me)
+    unlocked = store.unlock(scope, me)
+    assert unlocked is not None and unlocked.values() == {"A": "fake-a", "B": "fake-b", "C": "fake-c"}
+    entries = unlocked.file.entries
+    entries["B"], entries["C"] = (
+        scopefile.Entry(entries["C"].current, entries["B"].updated),
+        scopefile.Entry(entries["B"].current, entries["C"].updated),
+    )
+    with pytest.raises(TamperedError, match=r"^team\.toml: secret B: value does not decrypt"):
+        unlocked.values()
+    with pytest.raises(TamperedError, match=r"secret C"):
+        unlocked.get("C")

@@ -84,3 +84,21 @@ def test_argon2id_matches_pynacl() -> None:
 def test_wrong_lengths_never_reach_c(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         call()
+
+
+def test_decrypt_values_matches_one_at_a_time_and_marks_failures() -> None:
+    keys = crypto.FileKeys(crypto.new_data_key())
+    plaintexts = [b"", b"fake-short", bytes(range(256)) * 40, b"fake-after-a-long-one"]
+    items = []
+    for index, plaintext in enumerate(plaintexts):
+        aad = f"aad-{index}".encode()
+        nonce, ciphertext = crypto.encrypt_value(keys, plaintext, aad)
+        items.append((nonce, ciphertext, aad))
+    assert crypto.decrypt_values(keys, items) == plaintexts
+    assert crypto.decrypt_values(keys, []) == []
+    nonce, ciphertext, aad = items[2]
+    broken = [items[0], (nonce, ciphertext[:-1] + bytes([ciphertext[-1] ^ 1]), aad),
+              (nonce, ciphertext, b"other aad"), (nonce, ciphertext[:5], aad), items[3]]
+    assert crypto.decrypt_values(keys, broken) == [b"", None, None, None, b"fake-after-a-long-one"]
+    with pytest.raises(ValueError):  # a wrong nonce length never reaches C
+        crypto.decrypt_values(keys, [(b"short-nonce", ciphertext, aad)])
