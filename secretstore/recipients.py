@@ -85,11 +85,5 @@ def serialize(recipients: list[Recipient]) -> bytes:
     return (_HEADER + tomli_w.dumps({"format": FORMAT, "recipients": items})).encode("utf-8")
 
 
-def load(path: str) -> list[Recipient] | None:
-    """The list in ``path``, or None when the store has no recipients file."""
-    data = fsio.read_file(path)
-    return None if data is None else parse(data, FILENAME)
-
-
 def save(path: str, recipients: list[Recipient]) -> None:
     fsio.atomic_write(path, serialize(recipients))
