@@ -97,11 +97,11 @@ class ExecOptions:
         return f"ExecOptions({fields}, env=<{len(self.env)} given>)"
 
 
-def split_global(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
-    """(global --store, arguments after ``exec``) when ``argv`` is an exec command.
+def strip_global_store(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
+    """(global --store, the rest of ``argv``); shared by the exec and get fast paths.
 
-    Recognises ``exec ...``, ``--store DIR exec ...`` and ``--store=DIR exec ...``;
-    None for anything else.
+    Takes ``--store DIR`` or ``--store=DIR`` off the front (None as the store
+    when there is none); None when that value is empty or looks like an option.
     """
     args = list(argv)
     store = None
@@ -109,9 +109,21 @@ def split_global(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
         store, args = args[1], args[2:]
     elif args[:1] and args[0].startswith("--store="):
         store, args = args[0][len("--store=") :], args[1:]
-    if args[:1] != ["exec"] or (store is not None and (not store or store.startswith("-"))):
+    if store is not None and (not store or store.startswith("-")):
         return None
-    return store, args[1:]
+    return store, args
+
+
+def split_global(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
+    """(global --store, arguments after ``exec``) when ``argv`` is an exec command.
+
+    Recognises ``exec ...``, ``--store DIR exec ...`` and ``--store=DIR exec ...``;
+    None for anything else.
+    """
+    split = strip_global_store(argv)
+    if split is None or split[1][:1] != ["exec"]:
+        return None
+    return split[0], split[1][1:]
 
 
 def parse(args: Sequence[str], global_store: str | None = None) -> ExecOptions | None:
