@@ -25,10 +25,10 @@ from secretstore.cli.common import (
     read_text,
     scope_of,
     stdin_is_tty,
-    stdout_is_tty,
 )
-from secretstore.console import text_table, write_stdout
+from secretstore.console import text_table
 from secretstore.errors import NotFoundError, UsageError
+from secretstore.fastget import print_secret
 from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import Scope, Store
 
@@ -149,13 +149,11 @@ def get_secret(
     store: StoreOpt = None,
 ) -> None:
     """Print a secret's value exactly (a newline is added only on a terminal)."""
+    # secretstore.main answers most get lines in secretstore.fastget, without typer;
+    # this runs for the ones it hands over (a --name prompt, for one). Both end in print_secret.
     scope = scope_of(entity, scope_id)
     secret_name = resolve_name(name)
-    target = open_store(ctx, store)
-    require_listed(target, scope, secret_name)
-    value = target.get(scope, secret_name, identity_for_read())
-    newline = b"\n" if stdout_is_tty() and not value.endswith("\n") else b""
-    write_stdout(value.encode("utf-8") + newline)
+    print_secret(open_store(ctx, store), scope, secret_name)
 
 
 def require_listed(target: Store, scope: Scope, name: str, purpose: str = "") -> None:
