@@ -1,7 +1,17 @@
-"""What ``secretstore get`` does, in a module that does not import typer.
+"""``secretstore get`` without typer: a hand-written parser, and the one implementation of get.
 
-The typer command in ``secretstore/cli/secrets.py`` parses the line and calls
-``print_secret``.
+``get`` is what scripts put in ``$(...)``, so it pays for start-up on every
+call; typer's import and its per-parameter set-up cost far more than reading
+one value. ``secretstore.main`` sends ``get`` and ``secrets get`` here. The
+typer command in ``secretstore/cli/secrets.py`` stays the documented
+interface: ``--help``, a missing ``--name`` (typer prompts for it), an
+unknown option, a missing or invalid ENTITY, an extra argument, and any
+other line this parser does not understand exactly make ``parse`` return
+None, and typer takes the line, so usage errors, prompts and help come from
+one definition. ``tests/test_fastget.py`` checks that the options below are
+exactly the ones the typer command declares.
+
+Both parsers end in ``print_secret``: one implementation of what get does.
 
 Reading the value
 -----------------
@@ -34,13 +44,95 @@ from __future__ import annotations
 import os
 import sys
 
-from secretstore.console import write_stdout
-from secretstore.errors import NotFoundError, SecretStoreError
+from secretstore.console import disable_core_dumps, error_line, report_internal_error, write_stdout
+from secretstore.errors import EXIT_FAILURE, NotFoundError, SecretStoreError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Sequence
+
     from secretstore.identity import Identity
     from secretstore.store import Scope, Store
+
+# Options of ``secretstore get``: long name -> attribute of GetOptions.
+VALUE_OPTIONS = {
+    "--id": "scope_id",
+    "--name": "name",
+    "--store": "store",
+}
+# The values of the typer command's ENTITY (``cli.common.Entity``), matched exactly as typer does.
+ENTITIES = ("team", "project", "cluster")
+# ``secretstore get ...`` and Gradient's ``secretstore secrets get ...``.
+COMMANDS = (["get"], ["secrets", "get"])
+
+
+class GetOptions:
+    """A parsed ``secretstore get`` command line."""
+
+    __slots__ = ("entity", "name", "scope_id", "store")
+
+    def __init__(
+        self, entity: str = "", *, scope_id: str | None = None, name: str | None = None, store: str | None = None
+    ) -> None:
+        self.entity = entity
+        self.scope_id = scope_id
+        self.name = name
+        self.store = store
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.__slots__)
+        return f"GetOptions({fields})"
+
+
+def split_command(argv: Sequence[str]) -> tuple[str | None, list[str]] | None:
+    """(global --store, arguments after ``get``) when ``argv`` is a get command, else None."""
+    from secretstore.fastexec import strip_global_store
+
+    split = strip_global_store(argv)
+    if split is None:
+        return None
+    store, args = split
+    for command in COMMANDS:
+        if args[: len(command)] == command:
+            return store, args[len(command) :]
+    return None
+
+
+def parse(args: Sequence[str], global_store: str | None = None) -> GetOptions | None:
+    """Arguments after ``get``, or None when typer should handle the line.
+
+    As in the typer command (click, interspersed arguments allowed), options
+    and ENTITY come in any order, ``--opt value`` or ``--opt=value``, the
+    last of a repeated option wins, and ``--`` ends the options. A command
+    ``--store`` beats the global one, as ``cli.common.open_store`` does.
+    """
+    options = GetOptions(store=global_store)
+    positional: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            positional.extend(args[index:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            continue
+        option, sep, value = arg.partition("=")
+        if option not in VALUE_OPTIONS:
+            return None  # --help, -h, unknown or misspelt: typer says what is wrong
+        if not sep:
+            if index >= len(args):
+                return None
+            value = args[index]
+            index += 1
+        if not value or value.startswith("-"):
+            return None
+        setattr(options, VALUE_OPTIONS[option], value)
+    if len(positional) != 1 or positional[0] not in ENTITIES or options.name is None:
+        return None  # no ENTITY, an extra argument, a bad ENTITY, or typer's --name prompt
+    options.entity = positional[0]
+    return options
 
 
 # --- reading -------------------------------------------------------------------
@@ -118,3 +210,51 @@ def print_secret(store: Store, scope: Scope, name: str) -> None:
     newline = b"\n" if stdout_is_tty() and not value.endswith("\n") else b""
     write_stdout(value.encode("utf-8") + newline)
 
+
+def resolve(options: GetOptions) -> tuple[Store, Scope, str]:
+    """(store, scope, name) for ``options``, validated in the typer command's order."""
+    from secretstore import paths
+    from secretstore.rules import check_name
+    from secretstore.store import Scope, Store
+
+    scope = Scope.of(options.entity, options.scope_id)
+    name = check_name((options.name or "").strip())
+    return Store(paths.store_dir(options.store)), scope, name
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, stop Python from complaining again at exit (as ``cli.run`` does)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: Sequence[str]) -> int | None:
+    """The fast path: an exit status, or None when the typer CLI should take ``argv``.
+
+    Errors are reported as ``cli.run`` reports them, with the same exit codes.
+    """
+    split = split_command(argv)
+    if split is None:
+        return None
+    options = parse(split[1], split[0])
+    if options is None:
+        return None
+    disable_core_dumps()
+    try:
+        print_secret(*resolve(options))
+    except SecretStoreError as exc:
+        error_line(exc.message, exc.hint)
+        return exc.exit_code
+    except (KeyboardInterrupt, EOFError):
+        error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    except OSError as exc:  # as cli.run: one line, not "internal error"
+        error_line(f"cannot write output: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: one line, no locals, no values
+        return report_internal_error(exc)
+    return 0

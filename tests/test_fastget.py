@@ -1,14 +1,24 @@
-"""secretstore get: reading one value, from exec's snapshot when it opens.
+"""secretstore get without typer: the fast parser, its parity with the typer command, the snapshot.
 
-Fake values only. Every subprocess has a timeout; no test measures time.
+The fast path runs through the real console script (``secretstore.main`` routes
+``get`` to ``secretstore.fastget``); the typer path runs in a subprocess that
+calls ``secretstore.cli.run`` directly, which is what the console script does
+for every line the fast parser hands over. Fake values only. Every subprocess
+has a timeout; no test measures time.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pty
+import select
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,10 +27,13 @@ from secretstore.errors import NotFoundError
 from secretstore.identity import Identity, resolve_identity, write_identity_file
 from secretstore.scopefile import ScopeFile
 from secretstore.store import TEAM, Scope, Store, UnlockedScope
+from tests.conftest import console_script
 
 CLUSTER = Scope("cluster", "gpu-a")
 PROJECT = Scope("project", "prj42")
 THEIRS = Scope("cluster", "theirs")  # sealed to someone else only
+PY = sys.executable
+TYPER = "import sys; from secretstore.cli import run; sys.exit(run(sys.argv[1:]))"
 PW = "fake-passphrase"
 TEAM_VALUES = {
     "TOKEN": "fake-token",
@@ -43,6 +56,22 @@ def seeded(isolated_env: dict[str, str]) -> Store:
     return store
 
 
+def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(argv, input=b"", capture_output=True, env=full_env, timeout=60, check=False)
+
+
+def fast_and_typer(args: list[str], env: dict[str, str] | None = None) -> tuple[
+        subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
+    return run([console_script(), *args], env), run([PY, "-c", TYPER, *args], env)
+
+
+def takes_fast_path(argv: list[str]) -> bool:
+    split = fastget.split_command(argv)
+    return split is not None and fastget.parse(split[1], split[0]) is not None
+
+
 def snapshot_files(isolated_env: dict[str, str]) -> list[Path]:
     directory = Path(isolated_env["cache"]) / "snapshots"
     return sorted(directory.iterdir()) if directory.is_dir() else []
@@ -51,6 +80,212 @@ def snapshot_files(isolated_env: dict[str, str]) -> list[Path]:
 def make_snapshots(cli_run: Run, env: dict[str, str] | None = None) -> None:
     done = cli_run("exec", "--project", "prj42", "--cluster", "gpu-a", "--", "true", env=env)
     assert done.returncode == 0, done.stderr
+
+
+# --- the parser against the typer command -------------------------------------------------
+
+
+def _typer_get(path: tuple[str, ...]) -> Any:
+    """The click command typer builds for ``secretstore <path>``."""
+    import typer.main
+
+    from secretstore.cli import app
+
+    command: Any = typer.main.get_command(app)
+    for word in path:
+        command = command.commands[word]
+    return command
+
+
+@pytest.mark.parametrize("path", [("get",), ("secrets", "get")])
+def test_fast_parser_accepts_exactly_the_typer_options(path: tuple[str, ...]) -> None:
+    from secretstore.cli.common import Entity
+
+    command = _typer_get(path)
+    options: set[str] = set()
+    arguments = []
+    for param in command.params:
+        if param.param_type_name == "option":
+            options.update(name for name in param.opts if name not in ("--help", "-h"))
+            # one value each, given once (the last wins): what the fast parser assumes
+            assert (param.nargs, param.multiple, param.is_flag, param.secondary_opts) == (1, False, False, [])
+        else:
+            arguments.append((param.name, param.nargs, param.required))
+    assert options == set(fastget.VALUE_OPTIONS)
+    assert arguments == [("entity", 1, True)]
+    assert tuple(entity.value for entity in Entity) == fastget.ENTITIES
+    assert list(path) in fastget.COMMANDS
+
+
+COMMAND_LINES = [
+    ["get", "team", "--name", "TOKEN"],
+    ["get", "--name=TOKEN", "team"],
+    ["get", "cluster", "--id", "gpu-a", "--name", "HF"],
+    ["get", "--id=prj42", "--name=DB", "project", "--store", "/tmp/fastget-s"],
+    ["get", "team", "--name", "FIRST", "--name", "LAST"],  # the last one wins
+    ["get", "--name", "TOKEN", "--", "team"],
+    ["get", "team", "--name", "  PADDED\t"],  # stripped, as typer's command does
+    ["get", "project", "--id", "p1", "--id=p2", "--name=X"],
+    ["secrets", "get", "team", "--name=TOKEN"],
+    ["--store", "/tmp/fastget-g", "get", "team", "--name=T"],
+    ["--store=/tmp/fastget-g", "secrets", "get", "team", "--name=T"],
+    ["--store=/tmp/fastget-g", "get", "team", "--name=T", "--store=/tmp/fastget-c"],  # the command's wins
+    ["get", "team", "--store", "relative/dir", "--name=T"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMAND_LINES)
+def test_fast_and_typer_parse_the_same(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from secretstore import cli
+
+    secrets_module = importlib.import_module("secretstore.cli.secrets")
+    seen: list[tuple[str, Scope, str]] = []
+    monkeypatch.setattr(secrets_module, "print_secret",
+                        lambda store, scope, name: seen.append((store.root, scope, name)))
+    assert cli.run(argv) == 0
+    split = fastget.split_command(argv)
+    assert split is not None
+    options = fastget.parse(split[1], split[0])
+    assert options is not None
+    store, scope, name = fastget.resolve(options)
+    assert seen == [(store.root, scope, name)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--help"], ["-h"], ["team"], ["team", "--name"], ["team", "--name", "--id"],
+     ["team", "--name=A", "--help"], ["team", "extra", "--name=A"], ["Team", "--name=A"],
+     ["bogus", "--name=A"], ["team", "--name=A", "--bogus"], ["team", "--name="],
+     ["team", "--id=", "--name=A"], ["--name=A"], ["-", "--name=A"], ["team", "-n", "A"],
+     ["team", "--name", "-A"], ["--", "team", "--name=A"]],
+)
+def test_fast_parser_hands_unusual_lines_to_typer(args: list[str]) -> None:
+    assert fastget.parse(args) is None
+
+
+def test_split_command() -> None:
+    assert fastget.split_command(["get", "team"]) == (None, ["team"])
+    assert fastget.split_command(["secrets", "get", "team"]) == (None, ["team"])
+    assert fastget.split_command(["--store", "/s", "get", "x"]) == ("/s", ["x"])
+    assert fastget.split_command(["--store=/s", "secrets", "get"]) == ("/s", [])
+    for argv in (["list", "team"], ["secrets", "list", "team"], ["--store", "get"], ["--store=", "get"],
+                 ["--store", "-x", "get"], ["--version", "get"], ["secrets", "--help", "get"], ["exec", "get"]):
+        assert fastget.split_command(argv) is None, argv
+
+
+# --- the same bytes, exit codes and errors as the typer command ---------------------------
+
+
+def _drop_identity(store: Store, env: dict[str, str]) -> None:
+    os.unlink(env["identity"])
+
+
+def _tamper(store: Store, env: dict[str, str]) -> None:
+    path = Path(store.path(TEAM))
+    path.write_text(path.read_text().replace("[secrets.TOKEN]", "[secrets.TOKEM]"))
+
+
+# (argv, exit code, stdout, first stderr line, a setup step, fast path expected)
+CASES: dict[str, tuple[list[str], int, bytes, str, Callable[[Store, dict[str, str]], None] | None, bool]] = {
+    "found": (["get", "team", "--name", "TOKEN"], 0, b"fake-token", "", None, True),
+    "trailing newline": (["get", "team", "--name=NL"], 0, b"fake-with-newline\n", "", None, True),
+    "multi-line": (["get", "team", "--name=ML"], 0, b"fake-line-1\nfake-line-2", "", None, True),
+    "cluster": (["get", "cluster", "--id=gpu-a", "--name=HF"], 0, b"fake-cluster-hf", "", None, True),
+    "secrets get": (["secrets", "get", "--name", "DB", "project", "--id", "prj42"], 0, b"fake-project-db", "",
+                    None, True),
+    "unknown name": (["get", "team", "--name=NOPE"], 1, b"", "no team secret 'NOPE'", None, True),
+    "unknown name, no identity": (["get", "team", "--name=NOPE"], 1, b"", "no team secret 'NOPE'",
+                                  _drop_identity, True),
+    "known name, no identity": (["get", "team", "--name=TOKEN"], 1, b"", "no identity at", _drop_identity, True),
+    "unknown entity": (["get", "bogus", "--name=TOKEN"], 2, b"", "Invalid value for 'ENTITY'", None, False),
+    "team --id": (["get", "team", "--id", "x", "--name=TOKEN"], 2, b"", "team secrets take no --id", None, True),
+    "project without --id": (["get", "project", "--name=DB"], 2, b"", "project secrets need --id", None, True),
+    "invalid id": (["get", "project", "--id=a..b", "--name=DB"], 2, b"", "invalid project id", None, True),
+    "invalid name": (["get", "team", "--name=bad-name"], 2, b"", "invalid secret name 'bad-name'", None, True),
+    "not a recipient": (["get", "cluster", "--id=theirs", "--name=THEIRS"], 1, b"",
+                        "not a recipient of cluster theirs", None, True),
+    "tampered": (["get", "team", "--name=TOKEM"], 1, b"", "team.toml: file MAC does not match", _tamper, True),
+    "no store": (["get", "team", "--name=TOKEN", "--store=/nonexistent/fastget"], 1, b"",
+                 "no team secret 'TOKEN'", None, True),
+    "global --store": (["--store", "/nonexistent/fastget", "get", "team", "--name=TOKEN"], 1, b"",
+                       "no team secret 'TOKEN'", None, True),
+    "missing --name": (["get", "team"], 2, b"", "missing --name", None, False),
+    "help": (["get", "--help"], 0, b"", "", None, False),
+}
+
+
+@pytest.mark.parametrize("with_snapshot", [False, True], ids=["no-snapshot", "snapshot"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_path_prints_what_typer_prints(case: str, with_snapshot: bool, seeded: Store, cli_run: Run,
+                                            isolated_env: dict[str, str]) -> None:
+    argv, code, stdout, first_error, setup, fast = CASES[case]
+    if with_snapshot:
+        make_snapshots(cli_run)
+        assert snapshot_files(isolated_env)
+    if setup is not None:
+        setup(seeded, isolated_env)
+    assert takes_fast_path(argv) == fast
+    by_fast, by_typer = fast_and_typer(argv)
+    assert (by_fast.returncode, by_fast.stdout, by_fast.stderr) == (by_typer.returncode, by_typer.stdout,
+                                                                    by_typer.stderr)
+    assert by_fast.returncode == code, by_fast.stderr
+    if case != "help":
+        assert by_fast.stdout == stdout
+    lines = by_fast.stderr.decode().splitlines()
+    if first_error:
+        assert lines[0].startswith(f"secretstore: error: {first_error}"), lines
+        assert len(lines) <= 2 and all(line.startswith("secretstore: ") for line in lines)
+    else:
+        assert lines == []
+
+
+def test_global_store_forms(seeded: Store, cli_run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_DIR", str(tmp_path / "elsewhere"))
+    for argv in (["--store", seeded.root, "get", "team", "--name=TOKEN"],
+                 [f"--store={seeded.root}", "secrets", "get", "team", "--name=TOKEN"],
+                 ["get", "team", "--name=TOKEN", "--store", seeded.root]):
+        assert takes_fast_path(argv)
+        by_fast, by_typer = fast_and_typer(argv)
+        assert (by_fast.returncode, by_fast.stdout, by_fast.stderr) == (0, b"fake-token", b""), argv
+        assert (by_typer.returncode, by_typer.stdout, by_typer.stderr) == (0, b"fake-token", b""), argv
+
+
+def test_cache_off_reads_the_normal_way(seeded: Store, cli_run: Run) -> None:
+    make_snapshots(cli_run)
+    for name, code in (("TOKEN", 0), ("NOPE", 1)):
+        by_fast, by_typer = fast_and_typer(["get", "team", f"--name={name}"], env={"SECRETSTORE_CACHE": "0"})
+        assert by_fast.returncode == by_typer.returncode == code
+        assert (by_fast.stdout, by_fast.stderr) == (by_typer.stdout, by_typer.stderr)
+
+
+def test_a_reader_that_went_away_is_exit_1_and_silent(seeded: Store) -> None:
+    """EPIPE: exit 1 and nothing on stderr, not Python's "Exception ignored" at exit."""
+    big = "fake-" + "x" * (60 * 1024)
+    seeded.set(TEAM, "BIG", big, resolve_identity()[0])
+    for argv in ([console_script(), "get"], [PY, "-c", TYPER, "get"]):
+        for name in ("TOKEN", "BIG"):  # one that fits in stdout's buffer, one that does not
+            reader, writer = os.pipe()
+            os.close(reader)
+            try:
+                done = subprocess.run([*argv, "team", f"--name={name}"], stdout=writer, stderr=subprocess.PIPE,
+                                      timeout=60, check=False)
+            finally:
+                os.close(writer)
+            assert (done.returncode, done.stderr) == (1, b""), (argv, name)
+
+
+# --- start-up --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["get", "team", "--name", "TOKEN"], ["secrets", "get", "team", "--name=NOPE"],
+                                  ["--store=/nonexistent/fastget", "get", "project", "--name=X"]])
+def test_fast_path_imports_no_typer(seeded: Store, argv: list[str]) -> None:
+    done = subprocess.run([PY, "-X", "importtime", "-m", "secretstore", *argv],
+                          capture_output=True, timeout=60, check=False)
+    modules = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    assert "secretstore.fastget" in modules
+    for heavy in ("typer", "click", "pydantic", "rich", "secretstore.cli", "platformdirs", "json"):
+        assert heavy not in modules, heavy
 
 
 # --- the snapshot -------------------------------------------------------------------------
@@ -142,15 +377,72 @@ def test_a_protected_identity_is_unlocked_only_for_a_name_that_exists(
         protected: Store, cli_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     make_snapshots(cli_run, env={"SECRETSTORE_PASSPHRASE": PW})
     # No passphrase and no terminal: a missing name is still just a missing name.
-    done = cli_run("get", "team", "--name=NOPE")
-    assert (done.returncode, done.stderr) == (1, b"secretstore: error: no team secret 'NOPE'\n")
-    done = cli_run("get", "team", "--name=TOKEN")
-    assert done.returncode == 1
-    assert b"is protected by a passphrase and there is no terminal" in done.stderr
-    done = cli_run("get", "team", "--name=TOKEN", env={"SECRETSTORE_PASSPHRASE": PW})
-    assert (done.returncode, done.stdout) == (0, b"fake-token")
+    by_fast, by_typer = fast_and_typer(["get", "team", "--name=NOPE"])
+    assert (by_fast.returncode, by_fast.stderr) == (1, b"secretstore: error: no team secret 'NOPE'\n")
+    assert (by_typer.returncode, by_typer.stderr) == (1, by_fast.stderr)
+    by_fast, by_typer = fast_and_typer(["get", "team", "--name=TOKEN"])
+    assert by_fast.returncode == by_typer.returncode == 1
+    assert by_fast.stderr == by_typer.stderr
+    assert b"is protected by a passphrase and there is no terminal" in by_fast.stderr
+    by_fast, by_typer = fast_and_typer(["get", "team", "--name=TOKEN"], env={"SECRETSTORE_PASSPHRASE": PW})
+    assert (by_fast.returncode, by_fast.stdout) == (by_typer.returncode, by_typer.stdout) == (0, b"fake-token")
     # With the passphrase, the snapshot replaces the verification.
     monkeypatch.setenv("SECRETSTORE_PASSPHRASE", PW)
     full_reads = _count_full_reads(monkeypatch)
     assert fastget.read_secret(protected, TEAM, "TOKEN") == "fake-token"
     assert full_reads == []
+
+
+# --- on a terminal ----------------------------------------------------------------------------
+
+
+def on_pty(argv: list[str], answers: list[bytes] | None = None) -> tuple[int, bytes]:
+    """(exit status, everything written to the terminal); answers each prompt ending in ':'."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    output = b""
+    pending = list(answers or [])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0))
+                output += b"<answered>"
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("TOKEN", b"fake-token\r\n"),  # a newline is added on a terminal
+    ("NL", b"fake-with-newline\r\n"),  # but not a second one
+    ("ML", b"fake-line-1\r\nfake-line-2\r\n"),
+    ("MLNL", b"fake-line-1\r\nfake-line-2\r\n"),
+])
+def test_newline_only_on_a_terminal(seeded: Store, name: str, shown: bytes) -> None:
+    fast = on_pty([console_script(), "get", "team", f"--name={name}"])
+    typer_way = on_pty([PY, "-c", TYPER, "get", "team", f"--name={name}"])
+    assert fast == typer_way == (0, shown)
+
+
+def test_on_a_terminal_a_missing_name_asks_for_no_passphrase(protected: Store, cli_run: Run) -> None:
+    make_snapshots(cli_run, env={"SECRETSTORE_PASSPHRASE": PW})
+    for argv in ([console_script()], [PY, "-c", TYPER]):
+        code, output = on_pty([*argv, "get", "team", "--name=NOPE"])
+        assert (code, output) == (1, b"secretstore: error: no team secret 'NOPE'\r\n"), argv
+        code, output = on_pty([*argv, "get", "team", "--name=TOKEN"], answers=[PW.encode() + b"\n"])
+        assert code == 0, output
+        assert output.count(b"Passphrase for") == 1 and output.endswith(b"fake-token\r\n")
+        assert PW.encode() not in output
