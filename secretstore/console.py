@@ -17,6 +17,28 @@ if TYPE_CHECKING:
 PROG = "secretstore"
 
 
+def stdin_is_tty() -> bool:
+    return _isatty(sys.stdin)
+
+
+def stdout_is_tty() -> bool:
+    return _isatty(sys.stdout)
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return os.isatty(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def silence_stdout() -> None:
+    """After EPIPE, stop Python from complaining again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def error_line(message: str, hint: str | None = None) -> None:
     """``secretstore: error: ...`` (and a ``secretstore: hint: ...`` line) on stderr."""
     sys.stderr.write(f"{PROG}: error: {message}\n")

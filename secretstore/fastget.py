@@ -41,10 +41,14 @@ decrypting every value of the scope to read one.
 
 from __future__ import annotations
 
-import os
-import sys
-
-from secretstore.console import disable_core_dumps, error_line, report_internal_error, write_stdout
+from secretstore.console import (
+    disable_core_dumps,
+    error_line,
+    report_internal_error,
+    silence_stdout,
+    stdout_is_tty,
+    write_stdout,
+)
 from secretstore.errors import EXIT_FAILURE, NotFoundError, SecretStoreError
 
 TYPE_CHECKING = False
@@ -197,13 +201,6 @@ def read_secret(store: Store, scope: Scope, name: str) -> str:
     return store.unlock_file(scope, file, identity).get(name)
 
 
-def stdout_is_tty() -> bool:
-    try:
-        return os.isatty(sys.stdout.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def print_secret(store: Store, scope: Scope, name: str) -> None:
     """Do what ``secretstore get`` does: the value exactly, plus a newline only on a terminal."""
     value = read_secret(store, scope, name)
@@ -220,13 +217,6 @@ def resolve(options: GetOptions) -> tuple[Store, Scope, str]:
     scope = Scope.of(options.entity, options.scope_id)
     name = check_name((options.name or "").strip())
     return Store(paths.store_dir(options.store)), scope, name
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, stop Python from complaining again at exit (as ``cli.run`` does)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def main(argv: Sequence[str]) -> int | None:
@@ -250,7 +240,7 @@ def main(argv: Sequence[str]) -> int | None:
         error_line("interrupted")
         return 130
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return EXIT_FAILURE
     except OSError as exc:  # as cli.run: one line, not "internal error"
         error_line(f"cannot write output: {exc.strerror or exc}")

@@ -6,14 +6,19 @@ message on stderr and a documented exit code; no traceback reaches the user.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
 import typer
 
 from secretstore import __version__
-from secretstore.console import PROG, disable_core_dumps, error_line, report_internal_error
+from secretstore.console import (
+    PROG,
+    disable_core_dumps,
+    error_line,
+    report_internal_error,
+    silence_stdout,
+)
 from secretstore.errors import EXIT_FAILURE, EXIT_USAGE, SecretStoreError
 
 app = typer.Typer(
@@ -99,7 +104,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         error_line("interrupted")
         return 130
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return EXIT_FAILURE
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -111,16 +116,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return EXIT_FAILURE
     except OSError as exc:
         error_line(f"cannot write output: {exc.strerror or exc}")
         return EXIT_FAILURE
     return result if isinstance(result, int) else 0
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, stop Python from complaining again at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)

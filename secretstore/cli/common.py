@@ -98,17 +98,3 @@ def read_text(path: str | None, what: str) -> tuple[str, str]:
         return raw.decode("utf-8"), source
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not valid UTF-8") from None
-
-
-def stdin_is_tty() -> bool:
-    try:
-        return os.isatty(sys.stdin.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def stdout_is_tty() -> bool:
-    try:
-        return os.isatty(sys.stdout.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False

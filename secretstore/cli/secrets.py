@@ -24,9 +24,8 @@ from secretstore.cli.common import (
     open_store,
     read_text,
     scope_of,
-    stdin_is_tty,
 )
-from secretstore.console import text_table
+from secretstore.console import stdin_is_tty, text_table
 from secretstore.errors import NotFoundError, UsageError
 from secretstore.fastget import print_secret
 from secretstore.rules import check_name, check_value, strip_one_newline
