@@ -74,7 +74,8 @@ def identity_path() -> str:
 
 
 def snapshot_dir() -> str | None:
-    """Where ``exec`` keeps its encrypted snapshots, or None when ``$SECRETSTORE_CACHE`` is off.
+    """Where exec's encrypted snapshots live (``get`` reads them too), or None when
+    ``$SECRETSTORE_CACHE`` is off.
 
     ``$SECRETSTORE_CACHE_DIR`` > the user cache dir, plus ``snapshots``.
     """

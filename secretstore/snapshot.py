@@ -23,7 +23,9 @@ scope. So:
 The cache is best effort: a snapshot that is missing, unreadable, stale or
 damaged is a miss, and a snapshot that cannot be written is skipped, both in
 silence. One file per (identity, store, scope), replaced in place.
-``SECRETSTORE_CACHE=0`` turns it off; FORMAT.md describes the file.
+``export`` and ``inject`` read and write snapshots as exec does; ``get``
+(``fastget.py``) only reads them. ``SECRETSTORE_CACHE=0`` turns it off;
+FORMAT.md describes the file.
 """
 
 from __future__ import annotations
