@@ -67,12 +67,16 @@ _READ_SIZE = 65536
 # flat longest-first alternation, so pathological value sets (such as "aaaa",
 # "aaaaa", "aaaaaa"...) cannot exhaust the recursion limit of re's parser.
 _MAX_REGEX_NESTING = 32
-# Only the first _PREFIX_LEN bytes of each value go into the automaton and the
-# regex (see _MaskTables); a longer value is then confirmed by comparing the
-# whole of it with the stream. This bounds the tables by (number of values x
-# _PREFIX_LEN) whatever the values' sizes (they may be 64 KiB each). Values up
-# to this length, the usual tokens and passwords, are matched as before.
+# Only the first _PREFIX_LEN bytes of each value go into the tables (see
+# _MaskTables); a longer value is then confirmed by comparing the whole of it
+# with the stream. This bounds the tables by (number of values x _PREFIX_LEN)
+# whatever the values' sizes (they may be 64 KiB each). Values up to this
+# length, the usual tokens and passwords, are matched as before.
 _PREFIX_LEN = 64
+# The regex that finds where values may start spells out at most this many
+# trie nodes (see _prefix_length): building and compiling it then takes
+# milliseconds, not the ~0.5 s a trie over 10,000 whole heads did.
+_REGEX_NODES = 4096
 
 
 # ---------------------------------------------------------------------------
@@ -320,37 +324,42 @@ class _MaskTables:
     bytes, so that their size is bounded by the number of values, not by the
     values' total size. A value no longer than that is its own head (a
     *short* value); a *long* value is found by its head, then confirmed by
-    comparing the whole value with the stream (``long_values``).
+    comparing the whole value with the stream (``long_values``). Nothing here
+    holds a Python object per byte of the heads: the tables are the heads
+    themselves, a few containers of them and one small regex.
 
-    * ``regex``: the heads as a trie-shaped alternation which, at a given
-      position, matches the longest head there, so that looking for values
-      in the output runs in C (see :meth:`scan`).
-    * ``short_regex``: the same over the short values alone (``None`` if there
-      are none, or no long values), for a position where a long value's head
-      appears but none of its long values does.
+    * ``heads``: the distinct heads, sorted. All heads that begin with a given
+      byte string are contiguous there, so one ``bisect`` tells whether a
+      suffix of the stream is a proper prefix of some head, which the stream
+      must then hold back (see :meth:`partial`).
+    * ``regex``: a trie-shaped alternation of the heads' first few bytes (all
+      the same number, at most the shortest head), to find in C the positions
+      where a value may start (see :func:`_prefix_length` for how deep it
+      goes: at most :data:`_REGEX_NODES` trie nodes, so that building and
+      compiling it stays cheap however many values there are).
+    * ``lengths``: such a prefix -> the lengths of the heads that begin with
+      it, longest first; at a position the regex finds, the longest value
+      there is found by looking up slices of those lengths in ``short`` and
+      ``long_values``.
+    * ``short``: the short values.
     * ``long_values``: head -> the long values with that head, longest first.
-    * an Aho-Corasick automaton (``goto``, ``fail``, ``depth``) over the heads,
-      used only on the last ``window`` bytes of each chunk to find which
-      suffixes of the data shorter than a head are prefixes of a value (and so
-      must be held back), in time proportional to the new data rather than to
-      the buffer. A held suffix at least a head long is a long value still
-      being printed: :meth:`scan` finds those.
     """
 
     __slots__ = (
-        "depth",
-        "fail",
-        "goto",
+        "bisect",
+        "first_bytes",
+        "heads",
+        "lengths",
         "long_values",
-        "min_len",
         "quick_len",
         "regex",
-        "short_regex",
+        "short",
         "window",
     )
 
     def __init__(self, patterns: "list[bytes]") -> None:
         import re
+        from bisect import bisect_right
 
         heads = sorted({p[:_PREFIX_LEN] for p in patterns})
         long_values: dict[bytes, list[bytes]] = {}
@@ -359,54 +368,39 @@ class _MaskTables:
                 long_values.setdefault(pattern[:_PREFIX_LEN], []).append(pattern)
         for group in long_values.values():
             group.sort(key=len, reverse=True)
-        short = [p for p in patterns if len(p) <= _PREFIX_LEN]
         self.long_values = long_values
-        self.min_len = min(len(p) for p in patterns)
-        # Shorter than this, a buffer with no prefix of a head at its end can
-        # hold neither a whole value nor the start of a long one.
-        self.quick_len = min(self.min_len, _PREFIX_LEN)
+        self.short = frozenset(p for p in patterns if len(p) <= _PREFIX_LEN)
+        self.heads = heads
+        self.bisect = bisect_right
+        self.first_bytes = frozenset(h[0] for h in heads)
+        # Shorter than this, a buffer can hold neither a whole value nor the
+        # start of a long one: only a prefix of one, at its end.
+        self.quick_len = min(len(h) for h in heads)
         # The longest suffix that can be a proper prefix of a head.
         self.window = max(len(h) for h in heads) - 1
-        self.regex = re.compile(_build_regex(heads))
-        self.short_regex = re.compile(_build_regex(short)) if short and long_values else None
-        goto: list[dict[int, int]] = [{}]
-        depth = [0]
-        for head in heads:
-            state = 0
-            for byte in head:
-                nxt = goto[state].get(byte)
-                if nxt is None:
-                    nxt = len(goto)
-                    goto[state][byte] = nxt
-                    goto.append({})
-                    depth.append(depth[state] + 1)
-                state = nxt
-        fail = [0] * len(goto)
-        queue = list(goto[0].values())  # depth-1 states fail to the root
-        for state in queue:  # breadth first; the list grows while we walk it
-            for byte, child in goto[state].items():
-                queue.append(child)
-                f = fail[state]
-                while f and byte not in goto[f]:
-                    f = fail[f]
-                fail[child] = goto[f].get(byte, 0)
-        self.goto = goto
-        self.fail = fail
-        self.depth = depth
+        depth = _prefix_length(heads)
+        # Heads with the same prefix are contiguous: group them in one pass.
+        lengths: dict[bytes, tuple[int, ...]] = {}
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple of each kind
+        prefix, sizes = heads[0][:depth], {len(heads[0])}
+        for head in heads[1:]:
+            if head.startswith(prefix):
+                sizes.add(len(head))
+                continue
+            key = tuple(sorted(sizes, reverse=True))
+            lengths[prefix] = shared.setdefault(key, key)
+            prefix, sizes = head[:depth], {len(head)}
+        key = tuple(sorted(sizes, reverse=True))
+        lengths[prefix] = shared.setdefault(key, key)
+        self.lengths = lengths
+        self.regex = re.compile(_build_regex(list(lengths)))
 
-    def walk(self, state: int, data: bytes) -> int:
-        goto = self.goto
-        fail = self.fail
-        for byte in data:
-            while True:
-                nxt = goto[state].get(byte)
-                if nxt is not None:
-                    state = nxt
-                    break
-                if not state:
-                    break
-                state = fail[state]
-        return state
+    def partial(self, data: bytes) -> bool:
+        """Whether ``data`` is a proper prefix of some head."""
+        heads = self.heads
+        # The first head after ``data`` in sorted order begins with it if any does.
+        i = self.bisect(heads, data)
+        return i < len(heads) and heads[i].startswith(data)
 
     def scan(self, buf: bytes, *, final: bool) -> "tuple[list[tuple[int, int]], int, list[bytes]]":
         """Leftmost-longest matches of the values in ``buf``, as ``(start, end)`` spans.
@@ -418,32 +412,77 @@ class _MaskTables:
         ``len(buf)``) and the long values ``buf[x:]`` begins.
         """
         size = len(buf)
-        long_values = self.long_values
-        if not long_values:
-            return [m.span() for m in self.regex.finditer(buf)], size, []
         spans: list[tuple[int, int]] = []
         search = self.regex.search
-        short_match = self.short_regex.match if self.short_regex is not None else None
+        lengths = self.lengths
+        short = self.short
+        long_values = self.long_values
         position = 0
         while (found := search(buf, position)) is not None:
-            start, end = found.span()
-            group = long_values.get(found.group()) if end - start == _PREFIX_LEN else None
-            if group is not None:
-                if not final:
-                    rest = memoryview(buf)[start:]
-                    growing = [v for v in group if len(v) > size - start and v.startswith(rest)]
-                    if growing:
-                        return spans, start, growing
-                end = next((start + len(v) for v in group if buf.startswith(v, start)), 0)
-                if not end:  # the head, but none of its long values: a short value?
-                    short = short_match(buf, start) if short_match is not None else None
-                    if short is None:
-                        position = start + 1
-                        continue
-                    end = short.end()
-            spans.append((start, end))
-            position = end
+            start = found.start()
+            end = 0
+            for length in lengths[found.group()]:  # longest first
+                stop = start + length
+                if stop > size:
+                    continue
+                head = buf[start:stop]
+                group = long_values.get(head) if long_values else None
+                if group is not None:
+                    if not final:
+                        rest = memoryview(buf)[start:]
+                        growing = [v for v in group if len(v) > size - start and v.startswith(rest)]
+                        if growing:
+                            return spans, start, growing
+                    end = next((start + len(v) for v in group if buf.startswith(v, start)), 0)
+                    if end:
+                        break
+                    # The head, but none of its long values: a short value?
+                if head in short:
+                    end = stop
+                    break
+            if end:
+                spans.append((start, end))
+                position = end
+            else:
+                position = start + 1
         return spans, size, []
+
+
+def _prefix_length(heads: "list[bytes]") -> int:
+    """How many leading bytes of the heads the candidate regex spells out.
+
+    As many as keep its trie within :data:`_REGEX_NODES` nodes, at least one
+    and at most the shortest head: a deeper regex finds fewer positions that
+    turn out to hold no value (each costs a few dictionary look-ups in
+    Python), a larger one costs more to build and compile (about 5 us a node).
+    With values that share a long beginning the regex is as deep as that; with
+    10,000 random ones it is two bytes deep.
+
+    The trie has one node per distinct prefix of each length; in sorted order
+    a head adds those longer than its common prefix with the previous head.
+    That common prefix is found for all pairs at once, in C: the first
+    differing bit of the heads read as equally long big-endian integers.
+    """
+    from collections import Counter
+    from operator import xor
+
+    shortest = min(len(h) for h in heads)
+    width = max(len(h) for h in heads)
+    numbers = [int.from_bytes(h.ljust(width, b"\0"), "big") for h in heads]
+    # common[c]: how many adjacent pairs first differ at byte c (c capped at
+    # ``shortest``, beyond which nothing is counted; the padding lies beyond).
+    common = [0] * (shortest + 1)
+    for bits, count in Counter(map(int.bit_length, map(xor, numbers, numbers[1:]))).items():
+        common[min((8 * width - bits) // 8, shortest)] += count
+    depth = nodes = 0
+    distinct = 1  # distinct prefixes of length depth + 1
+    while depth < shortest:
+        distinct += common[depth]
+        if depth and nodes + distinct > _REGEX_NODES:
+            break
+        nodes += distinct
+        depth += 1
+    return depth
 
 
 def _build_regex(patterns: "list[bytes]") -> bytes:
@@ -453,7 +492,9 @@ def _build_regex(patterns: "list[bytes]") -> bytes:
     alternation: with hundreds of values a flat alternation costs one
     comparison per value at every position of the output, the trie one per
     distinct first byte. At each node the longer continuations are tried
-    before stopping (greedy ``?``), hence longest match.
+    before stopping (greedy ``?``), hence longest match. Where they are all
+    single bytes they make one character class (``ab[cxy]``), which re
+    compiles in a fraction of the time of an alternation.
     """
     from re import escape
 
@@ -462,6 +503,9 @@ def _build_regex(patterns: "list[bytes]") -> bytes:
         rest = [s for s in suffixes if s]
         if not rest:
             return b""
+        if len(rest) > 1 and all(len(s) == 1 for s in rest):
+            char_class = b"[" + b"".join(escape(s) for s in rest) + b"]"
+            return char_class + b"?" if optional else char_class
         if level >= _MAX_REGEX_NESTING:
             flat = [escape(s) for s in sorted(rest, key=len, reverse=True)]
             if optional:
@@ -503,7 +547,7 @@ class Masker:
     next ``feed`` or ``flush`` resolves it (never on a timer).
     """
 
-    __slots__ = ("_growing", "_held", "_marker", "_state", "_tables")
+    __slots__ = ("_growing", "_held", "_marker", "_tables")
 
     def __init__(self, values: "Iterable[str]", marker: bytes = DEFAULT_MARKER) -> None:
         patterns: set[bytes] = set()
@@ -517,7 +561,6 @@ class Masker:
         self._tables = _MaskTables(sorted(patterns)) if patterns else None
         self._marker = bytes(marker)
         self._held = b""
-        self._state = 0
         # The long values the held bytes are a proper prefix of, if any.
         self._growing: list[bytes] = []
 
@@ -528,7 +571,6 @@ class Masker:
         twin._tables = self._tables
         twin._marker = self._marker
         twin._held = b""
-        twin._state = 0
         twin._growing = []
         return twin
 
@@ -541,14 +583,6 @@ class Masker:
         held = self._held
         buf = held + data if held else data
         size = len(buf)
-        window = tables.window
-        # AC state = longest suffix of the stream that is a prefix of a head
-        # (among suffixes of at most ``window`` bytes, which is all that matters).
-        if len(data) >= window:
-            state = tables.walk(0, data[len(data) - window :])
-        else:
-            state = tables.walk(self._state, data)
-        self._state = state
         if self._growing:
             # The held bytes begin some long values: keep holding while the
             # new data continues one of them (checking only the new data).
@@ -557,29 +591,27 @@ class Masker:
             if growing:
                 self._held = buf
                 return b""
-        goto, depth = tables.goto, tables.depth
-        if goto[state] and depth[state] == size:
+        window = tables.window
+        partial = tables.partial
+        if size <= window and partial(buf):
             # The whole buffer is still a proper prefix of a head: keep
             # holding it (cheap path for a value arriving a byte at a time).
             self._held = buf
             return b""
-        if not state and size < tables.quick_len:
-            self._held = b""  # too short to hold a value, and no prefix of one
-            return buf
-        # Positions x whose suffix buf[x:] is a proper prefix of some head,
-        # in increasing order (the failure chain goes to shorter suffixes).
-        candidates = []
-        fail = tables.fail
-        while state:
-            if goto[state] and depth[state] <= size:
-                candidates.append(size - depth[state])
-            state = fail[state]
-        # The scan stops at ``hold`` if a long value may be printing from there
-        # (at least a head before the end, so before all these candidates).
-        spans, hold, growing = tables.scan(buf, final=False)
-        for x in candidates:
-            if x >= hold:
-                break
+        if size >= tables.quick_len:
+            # The scan stops at ``hold`` if a long value may be printing from
+            # there (at least a head before the end, so before any position
+            # the loop below looks at).
+            spans, hold, growing = tables.scan(buf, final=False)
+        else:
+            spans, hold, growing = [], size, []  # too short to hold a value
+        # Positions x whose suffix buf[x:] is a proper prefix of some head (it
+        # could still become a value), in increasing order: only the last
+        # ``window`` bytes can start one.
+        first_bytes = tables.first_bytes
+        for x in range(max(size - window, 0), hold):
+            if buf[x] not in first_bytes or not partial(buf[x:]):
+                continue
             # A candidate inside a match is never a match start (the scan has
             # skipped it); the first one that is not, is where we must stop:
             # everything before it is decided whatever comes next.
@@ -599,7 +631,7 @@ class Masker:
 
     def flush(self) -> bytes:
         """End of stream: return the held tail, with any complete match masked."""
-        held, self._held, self._state, self._growing = self._held, b"", 0, []
+        held, self._held, self._growing = self._held, b"", []
         if not held or self._tables is None:
             return held
         spans, _, _ = self._tables.scan(held, final=True)

@@ -183,10 +183,22 @@ def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -
         assert mask_all(text, values, chunks) == reference(text, values)
 
 
+def table_bytes(tables: runner._MaskTables) -> int:
+    """The bytes the tables hold apart from the long values themselves: the
+    heads (the short values are heads), the regex's prefixes and its pattern."""
+    return (sum(len(h) for h in tables.heads) + sum(len(p) for p in tables.lengths)
+            + len(tables.regex.pattern))
+
+
+def table_objects(tables: runner._MaskTables) -> int:
+    """The Python objects in the tables, containers' entries counted one each."""
+    return len(tables.heads) + len(tables.short) + len(tables.lengths) + len(tables.long_values)
+
+
 def test_tables_grow_with_the_number_of_values_not_their_length() -> None:
-    """A size check, not a timing one: the automaton has at most one node per
-    head byte, the regex covers only the heads, and building over 10 x 60 KB
-    values allocates a small multiple of the values themselves."""
+    """A size check, not a timing one: the tables hold the heads (at most
+    _PREFIX_LEN bytes per value) and a regex over a part of them, and building
+    over 10 x 60 KB values allocates a small multiple of the values themselves."""
     rng = random.Random(5)
     values = [fake_value(rng, 60_000) for _ in range(10)]
     total = sum(len(v) for v in values)
@@ -198,13 +210,156 @@ def test_tables_grow_with_the_number_of_values_not_their_length() -> None:
         tracemalloc.stop()
     tables = masker._tables
     assert tables is not None
-    assert len(tables.goto) <= 1 + len(values) * P
+    assert len(tables.heads) <= len(values)
+    assert table_bytes(tables) <= 3 * len(values) * P + 64  # escapes, groups
+    assert table_objects(tables) <= 4 * len(values)
     assert len(tables.regex.pattern) <= 2 * len(values) * P + 64  # escapes, groups
     assert peak < 4 * total  # the old automaton took about 300 bytes per value byte
     # Many values (and their pty forms): still bounded by values x head length.
     many = [fake_value(rng, rng.randint(100, 2000)) + "\n-" for _ in range(2000)]
     tables = Masker(many)._tables
     assert tables is not None
-    assert len(tables.goto) <= 1 + 2 * len(many) * P
+    assert len(tables.heads) <= 2 * len(many)
+    assert table_bytes(tables) <= 3 * 2 * len(many) * P
+    assert table_objects(tables) <= 4 * 2 * len(many)
     sample = b" # ".join(v.encode() for v in many[::97])
     assert mask_all(sample, many, [4096]) == b" # ".join([M] * len(many[::97]))
+
+
+def fake_short_values(count: int) -> list[str]:
+    return [f"fake-value-{i:05d}-" + "x" * 20 for i in range(count)]
+
+
+def test_ten_thousand_short_values() -> None:
+    """A scope of 10,000 (fake) secrets: every value is masked wherever the
+    stream is cut, near misses pass through, and the tables hold no Python
+    object per byte (the automaton they replace had 221,123 dict nodes here,
+    and building it peaked at about 60 MiB)."""
+    values = fake_short_values(10_000)
+    total = sum(len(v) for v in values)
+    tracemalloc.start()
+    try:
+        masker = Masker(values)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    tables = masker._tables
+    assert tables is not None
+    assert len(tables.heads) == len(values)
+    assert table_bytes(tables) <= 3 * total
+    assert table_objects(tables) <= 4 * len(values)
+    assert len(tables.regex.pattern) <= 8 * runner._REGEX_NODES
+    assert peak < 16 * total  # about 7x: the heads, a set and a list of them, one dict
+    rng = random.Random(6)
+    pieces: list[bytes] = []
+    expected: list[bytes] = []
+    for value in rng.sample(values, 300):
+        pad = filler(rng, rng.randint(0, 40))
+        raw = value.encode()
+        near = raw[:-1] + b"#" if rng.random() < 0.3 else b""  # all of a value but its last byte
+        pieces += [pad, near, raw]
+        expected += [pad, near, M]
+    for miss in (b"fake-value-10000-" + b"x" * 20, b"fake-value-0000-" + b"x" * 20, b"fake-value-"):
+        pieces += [b" ", miss]
+        expected += [b" ", miss]
+    data = b"".join(pieces)
+    assert mask_all(data, values) == b"".join(expected)
+    # Cuts that fall inside values (one at every offset of a value, for 37).
+    for chunks in ([1], [37], [7, 4096], [30, 31, 32]):
+        assert mask_all(data, values, chunks) == b"".join(expected), chunks
+    for seed in range(5):
+        chunks = random_chunks(random.Random(seed), len(data), 500)
+        assert mask_all(data, values, chunks) == b"".join(expected), seed
+    # The pty form of a multi-line value among them.
+    lines = [*values[:5000], "fake\nmulti-line\nvalue"]
+    data = b"a fake\r\nmulti-line\r\nvalue b fake\nmulti-line\nvalue c " + values[4999].encode()
+    assert mask_all(data, lines, [5]) == b"a " + M + b" b " + M + b" c " + M
+
+
+def test_values_sharing_a_long_beginning() -> None:
+    """Values that all begin with the same 40 bytes, short and long, some the
+    beginning of others: the regex is then 40 bytes deep before it branches."""
+    rng = random.Random(7)
+    shared = fake_value(rng, 40)
+    values = sorted({shared + fake_value(rng, rng.randint(1, 60), head="") for _ in range(150)})
+    values += [shared + "-end", shared + "-end-and-more", shared + "-" + "y" * 100,
+               shared + "-" + "y" * 23, shared + "-" + "y" * 200]
+    pieces = []
+    for _ in range(400):
+        value = rng.choice(values).encode()
+        pieces.append(filler(rng, rng.randint(0, 5)))
+        roll = rng.random()
+        if roll < 0.5:
+            pieces.append(value)
+        elif roll < 0.7:
+            pieces.append(value[:rng.randint(0, len(value))])  # a beginning of one
+        elif roll < 0.85:
+            pieces.append(shared.encode()[:rng.randint(30, 40)])  # a beginning of all
+        else:
+            pieces.append(value + rng.choice(values).encode())  # two back to back
+    data = b"".join(pieces)
+    expected = reference(data, values)
+    assert expected.count(M) > 200
+    for chunks in (None, [1], [3, 40, 41], [P - 1, P, P + 1], [39], [4096]):
+        assert mask_all(data, values, chunks) == expected, chunks
+    for seed in range(10):
+        assert mask_all(data, values, random_chunks(random.Random(seed), len(data), 300)) == expected
+
+
+_shared = st.text(_alphabet, min_size=1, max_size=8)
+_tails = st.lists(st.text(_alphabet, max_size=6), min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_chunked_masking_equals_one_shot_with_a_shared_beginning(data: st.DataObject) -> None:
+    """The property above with values that all begin alike (a regex as deep
+    as the heads, or stopping at the shortest), heads of 1 to 10 bytes."""
+    head = data.draw(st.integers(1, 10), label="head length")
+    shared = data.draw(_shared, label="shared")
+    values = [shared + tail for tail in data.draw(_tails, label="tails")]
+    inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
+    segments = data.draw(st.lists(st.one_of(
+        st.text(_alphabet, max_size=6).map(str.encode),
+        st.sampled_from(inserts),
+        st.sampled_from(inserts).flatmap(lambda v: st.integers(0, len(v)).map(lambda n: v[:n])),
+    ), max_size=12), label="segments")
+    text = b"".join(segments)
+    chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "_PREFIX_LEN", head)
+        assert mask_all(text, values, chunks) == reference(text, values)
+
+
+def test_regex_special_bytes_in_a_character_class() -> None:
+    """Values that differ only in their last byte, where the regex puts a
+    character class: the bytes special there are escaped."""
+    specials = ["]", "^", "-", "\\", "[", ".", "\x00", "\t", "é", "\udcff"]
+    values = ["abc" + s for s in specials]
+    data = " ".join([*values, "abc_", "abca", "abc", "ab]"]).encode("utf-8", "surrogateescape")
+    expected = b" ".join([M] * len(values) + [b"abc_", b"abca", b"abc", b"ab]"])
+    for chunks in (None, [1], [2, 3]):
+        assert mask_all(data, values, chunks) == expected, chunks
+
+
+def test_regex_depth_counts_the_trie_nodes() -> None:
+    """_prefix_length against a plain count of the distinct prefixes of each
+    length, with heads that are prefixes of others and that contain NUL bytes."""
+    rng = random.Random(8)
+    for trial in range(300):
+        alphabet = rng.choice([b"ab", b"\x00\x01", b"abc\x00\xff"])
+        common = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+        heads = sorted({common + bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+                        for _ in range(rng.randint(1, 40))})
+        budget = rng.choice([1, 5, 20, 100])
+        shortest = min(len(h) for h in heads)
+        depth = nodes = 0
+        while depth < shortest:
+            distinct = len({h[:depth + 1] for h in heads})
+            if depth and nodes + distinct > budget:
+                break
+            nodes += distinct
+            depth += 1
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner, "_REGEX_NODES", budget)
+            assert runner._prefix_length(heads) == depth, (trial, heads, budget)
