@@ -12,7 +12,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 PROG = "secretstore"
 
@@ -79,6 +79,35 @@ def write_stdout(data: bytes) -> None:
         raise SecretStoreError(f"cannot write output: {exc.strerror or exc}") from None
     except ValueError:  # the stream was closed
         raise SecretStoreError("cannot write output: stdout is closed") from None
+
+
+def run_reporting_errors(action: Callable[[], int | None]) -> int:
+    """Run a fast path's ``action`` and map what it raises as ``cli.run`` does.
+
+    A ``SecretStoreError`` is its message and exit code; Ctrl-C or EOF at a
+    prompt is "interrupted" (130); a closed stdout is exit 1 without a word;
+    any other OSError is "cannot write output"; anything else is a bug,
+    reported in one line.
+    """
+    from secretstore.errors import EXIT_FAILURE, SecretStoreError
+
+    try:
+        code = action()
+    except SecretStoreError as exc:
+        error_line(exc.message, exc.hint)
+        return exc.exit_code
+    except (KeyboardInterrupt, EOFError):
+        error_line("interrupted")
+        return 130
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_FAILURE
+    except OSError as exc:  # e.g. printing to a full disk: one line, not "internal error"
+        error_line(f"cannot write output: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: one line, no locals, no values
+        return report_internal_error(exc)
+    return 0 if code is None else code
 
 
 def report_internal_error(exc: BaseException) -> int:

@@ -17,13 +17,12 @@ import os
 
 from secretstore.console import (
     disable_core_dumps,
-    error_line,
-    report_internal_error,
+    run_reporting_errors,
     text_table,
     warning_line,
     write_stdout,
 )
-from secretstore.errors import EXIT_FAILURE, SecretStoreError
+from secretstore.errors import EXIT_FAILURE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -258,15 +257,4 @@ def main(argv: Sequence[str]) -> int | None:
     if options is None:
         return None
     disable_core_dumps()
-    try:
-        return run_exec(options)
-    except SecretStoreError as exc:
-        error_line(exc.message, exc.hint)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        error_line("interrupted")
-        return 130
-    except BrokenPipeError:
-        return EXIT_FAILURE
-    except Exception as exc:  # a bug: one line, no locals, no values
-        return report_internal_error(exc)
+    return run_reporting_errors(lambda: run_exec(options))

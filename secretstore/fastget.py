@@ -43,13 +43,11 @@ from __future__ import annotations
 
 from secretstore.console import (
     disable_core_dumps,
-    error_line,
-    report_internal_error,
-    silence_stdout,
+    run_reporting_errors,
     stdout_is_tty,
     write_stdout,
 )
-from secretstore.errors import EXIT_FAILURE, NotFoundError, SecretStoreError
+from secretstore.errors import NotFoundError, SecretStoreError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -231,20 +229,4 @@ def main(argv: Sequence[str]) -> int | None:
     if options is None:
         return None
     disable_core_dumps()
-    try:
-        print_secret(*resolve(options))
-    except SecretStoreError as exc:
-        error_line(exc.message, exc.hint)
-        return exc.exit_code
-    except (KeyboardInterrupt, EOFError):
-        error_line("interrupted")
-        return 130
-    except BrokenPipeError:
-        silence_stdout()
-        return EXIT_FAILURE
-    except OSError as exc:  # as cli.run: one line, not "internal error"
-        error_line(f"cannot write output: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    except Exception as exc:  # a bug: one line, no locals, no values
-        return report_internal_error(exc)
-    return 0
+    return run_reporting_errors(lambda: print_secret(*resolve(options)))
