@@ -163,13 +163,9 @@ _alphabet = st.sampled_from(list("ab\nc-é"))
 _values = st.lists(st.text(_alphabet, min_size=1, max_size=12), min_size=1, max_size=5)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.data())
-def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -> None:
-    """The property of tests/test_runner.py with heads of 1 to 6 bytes, so that
-    small values exercise every path of long ones."""
-    head = data.draw(st.integers(1, 6), label="head length")
-    values = data.draw(_values, label="values")
+def _check_chunked_against_one_shot(data: st.DataObject, values: list[str], head: int) -> None:
+    """Output built from ``values`` (whole, in their pty form, cut short) and other
+    text, masked in drawn chunks with heads of ``head`` bytes, equals one-shot masking."""
     inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
     segments = data.draw(st.lists(st.one_of(
         st.text(_alphabet, max_size=6).map(str.encode),
@@ -181,6 +177,16 @@ def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "_PREFIX_LEN", head)
         assert mask_all(text, values, chunks) == reference(text, values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -> None:
+    """The property of tests/test_runner.py with heads of 1 to 6 bytes, so that
+    small values exercise every path of long ones."""
+    head = data.draw(st.integers(1, 6), label="head length")
+    values = data.draw(_values, label="values")
+    _check_chunked_against_one_shot(data, values, head)
 
 
 def table_bytes(tables: runner._MaskTables) -> int:
@@ -318,17 +324,7 @@ def test_chunked_masking_equals_one_shot_with_a_shared_beginning(data: st.DataOb
     head = data.draw(st.integers(1, 10), label="head length")
     shared = data.draw(_shared, label="shared")
     values = [shared + tail for tail in data.draw(_tails, label="tails")]
-    inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
-    segments = data.draw(st.lists(st.one_of(
-        st.text(_alphabet, max_size=6).map(str.encode),
-        st.sampled_from(inserts),
-        st.sampled_from(inserts).flatmap(lambda v: st.integers(0, len(v)).map(lambda n: v[:n])),
-    ), max_size=12), label="segments")
-    text = b"".join(segments)
-    chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "_PREFIX_LEN", head)
-        assert mask_all(text, values, chunks) == reference(text, values)
+    _check_chunked_against_one_shot(data, values, head)
 
 
 def test_regex_special_bytes_in_a_character_class() -> None:
