@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,3 +74,32 @@ def cli_run() -> Callable[..., subprocess.CompletedProcess[bytes]]:
         )
 
     return run
+
+
+def run_on_pty(argv: list[str], answers: list[bytes] | None = None) -> tuple[int, bytes]:
+    """(exit status, everything written to the terminal); answers each prompt ending in ':'."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    output = b""
+    pending = list(answers or [])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0))
+                output += b"<answered>"
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output

@@ -5,17 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from secretstore.cli import run
-from tests.conftest import console_script
+from tests.conftest import console_script, run_on_pty
 
 FAKE = "fake-token-42"
 
@@ -216,28 +213,8 @@ def test_hidden_prompt_with_confirmation(cli_run) -> None:  # type: ignore[no-un
 
 
 def _run_on_pty(args: list[str], answers: list[bytes]) -> bytes:
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.execv(console_script(), [console_script(), *args])
-    output = b""
-    pending = list(answers)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-            if pending and output.rstrip().endswith(b":"):
-                os.write(fd, pending.pop(0))
-                output += b"<answered>"
-    os.waitpid(pid, 0)
-    os.close(fd)
-    return output
+    """Everything the console script with ``args`` wrote to its terminal."""
+    return run_on_pty([console_script(), *args], answers)[1]
 
 
 @pytest.mark.parametrize("args", [["get", "team", "--name=A"], ["list", "team"], ["export"],

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from secretstore.errors import NotFoundError
 from secretstore.identity import Identity, resolve_identity, write_identity_file
 from secretstore.scopefile import ScopeFile
 from secretstore.store import TEAM, Scope, Store, UnlockedScope
-from tests.conftest import console_script
+from tests.conftest import console_script, run_on_pty
 
 CLUSTER = Scope("cluster", "gpu-a")
 PROJECT = Scope("project", "prj42")
@@ -396,33 +393,6 @@ def test_a_protected_identity_is_unlocked_only_for_a_name_that_exists(
 # --- on a terminal ----------------------------------------------------------------------------
 
 
-def on_pty(argv: list[str], answers: list[bytes] | None = None) -> tuple[int, bytes]:
-    """(exit status, everything written to the terminal); answers each prompt ending in ':'."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        try:
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    output = b""
-    pending = list(answers or [])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-            if pending and output.rstrip().endswith(b":"):
-                os.write(fd, pending.pop(0))
-                output += b"<answered>"
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), output
 
 
 @pytest.mark.parametrize(("name", "shown"), [
@@ -432,17 +402,17 @@ def on_pty(argv: list[str], answers: list[bytes] | None = None) -> tuple[int, by
     ("MLNL", b"fake-line-1\r\nfake-line-2\r\n"),
 ])
 def test_newline_only_on_a_terminal(seeded: Store, name: str, shown: bytes) -> None:
-    fast = on_pty([console_script(), "get", "team", f"--name={name}"])
-    typer_way = on_pty([PY, "-c", TYPER, "get", "team", f"--name={name}"])
+    fast = run_on_pty([console_script(), "get", "team", f"--name={name}"])
+    typer_way = run_on_pty([PY, "-c", TYPER, "get", "team", f"--name={name}"])
     assert fast == typer_way == (0, shown)
 
 
 def test_on_a_terminal_a_missing_name_asks_for_no_passphrase(protected: Store, cli_run: Run) -> None:
     make_snapshots(cli_run, env={"SECRETSTORE_PASSPHRASE": PW})
     for argv in ([console_script()], [PY, "-c", TYPER]):
-        code, output = on_pty([*argv, "get", "team", "--name=NOPE"])
+        code, output = run_on_pty([*argv, "get", "team", "--name=NOPE"])
         assert (code, output) == (1, b"secretstore: error: no team secret 'NOPE'\r\n"), argv
-        code, output = on_pty([*argv, "get", "team", "--name=TOKEN"], answers=[PW.encode() + b"\n"])
+        code, output = run_on_pty([*argv, "get", "team", "--name=TOKEN"], answers=[PW.encode() + b"\n"])
         assert code == 0, output
         assert output.count(b"Passphrase for") == 1 and output.endswith(b"fake-token\r\n")
         assert PW.encode() not in output
