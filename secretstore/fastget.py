@@ -147,13 +147,10 @@ def _plain_identity() -> Identity | None:
     key. Any problem (no key, a loose or malformed file) is None here:
     ``read_secret`` reports it later, at the point where it always did.
     """
-    from secretstore import paths
-    from secretstore.identity import Identity, key_from_env, read_key_file
+    from secretstore.identity import Identity, read_key
 
     try:
-        key = key_from_env()
-        if key is None:
-            key = read_key_file(paths.identity_path())
+        key = read_key()
     except SecretStoreError:
         return None
     return key if isinstance(key, Identity) else None

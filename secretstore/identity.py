@@ -466,14 +466,19 @@ def resolve_identity(
     return load_identity(path, prompt), False
 
 
-def resolve_public_text() -> str:
-    """The caller's public key, without asking for a passphrase."""
+def read_key() -> Identity | ProtectedKey:
+    """The caller's key as stored, never unlocked: ``$SECRETSTORE_KEY``, else the identity file."""
     key = key_from_env()
     if key is None:
         from secretstore import paths
 
         key = read_key_file(paths.identity_path())
-    return key.public_text
+    return key
+
+
+def resolve_public_text() -> str:
+    """The caller's public key, without asking for a passphrase."""
+    return read_key().public_text
 
 
 def check_outside_store(path: str, store_root: str) -> None:
