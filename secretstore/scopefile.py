@@ -425,12 +425,10 @@ def decrypt_live(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[st
         items.append((version.nonce, version.ciphertext, value_aad(scope.entity, scope.scope_id, name)))
     values: dict[str, str] = {}
     for (name, version), plaintext in zip(live, crypto.decrypt_values(keys, items), strict=True):
-        if plaintext is None:
-            return {**values, name: decrypt(scope, keys, name, version, where)}  # raises its error
-        try:
-            values[name] = plaintext.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TamperedError(f"{where}: secret {name} is not UTF-8") from None
+        if plaintext is None:  # the one-at-a-time path raises get's exact error for it
+            values[name] = decrypt(scope, keys, name, version, where)
+            continue
+        values[name] = _text(plaintext, name, where)
     return values
 
 
@@ -442,6 +440,10 @@ def decrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, version: Version
         value_aad(scope.entity, scope.scope_id, name),
         f"{where}: secret {name}",
     )
+    return _text(plaintext, name, where)
+
+
+def _text(plaintext: bytes, name: str, where: str) -> str:
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
