@@ -189,6 +189,17 @@ def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -
     _check_chunked_against_one_shot(data, values, head)
 
 
+def tables_and_peak(values: list[str]) -> tuple[runner._MaskTables | None, int]:
+    """A masker's tables over ``values``, and the peak memory allocated building them."""
+    tracemalloc.start()
+    try:
+        masker = Masker(values)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return masker._tables, peak
+
+
 def table_bytes(tables: runner._MaskTables) -> int:
     """The bytes the tables hold apart from the long values themselves: the
     heads (the short values are heads), the regex's prefixes and its pattern."""
@@ -208,13 +219,7 @@ def test_tables_grow_with_the_number_of_values_not_their_length() -> None:
     rng = random.Random(5)
     values = [fake_value(rng, 60_000) for _ in range(10)]
     total = sum(len(v) for v in values)
-    tracemalloc.start()
-    try:
-        masker = Masker(values)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    tables = masker._tables
+    tables, peak = tables_and_peak(values)
     assert tables is not None
     assert len(tables.heads) <= len(values)
     assert table_bytes(tables) <= 3 * len(values) * P + 64  # escapes, groups
@@ -243,13 +248,7 @@ def test_ten_thousand_short_values() -> None:
     and building it peaked at about 60 MiB)."""
     values = fake_short_values(10_000)
     total = sum(len(v) for v in values)
-    tracemalloc.start()
-    try:
-        masker = Masker(values)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    tables = masker._tables
+    tables, peak = tables_and_peak(values)
     assert tables is not None
     assert len(tables.heads) == len(values)
     assert table_bytes(tables) <= 3 * total
