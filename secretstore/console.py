@@ -39,6 +39,28 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
+def printable(text: str) -> str:
+    """An untrusted string (a file name, git's path, a label) made safe to print on a terminal.
+
+    Control characters (ESC, CR, ...), format characters (bidi overrides) and
+    line or paragraph separators become ``\\xNN`` / ``\\uNNNN`` escapes, so
+    a crafted name cannot move the cursor, erase a line or reorder text.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
+
+
 def error_line(message: str, hint: str | None = None) -> None:
     """``secretstore: error: ...`` (and a ``secretstore: hint: ...`` line) on stderr."""
     sys.stderr.write(f"{PROG}: error: {message}\n")

@@ -45,6 +45,9 @@ _VALUE_KEY_PERSON = b"sstore-value-v1\x00"  # 16 bytes, BLAKE2b personalisation
 _MAC_KEY_PERSON = b"sstore-mackey-v1"
 _SNAPSHOT_KEY_PERSON = b"sstore-snapkey-1"
 _SNAPSHOT_DIGEST_PERSON = b"sstore-snapfile1"
+_SIGNING_SEED_PERSON = b"sstore-signkey-1"
+SIGNATURE_BYTES = int(_lib.crypto_sign_bytes())  # 64
+SIGN_SECRET_BYTES = int(_lib.crypto_sign_secretkeybytes())  # 64: seed || public key
 
 
 class _CryptoFailure(Exception):
@@ -79,6 +82,21 @@ def public_key_of(secret_key: bytes) -> bytes:
     out = _buffer(KEY_BYTES)
     _require(_lib.crypto_scalarmult_base(out, secret_key) == 0, "scalarmult failed")
     return bytes(_ffi.buffer(out, KEY_BYTES))
+
+
+def is_low_order(public_key: bytes) -> bool:
+    """Whether an X25519 public key is a point of small order (all-zero among them).
+
+    Sealing to such a key gives a shared secret anyone can compute, and
+    libsodium refuses it; a clamped scalar is a multiple of 8, so multiplying
+    any small-order point by it gives zero, which ``crypto_scalarmult`` reports.
+    """
+    _require(len(public_key) == KEY_BYTES, "public key must be 32 bytes")
+    out = _buffer(KEY_BYTES)
+    return bool(_lib.crypto_scalarmult(out, _LOW_ORDER_PROBE, public_key) != 0)
+
+
+_LOW_ORDER_PROBE = bytes(range(1, KEY_BYTES + 1))
 
 
 def _blake2b(data: bytes, size: int, key: bytes = b"", person: bytes = b"") -> bytes:
@@ -152,6 +170,51 @@ class FileKeys:
 def _subkey(data_key: bytes, person: bytes) -> bytes:
     _require(len(data_key) == KEY_BYTES, "key must be 32 bytes")
     return _blake2b(b"", KEY_BYTES, key=data_key, person=person)
+
+
+# --- signatures (Ed25519) ---------------------------------------------------------
+#
+# An identity's signing key is derived from its X25519 secret key, as the
+# file subkeys are derived from a data key (keyed BLAKE2b with its own
+# personalisation, libsodium's crypto_kdf construction), and expanded with
+# crypto_sign_seed_keypair. So every identity, 0.1's included, has exactly one
+# signing key and no identity file changes. PyNaCl's handle exposes only the
+# combined crypto_sign / crypto_sign_open: a detached signature is the first
+# 64 bytes of the combined form (as PyNaCl's SigningKey does).
+
+
+def signing_keypair(secret_key: bytes) -> tuple[bytes, bytes]:
+    """(Ed25519 public key, Ed25519 secret key) derived from an X25519 secret key."""
+    seed = _subkey(secret_key, _SIGNING_SEED_PERSON)
+    public, secret = _buffer(KEY_BYTES), _buffer(SIGN_SECRET_BYTES)
+    _require(_lib.crypto_sign_seed_keypair(public, secret, seed) == 0, "sign keypair failed")
+    return bytes(_ffi.buffer(public, KEY_BYTES)), bytes(_ffi.buffer(secret, SIGN_SECRET_BYTES))
+
+
+def sign(message: bytes, sign_secret: bytes) -> bytes:
+    """The detached Ed25519 signature of ``message`` (64 bytes)."""
+    _require(len(sign_secret) == SIGN_SECRET_BYTES, "signing key must be 64 bytes")
+    out = _buffer(len(message) + SIGNATURE_BYTES)
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_sign(out, out_len, message, len(message), sign_secret)
+    _require(rc == 0 and out_len[0] == len(message) + SIGNATURE_BYTES, "signing failed")
+    return bytes(_ffi.buffer(out, SIGNATURE_BYTES))
+
+
+def verify_signature(signature: bytes, message: bytes, sign_public: bytes) -> bool:
+    """Whether ``signature`` is ``sign_public``'s Ed25519 signature of ``message``."""
+    _require(len(sign_public) == KEY_BYTES, "verify key must be 32 bytes")
+    if len(signature) != SIGNATURE_BYTES:
+        return False
+    signed = signature + message
+    out = _buffer(len(signed))
+    out_len = _ffi.new("unsigned long long *")
+    return bool(_lib.crypto_sign_open(out, out_len, signed, len(signed), sign_public) == 0)
+
+
+def is_valid_sign_public(sign_public: bytes) -> bool:
+    """An Ed25519 public key on the main subgroup, not of small order (libsodium's check)."""
+    return len(sign_public) == KEY_BYTES and bool(_lib.crypto_core_ed25519_is_valid_point(sign_public))
 
 
 def snapshot_key(secret_key: bytes) -> bytes:

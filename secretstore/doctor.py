@@ -1,31 +1,42 @@
-"""``secretstore doctor``: what the identity, the store and its sharing look like, without a key.
+"""``secretstore doctor``: the identity, the trust in each file's writer, and how the store is shared.
 
-It makes changes to who can read what visible: keys a scope is sealed to that
-the store's ``recipients.toml`` does not list, scopes you cannot open, and
-whether the git merge driver is set up. With ``verify`` it also unlocks every
-scope you can open and checks its MAC (a bad hand merge shows up here).
+Without a private key it checks who may write the store's files, each file's
+shape, its writer's signature and whether you trust that writer for that
+scope, each file's version against the newest you have read, who each scope
+is sealed to, names ``exec`` will not inject, leftovers of an interrupted
+write, and the git merge driver. With ``verify`` it also opens every scope
+you can and checks its MAC. Anything refused or unverified is an error: the
+command then exits non-zero.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from secretstore import fsio
 from secretstore import identity as identities
-from secretstore.errors import NotRecipientError, SecretStoreError
-from secretstore.store import Store
+from secretstore.errors import NotRecipientError, SecretStoreError, UnmergedError
+from secretstore.keys import PublicKey
+from secretstore.recipients import Roster
+from secretstore.records import Record
+from secretstore.store import Scope, Store
+from secretstore.trust import ENV_TRUST, ENVIRONMENT, UNVERIFIED, short, state_path
 
 OK, INFO, WARN, ERROR = "ok", "info", "warning", "error"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
+    __slots__ = ("level", "message")
     level: str
     message: str
 
+    def __init__(self, level: str, message: str) -> None:
+        self.level = level
+        self.message = message
 
-def _identity_findings(store_root: str) -> tuple[list[Finding], str | None]:
+
+def _identity_findings(store_root: str) -> tuple[list[Finding], PublicKey | None]:
     where = identities.ENV_KEY if os.environ.get(identities.ENV_KEY) else None
     try:
         key = identities.key_from_env()
@@ -40,7 +51,11 @@ def _identity_findings(store_root: str) -> tuple[list[Finding], str | None]:
     except SecretStoreError as exc:
         return [Finding(ERROR, f"identity: {exc.message}")], None
     form = "passphrase-protected" if isinstance(key, identities.ProtectedKey) else "unprotected"
-    return [Finding(OK, f"identity: {where} ({form}), public key {key.public_text}")], key.public_text
+    public = key.public
+    if not public.can_sign:
+        return [Finding(WARN, f"identity: {where} ({form}) names only its 0.1 key {public.text}: "
+                              "give its passphrase once (e.g. 'secretstore identity') to upgrade it")], None
+    return [Finding(OK, f"identity: {where} ({form}), public key {public.text}")], public
 
 
 def _git_findings(root: str) -> list[Finding]:
@@ -73,58 +88,67 @@ def _problem(exc: SecretStoreError) -> str:
     return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
 
 
+def _who(store: Store, me: PublicKey | None, key: str) -> str:
+    label = store.trust(me).label_of(key)
+    return f"{short(key)} ({label})" if label else short(key)
+
+
 def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Finding]:
     """Every finding, in a stable order. ``verify``: also unlock and MAC-check with this identity."""
-    findings, mine = _identity_findings(store.root)
+    findings, me = _identity_findings(store.root)
     if verify is not None:
-        mine = verify.public_text
+        me = verify.public
     if not os.path.isdir(store.root):
-        findings.append(Finding(INFO, f"store: {store.root} does not exist yet"))
+        findings.append(Finding(ERROR, f"store: no store at {store.root}"))
         return findings
     # A loose store directory fails every file in it the same way: say so once.
     reported: set[str] = set()
+
+    def refused(where: str, exc: SecretStoreError) -> None:
+        if _problem(exc) not in reported:  # the same error with the same fix
+            findings.append(Finding(ERROR, f"{where}: {_problem(exc)}"))
+            reported.add(_problem(exc))
+
+    messages: list[str] = []
+    store._emit = messages.append  # trust notices become findings, not stray lines
     try:
-        listed = store.store_recipients()
+        trust = store.trust(me)
     except SecretStoreError as exc:
-        findings.append(Finding(ERROR, f"recipients.toml: {_problem(exc)}"))
-        reported.add(_problem(exc))
-        listed = None
-    if listed is None:
-        findings.append(Finding(INFO, "recipients.toml: none; new scope files are sealed to their writer only"))
+        findings.append(Finding(ERROR, f"trust: {_problem(exc)}"))
+        return findings
+    if trust.mode == UNVERIFIED:
+        findings.append(Finding(ERROR, f"trust: writers are not verified: {identities.ENV_KEY} is set without "
+                                       f"{ENV_TRUST} (set it to the public keys of the store's writers)"))
+    elif trust.mode == ENVIRONMENT:
+        findings.append(Finding(OK, f"trust: {len(trust.explicit())} writer key(s) from {ENV_TRUST}"))
     else:
-        names = ", ".join(f"{r.text} ({r.label})" if r.label else r.text for r in listed)
-        findings.append(Finding(OK, f"recipients.toml: {len(listed)} key(s): {names}"))
-    listed_keys = {r.text for r in listed or []}
+        state = state_path(store.root)
+        findings.append(Finding(OK, f"trust: {len(trust.explicit())} writer key(s) you trust, kept in {state}"))
+
+    try:
+        roster = trust.roster()
+    except SecretStoreError as exc:
+        refused("recipients.toml", exc)
+        roster = None
+    if roster is None:
+        if not any(f.message.startswith("recipients.toml:") for f in findings):
+            findings.append(Finding(INFO, "recipients.toml: none; new scope files are sealed to their writer only"))
+    elif not roster.signed:
+        findings.append(Finding(ERROR, "recipients.toml: not signed (written by secretstore 0.1): its writer is "
+                                       "unverified; run 'secretstore upgrade'"))
+    else:
+        wide = [m for m in roster.members if m.store_wide]
+        scoped = [m for m in roster.members if not m.store_wide]
+        names = ", ".join(f"{short(m.public_key)} ({m.label})" if m.label else short(m.public_key) for m in wide)
+        findings.append(Finding(OK, f"recipients.toml: version {roster.counter}, signed by "
+                                    f"{_who(store, me, roster.signer)}; {len(wide)} store-wide member(s): {names}"
+                                    + (f"; {len(scoped)} member(s) of some scopes only" if scoped else "")))
+
     scopes = store.scopes()
     findings.append(Finding(OK, f"store: {store.root}, {len(scopes)} scope file(s)"))
     for scope in scopes:
-        try:
-            file = store.load(scope)
-        except SecretStoreError as exc:
-            if _problem(exc) not in reported:  # the same error with the same fix
-                findings.append(Finding(ERROR, f"{scope}: {_problem(exc)}"))
-                reported.add(_problem(exc))
-            continue
-        if file is None:
-            continue
-        keys = {s.public_key: s.label for s in file.recipients}
-        # Without recipients.toml a scope is expected to be sealed to its writer only, so
-        # deleting that file must not silence this report.
-        expected = listed_keys if listed is not None else {mine} - {None}
-        extra = sorted(key for key in keys if key not in expected)
-        if extra:
-            shown = ", ".join(f"{k} ({keys[k]})" if keys[k] else k for k in extra)
-            against = "keys not in recipients.toml" if listed is not None else "keys other than yours"
-            findings.append(Finding(INFO, f"{scope}: also sealed to {against}: {shown}"))
-        if mine is not None and mine not in keys:
-            findings.append(Finding(WARN, f"{scope}: you are not a recipient"))
-        elif verify is not None:
-            try:
-                store.unlock_file(scope, file, verify)
-            except NotRecipientError:
-                pass
-            except SecretStoreError as exc:
-                findings.append(Finding(ERROR, f"{scope}: {exc.message}"))
+        findings.extend(_scope_findings(store, scope, me, verify, roster, refused))
+    findings.extend(Finding(INFO, message) for message in messages)
     stale = []
     for directory, subdirs, files in os.walk(store.root):
         subdirs[:] = [name for name in subdirs if name != ".git"]
@@ -136,4 +160,61 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
     if stale:
         findings.append(Finding(WARN, f"store: leftover temp files of an interrupted write: {', '.join(sorted(stale))}"))
     findings.extend(_git_findings(store.root))
+    return findings
+
+
+def _scope_findings(
+    store: Store,
+    scope: Scope,
+    me: PublicKey | None,
+    verify: identities.Identity | None,
+    roster: Roster | None,
+    refused: Callable[[str, SecretStoreError], None],
+) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        data = store.read_bytes(scope)
+        if data is None:
+            return findings
+        file = store.parse(scope, data)
+        store.verify(scope, file, me)
+    except UnmergedError as exc:
+        return [Finding(ERROR, f"{scope}: {_problem(exc)}")]
+    except SecretStoreError as exc:
+        refused(str(scope), exc)
+        return findings
+    seen = store.trust(me).state.counters.get(scope.relpath, 0)
+    if not file.signed:
+        findings.append(Finding(ERROR, f"{scope}: not signed (written by secretstore 0.1): its writer is "
+                                       "unverified; run 'secretstore upgrade'"))
+    else:
+        newest = f", the newest you have read is {seen}" if seen and seen != file.counter else ""
+        findings.append(Finding(OK, f"{scope}: version {file.counter}{newest}, signed by "
+                                    f"{_who(store, me, file.signer)}, whom you trust for it"))
+    keys = {PublicKey.decode(s.public_key).box_key: s for s in file.recipients}
+    # Expected: you, its writer and the roster's members for this scope. Without a roster a scope
+    # is expected to be sealed to its writer only, so deleting recipients.toml must not silence this.
+    # The file's own writer is always one of its recipients.
+    expected = {me.box_key} if me is not None else set()
+    if file.signed:
+        expected.add(PublicKey.decode(file.signer).box_key)
+    if roster is not None:
+        expected |= {m.key.box_key for m in roster.members if m.covers(scope.tag)}
+    extra = [s for key, s in keys.items() if key not in expected]
+    if extra:
+        shown = ", ".join(f"{s.public_key} ({s.label})" if s.label else s.public_key for s in extra)
+        against = "keys recipients.toml does not list for it" if roster is not None else "keys other than yours"
+        findings.append(Finding(INFO, f"{scope}: also sealed to {against}: {shown}"))
+    rotate = sorted(name for name, entry in file.entries.items() if entry.rotate and entry.current is not None)
+    if rotate:
+        findings.append(Finding(WARN, f"{scope}: rotate needed (a removed recipient could read them): {', '.join(rotate)}"))
+    if me is not None and me.box_key not in keys:
+        findings.append(Finding(WARN, f"{scope}: you are not a recipient"))
+    elif verify is not None:
+        try:
+            store.unlock_file(scope, file, verify)
+        except NotRecipientError:
+            pass
+        except SecretStoreError as exc:
+            findings.append(Finding(ERROR, f"{scope}: {exc.message}"))
     return findings

@@ -38,12 +38,33 @@ class StoreFormatError(SecretStoreError):
     """A scope or identity file cannot be parsed, or breaks the spec in FORMAT.md."""
 
 
+class UnmergedError(StoreFormatError):
+    """A scope file left in conflict by the git merge driver: readers refuse it until resolved."""
+
+
 class UnsupportedVersionError(StoreFormatError):
     """A file declares a format version this program does not know."""
 
 
 class TamperedError(SecretStoreError):
     """Authentication failed: a MAC or an AEAD tag did not verify."""
+
+
+class TrustError(SecretStoreError):
+    """A file that verifies, but whose writer this reader does not trust, or an older
+    version than one already read (a rollback), or a file of another store."""
+
+
+class UntrustedWriterError(TrustError):
+    """The file is signed by a key this reader does not trust (for that scope)."""
+
+
+class RollbackError(TrustError):
+    """The file is older than a version of it this reader already accepted."""
+
+
+class UnsignedFileError(TrustError):
+    """A 0.1 (unsigned) file where signed files are expected."""
 
 
 class IdentityError(SecretStoreError):

@@ -198,7 +198,7 @@ def prepare(
 
     explicit = [merge.parse_env_assignment(text) for text in options.env]  # usage errors first
     context = merge.resolve_context(options.project, options.cluster)
-    store = Store(paths.store_dir(options.store))
+    store = Store(paths.store_dir(options.store), strict=options.strict)
     layers, warnings = merge.load_layers(
         store, context, _read_identity, strict=options.strict, snapshot_dir=paths.snapshot_dir()
     )

@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Sequence
 
     from secretstore.identity import Identity
+    from secretstore.snapshot import Snapshots
     from secretstore.store import Scope, Store
 
 # Options of ``secretstore get``: long name -> attribute of GetOptions.
@@ -156,12 +157,10 @@ def _plain_identity() -> Identity | None:
     return key if isinstance(key, Identity) else None
 
 
-def _from_snapshot(
-    directory: str, identity: Identity, store: Store, scope: Scope, data: bytes
-) -> dict[str, str] | None:
+def _snapshots(directory: str, identity: Identity, store: Store) -> Snapshots:
     from secretstore.snapshot import Snapshots
 
-    return Snapshots(directory, identity, store.root).load(scope, data)
+    return Snapshots(directory, identity, store.root)
 
 
 def read_secret(store: Store, scope: Scope, name: str) -> str:
@@ -176,7 +175,7 @@ def read_secret(store: Store, scope: Scope, name: str) -> str:
     if directory is not None:
         identity = _plain_identity()
         if identity is not None:
-            values = _from_snapshot(directory, identity, store, scope, data)
+            values = store.from_snapshot(scope, data, identity, _snapshots(directory, identity, store))
             if values is not None:
                 if name not in values:
                     raise NotFoundError(f"no {scope} secret {name!r}")
@@ -190,7 +189,7 @@ def read_secret(store: Store, scope: Scope, name: str) -> str:
 
         identity, _created = resolve_identity(create=False)  # may ask for a passphrase
         if directory is not None:
-            values = _from_snapshot(directory, identity, store, scope, data)
+            values = store.from_snapshot(scope, data, identity, _snapshots(directory, identity, store))
             if values is not None and name in values:
                 return values[name]
     return store.unlock_file(scope, file, identity).get(name)

@@ -219,6 +219,37 @@ def read_file(path: str) -> bytes | None:
     return _read_regular(fd, path, [])
 
 
+def read_private_file(path: str) -> bytes | None:
+    """The bytes of one of the user's own state files, or None when it does not exist.
+
+    Refused unless it is a regular file owned by the user (or root) that no one
+    else can write: whoever can write a reader's trust state chooses whom it trusts.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    import stat
+
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise SecretStoreError(f"{path} is not a regular file")
+        if status.st_uid not in (os.geteuid(), 0):
+            raise _wrong_owner(path, status, os.geteuid())
+        if status.st_mode & 0o022:
+            raise StoreFormatError(
+                f"{path} is writable by others (mode {status.st_mode & 0o7777:04o}); refusing to use it",
+                hint=f"run: chmod 600 {path}",
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return _read_regular(fd, path, [])
+
+
 def read_store_file(root: str, relpath: str) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 

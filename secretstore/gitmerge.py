@@ -1,23 +1,28 @@
-"""A team store in git: ``secretstore git setup`` and the scope-file merge driver.
+"""A team store in git: ``secretstore git setup``, the merge driver, and ``git resolve``.
 
-Every scope file ends in one MAC line, so two people changing one file always
-conflict for git's line merge. The driver merges a scope file entry by entry
-instead:
+Every signed file ends in lines (counter, signature, MAC) that change on each
+write, so two people changing one file always conflict for git's line merge.
+The driver merges scope files entry by entry and the roster member by member:
 
-- all three sides (base, ours, theirs) are parsed and verified with the
-  caller's identity (MAC checked, data key opened); a file whose MAC fails,
-  e.g. after a bad hand merge, is reported and never used. A base the caller
-  is not a recipient of (they were added after it) is used only to tell which
-  side changed an entry, by comparing stored bytes; values always come from
-  the verified sides;
+- both sides (ours, theirs) must be signed by writers the local user trusts
+  for that file, and each must descend from the common ancestor (a counter
+  lower than the ancestor's, or equal with other bytes, is a rollback): such
+  a file is refused, never merged. The ancestor is used only to tell which
+  side changed what, and only if it verifies too;
 - each name is merged three-way on its decrypted content: a change on one
-  side wins, the same change on both sides is taken once, and different
-  changes to one name are a conflict that is reported (never a silent pick);
-- recipients are merged three-way by public key;
-- the result is MAC'd afresh. If both sides still share the data key, their
-  ciphertexts and sealed keys are kept byte for byte; if one side rotated
-  (a removal or ``rotate``), the result gets a fresh data key, sealed to the
-  merged recipients, and every value is re-encrypted.
+  side wins, the same change on both sides is taken once. Different changes
+  to one name leave that name, and only that name, in conflict: the file is
+  written with the merged entries and the name's value from ours, behind a
+  first line that makes every reader refuse it until
+  ``secretstore git resolve ... --name NAME --ours|--theirs`` settles it;
+- recipients are merged three-way by key, and never so as to widen access: a
+  key one side added is kept (that side is a trusted writer), a key one side
+  removed stays removed, a revoked key is never brought back, and without a
+  common ancestor differing recipients are a conflict;
+- the result is signed by the local user with a counter above both sides. If
+  both sides still share the data key, ciphertexts and stanzas are kept byte
+  for byte; if one side rotated, the result gets a fresh data key and every
+  value is re-encrypted.
 """
 
 from __future__ import annotations
@@ -26,19 +31,20 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
 
-from secretstore import crypto, fsio, scopefile
-from secretstore.errors import NotRecipientError, SecretStoreError
-from secretstore.identity import Identity, Recipient
-from secretstore.scopefile import Entry, ScopeFile, SealedKey, Version
-from secretstore.store import Scope, unlock_file
+from secretstore import crypto, envelope, fsio, recipients, scopefile
+from secretstore.errors import NotRecipientError, SecretStoreError, TrustError, UsageError
+from secretstore.keys import Identity, PublicKey
+from secretstore.recipients import Member, Roster
+from secretstore.scopefile import UNMERGED_MARKER, Entry, ScopeFile, Version
+from secretstore.store import Scope, Store
 
 DRIVER_NAME = "secretstore"
 ATTRIBUTE_RULES = (
     "team.toml merge=secretstore",
     "projects/*.toml merge=secretstore",
     "clusters/*.toml merge=secretstore",
+    "recipients.toml merge=secretstore",
 )
 ATTRIBUTES = (
     "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)",
@@ -47,19 +53,26 @@ ATTRIBUTES = (
 
 
 class MergeConflictError(SecretStoreError):
-    """Both sides changed the same secret (or the same file in incompatible ways)."""
+    """The sides cannot be merged (or some names are left in conflict)."""
 
 
-# (current value or None when deleted, updated, history as (updated, value) pairs)
-_State = tuple[str | None, str, tuple[tuple[str, str], ...]]
+# A name's decrypted state: (current value or None when deleted, updated, writer, rotate,
+# history as (updated, writer, value) triples)
+_State = tuple[str | None, str, str | None, bool, tuple[tuple[str, str | None, str], ...]]
 
 
-@dataclass
 class _Side:
-    scope: Scope
-    file: ScopeFile
-    keys: crypto.FileKeys | None  # None only for a base the caller cannot open
-    states: dict[str, _State]
+    """One side of a scope-file merge, verified and (unless it is a base you cannot open) decrypted."""
+
+    __slots__ = ("data", "file", "keys", "label", "states")
+
+    def __init__(self, label: str, data: bytes, file: ScopeFile, keys: crypto.FileKeys | None,
+                 states: dict[str, _State]) -> None:
+        self.label = label
+        self.data = data
+        self.file = file
+        self.keys = keys
+        self.states = states
 
     def changed(self, name: str, base: _Side | None) -> bool:
         """Whether this side changed ``name`` since ``base``.
@@ -75,113 +88,444 @@ class _Side:
         return self.states.get(name) != base.states.get(name)
 
 
-def _open_side(data: bytes, label: str, path: str, identity: Identity) -> _Side:
-    where = f"{path} ({label})"
-    file = scopefile.parse(data, where)
-    scope = Scope(file.entity, file.scope_id)
-    try:
-        unlocked = unlock_file(scope, file, identity, where)
-    except NotRecipientError as exc:
-        if label == "base":
-            return _Side(scope, file, None, {})
-        raise NotRecipientError(f"{where}: {exc.message}") from None
-    keys = unlocked.keys
-
+def _decrypt_states(file: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[str, _State]:
     def plain(name: str, version: Version) -> str:
         return scopefile.decrypt(file, keys, name, version, where)
 
     states: dict[str, _State] = {}
     for name, entry in file.entries.items():
         current = None if entry.current is None else plain(name, entry.current)
-        history = tuple((v.updated, plain(name, v)) for v in entry.history)
-        states[name] = (current, entry.updated, history)
-    return _Side(scope, file, keys, states)
+        history = tuple((v.updated, v.writer, plain(name, v)) for v in entry.history)
+        states[name] = (current, entry.updated, entry.writer, entry.rotate, history)
+    return states
 
 
-def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side) -> list[Recipient]:
-    base_keys = {s.public_key for s in base.file.recipients} if base else set()
-    our_keys = {s.public_key for s in ours.file.recipients}
-    their_keys = {s.public_key for s in theirs.file.recipients}
-    merged: list[Recipient] = []
-    for stanza in [*ours.file.recipients, *theirs.file.recipients]:
-        key = stanza.public_key
-        if any(r.text == key for r in merged):
+def _open_side(store: Store, scope: Scope, data: bytes, label: str, path: str, identity: Identity) -> _Side:
+    """A side the local user trusts and can open; MergeConflictError naming the side otherwise."""
+    where = f"{path} ({label})"
+    if data.startswith(UNMERGED_MARKER):
+        raise MergeConflictError(f"{where} is itself unmerged: resolve it before merging it again")
+    try:
+        file = scopefile.parse(data, where)
+        if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
+            raise MergeConflictError(f"{path}: the sides hold different scopes; merge it by hand")
+        unlocked = store.unlock_file(scope, file, identity, where, check_counter=False)
+    except NotRecipientError as exc:
+        raise NotRecipientError(f"{where}: {exc.message}") from None
+    except TrustError as exc:
+        raise MergeConflictError(exc.message, hint=exc.hint) from None
+    return _Side(label, data, file, unlocked.keys, _decrypt_states(file, unlocked.keys, where))
+
+
+def _open_base(store: Store, scope: Scope, data: bytes, path: str, identity: Identity) -> _Side | None:
+    """The common ancestor, when it verifies: opened if possible, else kept for its stored bytes.
+
+    An ancestor that does not verify (an untrusted writer, tampering) is no ancestor:
+    the merge then proceeds as if there were none, which refuses any difference in recipients.
+    """
+    where = f"{path} (base)"
+    try:
+        file = scopefile.parse(data, where)
+        if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
+            return None
+        body = store.verify(scope, file, identity.public, where, check_counter=False)
+    except SecretStoreError:
+        return None
+    keys = envelope.unwrap(file, identity, where)
+    if keys is None:  # added after the ancestor was written: compare stored bytes
+        return _Side("base", data, file, None, {})
+    envelope.verify_mac(file, keys, where, body)
+    return _Side("base", data, file, keys, _decrypt_states(file, keys, where))
+
+
+def _check_descends(side: _Side, base: _Side | None, path: str) -> None:
+    """Refuse a side older than the common ancestor: it was put back from history."""
+    if base is None or not base.file.signed or not side.file.signed:
+        return
+    if side.file.counter < base.file.counter or (
+        side.file.counter == base.file.counter and side.data != base.data
+    ):
+        raise MergeConflictError(
+            f"{path} ({side.label}) is version {side.file.counter}, not newer than the common "
+            f"ancestor's version {base.file.counter}: it was rolled back; refusing to merge it",
+            hint="keep your side (git checkout --ours -- FILE) and find out who put the old file back",
+        )
+
+
+def _revoked(store: Store, identity: Identity) -> set[bytes]:
+    """Reading keys the roster or the local user revoked: never brought back by a merge."""
+    trust = store.trust(identity.public)
+    texts = set(trust.state.revoked)
+    try:
+        roster = trust.roster()
+    except SecretStoreError:
+        roster = None
+    if roster is not None:
+        texts |= set(roster.revoked)
+    return {PublicKey.decode(text).box_key for text in texts}
+
+
+def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: set[bytes],
+                      path: str) -> list[PublicKey]:
+    """Three-way by reading key; never wider than what a trusted side decided."""
+
+    def keys(side: _Side) -> dict[bytes, PublicKey]:
+        return {
+            key.box_key: key
+            for key in (PublicKey.decode(s.public_key, s.label) for s in side.file.recipients)
+        }
+
+    our_keys, their_keys = keys(ours), keys(theirs)
+    if base is None:
+        if set(our_keys) != set(their_keys):
+            raise MergeConflictError(
+                f"{path}: the sides have no common ancestor and are sealed to different recipients; "
+                "refusing to guess who may read it",
+                hint="keep one side (git checkout --ours -- FILE, or --theirs), then run "
+                "'secretstore recipients add' for anyone missing",
+            )
+        base_keys = our_keys
+    else:
+        base_keys = keys(base)
+    merged: list[PublicKey] = []
+    for box_key, key in [*our_keys.items(), *their_keys.items()]:
+        if any(k.box_key == box_key for k in merged):
             continue
-        in_both = key in our_keys and key in their_keys
-        if in_both or key not in base_keys:  # kept by both, or added by one side
-            merged.append(Recipient.parse(key, stanza.label))
+        in_ours, in_theirs = box_key in our_keys, box_key in their_keys
+        if in_ours and in_theirs:
+            merged.append(_newer_spelling(our_keys[box_key], their_keys[box_key], base_keys.get(box_key)))
+        elif box_key in base_keys:
+            continue  # one side removed it: a removal stays removed
+        elif box_key not in revoked:
+            merged.append(key)  # added by one (trusted) side
     return merged
 
 
+def _newer_spelling(ours: PublicKey, theirs: PublicKey, base: PublicKey | None) -> PublicKey:
+    """The same reader on both sides: the side that changed its key text or label since the base."""
+    if base is not None and (ours.text, ours.label) == (base.text, base.label):
+        return theirs
+    return ours
+
+
 def merge_scope_files(
-    base: bytes | None, ours: bytes, theirs: bytes, identity: Identity, path: str = "scope file"
-) -> bytes:
-    """The three-way merge of a scope file, freshly MAC'd; MergeConflictError on a real conflict."""
-    our_side = _open_side(ours, "ours", path, identity)
-    their_side = _open_side(theirs, "theirs", path, identity)
-    base_side = _open_side(base, "base", path, identity) if base else None
-    scope = our_side.scope
-    if their_side.scope != scope or (base_side and base_side.scope != scope):
-        raise MergeConflictError(f"{path}: the sides hold different scopes; merge it by hand")
+    base: bytes | None, ours: bytes, theirs: bytes, identity: Identity, path: str = "scope file",
+    store: Store | None = None, scope: Scope | None = None,
+) -> tuple[bytes, list[str]]:
+    """The three-way merge of a scope file, signed by ``identity``, and the names left in conflict.
+
+    With conflicts, the returned file holds ours' state of those names (the
+    caller marks the file unmerged). MergeConflictError when the sides cannot
+    be merged at all.
+    """
+    if scope is None:
+        head = scopefile.parse(ours, path)
+        scope = Scope(head.entity, head.scope_id)
+    if store is None:
+        store = Store(os.getcwd())
+    our_side = _open_side(store, scope, ours, "ours", path, identity)
+    their_side = _open_side(store, scope, theirs, "theirs", path, identity)
+    base_side = _open_base(store, scope, base, path, identity) if base else None
+    for side in (our_side, their_side):
+        _check_descends(side, base_side, path)
+    store_ids = {s.file.store_id for s in (our_side, their_side) if s.file.signed}
+    if len(store_ids) > 1:
+        raise MergeConflictError(f"{path}: the sides belong to different stores; refusing to merge them")
 
     chosen: dict[str, tuple[_Side, _State]] = {}
     conflicts = []
-    for name in sorted(set(our_side.file.entries) | set(their_side.file.entries)
-                       | set(base_side.file.entries if base_side else ())):
+    names = set(our_side.file.entries) | set(their_side.file.entries)
+    if base_side is not None:
+        names |= set(base_side.file.entries)
+    for name in sorted(names):
         o, t = our_side.states.get(name), their_side.states.get(name)
+        pick: tuple[_Side, _State | None]
         if o == t or not their_side.changed(name, base_side):
-            pick: tuple[_Side, _State | None] = (our_side, o)
+            pick = (our_side, o)
         elif not our_side.changed(name, base_side):
             pick = (their_side, t)
-        elif o is not None and t is not None and o[0] == t[0] and o[2] == t[2]:
+        elif o is not None and t is not None and (o[0], o[4]) == (t[0], t[4]):
             pick = (our_side, o) if o[1] >= t[1] else (their_side, t)  # same value, later stamp
         else:
             conflicts.append(name)
-            continue
+            pick = (our_side, o)
         side, state = pick
         if state is not None:
             chosen[name] = (side, state)
-    if conflicts:
-        raise MergeConflictError(
-            f"{path}: both sides changed {', '.join(conflicts)}; nothing was merged",
-            hint=(
-                "keep one side (git checkout --ours or --theirs -- FILE), commit, "
-                "then set the other value again with 'secretstore set'"
-            ),
-        )
 
-    recipients = _merge_recipients(base_side, our_side, their_side)
+    recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path)
     our_keys, their_keys = our_side.keys, their_side.keys
     assert our_keys is not None and their_keys is not None  # both were opened
     same_key = our_keys.data_key == their_keys.data_key
-    keys = our_keys if same_key else crypto.FileKeys(crypto.new_data_key())
+    keys = our_keys if same_key else envelope.new_keys()
     merged = ScopeFile(scope.entity, scope.scope_id, [])
     if same_key:
-        stanzas = {s.public_key: s for s in [*their_side.file.recipients, *our_side.file.recipients]}
-        merged.recipients = [stanzas[r.text] for r in recipients]
+        stanzas = {
+            PublicKey.decode(s.public_key).box_key: s
+            for s in [*their_side.file.recipients, *our_side.file.recipients]
+        }
+        merged.recipients = [
+            scopefile.SealedKey(r.text, stanzas[r.box_key].sealed_key, r.label) for r in recipients_merged
+        ]
         merged.entries = {name: side.file.entries[name] for name, (side, _s) in chosen.items()}
     else:
-        merged.recipients = [SealedKey(r.text, r.seal(keys.data_key), r.label) for r in recipients]
-        for name, (_side, (current, updated, history)) in chosen.items():
-            merged.entries[name] = Entry(
-                None if current is None else scopefile.encrypt(merged, keys, name, current, updated),
-                updated,
-                tuple(scopefile.encrypt(merged, keys, name, value, when) for when, value in history),
+        merged.recipients = envelope.stanzas(recipients_merged, keys)
+        for name, (_side, state) in chosen.items():
+            merged.entries[name] = _entry_from_state(merged, keys, name, state)
+    trust = store.trust(identity.public)
+    counter = trust.next_counter(scope.relpath, max(our_side.file.counter, their_side.file.counter))
+    store_id = next(iter(store_ids)) if store_ids else trust.store_id_for_write()
+    data = envelope.seal(merged, keys, identity, store_id=store_id, counter=counter)
+    trust.wrote(scope.relpath, store_id, counter)
+    return data, conflicts
+
+
+def _entry_from_state(file: ScopeFile, keys: crypto.FileKeys, name: str, state: _State) -> Entry:
+    current, updated, writer, rotate, history = state
+    return Entry(
+        None if current is None else scopefile.encrypt(file, keys, name, current, updated, writer),
+        updated,
+        tuple(scopefile.encrypt(file, keys, name, value, when, who) for when, who, value in history),
+        writer,
+        rotate,
+    )
+
+
+# --- the roster ------------------------------------------------------------------------
+
+
+def _open_roster(store: Store, data: bytes, label: str, identity: Identity) -> Roster:
+    where = f"{recipients.FILENAME} ({label})"
+    if data.startswith(UNMERGED_MARKER):
+        raise MergeConflictError(f"{where} is itself unmerged: resolve it before merging it again")
+    try:
+        return store.trust(identity.public).accept_roster(data, where, check_counter=False)
+    except TrustError as exc:
+        raise MergeConflictError(exc.message, hint=exc.hint) from None
+
+
+def merge_rosters(base: bytes | None, ours: bytes, theirs: bytes, identity: Identity, store: Store) -> bytes:
+    """Three-way merge of ``recipients.toml`` by member; the result signed by ``identity``."""
+    our_roster = _open_roster(store, ours, "ours", identity)
+    their_roster = _open_roster(store, theirs, "theirs", identity)
+    base_roster: Roster | None = None
+    if base:
+        try:
+            base_roster = _open_roster(store, base, "base", identity)
+        except SecretStoreError:
+            base_roster = None
+    path = recipients.FILENAME
+    for side, label in ((our_roster, "ours"), (their_roster, "theirs")):
+        if base_roster is not None and base_roster.signed and side.signed and side.counter < base_roster.counter:
+            raise MergeConflictError(
+                f"{path} ({label}) is version {side.counter}, older than the common ancestor's "
+                f"version {base_roster.counter}: it was rolled back; refusing to merge it",
             )
-    return scopefile.seal(merged, keys)
+    if our_roster.signed and their_roster.signed and our_roster.store_id != their_roster.store_id:
+        raise MergeConflictError(f"{path}: the sides belong to different stores; refusing to merge them")
+
+    def by_key(roster: Roster | None) -> dict[bytes, Member]:
+        return {} if roster is None else {m.key.box_key: m for m in roster.members}
+
+    o, t = by_key(our_roster), by_key(their_roster)
+    b = by_key(base_roster) if base_roster is not None else None
+    if b is None and set(o) != set(t):
+        raise MergeConflictError(
+            f"{path}: the sides have no common ancestor and list different members; refusing to guess",
+            hint="keep one side (git checkout --ours -- FILE, or --theirs), then 'secretstore recipients add' the rest",
+        )
+    base_members = b if b is not None else o
+    members: list[Member] = []
+    for box_key in sorted(set(o) | set(t)):
+        mine, other, old = o.get(box_key), t.get(box_key), base_members.get(box_key)
+        if mine is not None and other is not None:
+            chosen = _three_way(mine, other, old)
+            if isinstance(chosen, Member):
+                members.append(chosen)
+            else:
+                raise MergeConflictError(
+                    f"{path}: both sides changed the member {mine.public_key}; merge it by hand",
+                    hint="keep one side (git checkout --ours -- FILE, or --theirs), then redo the other change",
+                )
+        elif old is None:
+            members.append(mine if mine is not None else other)  # type: ignore[arg-type]
+        # else: one side removed it, which stands
+    kept = {m.key.box_key for m in members}
+    revoked = {
+        text for text in (*our_roster.revoked, *their_roster.revoked)
+        if PublicKey.decode(text).box_key not in kept
+    }
+    base_history = our_roster.history if base_roster is None else base_roster.history
+    history = _three_way(our_roster.history, their_roster.history, base_history)
+    if history is _CONFLICT:
+        raise MergeConflictError(f"{path}: both sides changed the history limit; merge it by hand")
+    assert history is None or isinstance(history, int)
+    merged = Roster(members, revoked=tuple(revoked), history=history)
+    merged.store_id = our_roster.store_id or their_roster.store_id
+    merged.counter = max(our_roster.counter, their_roster.counter)
+    trust = store.trust(identity.public)
+    store_id = merged.store_id or trust.store_id_for_write()
+    counter = trust.next_counter(path, merged.counter)
+    merged.members = [
+        m if m.endorsement and recipients.endorsement_valid(m, store_id) else recipients.endorse(m, identity, store_id)
+        for m in merged.members
+    ]
+    data = recipients.sign(merged, identity, store_id=store_id, counter=counter)
+    trust.wrote(path, store_id, counter)
+    return data
+
+
+_CONFLICT = object()
+
+
+def _three_way(ours: object, theirs: object, base: object) -> object:
+    """The side that changed since ``base`` (ours when neither or both did alike); _CONFLICT otherwise."""
+    if ours == theirs or theirs == base:
+        return ours
+    if ours == base:
+        return theirs
+    return _CONFLICT
+
+
+# --- the driver -------------------------------------------------------------------------
+
+
+def store_relpath(path: str) -> str | None:
+    """The path of git's ``%P`` inside the store: ``team.toml``, ``projects/ID.toml``, ... or None."""
+    parts = path.replace(os.sep, "/").split("/")
+    if parts[-1] in ("team.toml", recipients.FILENAME):
+        return parts[-1]
+    if len(parts) >= 2 and parts[-2] in ("projects", "clusters") and parts[-1].endswith(".toml"):
+        return "/".join(parts[-2:])
+    return None
+
+
+def scope_of_relpath(relpath: str) -> Scope | None:
+    if relpath == "team.toml":
+        return Scope("team")
+    folder, _sep, filename = relpath.partition("/")
+    entity = {"projects": "project", "clusters": "cluster"}.get(folder)
+    if entity is None:
+        return None
+    return Scope(entity, filename[: -len(".toml")])
 
 
 def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Identity) -> None:
-    """The git merge driver: merge into ``ours`` (git's %A) or raise, leaving it as it was."""
+    """The git merge driver: merge into ``ours`` (git's %A) or raise.
+
+    Git runs it at the top of the work tree; ``path`` (%P) is relative to it,
+    so the store is the directory that holds the file. On a conflict the
+    result (or, for a file that cannot be merged at all, ours unchanged) is
+    written behind the unmerged marker, so no reader uses it before it is resolved.
+    """
+    from secretstore.console import printable
+
+    relpath = store_relpath(path)
+    if relpath is None:
+        raise MergeConflictError(f"{printable(path)} is not a secretstore file; the merge driver leaves it alone")
+    store_root = os.path.abspath(path[: len(path) - len(relpath)] or ".")
+    store = Store(store_root)
     base_bytes = fsio.read_file(base) or b""
     our_bytes = fsio.read_file(ours)
     their_bytes = fsio.read_file(theirs)
     if our_bytes is None or their_bytes is None:
-        raise SecretStoreError(f"{path}: git gave the merge driver a missing file")
+        raise SecretStoreError(f"{printable(path)}: git gave the merge driver a missing file")
     if not base_bytes.strip():  # added on both sides: no common ancestor
         base_bytes = b""
-    result = merge_scope_files(base_bytes or None, our_bytes, their_bytes, identity, path)
+    shown = printable(path)
+    try:
+        if relpath == recipients.FILENAME:
+            fsio.atomic_write(ours, merge_rosters(base_bytes or None, our_bytes, their_bytes, identity, store))
+            return
+        scope = scope_of_relpath(relpath)
+        assert scope is not None
+        result, conflicts = merge_scope_files(
+            base_bytes or None, our_bytes, their_bytes, identity, shown, store, scope
+        )
+    except MergeConflictError as exc:
+        if not our_bytes.startswith(UNMERGED_MARKER):
+            reason = exc.message.replace("\n", " ")[:400].encode("utf-8", "replace")
+            fsio.atomic_write(ours, UNMERGED_MARKER + b"* " + reason + b"\n" + our_bytes)
+        raise
+    if conflicts:
+        fsio.atomic_write(ours, UNMERGED_MARKER + " ".join(conflicts).encode() + b"\n" + result)
+        raise MergeConflictError(
+            f"{shown}: both sides changed {', '.join(conflicts)}; every other entry was merged",
+            hint=f"for each name run: secretstore git resolve {_resolve_args(scope)} --name NAME --ours "
+            "(or --theirs); then git add the file",
+        )
     fsio.atomic_write(ours, result)
+
+
+def _resolve_args(scope: Scope) -> str:
+    return scope.entity if scope.scope_id is None else f"{scope.entity} --id {scope.scope_id}"
+
+
+# --- resolving a name --------------------------------------------------------------------
+
+
+def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity) -> list[str]:
+    """Settle one name left in conflict by the driver with its value from ``side`` (ours or theirs).
+
+    The other side's file comes from git's index (stage 2 for ours, 3 for
+    theirs, as ``git checkout --ours/--theirs`` uses them). Nothing but that
+    name changes. Returns the names still in conflict; with none left, the
+    file is written without the marker.
+    """
+    assert side in ("ours", "theirs")
+    data = store.read_bytes(scope)
+    if data is None:
+        raise SecretStoreError(f"{scope} has no secrets file")
+    pending = scopefile.unmerged_names(data)
+    if pending is None:
+        raise UsageError(f"{scope.relpath} is not unmerged: nothing to resolve")
+    if not pending:
+        raise UsageError(
+            f"{scope.relpath} could not be merged at all, so there is no name to resolve",
+            hint=f"keep one side: git checkout --ours -- {scope.relpath} (or --theirs), then git add it",
+        )
+    if name not in pending:
+        raise UsageError(f"{name} is not in conflict in {scope.relpath} (in conflict: {', '.join(pending)})")
+    body = data[data.index(b"\n") + 1 :]
+    with fsio.locked(store.root):
+        merged_file = store.parse(scope, body)
+        unlocked = store.unlock_file(scope, merged_file, identity, check_counter=False)
+        if side == "theirs":
+            stage = _git_stage(store.root, scope.relpath, 3)
+            other = store.unlock_file(scope, store.parse(scope, stage), identity,
+                                      f"{scope.relpath} (theirs)", check_counter=False)
+            state = _decrypt_states(other.file, other.keys, scope.relpath).get(name)
+            if state is None:
+                unlocked.file.entries.pop(name, None)
+            else:
+                unlocked.file.entries[name] = _entry_from_state(unlocked.file, unlocked.keys, name, state)
+        remaining = [n for n in pending if n != name]
+        trust = store.trust(identity.public)
+        counter = trust.next_counter(scope.relpath, merged_file.counter)
+        sealed = envelope.seal(unlocked.file, unlocked.keys, identity, store_id=merged_file.store_id, counter=counter)
+        if remaining:
+            sealed = UNMERGED_MARKER + " ".join(remaining).encode() + b"\n" + sealed
+        fsio.atomic_write(store.path(scope), sealed)
+        trust.wrote(scope.relpath, merged_file.store_id, counter)
+    return remaining
+
+
+def _git_stage(root: str, relpath: str, stage: int) -> bytes:
+    try:
+        done = subprocess.run(
+            ["git", "-C", root, "show", f":{stage}:./{relpath}"], capture_output=True, check=False
+        )
+    except FileNotFoundError:
+        raise SecretStoreError("git is not installed (or not on PATH)") from None
+    if done.returncode != 0:
+        raise SecretStoreError(
+            f"git has no {'ours' if stage == 2 else 'theirs'} version of {relpath} (was it already git added?)",
+            hint=f"to start over: git checkout -m -- {relpath}",
+        )
+    return done.stdout
+
+
+# --- setup -------------------------------------------------------------------------------
 
 
 def driver_command() -> str:
@@ -236,3 +580,4 @@ def setup(root: str) -> tuple[bool, str]:
     _git(root, "config", f"merge.{DRIVER_NAME}.name", "secretstore scope files, entry by entry")
     _git(root, "config", f"merge.{DRIVER_NAME}.driver", command)
     return bool(missing), command
+

@@ -1,23 +1,24 @@
-"""Identities (private keys) and recipients (public keys).
+"""The identity file: where your private key lives, optionally under a passphrase.
 
-Two small interfaces carry the crypto, as in age: a ``Recipient`` seals a data
-key; an ``Identity`` opens one. A public key is written ``ssk1`` followed by
-base64url (no padding) of the 32-byte X25519 key and a 4-byte BLAKE2b
-checksum, so a mistyped key is refused instead of silently sealing to nobody.
-
-The identity file is text, outside the store::
+The key itself and the public keys are ``secretstore.keys`` (``Identity``,
+``PublicKey``). The identity file is text, outside the store::
 
     # secretstore identity: keep this file private, it decrypts your secrets
-    # public key: ssk1...
+    # public key: ssk2...
     SECRETSTORE-SECRET-KEY-1...
 
-or, protected by a passphrase (docs/format-identity.md)::
+or, protected by a passphrase (FORMAT.md, "Identity file")::
 
-    SECRETSTORE-PROTECTED-KEY-1 ssk1... argon2id opslimit=3 memlimit=268435456 salt=... nonce=... ciphertext=...
+    SECRETSTORE-PROTECTED-KEY-1 ssk2... argon2id opslimit=3 memlimit=268435456 salt=... nonce=... ciphertext=...
 
 A key file readable by group or others is refused, as ssh refuses one.
 ``SECRETSTORE_KEY`` may hold the key itself (CI, cluster nodes); then nothing
 is read from or written to disk for the identity.
+
+0.1 wrote the protected line with the ``ssk1`` public key (no signing key):
+such a file still opens, and the first time its passphrase is given it is
+rewritten with the ``ssk2`` key (same passphrase, salt and cost), so that
+``secretstore identity`` can print the whole public key without asking.
 
 Imports stay lazy: ``resolve_identity`` is on the ``exec`` fast path.
 """
@@ -29,12 +30,24 @@ import os
 import stat
 
 from secretstore import crypto, fsio
-from secretstore.errors import IdentityError, PermissionsError, UsageError, WrongKeyError
+from secretstore.errors import (
+    IdentityError,
+    PermissionsError,
+    SecretStoreError,
+    UsageError,
+    WrongKeyError,
+)
+from secretstore.keys import (
+    SECRET_PREFIX,
+    Identity,
+    PublicKey,
+    b64url,
+    canonical_b64url,
+    decode_key,
+)
 
 TYPE_CHECKING = False  # importing typing costs exec's start-up path a few ms
 
-PUBLIC_PREFIX = "ssk1"
-SECRET_PREFIX = "SECRETSTORE-SECRET-KEY-1"
 PROTECTED_PREFIX = "SECRETSTORE-PROTECTED-KEY-1"
 KDF_NAME = "argon2id"
 _WRAP_LABEL = "secretstore identity key v1\n"  # domain label, part of the AEAD's associated data
@@ -49,39 +62,8 @@ if TYPE_CHECKING:
 
     # A prompt callback: message -> passphrase, or None when it cannot ask.
     PassphrasePrompt = Callable[[str], str | None]
-_CHECKSUM_BYTES = 4
 
-
-def _b64url(data: bytes) -> str:
-    text = binascii.b2a_base64(data, newline=False).decode("ascii")
-    return text.replace("+", "-").replace("/", "_").rstrip("=")
-
-
-def _unb64url(text: str) -> bytes:
-    if not text.isascii() or any(c in "+/=" for c in text):
-        raise ValueError("not base64url")
-    padded = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
-    return binascii.a2b_base64(padded.encode("ascii"), strict_mode=True)
-
-
-def _encode_key(prefix: str, key: bytes) -> str:
-    return prefix + _b64url(key + crypto.checksum(key, _CHECKSUM_BYTES))
-
-
-def _decode_key(prefix: str, text: str, what: str) -> bytes:
-    text = text.strip()
-    if not text.startswith(prefix):
-        raise ValueError(f"{what} must start with {prefix}")
-    try:
-        raw = _unb64url(text[len(prefix) :])
-    except (ValueError, binascii.Error):
-        raise ValueError(f"{what} is not valid base64url") from None
-    key, check = raw[: crypto.KEY_BYTES], raw[crypto.KEY_BYTES :]
-    if len(key) != crypto.KEY_BYTES or len(check) != _CHECKSUM_BYTES:
-        raise ValueError(f"{what} has the wrong length")
-    if crypto.checksum(key, _CHECKSUM_BYTES) != check:
-        raise ValueError(f"{what} has a bad checksum (a typo?)")
-    return key
+__all__ = ["Identity", "ProtectedKey", "PublicKey"]
 
 
 def _canonical_int(text: str) -> int:
@@ -91,138 +73,69 @@ def _canonical_int(text: str) -> int:
     return int(text)
 
 
-def _canonical_b64url(text: str) -> bytes:
-    """base64url that re-encodes to the same text (no stray trailing bits)."""
-    raw = _unb64url(text)
-    if _b64url(raw) != text:
-        raise ValueError("not canonical base64url")
-    return raw
+def unprotected_text(identity: Identity) -> str:
+    """The text of an unprotected identity file."""
+    return (
+        "# secretstore identity: keep this file private, it decrypts your secrets\n"
+        f"# public key: {identity.public_text}\n"
+        f"{identity.secret_line}\n"
+    )
 
 
-def is_valid_public_text(text: str) -> bool:
-    """Exactly an ``ssk1...`` public key with a good checksum (no surrounding space)."""
-    try:
-        _decode_key(PUBLIC_PREFIX, text, "public key")
-    except ValueError:
-        return False
-    return text == text.strip()
+def protect(identity: Identity, passphrase: str, limits: str | None = None) -> ProtectedKey:
+    """``identity`` encrypted under ``passphrase`` (Argon2id, then XChaCha20-Poly1305)."""
+    opslimit, memlimit = crypto.ARGON2_LIMITS[limits or argon2_limits_for_new_keys()]
+    salt = crypto.random_bytes(crypto.PWHASH_SALT_BYTES)
+    wrapping_key = crypto.derive_passphrase_key(_passphrase_bytes(passphrase), salt, opslimit, memlimit)
+    return ProtectedKey.seal(identity, opslimit, memlimit, salt, wrapping_key)
 
 
-class Recipient:
-    """A public key that data keys can be sealed to."""
-
-    __slots__ = ("label", "public_key")
-
-    def __init__(self, public_key: bytes, label: str = "") -> None:
-        self.public_key = public_key
-        self.label = label
-
-    @property
-    def text(self) -> str:
-        return _encode_key(PUBLIC_PREFIX, self.public_key)
-
-    @classmethod
-    def parse(cls, text: str, label: str = "") -> Recipient:
-        try:
-            return cls(_decode_key(PUBLIC_PREFIX, text, "public key"), label)
-        except ValueError as exc:
-            raise UsageError(f"invalid public key: {exc}") from None
-
-    def seal(self, data_key: bytes) -> bytes:
-        return crypto.seal_data_key(data_key, self.public_key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Recipient) and other.public_key == self.public_key
-
-    def __hash__(self) -> int:
-        return hash(self.public_key)
-
-    def __repr__(self) -> str:
-        return f"Recipient({self.text!r})"
-
-
-class Identity:
-    """A private key. Its repr never shows the key."""
-
-    __slots__ = ("_secret_key", "public_key", "source")
-
-    def __init__(self, secret_key: bytes, source: str = "") -> None:
-        self._secret_key = secret_key
-        self.public_key = crypto.public_key_of(secret_key)
-        self.source = source
-
-    @classmethod
-    def generate(cls, source: str = "") -> Identity:
-        _public, secret = crypto.new_keypair()
-        return cls(secret, source)
-
-    @property
-    def recipient(self) -> Recipient:
-        return Recipient(self.public_key)
-
-    @property
-    def public_text(self) -> str:
-        return self.recipient.text
-
-    def open_data_key(self, sealed: bytes, where: str) -> bytes:
-        return crypto.open_data_key(sealed, self.public_key, self._secret_key, where)
-
-    @property
-    def snapshot_key(self) -> bytes:
-        """The key of this identity's local exec snapshots (never written anywhere)."""
-        return crypto.snapshot_key(self._secret_key)
-
-    @property
-    def secret_line(self) -> str:
-        return _encode_key(SECRET_PREFIX, self._secret_key)
-
-    def protect(self, passphrase: str, limits: str | None = None) -> ProtectedKey:
-        """This key encrypted under ``passphrase`` (Argon2id, then XChaCha20-Poly1305)."""
-        opslimit, memlimit = crypto.ARGON2_LIMITS[limits or argon2_limits_for_new_keys()]
-        salt = crypto.random_bytes(crypto.PWHASH_SALT_BYTES)
-        sealed = ProtectedKey(self.public_key, opslimit, memlimit, salt, b"", b"")
-        wrapping_key = crypto.derive_passphrase_key(_passphrase_bytes(passphrase), salt, opslimit, memlimit)
-        nonce, ciphertext = crypto.wrap_secret(wrapping_key, self._secret_key, sealed.aad())
-        return ProtectedKey(self.public_key, opslimit, memlimit, salt, nonce, ciphertext)
-
-    def to_file_text(self) -> str:
-        return (
-            "# secretstore identity: keep this file private, it decrypts your secrets\n"
-            f"# public key: {self.public_text}\n"
-            f"{self.secret_line}\n"
-        )
-
-    def file_text(self, passphrase: str | None) -> str:
-        """The identity file's text: protected when a passphrase is given."""
-        return self.to_file_text() if passphrase is None else self.protect(passphrase).to_file_text()
-
-    def __repr__(self) -> str:
-        return f"Identity(public={self.public_text!r}, secret=<redacted>)"
+def file_text(identity: Identity, passphrase: str | None) -> str:
+    """The identity file's text: protected when a passphrase is given."""
+    return unprotected_text(identity) if passphrase is None else protect(identity, passphrase).to_file_text()
 
 
 class ProtectedKey:
-    """The passphrase form of an identity file. Its public key is readable without the passphrase."""
+    """The passphrase form of an identity file. Its public key is readable without the passphrase.
 
-    __slots__ = ("ciphertext", "memlimit", "nonce", "opslimit", "public_key", "salt")
+    ``public`` is the ``ssk2`` key (with the signing key) in files written
+    since 0.2, the ``ssk1`` key in 0.1's (``is_legacy``).
+    """
+
+    __slots__ = ("ciphertext", "memlimit", "nonce", "opslimit", "public", "salt")
 
     def __init__(
-        self, public_key: bytes, opslimit: int, memlimit: int, salt: bytes, nonce: bytes, ciphertext: bytes
+        self, public: PublicKey, opslimit: int, memlimit: int, salt: bytes, nonce: bytes, ciphertext: bytes
     ) -> None:
-        self.public_key = public_key
+        self.public = public
         self.opslimit = opslimit
         self.memlimit = memlimit
         self.salt = salt
         self.nonce = nonce
         self.ciphertext = ciphertext
 
+    @classmethod
+    def seal(
+        cls, identity: Identity, opslimit: int, memlimit: int, salt: bytes, wrapping_key: bytes
+    ) -> ProtectedKey:
+        """``identity`` wrapped under ``wrapping_key`` (derived from the passphrase, ``salt`` and limits)."""
+        header = cls(identity.public, opslimit, memlimit, salt, b"", b"")
+        nonce, ciphertext = identity.wrap_secret_under(wrapping_key, header.aad())
+        return cls(identity.public, opslimit, memlimit, salt, nonce, ciphertext)
+
     @property
     def public_text(self) -> str:
-        return _encode_key(PUBLIC_PREFIX, self.public_key)
+        return self.public.text
+
+    @property
+    def is_legacy(self) -> bool:
+        """Written by 0.1: the line names the ``ssk1`` key, without the signing key."""
+        return not self.public.can_sign
 
     def _header(self) -> str:
         return (
             f"{PROTECTED_PREFIX} {self.public_text} {KDF_NAME} "
-            f"opslimit={self.opslimit} memlimit={self.memlimit} salt={_b64url(self.salt)}"
+            f"opslimit={self.opslimit} memlimit={self.memlimit} salt={b64url(self.salt)}"
         )
 
     def aad(self) -> bytes:
@@ -230,7 +143,7 @@ class ProtectedKey:
         return (_WRAP_LABEL + self._header()).encode("ascii")
 
     def line(self) -> str:
-        return f"{self._header()} nonce={_b64url(self.nonce)} ciphertext={_b64url(self.ciphertext)}"
+        return f"{self._header()} nonce={b64url(self.nonce)} ciphertext={b64url(self.ciphertext)}"
 
     def to_file_text(self) -> str:
         return (
@@ -252,9 +165,9 @@ class ProtectedKey:
                 raise IdentityError(f"{source}: expected {name}=... in the {PROTECTED_PREFIX} line")
             values[name] = value
         try:
-            public_key = _decode_key(PUBLIC_PREFIX, fields[1], "public key")
+            public = PublicKey.decode(fields[1])
             opslimit, memlimit = _canonical_int(values["opslimit"]), _canonical_int(values["memlimit"])
-            salt, nonce, ciphertext = (_canonical_b64url(values[n]) for n in ("salt", "nonce", "ciphertext"))
+            salt, nonce, ciphertext = (canonical_b64url(values[n]) for n in ("salt", "nonce", "ciphertext"))
         except (ValueError, binascii.Error):
             raise IdentityError(f"{source}: malformed {PROTECTED_PREFIX} line") from None
         low_ops, high_ops = crypto.OPSLIMIT_RANGE
@@ -270,10 +183,10 @@ class ProtectedKey:
             or len(ciphertext) != crypto.KEY_BYTES + crypto.TAG_BYTES
         ):
             raise IdentityError(f"{source}: a field of the {PROTECTED_PREFIX} line has the wrong length")
-        return cls(public_key, opslimit, memlimit, salt, nonce, ciphertext)
+        return cls(public, opslimit, memlimit, salt, nonce, ciphertext)
 
-    def unlock(self, passphrase: str, source: str) -> Identity:
-        """Derive the wrapping key once and open the secret key; WrongKeyError if it does not open."""
+    def unlock_with_key(self, passphrase: str, source: str) -> tuple[Identity, bytes]:
+        """(the identity, the wrapping key): derive the key once; WrongKeyError if it does not open."""
         wrapping_key = crypto.derive_passphrase_key(
             _passphrase_bytes(passphrase), self.salt, self.opslimit, self.memlimit
         )
@@ -284,9 +197,14 @@ class ProtectedKey:
                 hint=f"check the passphrase, or {ENV_PASSPHRASE} if you set it",
             )
         identity = Identity(secret, source)
-        if identity.public_key != self.public_key:
+        if identity.box_key != self.public.box_key or (
+            self.public.sign_key is not None and identity.public.sign_key != self.public.sign_key
+        ):
             raise IdentityError(f"{source}: the key does not match its public key")
-        return identity
+        return identity, wrapping_key
+
+    def unlock(self, passphrase: str, source: str) -> Identity:
+        return self.unlock_with_key(passphrase, source)[0]
 
     def __repr__(self) -> str:
         return f"ProtectedKey(public={self.public_text!r})"
@@ -318,7 +236,7 @@ def parse_key_text(text: str, source: str) -> Identity | ProtectedKey:
     if keys[0].startswith(PROTECTED_PREFIX):
         return ProtectedKey.parse(keys[0], source)
     try:
-        secret = _decode_key(SECRET_PREFIX, keys[0], "secret key")
+        secret = decode_key(SECRET_PREFIX, keys[0], crypto.KEY_BYTES, "secret key")
     except ValueError as exc:
         raise IdentityError(f"{source}: {exc}") from None
     return Identity(secret, source)
@@ -355,10 +273,23 @@ def passphrase_for(source: str, prompt: PassphrasePrompt | None = None) -> str:
 
 
 def unlock(key: Identity | ProtectedKey, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
-    """The identity itself, asking for the passphrase (once) when it is protected."""
+    """The identity itself, asking for the passphrase (once) when it is protected.
+
+    A 0.1 protected file (``ssk1`` in its line) is rewritten with the ``ssk2``
+    key once it is open, under the same passphrase, salt and cost, so the
+    whole public key is readable without the passphrase from then on. It is
+    best effort: a file that cannot be rewritten still opens.
+    """
     if isinstance(key, Identity):
         return key
-    return key.unlock(passphrase_for(source, prompt), source)
+    identity, wrapping_key = key.unlock_with_key(passphrase_for(source, prompt), source)
+    if key.is_legacy and source != ENV_KEY:
+        upgraded = ProtectedKey.seal(identity, key.opslimit, key.memlimit, key.salt, wrapping_key)
+        try:
+            fsio.atomic_write(os.path.realpath(source), upgraded.to_file_text().encode("ascii"))
+        except SecretStoreError:
+            pass
+    return identity
 
 
 def parse_identity_text(text: str, source: str, prompt: PassphrasePrompt | None = None) -> Identity:
@@ -418,7 +349,7 @@ def create_identity(path: str, passphrase: str | None = None) -> Identity:
 
 def _try_create(path: str, passphrase: str | None = None) -> Identity | None:
     identity = Identity.generate(path)
-    if fsio.create_exclusive(path, identity.file_text(passphrase).encode("ascii")):
+    if fsio.create_exclusive(path, file_text(identity, passphrase).encode("ascii")):
         return identity
     return None
 
@@ -476,9 +407,26 @@ def read_key() -> Identity | ProtectedKey:
     return key
 
 
-def resolve_public_text() -> str:
-    """The caller's public key, without asking for a passphrase."""
-    return read_key().public_text
+def resolve_public_text(prompt: PassphrasePrompt | None = None) -> str:
+    """The caller's public key (``ssk2...``), without asking for a passphrase.
+
+    Except once for a 0.1 passphrase-protected identity, whose line holds only
+    the ``ssk1`` key: the signing key needs the secret, so it is unlocked (and
+    its file upgraded, see ``unlock``).
+    """
+    key = read_key()
+    if isinstance(key, ProtectedKey) and key.is_legacy:
+        return unlock(key, ENV_KEY if os.environ.get(ENV_KEY) else key_source(), prompt).public_text
+    return key.public_text
+
+
+def key_source() -> str:
+    """Where the caller's key comes from: ``SECRETSTORE_KEY`` or the identity file's path."""
+    if os.environ.get(ENV_KEY):
+        return ENV_KEY
+    from secretstore import paths
+
+    return paths.identity_path()
 
 
 def check_outside_store(path: str, store_root: str) -> None:
@@ -497,4 +445,4 @@ def write_identity_file(path: str, identity: Identity, passphrase: str | None) -
     A symlinked identity (a key kept on another volume) stays a symlink: the file it
     points to is replaced.
     """
-    fsio.atomic_write(os.path.realpath(path), identity.file_text(passphrase).encode("ascii"))
+    fsio.atomic_write(os.path.realpath(path), file_text(identity, passphrase).encode("ascii"))

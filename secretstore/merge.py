@@ -240,18 +240,13 @@ def load_layers(
                 from secretstore.snapshot import Snapshots
 
                 snapshots = Snapshots(snapshot_dir, identity, store.root)
-        values = None if snapshots is None else snapshots.load(scope, data)
-        if values is None:
-            try:
-                values = store.unlock_file(scope, store.parse(scope, data), identity).values()
-            except NotRecipientError as exc:
-                if strict:
-                    raise
-                warnings.append(exc.message)
-                layers.append((scope, {}))
-                continue
-            if snapshots is not None:
-                snapshots.save(scope, data, values)
+        try:
+            values = store.read_values(scope, data, identity, snapshots)
+        except NotRecipientError as exc:
+            if strict:
+                raise
+            warnings.append(exc.message)
+            values = {}
         layers.append((scope, values))
     return layers, warnings
 

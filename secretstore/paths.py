@@ -3,7 +3,7 @@
 Nothing else in the package reads these environment variables.
 
 The user dirs are platformdirs' (``user_data_dir``, ``user_config_dir``,
-``user_cache_dir``). On Linux, in the common case (an absolute ``$XDG_*_HOME``
+``user_cache_dir``, ``user_state_dir``). On Linux, in the common case (an absolute ``$XDG_*_HOME``
 or an absolute ``$HOME``), the XDG rule is applied here directly, because
 importing platformdirs pulls in pathlib and costs the ``exec`` fast path about
 as much as starting Python; tests/test_paths.py checks that both give the same
@@ -21,6 +21,7 @@ ENV_STORE = "SECRETSTORE_DIR"
 ENV_IDENTITY = "SECRETSTORE_IDENTITY"
 ENV_CACHE_DIR = "SECRETSTORE_CACHE_DIR"
 ENV_CACHE = "SECRETSTORE_CACHE"
+ENV_STATE_DIR = "SECRETSTORE_STATE_DIR"
 IDENTITY_FILENAME = "identity"
 SNAPSHOTS = "snapshots"
 
@@ -29,6 +30,7 @@ _USER_DIRS = {
     "data": ("XDG_DATA_HOME", ".local/share", "user_data_dir"),
     "config": ("XDG_CONFIG_HOME", ".config", "user_config_dir"),
     "cache": ("XDG_CACHE_HOME", ".cache", "user_cache_dir"),
+    "state": ("XDG_STATE_HOME", ".local/state", "user_state_dir"),
 }
 
 
@@ -71,6 +73,16 @@ def store_dir(flag: str | None = None) -> str:
 def identity_path() -> str:
     """The identity file: ``$SECRETSTORE_IDENTITY`` > the user config dir."""
     return _chosen(ENV_IDENTITY) or os.path.join(user_dir("config"), IDENTITY_FILENAME)
+
+
+def state_dir() -> str:
+    """Where this user's per-store trust state lives: ``$SECRETSTORE_STATE_DIR`` > the user state dir.
+
+    Not the config dir: the state names local paths and records the newest
+    version of each file read here, which must not follow the user to another
+    machine with their dotfiles.
+    """
+    return _chosen(ENV_STATE_DIR) or user_dir("state")
 
 
 def snapshot_dir() -> str | None:

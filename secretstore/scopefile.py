@@ -1,9 +1,13 @@
-"""One scope file <-> TOML, exactly as FORMAT.md specifies.
+"""One scope file <-> TOML, exactly as FORMAT.md specifies (versions 1 and 2).
 
-Parsing checks structure only (no key needed), so ``list`` works without
-unlocking. Authentication lives in ``verify`` and ``decrypt``: the file MAC
-covers every field in document order, and each value's AEAD binds it to its
-format, entity, id and name.
+Parsing checks structure only (no key needed). Authentication lives in
+``secretstore.envelope``: the writer's Ed25519 signature and the file MAC
+cover every field in document order (``mac_input``, ``signed_input``), and
+each value's AEAD binds it to its entity, id and name (``value_aad``).
+
+Version 2 (``secretstore/v2``) is what this code writes: it adds the store id,
+the write counter, the signer and the signature, and who wrote each value.
+Version 1 (``secretstore/v1``, written by 0.1) is still read, unsigned.
 """
 
 from __future__ import annotations
@@ -13,25 +17,42 @@ import functools
 import re
 
 from secretstore import crypto
-from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError
-from secretstore.identity import is_valid_public_text
+from secretstore.errors import (
+    StoreFormatError,
+    TamperedError,
+    UnmergedError,
+    UnsupportedVersionError,
+)
+from secretstore.keys import PUBLIC_PREFIX, is_valid_public_text
 from secretstore.records import Record
 from secretstore.rules import ENTITIES, MAX_NAME_LENGTH, is_valid_id, is_valid_label, is_valid_name
 
-FORMAT = "secretstore/v1"
+FORMAT_V1 = "secretstore/v1"
+FORMAT = "secretstore/v2"
+FORMATS = (FORMAT_V1, FORMAT)
 FORMAT_FAMILY = "secretstore/"
+# Values are encrypted the same way in both versions: their associated data keeps v1's label.
+VALUE_FORMAT = FORMAT_V1
+STORE_ID_BYTES = 16
+MAX_COUNTER = 2**53 - 1  # exact in every JSON and TOML reader
 
-_TOP_KEYS = {"format", "entity", "id", "mac", "recipients", "secrets"}
+_TOP_KEYS = {
+    FORMAT_V1: {"format", "entity", "id", "mac", "recipients", "secrets"},
+    FORMAT: {"format", "entity", "id", "store", "counter", "signer", "signature", "mac", "recipients", "secrets"},
+}
 _RECIPIENT_KEYS = {"public_key", "label", "sealed_key"}
-_ENTRY_KEYS = {"updated", "nonce", "ciphertext", "deleted", "history"}
-_VERSION_KEYS = {"updated", "nonce", "ciphertext"}
+_ENTRY_KEYS = {
+    FORMAT_V1: {"updated", "nonce", "ciphertext", "deleted", "history"},
+    FORMAT: {"updated", "writer", "nonce", "ciphertext", "deleted", "rotate", "history"},
+}
+_VERSION_KEYS = {FORMAT_V1: {"updated", "nonce", "ciphertext"}, FORMAT: {"updated", "writer", "nonce", "ciphertext"}}
 
 
 class SealedKey(Record):
-    """A recipient's copy of the file's data key."""
+    """A recipient's copy of the file's data key (a stanza)."""
 
     __slots__ = ("public_key", "sealed_key", "label")
-    public_key: str  # "ssk1..." text
+    public_key: str  # "ssk2..." (or 0.1's "ssk1...") text
     sealed_key: bytes
     label: str
 
@@ -42,37 +63,66 @@ class SealedKey(Record):
 
 
 class Version(Record):
-    """One encrypted value: the current one, or a previous one kept in history."""
+    """One encrypted value: the current one, or a previous one kept in history.
 
-    __slots__ = ("updated", "nonce", "ciphertext")
+    ``writer`` is the ``ssk2`` key of whoever set it; None when unknown (0.1 files).
+    """
+
+    __slots__ = ("updated", "nonce", "ciphertext", "writer")
     updated: str
     nonce: bytes
     ciphertext: bytes
+    writer: str | None
 
-    def __init__(self, updated: str, nonce: bytes, ciphertext: bytes) -> None:
+    def __init__(self, updated: str, nonce: bytes, ciphertext: bytes, writer: str | None = None) -> None:
         self.updated = updated
         self.nonce = nonce
         self.ciphertext = ciphertext
+        self.writer = writer
 
 
 class Entry(Record):
-    """A named secret. ``current`` is None for a deleted name kept for undelete."""
+    """A named secret. ``current`` is None for a deleted name kept for undelete.
 
-    __slots__ = ("current", "updated", "history")
+    ``updated`` and ``writer`` say when and by whom the name last changed (set
+    or deleted); for a live entry they are its current value's (``current.updated``,
+    ``current.writer`` are what the file holds). ``rotate`` marks a value that a
+    removed recipient could read.
+    """
+
+    __slots__ = ("current", "updated", "history", "writer", "rotate")
     current: Version | None
     updated: str
     history: tuple[Version, ...]
+    writer: str | None
+    rotate: bool
 
-    def __init__(self, current: Version | None, updated: str, history: tuple[Version, ...] = ()) -> None:
+    def __init__(
+        self,
+        current: Version | None,
+        updated: str,
+        history: tuple[Version, ...] = (),
+        writer: str | None = None,
+        rotate: bool = False,
+    ) -> None:
         self.current = current
         self.updated = updated
         self.history = history
+        self.writer = writer
+        self.rotate = rotate
 
 
 class ScopeFile:
-    """One parsed scope file; mutable while a command edits it."""
+    """One parsed scope file; mutable while a command edits it.
 
-    __slots__ = ("entity", "scope_id", "recipients", "entries", "mac")
+    ``version`` is the format it was read in (``FORMAT`` for files made here);
+    a version-1 file has no store id, counter, signer or signature.
+    """
+
+    __slots__ = (
+        "entity", "scope_id", "recipients", "entries", "mac",
+        "version", "store_id", "counter", "signer", "signature",
+    )
 
     def __init__(
         self,
@@ -81,15 +131,26 @@ class ScopeFile:
         recipients: list[SealedKey],
         entries: dict[str, Entry] | None = None,
         mac: bytes = b"",
+        *,
+        version: str = FORMAT,
+        store_id: str = "",
+        counter: int = 0,
+        signer: str = "",
+        signature: bytes = b"",
     ) -> None:
         self.entity = entity
         self.scope_id = scope_id
         self.recipients = recipients
         self.entries: dict[str, Entry] = {} if entries is None else entries
         self.mac = mac
+        self.version = version
+        self.store_id = store_id
+        self.counter = counter
+        self.signer = signer
+        self.signature = signature
 
     def __repr__(self) -> str:
-        return f"ScopeFile({describe(self.entity, self.scope_id)}, {len(self.entries)} entries)"
+        return f"ScopeFile({describe(self.entity, self.scope_id)}, {self.version}, {len(self.entries)} entries)"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ScopeFile):
@@ -97,6 +158,10 @@ class ScopeFile:
         return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+    @property
+    def signed(self) -> bool:
+        return self.version != FORMAT_V1
 
     def live_names(self) -> list[str]:
         return [name for name, entry in self.entries.items() if entry.current is not None]
@@ -118,28 +183,27 @@ def _frame(*parts: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=16)
 def _aad_prefix(entity: str, scope_id: str | None) -> bytes:
-    return _frame(b"secretstore value", FORMAT.encode(), entity.encode(), (scope_id or "").encode())
+    return _frame(b"secretstore value", VALUE_FORMAT.encode(), entity.encode(), (scope_id or "").encode())
 
 
 def value_aad(entity: str, scope_id: str | None, name: str) -> bytes:
     """Associated data of a value: a ciphertext moved to another name or scope fails.
 
-    ``frame("secretstore value", FORMAT, entity, id or "", name)``; the first four
-    parts are the same for every value of a file, so they are framed once.
+    ``frame("secretstore value", "secretstore/v1", entity, id or "", name)`` in
+    both format versions; the first four parts are the same for every value of
+    a file, so they are framed once.
     """
     encoded = name.encode()
     return _aad_prefix(entity, scope_id) + len(encoded).to_bytes(4, "big") + encoded
 
 
 def mac_input(scope: ScopeFile) -> bytes:
-    """Every field of the file, in document order, framed so no two files collide."""
-    parts = [
-        b"secretstore file",
-        FORMAT.encode(),
-        scope.entity.encode(),
-        (scope.scope_id or "").encode(),
-        str(len(scope.recipients)).encode(),
-    ]
+    """Every field of the file but ``mac`` and ``signature``, in document order, framed."""
+    v2 = scope.version == FORMAT
+    parts = [b"secretstore file", scope.version.encode(), scope.entity.encode(), (scope.scope_id or "").encode()]
+    if v2:
+        parts += [scope.store_id.encode(), str(scope.counter).encode(), scope.signer.encode()]
+    parts.append(str(len(scope.recipients)).encode())
     for stanza in scope.recipients:
         parts += [stanza.public_key.encode(), stanza.label.encode(), stanza.sealed_key]
     parts.append(str(len(scope.entries)).encode())
@@ -150,6 +214,9 @@ def mac_input(scope: ScopeFile) -> bytes:
         encoded, updated = name.encode(), entry.updated.encode()
         add((len(encoded).to_bytes(4, "big"), encoded, len(updated).to_bytes(4, "big"), updated))
         current = entry.current
+        if v2:
+            writer = ((entry.writer if current is None else current.writer) or "").encode()
+            add((len(writer).to_bytes(4, "big"), writer, _FRAMED_ROTATE if entry.rotate else _FRAMED_KEEP))
         if current is None:
             framed.append(_FRAMED_DELETED)
         else:
@@ -160,7 +227,10 @@ def mac_input(scope: ScopeFile) -> bytes:
             continue
         history = [str(len(entry.history)).encode()]
         for version in entry.history:
-            history += [version.updated.encode(), version.nonce, version.ciphertext]
+            history.append(version.updated.encode())
+            if v2:
+                history.append((version.writer or "").encode())
+            history += [version.nonce, version.ciphertext]
         framed.append(_frame(*history))
     return b"".join(framed)
 
@@ -168,6 +238,15 @@ def mac_input(scope: ScopeFile) -> bytes:
 _FRAMED_LIVE = _frame(b"live")
 _FRAMED_DELETED = _frame(b"deleted")
 _FRAMED_NO_HISTORY = _frame(b"0")
+_FRAMED_ROTATE = _frame(b"rotate")
+_FRAMED_KEEP = _frame(b"-")
+_SIGNATURE_LABEL = _frame(b"secretstore signature", FORMAT.encode())
+
+
+def signed_input(scope: ScopeFile, file_mac_input: bytes | None = None) -> bytes:
+    """What the writer signs: a domain label, ``mac_input`` and the MAC itself."""
+    body = mac_input(scope) if file_mac_input is None else file_mac_input
+    return b"".join([_SIGNATURE_LABEL, body, _frame(scope.mac)])
 
 
 # --- parsing ---------------------------------------------------------------
@@ -221,13 +300,15 @@ def _only_keys(table: dict[str, object], allowed: set[str], what: str, where: st
         raise StoreFormatError(f"{where}: unknown field {unknown[0]!r} in {what}")
 
 
-def check_format_field(document: dict[str, object], where: str) -> None:
+def check_format_field(document: dict[str, object], where: str) -> str:
+    """The file's format version; UnsupportedVersionError for a newer one, StoreFormatError for none."""
     found = document.get("format")
-    if found == FORMAT:
-        return
+    if found in FORMATS:
+        assert isinstance(found, str)
+        return found
     if isinstance(found, str) and found.startswith(FORMAT_FAMILY):
         raise UnsupportedVersionError(
-            f"{where}: format {found!r} is not supported by this secretstore (it reads {FORMAT})",
+            f"{where}: format {found!r} is not supported by this secretstore (it reads {FORMAT_V1} and {FORMAT})",
             hint="a newer version of secretstore may have written it; upgrade secretstore",
         )
     raise StoreFormatError(f"{where}: not a secretstore file (no format = \"{FORMAT}\" line)")
@@ -254,14 +335,80 @@ def parse(data: bytes, where: str) -> ScopeFile:
     fast = parse_canonical(data)
     if fast is not None:
         return fast
+    if data.startswith(UNMERGED_MARKER):
+        raise unmerged_error(data, where)
     return parse_reference(data, where)
+
+
+# The merge driver's first line for a file it could not merge whole (``gitmerge.py``):
+# "# secretstore: unmerged: NAME NAME ..." (names in conflict) or "... unmerged: * REASON".
+UNMERGED_MARKER = b"# secretstore: unmerged: "
+
+
+def unmerged_names(data: bytes) -> list[str] | None:
+    """The names left in conflict by the merge driver; [] for a whole-file conflict; None if not unmerged."""
+    if not data.startswith(UNMERGED_MARKER):
+        return None
+    line = data[len(UNMERGED_MARKER) : data.find(b"\n")].decode("utf-8", "replace")
+    if line.startswith("*"):
+        return []
+    return [name for name in line.split() if is_valid_name(name)]
+
+
+def unmerged_error(data: bytes, where: str) -> UnmergedError:
+    names = unmerged_names(data) or []
+    if not names:
+        return UnmergedError(
+            f"{where} is unmerged: a git merge could not combine the two sides",
+            hint="keep one side (git checkout --ours -- FILE, or --theirs), check it, then git add FILE",
+        )
+    return UnmergedError(
+        f"{where} is unmerged: both sides of a git merge changed {', '.join(names)}",
+        hint="for each name run: secretstore git resolve ENTITY [--id ID] --name NAME --ours (or --theirs); "
+        "then git add FILE",
+    )
+
+
+def parse_store_id(value: object, where: str) -> str:
+    """A store id: base64url of 16 bytes, canonical."""
+    from secretstore.keys import canonical_b64url
+
+    text = _string(value, "store", where)
+    try:
+        raw = canonical_b64url(text)
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != STORE_ID_BYTES:
+        raise StoreFormatError(f"{where}: store must be a store id (base64url of {STORE_ID_BYTES} bytes)")
+    return text
+
+
+def parse_counter(value: object, where: str) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_COUNTER:
+        raise StoreFormatError(f"{where}: counter must be a whole number from 1 to {MAX_COUNTER}")
+    return value
+
+
+def parse_signer(value: object, where: str) -> str:
+    """The writer's public key: an ``ssk2`` key (a 0.1 ``ssk1`` key cannot sign)."""
+    text = _string(value, "signer", where)
+    if not text.startswith(PUBLIC_PREFIX) or not is_valid_public_text(text):
+        raise StoreFormatError(f"{where}: signer must be an {PUBLIC_PREFIX}... public key")
+    return text
+
+
+def parse_signature(value: object, where: str) -> bytes:
+    signature = _unb64(value, "signature", where)
+    if len(signature) != crypto.SIGNATURE_BYTES:
+        raise StoreFormatError(f"{where}: signature has the wrong length")
+    return signature
 
 
 def parse_reference(data: bytes, where: str) -> ScopeFile:
     """The reference reader: tomllib, then every check of FORMAT.md's reading rules."""
     document = load_toml(data, where)
-    check_format_field(document, where)
-    _only_keys(document, _TOP_KEYS, "the file", where)
+    version = check_format_field(document, where)
+    _only_keys(document, _TOP_KEYS[version], "the file", where)
     entity = document.get("entity")
     if entity not in ENTITIES:
         raise StoreFormatError(f"{where}: entity must be one of team, project, cluster")
@@ -272,6 +419,14 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
             raise StoreFormatError(f"{where}: a team file has no id")
     elif not isinstance(scope_id, str) or not is_valid_id(scope_id):
         raise StoreFormatError(f"{where}: missing or invalid id")
+    signed: dict[str, object] = {}
+    if version == FORMAT:
+        signed = {
+            "store_id": parse_store_id(document.get("store"), where),
+            "counter": parse_counter(document.get("counter"), where),
+            "signer": parse_signer(document.get("signer"), where),
+            "signature": parse_signature(document.get("signature"), where),
+        }
     mac = _unb64(document.get("mac"), "mac", where)
     if len(mac) != crypto.MAC_BYTES:
         raise StoreFormatError(f"{where}: mac has the wrong length")
@@ -280,14 +435,15 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
     if not isinstance(raw_recipients, list) or not raw_recipients:
         raise StoreFormatError(f"{where}: recipients must be a non-empty array")
     recipients: list[SealedKey] = []
-    seen_keys: set[str] = set()
+    seen_keys: set[bytes] = set()
     for raw in raw_recipients:
         stanza = _table(raw, "a recipient", where)
         _only_keys(stanza, _RECIPIENT_KEYS, "a recipient", where)
         public_key = _string(stanza.get("public_key"), "public_key", where)
-        if not is_valid_public_text(public_key) or public_key in seen_keys:
+        box_key = _box_key(public_key)
+        if box_key is None or box_key in seen_keys:
             raise StoreFormatError(f"{where}: invalid or repeated recipient public_key")
-        seen_keys.add(public_key)
+        seen_keys.add(box_key)
         sealed = _unb64(stanza.get("sealed_key"), "sealed_key", where)
         if len(sealed) != crypto.SEALED_KEY_BYTES:
             raise StoreFormatError(f"{where}: sealed_key has the wrong length")
@@ -301,62 +457,84 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
     for name, raw_entry in secrets.items():
         if not is_valid_name(name):
             raise StoreFormatError(f"{where}: invalid secret name {name!r}")
-        entries[name] = _parse_entry(_table(raw_entry, f"secret {name}", where), name, where)
-    return ScopeFile(entity, scope_id, recipients, entries, mac)
+        entries[name] = _parse_entry(_table(raw_entry, f"secret {name}", where), name, version, where)
+    return ScopeFile(entity, scope_id, recipients, entries, mac, version=version, **signed)  # type: ignore[arg-type]
 
 
-def _parse_version(table: dict[str, object], what: str, where: str) -> Version:
-    _only_keys(table, _VERSION_KEYS, what, where)
+def _box_key(text: str) -> bytes | None:
+    from secretstore.keys import box_key_of
+
+    return box_key_of(text)
+
+
+def _writer(value: object, what: str, where: str) -> str:
+    text = _string(value, f"{what} writer", where)
+    if not text.startswith(PUBLIC_PREFIX) or not is_valid_public_text(text):
+        raise StoreFormatError(f"{where}: {what} writer must be an {PUBLIC_PREFIX}... public key")
+    return text
+
+
+def _parse_version(table: dict[str, object], what: str, version: str, where: str) -> Version:
+    _only_keys(table, _VERSION_KEYS[version], what, where)
     updated = _timestamp(table.get("updated"), f"{what} updated", where)
+    writer = _writer(table["writer"], what, where) if "writer" in table else None
     nonce = _unb64(table.get("nonce"), f"{what} nonce", where)
     ciphertext = _unb64(table.get("ciphertext"), f"{what} ciphertext", where)
     if len(nonce) != crypto.NONCE_BYTES:
         raise StoreFormatError(f"{where}: {what} nonce has the wrong length")
     if len(ciphertext) <= crypto.TAG_BYTES:
         raise StoreFormatError(f"{where}: {what} ciphertext is too short")
-    return Version(updated, nonce, ciphertext)
+    return Version(updated, nonce, ciphertext, writer)
 
 
-def _parse_entry(table: dict[str, object], name: str, where: str) -> Entry:
+def _parse_entry(table: dict[str, object], name: str, version: str, where: str) -> Entry:
     what = f"secret {name}"
-    _only_keys(table, _ENTRY_KEYS, what, where)
+    _only_keys(table, _ENTRY_KEYS[version], what, where)
     raw_history = table.get("history", [])
     if not isinstance(raw_history, list):
         raise StoreFormatError(f"{where}: {what} history must be an array")
     history = tuple(
-        _parse_version(_table(item, f"{what} history", where), f"{what} history", where)
+        _parse_version(_table(item, f"{what} history", where), f"{what} history", version, where)
         for item in raw_history
     )
+    rotate = False
+    if "rotate" in table:  # present means true, as for deleted
+        if table["rotate"] is not True:
+            raise StoreFormatError(f"{where}: {what} rotate must be true when present")
+        rotate = True
     if "deleted" in table:  # present means true: 'deleted = false' is not a spelling of absent
         if table["deleted"] is not True:
             raise StoreFormatError(f"{where}: {what} deleted must be true when present")
         if "nonce" in table or "ciphertext" in table or not history:
             raise StoreFormatError(f"{where}: deleted {what} must have history and no value")
         updated = _timestamp(table.get("updated"), f"{what} updated", where)
-        return Entry(None, updated, history)
+        writer = _writer(table["writer"], what, where) if "writer" in table else None
+        return Entry(None, updated, history, writer, rotate)
     current = _parse_version(
-        {key: table[key] for key in _VERSION_KEYS if key in table}, what, where
+        {key: table[key] for key in _VERSION_KEYS[version] if key in table}, what, version, where
     )
-    return Entry(current, current.updated, history)
+    return Entry(current, current.updated, history, current.writer, rotate)
 
 
 # --- writing ----------------------------------------------------------------
 
 
 def _version_table(version: Version) -> dict[str, str]:
-    return {
-        "updated": version.updated,
-        "nonce": _b64(version.nonce),
-        "ciphertext": _b64(version.ciphertext),
-    }
+    table = {"updated": version.updated}
+    if version.writer is not None:
+        table["writer"] = version.writer
+    table["nonce"] = _b64(version.nonce)
+    table["ciphertext"] = _b64(version.ciphertext)
+    return table
 
 
 def serialize(scope: ScopeFile) -> bytes:
-    """Deterministic TOML: entries sorted by name, one block each.
+    """Deterministic TOML (format 2): entries sorted by name, one block each.
 
-    The caller must have sorted ``scope.entries`` and computed ``scope.mac``
-    over that order (see ``seal``). ``serialize_canonical`` writes the same
-    bytes without importing tomli_w; it declines the shapes it does not handle.
+    The caller must have sorted ``scope.entries``, and computed ``scope.mac``
+    and ``scope.signature`` over that order (``envelope.seal``).
+    ``serialize_canonical`` writes the same bytes without importing tomli_w; it
+    declines the shapes it does not handle.
     """
     fast = serialize_canonical(scope)
     if fast is not None:
@@ -368,9 +546,14 @@ def serialize_with_tomli_w(scope: ScopeFile) -> bytes:
     """The reference writer: FORMAT.md defines the output as what tomli-w emits."""
     import tomli_w
 
+    assert scope.version == FORMAT, "only format 2 is written"
     document: dict[str, object] = {"format": FORMAT, "entity": scope.entity}
     if scope.scope_id is not None:
         document["id"] = scope.scope_id
+    document["store"] = scope.store_id
+    document["counter"] = scope.counter
+    document["signer"] = scope.signer
+    document["signature"] = _b64(scope.signature)
     document["mac"] = _b64(scope.mac)
     recipients = []
     for stanza in scope.recipients:
@@ -384,9 +567,14 @@ def serialize_with_tomli_w(scope: ScopeFile) -> bytes:
     for name, entry in scope.entries.items():
         table: dict[str, object]
         if entry.current is None:
-            table = {"updated": entry.updated, "deleted": True}
+            table = {"updated": entry.updated}
+            if entry.writer is not None:
+                table["writer"] = entry.writer
+            table["deleted"] = True
         else:
             table = dict(_version_table(entry.current))
+        if entry.rotate:
+            table["rotate"] = True
         if entry.history:
             table["history"] = [_version_table(version) for version in entry.history]
         secrets[name] = table
@@ -394,26 +582,13 @@ def serialize_with_tomli_w(scope: ScopeFile) -> bytes:
     return tomli_w.dumps(document).encode("utf-8")
 
 
-def seal(scope: ScopeFile, keys: crypto.FileKeys) -> bytes:
-    """Sort entries, MAC the file and serialise it."""
-    scope.entries = dict(sorted(scope.entries.items()))
-    scope.mac = crypto.compute_mac(keys, mac_input(scope))
-    return serialize(scope)
-
-
-def verify(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> None:
-    if not crypto.mac_matches(keys, mac_input(scope), scope.mac):
-        raise TamperedError(
-            f"{where}: file MAC does not match "
-            "(entries were added, removed, reordered or edited by hand, or a merge went wrong)"
-        )
-
-
-def encrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, value: str, updated: str) -> Version:
+def encrypt(
+    scope: ScopeFile, keys: crypto.FileKeys, name: str, value: str, updated: str, writer: str | None = None
+) -> Version:
     nonce, ciphertext = crypto.encrypt_value(
         keys, value.encode("utf-8"), value_aad(scope.entity, scope.scope_id, name)
     )
-    return Version(updated, nonce, ciphertext)
+    return Version(updated, nonce, ciphertext, writer)
 
 
 def decrypt_live(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[str, str]:
@@ -467,10 +642,15 @@ _SAFE = r'[^"\\\x00-\x1f\x7f]*'  # a basic string that needs no escape
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
 _TIMESTAMP_RE = re.compile(_TIMESTAMP)
 _B64 = r"[A-Za-z0-9+/=]*"
+_KEY = r"ssk2[A-Za-z0-9_-]+"
 _HEAD_RE = re.compile(
-    r'format = "secretstore/v1"\n'
+    r'format = "secretstore/(v1|v2)"\n'
     r'entity = "(team|project|cluster)"\n'
     r'(?:id = "([A-Za-z0-9._-]+)"\n)?'
+    r'(?:store = "([A-Za-z0-9_-]+)"\n'
+    r"counter = ([1-9][0-9]{0,15})\n"
+    rf'signer = "({_KEY})"\n'
+    rf'signature = "({_B64})"\n)?'
     rf'mac = "({_B64})"\n'
 )
 _RECIPIENT_RE = re.compile(
@@ -482,19 +662,20 @@ _RECIPIENT_RE = re.compile(
 _ENTRY_RE = re.compile(
     r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]\n"
     rf'updated = "({_TIMESTAMP})"\n'
+    rf'(?:writer = "({_KEY})"\n)?'
     rf'(?:nonce = "({_B64})"\nciphertext = "({_B64})"\n|deleted = true\n)'
+    r"(rotate = true\n)?"
     r"((?:\n\[\[secrets\.\1\.history\]\]\n"
-    rf'updated = "{_TIMESTAMP}"\nnonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
-
+    rf'updated = "{_TIMESTAMP}"\n(?:writer = "{_KEY}"\n)?nonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
 )
 _HISTORY_RE = re.compile(
     r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
-    rf'updated = "({_TIMESTAMP})"\nnonce = "({_B64})"\nciphertext = "({_B64})"\n'
+    rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
 )
 
 
 def parse_canonical(data: bytes) -> ScopeFile | None:
-    """A file in exactly the shape ``serialize`` writes -> ScopeFile; otherwise None.
+    """A file in exactly the shape ``serialize`` (or 0.1) writes -> ScopeFile; otherwise None.
 
     Returns a ScopeFile only when the reference path would return an equal one.
     """
@@ -507,28 +688,45 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         head = _HEAD_RE.match(text)
         if head is None:
             return None
-        entity, scope_id, mac_text = head.groups()
+        number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
+        version = f"{FORMAT_FAMILY}{number}"
+        v2 = version == FORMAT
+        if v2 != (store_id is not None):
+            return None
         if (entity == "team") != (scope_id is None):
             return None
         if scope_id is not None and not is_valid_id(scope_id):
             return None
+        signed: dict[str, object] = {}
+        if v2:
+            counter = int(counter_text)
+            signature = a2b(signature_text)
+            if (
+                counter > MAX_COUNTER
+                or len(signature) != crypto.SIGNATURE_BYTES
+                or not _is_store_id(store_id)
+                or not is_valid_public_text(signer)
+            ):
+                return None
+            signed = {"store_id": store_id, "counter": counter, "signer": signer, "signature": signature}
         mac = a2b(mac_text)
         if len(mac) != crypto.MAC_BYTES:
             return None
         pos = head.end()
         recipients: list[SealedKey] = []
-        seen_keys: set[str] = set()
+        seen_keys: set[bytes] = set()
         while (stanza := _RECIPIENT_RE.match(text, pos)) is not None:
             public_key, label, sealed_text = stanza.groups()
             sealed = a2b(sealed_text)
+            box_key = _box_key(public_key)
             if (
-                not is_valid_public_text(public_key)
-                or public_key in seen_keys
+                box_key is None
+                or box_key in seen_keys
                 or len(sealed) != crypto.SEALED_KEY_BYTES
                 or (label is not None and not is_valid_label(label))
             ):
                 return None  # the reference parser names what is wrong
-            seen_keys.add(public_key)
+            seen_keys.add(box_key)
             recipients.append(SealedKey(public_key, sealed, label or ""))
             pos = stanza.end()
         if not recipients:
@@ -539,38 +737,101 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         else:
             nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
             match_entry = _ENTRY_RE.match
+            writers: set[str] = set()  # each distinct writer key is checked once
             while (found := match_entry(text, pos)) is not None:
-                name, updated, nonce_text, ciphertext_text, history_text = found.groups()
+                name, updated, writer, nonce_text, ciphertext_text, rotate, history_text = found.groups()
                 if name in entries or len(name) > MAX_NAME_LENGTH:
+                    return None
+                if (writer is not None or rotate is not None) and not v2:
                     return None
                 history: tuple[Version, ...] = ()
                 if history_text:
                     versions = []
                     for old in _HISTORY_RE.finditer(history_text):
-                        old_nonce = a2b(old[2])
-                        old_ciphertext = a2b(old[3])
+                        old_writer = old[2]
+                        if old_writer is not None:
+                            if not v2:
+                                return None
+                            writers.add(old_writer)
+                        old_nonce = a2b(old[3])
+                        old_ciphertext = a2b(old[4])
                         if len(old_nonce) != nonce_bytes or len(old_ciphertext) <= tag_bytes:
                             return None
-                        versions.append(Version(old[1], old_nonce, old_ciphertext))
+                        versions.append(Version(old[1], old_nonce, old_ciphertext, old_writer))
                     history = tuple(versions)
+                if writer is not None:
+                    writers.add(writer)
                 if nonce_text is None:  # deleted = true
                     if not history:
                         return None
-                    entries[name] = Entry(None, updated, history)
+                    entries[name] = Entry(None, updated, history, writer, rotate is not None)
                 else:
                     nonce = a2b(nonce_text)
                     ciphertext = a2b(ciphertext_text)
                     if len(nonce) != nonce_bytes or len(ciphertext) <= tag_bytes:
                         return None
-                    entries[name] = Entry(Version(updated, nonce, ciphertext), updated, history)
+                    current = Version(updated, nonce, ciphertext, writer)
+                    entries[name] = Entry(current, updated, history, writer, rotate is not None)
                 pos = found.end()
-            if not entries:
+            if not entries or not all(is_valid_public_text(key) for key in writers):
                 return None
         if pos != len(text):
             return None
     except binascii.Error:
         return None
-    return ScopeFile(entity, scope_id, recipients, entries, mac)
+    return ScopeFile(entity, scope_id, recipients, entries, mac, version=version, **signed)  # type: ignore[arg-type]
+
+
+class Head(Record):
+    """The first fields of a scope file, read without parsing the rest."""
+
+    __slots__ = ("signed", "store_id", "counter", "signer")
+    signed: bool
+    store_id: str
+    counter: int
+    signer: str
+
+    def __init__(self, signed: bool, store_id: str, counter: int, signer: str) -> None:
+        self.signed = signed
+        self.store_id = store_id
+        self.counter = counter
+        self.signer = signer
+
+
+def head_of(data: bytes) -> Head | None:
+    """The head of a file in the canonical shape, or None.
+
+    Only for bytes already verified in full once (exec's snapshot proves that):
+    nothing here is checked but the shape.
+    """
+    head = _HEAD_RE.match(data[:4096].decode("utf-8", "ignore"))
+    if head is None:
+        return None
+    number, _entity, _id, store_id, counter, signer, _signature, _mac = head.groups()
+    if number == "v1":
+        return Head(False, "", 0, "")
+    if store_id is None:
+        return None
+    return Head(True, store_id, int(counter), signer)
+
+
+def signer_of(data: bytes) -> tuple[str, str] | None:
+    """(signer key, the label its stanza in the same file gives) of a signed file, else None. Unchecked."""
+    head = head_of(data)
+    if head is None or not head.signed:
+        return None
+    text = data[:1 << 16].decode("utf-8", "ignore")
+    found = re.search(rf'\npublic_key = "{re.escape(head.signer)}"\nlabel = "({_SAFE})"\n', text)
+    return head.signer, found[1] if found else ""
+
+
+def _is_store_id(text: str) -> bool:
+    from secretstore.keys import canonical_b64url
+
+    try:
+        return len(canonical_b64url(text)) == STORE_ID_BYTES
+    except (ValueError, binascii.Error):
+        return False
 
 
 _NEEDS_ESCAPE = frozenset('"\\\x7f') | frozenset(chr(code) for code in range(32))
@@ -590,14 +851,19 @@ def serialize_canonical(scope: ScopeFile) -> bytes | None:
     escapes, are left to tomli_w.
     """
     b64 = _b64
-    if scope.entity not in ENTITIES or not scope.recipients:
+    if scope.version != FORMAT or scope.entity not in ENTITIES or not scope.recipients:
         return None
     out = [f'format = "{FORMAT}"\nentity = "{scope.entity}"\n']
     if scope.scope_id is not None:
         if not _plain(scope.scope_id):
             return None
         out.append(f'id = "{scope.scope_id}"\n')
-    out.append(f'mac = "{b64(scope.mac)}"\n')
+    if not (_plain(scope.store_id) and _plain(scope.signer)) or type(scope.counter) is not int:
+        return None
+    out.append(
+        f'store = "{scope.store_id}"\ncounter = {scope.counter}\nsigner = "{scope.signer}"\n'
+        f'signature = "{b64(scope.signature)}"\nmac = "{b64(scope.mac)}"\n'
+    )
     for stanza in scope.recipients:
         if len(stanza.sealed_key) != crypto.SEALED_KEY_BYTES:
             return None
@@ -611,23 +877,27 @@ def serialize_canonical(scope: ScopeFile) -> bytes | None:
     if not scope.entries:
         out.append("\n[secrets]\n")
     for name, entry in scope.entries.items():
-        if not is_valid_name(name) or not _plain(entry.updated):
+        if not is_valid_name(name) or not _plain(entry.updated) or not _plain(entry.writer or ""):
             return None
+        writer = "" if entry.writer is None else f'writer = "{entry.writer}"\n'
+        rotate = "rotate = true\n" if entry.rotate else ""
         current = entry.current
         if current is None:
-            out.append(f'\n[secrets.{name}]\nupdated = "{entry.updated}"\ndeleted = true\n')
+            out.append(f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}deleted = true\n{rotate}')
         else:
-            if not _fits_table_form(current) or current.updated != entry.updated:
+            if not _fits_table_form(current) or current.updated != entry.updated or not _plain(current.writer or ""):
                 return None
+            writer = "" if current.writer is None else f'writer = "{current.writer}"\n'
             out.append(
-                f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n'
-                f'nonce = "{b64(current.nonce)}"\nciphertext = "{b64(current.ciphertext)}"\n'
+                f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}'
+                f'nonce = "{b64(current.nonce)}"\nciphertext = "{b64(current.ciphertext)}"\n{rotate}'
             )
         for version in entry.history:
-            if not _fits_table_form(version) or not _plain(version.updated):
+            if not _fits_table_form(version) or not _plain(version.updated) or not _plain(version.writer or ""):
                 return None
+            old_writer = "" if version.writer is None else f'writer = "{version.writer}"\n'
             out.append(
-                f'\n[[secrets.{name}.history]]\nupdated = "{version.updated}"\n'
+                f'\n[[secrets.{name}.history]]\nupdated = "{version.updated}"\n{old_writer}'
                 f'nonce = "{b64(version.nonce)}"\nciphertext = "{b64(version.ciphertext)}"\n'
             )
     return "".join(out).encode("utf-8")

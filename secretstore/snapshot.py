@@ -52,7 +52,7 @@ class Snapshots:
     def __init__(self, directory: str, identity: Identity, store_root: str) -> None:
         self.directory = directory
         self.store_root = store_root
-        self.public_key = identity.public_key
+        self.public_key = identity.box_key
         self._key = identity.snapshot_key
 
     def __repr__(self) -> str:

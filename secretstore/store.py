@@ -1,10 +1,14 @@
-"""The store: a directory of scope files, and set / get / delete / list on it.
+"""The store: a directory of scope files and its roster; set / get / delete / list and sharing on it.
 
-Every write is a read-modify-write under the store lock: the file is read,
-its data key unsealed and its MAC verified (a tampered file is never
-rewritten into a valid one), the change applied, and the whole file MAC'd
-and atomically replaced. Reads take no lock; ``os.replace`` makes them see
-the old or the new file.
+Every read of a scope file checks, in this order (FORMAT.md, "Reading"):
+who may write it (permissions), its shape, the writer's signature, whether
+this reader trusts that writer for that scope and has not seen a newer
+version (``trust.py``), then the identity's stanza and the MAC, before any
+value is decrypted. Every write is a read-modify-write under the store lock:
+the file is read and verified that way (a tampered or untrusted file is
+never rewritten into a valid one), changed, then signed by the writer with
+the next counter and atomically replaced. Reads take no lock; ``os.replace``
+makes them see the old or the new file.
 """
 
 from __future__ import annotations
@@ -13,17 +17,25 @@ import os
 import time
 from collections.abc import Callable
 
-from secretstore import crypto, fsio, recipients, scopefile
+from secretstore import crypto, envelope, fsio, recipients, scopefile
 from secretstore.errors import (
     NotFoundError,
     NotRecipientError,
+    SecretStoreError,
     StoreFormatError,
+    TrustError,
     UsageError,
 )
-from secretstore.identity import Identity, Recipient
+from secretstore.keys import Identity, PublicKey
+from secretstore.recipients import Member, Roster, scope_tag
 from secretstore.records import Record
 from secretstore.rules import check_name, check_scope, check_value, is_valid_id
-from secretstore.scopefile import Entry, ScopeFile, SealedKey
+from secretstore.scopefile import Entry, ScopeFile
+from secretstore.trust import State, Trust, load_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.snapshot import Snapshots
 
 _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
 
@@ -56,6 +68,11 @@ class Scope(Record):
             return "team.toml"
         return f"{_SCOPE_DIRS[self.entity]}/{self.scope_id}.toml"
 
+    @property
+    def tag(self) -> str:
+        """How the roster names this scope (``team``, ``project:ID``)."""
+        return scope_tag(self.entity, self.scope_id)
+
 
 TEAM = Scope("team")
 
@@ -65,25 +82,11 @@ def now() -> str:
 
 
 def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
+    flag = "--team" if scope.scope_id is None else f"--{scope.entity} {scope.scope_id}"
     return NotRecipientError(
         f"not a recipient of {scope}: ask an owner to run "
-        f"secretstore recipients add {identity.public_text}"
+        f"secretstore recipients add {identity.public_text} {flag}"
     )
-
-
-def unlock_file(scope: Scope, file: ScopeFile, identity: Identity, where: str = "") -> UnlockedScope:
-    """Open the caller's sealed data key and verify the file MAC before anything is used."""
-    where = where or scope.relpath
-    mine = identity.public_text
-    for stanza in file.recipients:
-        if stanza.public_key == mine:
-            data_key = identity.open_data_key(stanza.sealed_key, where)
-            break
-    else:
-        raise not_a_recipient(scope, identity)
-    keys = crypto.FileKeys(data_key)
-    scopefile.verify(file, keys, where)
-    return UnlockedScope(scope, file, keys)
 
 
 class UnlockedScope:
@@ -109,90 +112,79 @@ class UnlockedScope:
     def values(self) -> dict[str, str]:
         return scopefile.decrypt_live(self.file, self.keys, self.scope.relpath)
 
-    def put(self, name: str, value: str, updated: str) -> bool:
-        """Set ``name``; True when it is new (or was deleted)."""
+    def put(self, name: str, value: str, updated: str, writer: str | None = None) -> bool:
+        """Set ``name``; True when it is new (or was deleted). A new value clears "rotate needed"."""
         previous = self.file.entries.get(name)
-        version = scopefile.encrypt(self.file, self.keys, name, value, updated)
+        version = scopefile.encrypt(self.file, self.keys, name, value, updated, writer)
         history = previous.history if previous is not None else ()
-        self.file.entries[name] = Entry(version, updated, history)
+        self.file.entries[name] = Entry(version, updated, history, writer)
         return previous is None or previous.current is None
 
-    def remove(self, name: str, updated: str) -> None:
+    def remove(self, name: str, updated: str, writer: str | None = None) -> None:
         """Delete ``name``'s value. Earlier versions kept in its history stay (FORMAT.md):
         the entry becomes a deleted one, which a later version can undelete."""
         entry = self.file.entries.get(name)
         if entry is None or entry.current is None:
             raise NotFoundError(f"no {self.scope} secret {name!r} to delete")
         if entry.history:
-            self.file.entries[name] = Entry(None, updated, entry.history)
+            self.file.entries[name] = Entry(None, updated, entry.history, writer, entry.rotate)
         else:
             del self.file.entries[name]
 
-    def to_bytes(self) -> bytes:
-        return scopefile.seal(self.file, self.keys)
-
     # --- recipients ----------------------------------------------------------
 
-    def recipients(self) -> list[Recipient]:
+    def recipients(self) -> list[PublicKey]:
         """Who can open this file, in document order."""
-        return [Recipient.parse(s.public_key, s.label) for s in self.file.recipients]
+        return [PublicKey.decode(s.public_key, s.label) for s in self.file.recipients]
 
-    def has_recipient(self, recipient: Recipient) -> bool:
-        return any(s.public_key == recipient.text for s in self.file.recipients)
+    def has_recipient(self, recipient: PublicKey) -> bool:
+        return any(PublicKey.decode(s.public_key) == recipient for s in self.file.recipients)
 
-    def add_recipient(self, recipient: Recipient) -> bool:
-        """Seal this file's data key to ``recipient`` too; False when it already could open it.
+    def add_recipient(self, recipient: PublicKey) -> bool:
+        """Seal this file's data key to ``recipient`` too; False when nothing changed.
 
         The other stanzas stay byte-for-byte as they were, so ``git diff``
-        shows one new ``[[recipients]]`` block.
+        shows one new ``[[recipients]]`` block. A stanza naming the same reader
+        with 0.1's ``ssk1`` key is rewritten in place with the ``ssk2`` key.
         """
-        if self.has_recipient(recipient):
-            return False
-        self.file.recipients.append(
-            SealedKey(recipient.text, recipient.seal(self.keys.data_key), recipient.label)
-        )
+        for index, stanza in enumerate(self.file.recipients):
+            if PublicKey.decode(stanza.public_key) == recipient:
+                if not recipient.can_sign or stanza.public_key == recipient.text:
+                    return False  # labels live in the roster: relabelling touches no scope file
+                # the same reader's 0.1 (ssk1) key: name its current key, with the same sealed copy
+                self.file.recipients[index] = scopefile.SealedKey(recipient.text, stanza.sealed_key, stanza.label)
+                return True
+        self.file.recipients.append(envelope.stanza(recipient, self.keys))
         return True
 
-    def rekey(self, to: list[Recipient]) -> None:
+    def rekey(self, to: list[PublicKey]) -> None:
         """A fresh data key sealed to ``to``, and every value (history too) re-encrypted under it.
 
         Someone who kept the old data key learns nothing from the new file.
         """
         if not to:
             raise UsageError(f"{self.scope} would have no recipients left")
-        old_keys, where = self.keys, self.scope.relpath
-        new_keys = crypto.FileKeys(crypto.new_data_key())
-
-        def reencrypt(name: str, version: scopefile.Version) -> scopefile.Version:
-            plaintext = scopefile.decrypt(self.file, old_keys, name, version, where)
-            return scopefile.encrypt(self.file, new_keys, name, plaintext, version.updated)
-
-        entries = {}
-        for name, entry in self.file.entries.items():
-            current = None if entry.current is None else reencrypt(name, entry.current)
-            history = tuple(reencrypt(name, version) for version in entry.history)
-            entries[name] = Entry(current, entry.updated, history)
-        self.file.entries = entries
-        self.file.recipients = [
-            SealedKey(r.text, r.seal(new_keys.data_key), r.label) for r in to
-        ]
+        new_keys = envelope.new_keys()
+        self.file.entries = envelope.reencrypt(self.file, self.keys, new_keys, self.scope.relpath)
+        self.file.recipients = envelope.stanzas(to, new_keys)
         self.keys = new_keys
 
 
 class SharingReport:
-    """What a recipients or rotate command did, scope by scope."""
+    """What a recipients, rotate or upgrade command did, scope by scope."""
 
-    __slots__ = ("changed", "skipped", "unchanged")
+    __slots__ = ("changed", "roster", "skipped", "unchanged")
 
     def __init__(self) -> None:
         self.changed: list[Scope] = []
         self.unchanged: list[Scope] = []
         # Scopes the caller cannot open: (scope, the not-a-recipient message).
         self.skipped: list[tuple[Scope, str]] = []
+        self.roster = False  # recipients.toml was rewritten
 
 
 # Aliases for annotations inside Store, whose ``list`` method shadows the builtin there.
-Recipients = list[Recipient]
+Recipients = list[PublicKey]
 Scopes = list[Scope]
 Unlocked = list[UnlockedScope]
 Names = list[str]
@@ -201,11 +193,41 @@ Names = list[str]
 CRASH_BETWEEN_SCOPES = "between-scopes"
 
 
-class Store:
-    """A store directory. Library API: no printing, no prompting, no typer."""
+def caller_public_key() -> PublicKey | None:
+    """The caller's public key without unlocking anything; None when there is no identity.
 
-    def __init__(self, root: str) -> None:
+    A 0.1 passphrase-protected identity names only its reading key until it is
+    unlocked once; then its writes cannot be told apart from a forgery here, so
+    it counts as no key (the commands that unlock it do better).
+    """
+    from secretstore.errors import IdentityError
+    from secretstore.identity import read_key
+
+    try:
+        key = read_key()
+    except IdentityError as exc:
+        if exc.message.startswith("no identity at "):
+            return None
+        raise
+    public = key.public
+    return public if public.can_sign else None
+
+
+class Store:
+    """A store directory. Library API: no printing (but trust notices), no prompting, no typer.
+
+    ``strict``: an unverifiable writer (``SECRETSTORE_KEY`` without
+    ``SECRETSTORE_TRUST``) is an error instead of a warning.
+    """
+
+    def __init__(self, root: str, *, strict: bool = False, emit: Callable[[str], None] | None = None) -> None:
         self.root = root
+        self.strict = strict
+        self._emit = emit
+        self._trusts: dict[bytes | None, Trust] = {}
+        self._state: State | None = None
+        # relpath -> the newest version the state knew just before the file's bytes were read
+        self._baseline: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -213,15 +235,75 @@ class Store:
     def path(self, scope: Scope) -> str:
         return os.path.join(self.root, scope.relpath)
 
+    def exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    # --- trust -----------------------------------------------------------------
+
+    def state(self) -> State:
+        """This user's trust state for the store (loaded once; see ``_before_reading``)."""
+        if self._state is None:
+            self._state = load_state(self.root)
+        return self._state
+
+    def _before_reading(self, relpath: str) -> None:
+        """Bring the state up to date and note the newest version of ``relpath`` it knows.
+
+        A file is checked against what the state said *before* its bytes were read: a
+        version another process wrote and recorded meanwhile is newer than that, never
+        older, so concurrent writers are not mistaken for a rollback.
+        """
+        if self._state is None:
+            self._state = load_state(self.root)
+        else:
+            self._state.refresh()
+        self._baseline[relpath] = self._state.counters.get(relpath, 0)
+
+    def trust(self, me: PublicKey | None) -> Trust:
+        """This reader's trust in the store (one per key, kept for the command)."""
+        key = None if me is None else me.box_key
+        found = self._trusts.get(key)
+        if found is None:
+            found = Trust(
+                self.root, me, self.read_roster_bytes, strict=self.strict, emit=self._emit,
+                scan_signers=self.signers, state=self.state(), baseline=self._baseline,
+            )
+            self._trusts[key] = found
+        return found
+
+    def read_roster_bytes(self) -> bytes | None:
+        """``recipients.toml``'s bytes, refused like a scope file if anyone but you could have written it."""
+        self._before_reading(recipients.FILENAME)
+        return fsio.read_store_file(self.root, recipients.FILENAME)
+
+    def roster(self, me: PublicKey | None) -> Roster | None:
+        """The roster, accepted by ``me``'s trust (signed by a trusted member, not rolled back)."""
+        return self.trust(me).roster()
+
+    def signers(self) -> dict[str, str]:
+        """Every writer key that signed a file of this store -> a label from that file. No checks."""
+        found: dict[str, str] = {}
+        for relpath in [recipients.FILENAME, *(scope.relpath for scope in self.scopes())]:
+            try:
+                data = fsio.read_store_file(self.root, relpath)
+            except SecretStoreError:
+                continue
+            if data is not None:
+                signer = scopefile.signer_of(data)
+                if signer is not None:
+                    found.setdefault(signer[0], signer[1])
+        return found
+
     # --- reading -----------------------------------------------------------
 
     def read_bytes(self, scope: Scope) -> bytes | None:
         """A scope file's bytes, or None when the scope has no file.
 
         A file that anyone but you could have written is refused (``fsio.read_store_file``):
-        they could have replaced its values with their own, sealed to your public key.
+        they could have replaced it with one of their own, sealed to your public key.
         """
         self._refuse_symlinked_dir(scope)
+        self._before_reading(scope.relpath)
         return fsio.read_store_file(self.root, scope.relpath)
 
     def parse(self, scope: Scope, data: bytes) -> ScopeFile:
@@ -235,19 +317,55 @@ class Store:
         return file
 
     def load(self, scope: Scope) -> ScopeFile | None:
-        """Parse a scope file (no key needed), or None when the scope has no file."""
+        """Parse a scope file (no key needed, no trust decided), or None when the scope has no file."""
         data = self.read_bytes(scope)
         return None if data is None else self.parse(scope, data)
 
-    def list(self, scope: Scope) -> list[tuple[str, str]]:
-        """(name, updated) of each secret, sorted; needs no key."""
+    def verify(
+        self, scope: Scope, file: ScopeFile, me: PublicKey | None, where: str = "", *, check_counter: bool = True
+    ) -> bytes | None:
+        """The writer's signature and ``me``'s trust in it (FORMAT.md, "Trust"); TrustError or
+        TamperedError when refused. Returns ``mac_input`` for reuse (None for a 0.1 file).
+
+        ``check_counter=False`` is for the merge driver, whose two sides are branches:
+        each is checked against their common ancestor instead.
+        """
+        where = where or scope.relpath
+        trust = self.trust(me)
+        if not file.signed:
+            trust.check_unsigned(where)
+            return None
+        body = envelope.check_signature(file, where)
+        tag = scope_tag(file.entity, file.scope_id)
+        trust.check_signed(
+            where, tag, file.store_id, file.counter, file.signer, _stanza_label(file, file.signer),
+            check_counter=check_counter,
+        )
+        return body
+
+    def list(self, scope: Scope, me: PublicKey | None = None) -> list[tuple[str, str]]:
+        """(name, updated) of each secret, sorted; needs no private key.
+
+        The file is verified (signature and trust) with ``me`` (default: the
+        caller's public key), so the names are the ones a trusted writer wrote.
+        """
         file = self.load(scope)
         if file is None:
             return []
+        self.verify(scope, file, caller_public_key() if me is None else me)
         return sorted((name, file.entries[name].updated) for name in file.live_names())
 
-    def unlock_file(self, scope: Scope, file: ScopeFile, identity: Identity) -> UnlockedScope:
-        return unlock_file(scope, file, identity)
+    def unlock_file(
+        self, scope: Scope, file: ScopeFile, identity: Identity, where: str = "", *, check_counter: bool = True
+    ) -> UnlockedScope:
+        """Verify the writer, open the caller's stanza and check the MAC before anything is used."""
+        where = where or scope.relpath
+        body = self.verify(scope, file, identity.public, where, check_counter=check_counter)
+        keys = envelope.unwrap(file, identity, where)
+        if keys is None:
+            raise not_a_recipient(scope, identity)
+        envelope.verify_mac(file, keys, where, body)
+        return UnlockedScope(scope, file, keys)
 
     def unlock(self, scope: Scope, identity: Identity) -> UnlockedScope | None:
         """Unseal and verify a scope (one public-key operation), or None if it has no file."""
@@ -260,6 +378,43 @@ class Store:
         """Every value of a scope; an absent scope is empty."""
         unlocked = self.unlock(scope, identity)
         return {} if unlocked is None else unlocked.values()
+
+    def from_snapshot(self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots) -> dict[str, str] | None:
+        """The values of exec's snapshot of exactly ``data``, if one opens and the writer still counts.
+
+        A snapshot holds what a full read of these bytes gave, so the signature,
+        the MAC and the values need no work again; whether this reader still
+        trusts the writer, and has not read a newer version since, is decided
+        again from the file's head.
+        """
+        values = snapshots.load(scope, data)
+        if values is None:
+            return None
+        head = scopefile.head_of(data)
+        if head is None:
+            return None  # a snapshot of a file this reader cannot place: read it in full
+        trust = self.trust(identity.public)
+        if head.signed:
+            trust.check_signed(scope.relpath, scope.tag, head.store_id, head.counter, head.signer)
+        else:
+            trust.check_unsigned(scope.relpath)
+        return values
+
+    def read_values(
+        self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots | None = None, *, save: bool = True
+    ) -> dict[str, str]:
+        """Every live value of ``scope`` from its file's ``data``, through exec's snapshot when one opens.
+
+        A miss reads the file in full and (with ``save``) keeps a new snapshot.
+        """
+        if snapshots is not None:
+            values = self.from_snapshot(scope, data, identity, snapshots)
+            if values is not None:
+                return values
+        values = self.unlock_file(scope, self.parse(scope, data), identity).values()
+        if snapshots is not None and save:
+            snapshots.save(scope, data, values)
+        return values
 
     def get(self, scope: Scope, name: str, identity: Identity) -> str:
         check_name(name)
@@ -318,31 +473,49 @@ class Store:
     def recipients_path(self) -> str:
         return os.path.join(self.root, recipients.FILENAME)
 
-    def store_recipients(self) -> Recipients | None:
-        """The store-wide list (``recipients.toml``), or None when the store has none.
-
-        Checked like a scope file: whoever can write it chooses who new scope files are sealed to.
-        """
-        data = fsio.read_store_file(self.root, recipients.FILENAME)
-        return None if data is None else recipients.parse(data, recipients.FILENAME)
-
     def default_recipients(self, identity: Identity) -> Recipients:
-        """Who a new scope file is sealed to: the store's recipients, and the writer."""
-        chosen = list(self.store_recipients() or [])
-        if identity.recipient not in chosen:
-            chosen.append(identity.recipient)
+        """Who a new scope file is sealed to: the roster's store-wide members, and the writer."""
+        roster = self.roster(identity.public)
+        chosen = [] if roster is None else roster.recipients()
+        if identity.public not in chosen:
+            chosen.append(identity.public)
         return chosen
 
-    def new_scope(self, scope: Scope, identity: Identity) -> UnlockedScope:
-        data_key = crypto.new_data_key()
-        stanzas = []
-        for recipient in self.default_recipients(identity):
-            stanzas.append(SealedKey(recipient.text, recipient.seal(data_key), recipient.label))
-        file = ScopeFile(scope.entity, scope.scope_id, stanzas)
-        return UnlockedScope(scope, file, crypto.FileKeys(data_key))
+    def _store_id_for_new_file(self, identity: Identity) -> str:
+        """The store id a new file gets; refuse to start a second id in a store of signed files."""
+        trust = self.trust(identity.public)
+        roster = trust.roster()
+        if roster is not None and roster.signed:
+            return trust.store_id_for_write(roster.store_id)
+        known = trust.store_id_for_write()
+        if trust.state.store_id or trust.state.signed:
+            return known
+        others = {key: label for key, label in self.signers().items() if key != identity.public_text}
+        if others:
+            shown = ", ".join(f"{key} ({label})" if label else key for key, label in sorted(others.items()))
+            raise TrustError(
+                f"this store holds files signed by {shown}, none of which you have accepted yet; "
+                "refusing to add a file to it",
+                hint="check the keys with their owners, then run: secretstore trust KEY",
+            )
+        return known
 
-    def _write(self, unlocked: UnlockedScope) -> None:
-        fsio.atomic_write(self.path(unlocked.scope), unlocked.to_bytes())
+    def new_scope(self, scope: Scope, identity: Identity) -> UnlockedScope:
+        keys = envelope.new_keys()
+        file = ScopeFile(scope.entity, scope.scope_id, envelope.stanzas(self.default_recipients(identity), keys))
+        file.store_id = self._store_id_for_new_file(identity)
+        return UnlockedScope(scope, file, keys)
+
+    def _write(self, unlocked: UnlockedScope, identity: Identity) -> None:
+        """Sign ``unlocked`` as ``identity`` with the next counter and replace its file atomically."""
+        relpath = unlocked.scope.relpath
+        trust = self.trust(identity.public)
+        file = unlocked.file
+        store_id = file.store_id or self._store_id_for_new_file(identity)
+        counter = trust.next_counter(relpath, file.counter)
+        data = envelope.seal(file, unlocked.keys, identity, store_id=store_id, counter=counter)
+        fsio.atomic_write(self.path(unlocked.scope), data)
+        trust.wrote(relpath, store_id, counter)
 
     def set(self, scope: Scope, name: str, value: str, identity: Identity) -> bool:
         """Store ``value`` under ``name``; True when the name is new in the scope."""
@@ -367,9 +540,9 @@ class Store:
             unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
             stamp = now()
             for name, value in values.items():
-                if unlocked.put(name, value, stamp):
+                if unlocked.put(name, value, stamp, identity.public_text):
                     created.append(name)
-            self._write(unlocked)
+            self._write(unlocked, identity)
         return created
 
     def delete(self, scope: Scope, name: str, identity: Identity) -> None:
@@ -379,8 +552,70 @@ class Store:
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")
-            unlocked.remove(name, now())
-            self._write(unlocked)
+            unlocked.remove(name, now(), identity.public_text)
+            self._write(unlocked, identity)
+
+    # --- the roster ----------------------------------------------------------------
+
+    def _roster_for_write(self, identity: Identity) -> Roster:
+        """The roster to change (accepted), a 0.1 roster converted, or a new, empty one."""
+        roster = self.roster(identity.public)
+        if roster is None:
+            roster = Roster()
+        elif not roster.signed:
+            roster = Roster([Member(m.public_key, m.label) for m in roster.members])
+        return roster
+
+    def _write_roster(self, roster: Roster, identity: Identity) -> None:
+        """Endorse every member whose endorsement is missing or stale, sign, write, record the counter."""
+        trust = self.trust(identity.public)
+        store_id = roster.store_id or self._store_id_for_new_file(identity)
+        roster.members = [
+            member
+            if member.endorsement and recipients.endorsement_valid(member, store_id)
+            else recipients.endorse(member, identity, store_id)
+            for member in roster.members
+        ]
+        counter = trust.next_counter(recipients.FILENAME, roster.counter)
+        data = recipients.sign(roster, identity, store_id=store_id, counter=counter)
+        recipients.save(self.recipients_path, data)
+        trust.wrote(recipients.FILENAME, store_id, counter)
+        trust.forget_roster()
+
+    @staticmethod
+    def _grant(roster: Roster, recipient: PublicKey, scope: Scope | None) -> bool:
+        """Add ``recipient`` to the roster, store-wide or for ``scope``; False when nothing changed."""
+        member = roster.find(recipient)
+        roster.revoked = tuple(k for k in roster.revoked if PublicKey.decode(k) != recipient)
+        text = recipient.text if recipient.can_sign or member is None else member.public_key
+        label = recipient.label or (member.label if member is not None else "")
+        if member is None:
+            scopes: tuple[str, ...] = () if scope is None else (scope.tag,)
+        elif member.store_wide or scope is None:
+            scopes = ()
+        else:
+            scopes = tuple(sorted({*member.scopes, scope.tag}))
+        wanted = Member(text, label, scopes)
+        if member is not None and (member.public_key, member.label, member.scopes) == (text, label, scopes):
+            return False
+        roster.members = [m for m in roster.members if m.key != recipient] + [wanted]
+        return True
+
+    @staticmethod
+    def _revoke(roster: Roster, recipient: PublicKey, scope: Scope | None) -> bool:
+        """Take ``recipient`` out of the roster (store-wide) or out of ``scope``; False when absent."""
+        member = roster.find(recipient)
+        if member is None:
+            return False
+        if scope is not None and member.store_wide:
+            return False  # still a store-wide member: removing it from one file does not change that
+        remaining = () if scope is None else tuple(t for t in member.scopes if t != scope.tag)
+        roster.members = [m for m in roster.members if m.key != recipient]
+        if remaining:
+            roster.members.append(Member(member.public_key, member.label, remaining))
+        else:
+            roster.revoked = (*roster.revoked, member.public_key)
+        return True
 
     # --- recipients and rotation ---------------------------------------------
 
@@ -401,51 +636,53 @@ class Store:
         return unlocked
 
     def add_recipient(
-        self, recipient: Recipient, identity: Identity, scope: Scope | None = None
+        self, recipient: PublicKey, identity: Identity, scope: Scope | None = None
     ) -> SharingReport:
-        """Let ``recipient`` read one scope (created empty if absent), or the whole store.
+        """Let ``recipient`` read (and write) one scope (created empty if absent), or the whole store.
 
         Store-wide, every scope file the caller can open gets a sealed copy of
-        its data key, and ``recipients.toml`` lists the key so new scope files
-        include it (the caller is listed too when the file is first made).
+        its data key. Either way the roster (``recipients.toml``) lists the key,
+        endorsed by the caller, so other readers who trust the caller trust the
+        new member's writes, and store-wide members are sealed into new scopes.
         """
         report = SharingReport()
         with fsio.locked(self.root):
+            # Read the roster before writing anything: a refused one must leave every file as it was.
+            roster = self._roster_for_write(identity)
+            if scope is None and not any(member.store_wide for member in roster.members):
+                # the first store-wide add lists the writer too, as new scopes were sealed to it
+                roster.members.append(Member(identity.public_text))
             if scope is not None and self.load(scope) is None:
                 self._clean_stale_temps(scope)
                 created = self.new_scope(scope, identity)
                 created.add_recipient(recipient)
-                self._write(created)
+                self._write(created, identity)
                 report.changed.append(scope)
-                return report
-            # Read recipients.toml before writing anything: a refused one must leave every file as it was.
-            listed = self.store_recipients() if scope is None else None
-            for unlocked in self._each_scope(scope, identity, report):
-                if unlocked.add_recipient(recipient):
-                    self._write(unlocked)
-                    report.changed.append(unlocked.scope)
-                else:
-                    report.unchanged.append(unlocked.scope)
-            if scope is None:
-                if listed is None:
-                    listed = [identity.recipient]
-                known = next((r for r in listed if r == recipient), None)
-                if known is None or (recipient.label and known.label != recipient.label):
-                    others = [r for r in listed if r != recipient]  # a new key, or a new label
-                    recipients.save(self.recipients_path, [*others, recipient])
-        if scope is not None and report.skipped:
-            raise NotRecipientError(report.skipped[0][1])
+            else:
+                for unlocked in self._each_scope(scope, identity, report):
+                    if unlocked.add_recipient(recipient):
+                        self._write(unlocked, identity)
+                        report.changed.append(unlocked.scope)
+                    else:
+                        report.unchanged.append(unlocked.scope)
+            if scope is not None and report.skipped:
+                raise NotRecipientError(report.skipped[0][1])
+            if self._grant(roster, recipient, scope) or not roster.signed:
+                self._write_roster(roster, identity)
+                report.roster = True
         return report
 
     def remove_recipient(
-        self, recipient: Recipient, identity: Identity, scope: Scope | None = None
+        self, recipient: PublicKey, identity: Identity, scope: Scope | None = None
     ) -> SharingReport:
-        """Stop ``recipient`` reading one scope, or the whole store.
+        """Stop ``recipient`` reading one scope, or the whole store (and trusting its writes).
 
         Each file it could open gets a new data key and every value is
         re-encrypted, since a removed reader may have kept the old key.
+        Store-wide, the roster lists the key as revoked and the caller stops
+        trusting it, so a file it forges afterwards is refused.
         """
-        if recipient == identity.recipient:
+        if recipient == identity.public:
             raise UsageError(
                 "refusing to remove your own key: you would lose access to what you remove it from",
                 hint="ask another recipient to remove you",
@@ -454,20 +691,67 @@ class Store:
         with fsio.locked(self.root):
             if scope is not None and self.load(scope) is None:
                 raise NotFoundError(f"{scope} has no secrets file, so no recipients")
-            listed = self.store_recipients() if scope is None else None  # before any write, as above
+            roster = self._roster_for_write(identity)  # before any write, as above
             for unlocked in self._each_scope(scope, identity, report):
                 if not unlocked.has_recipient(recipient):
                     report.unchanged.append(unlocked.scope)
                     continue
                 unlocked.rekey([r for r in unlocked.recipients() if r != recipient])
-                self._write(unlocked)
+                self._write(unlocked, identity)
                 report.changed.append(unlocked.scope)
-            if scope is None and listed is not None and recipient in listed:
-                recipients.save(self.recipients_path, [r for r in listed if r != recipient])
-        if scope is not None and not report.changed:
-            if report.skipped:
-                raise NotRecipientError(report.skipped[0][1])
-            raise NotFoundError(f"{recipient.text} is not a recipient of {scope}")
+            if scope is not None and not report.changed:
+                if report.skipped:
+                    raise NotRecipientError(report.skipped[0][1])
+                raise NotFoundError(f"{recipient.text} is not a recipient of {scope}")
+            if self._revoke(roster, recipient, scope) or not roster.signed:
+                self._write_roster(roster, identity)
+                report.roster = True
+            if scope is None:
+                self.trust(identity.public).untrust_key(recipient)
+        return report
+
+    def upgrade(self, identity: Identity) -> SharingReport:
+        """Sign every 0.1 (unsigned) file ``identity`` can open, and the 0.1 roster, as ``identity``.
+
+        The deliberate step that accepts a store's unsigned files: by running it,
+        the user vouches for what they hold (check the store first: anyone who could
+        write it could have made them). Signed files are left as they are; files the
+        identity cannot open are skipped (one of their recipients must upgrade them).
+        """
+        report = SharingReport()
+        trust = self.trust(identity.public)
+        with fsio.locked(self.root):
+            data = self.read_roster_bytes()
+            old_roster = None if data is None else recipients.parse(data, recipients.FILENAME)
+            if old_roster is not None and old_roster.signed:
+                store_id = self.roster(identity.public).store_id  # type: ignore[union-attr]
+            else:
+                store_id = trust.store_id_for_write()
+            for scope in self.scopes():
+                self._clean_stale_temps(scope)
+                file = self.load(scope)
+                if file is None or file.signed:
+                    if file is not None:
+                        report.unchanged.append(scope)
+                    continue
+                keys = envelope.unwrap(file, identity, scope.relpath)
+                if keys is None:
+                    report.skipped.append((scope, not_a_recipient(scope, identity).message))
+                    continue
+                envelope.verify_mac(file, keys, scope.relpath)
+                unlocked = UnlockedScope(scope, file, keys)
+                unlocked.add_recipient(identity.public)  # your own stanza names your ssk2 key
+                file.store_id = store_id
+                self._write(unlocked, identity)
+                report.changed.append(scope)
+            if old_roster is not None and not old_roster.signed:
+                me = identity.public
+                roster = Roster(
+                    [Member(me.text if m.key == me else m.public_key, m.label) for m in old_roster.members],
+                    store_id=store_id,
+                )
+                self._write_roster(roster, identity)
+                report.roster = True
         return report
 
     def rotate(
@@ -490,8 +774,15 @@ class Store:
                 self._clean_stale_temps(scope)
                 for unlocked in self._each_scope(scope, identity, report):
                     unlocked.rekey(unlocked.recipients())
-                    self._write(unlocked)
+                    self._write(unlocked, identity)
                     report.changed.append(scope)
                 if progress is not None:
                     progress(scope)
         return report
+
+
+def _stanza_label(file: ScopeFile, key: str) -> str:
+    for stanza in file.recipients:
+        if stanza.public_key == key:
+            return stanza.label
+    return ""

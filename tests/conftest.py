@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Point the store, the identity and the snapshot cache at tmp_path; drop any SECRETSTORE_* the caller had."""
+    """Point the store, the identity, the snapshot cache and the trust state at tmp_path; drop any SECRETSTORE_* the caller had."""
     for key in list(os.environ):
         if key.startswith("SECRETSTORE_"):
             monkeypatch.delenv(key)
@@ -41,7 +41,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     monkeypatch.setenv("SECRETSTORE_DIR", str(store))
     monkeypatch.setenv("SECRETSTORE_IDENTITY", str(identity))
     monkeypatch.setenv("SECRETSTORE_CACHE_DIR", str(tmp_path / "cache"))
-    yield {"store": str(store), "identity": str(identity), "cache": str(tmp_path / "cache")}
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", str(tmp_path / "state"))
+    yield {
+        "store": str(store),
+        "identity": str(identity),
+        "cache": str(tmp_path / "cache"),
+        "state": str(tmp_path / "state"),
+    }
 
 
 def console_script() -> str:

@@ -31,7 +31,7 @@ def call(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *a
 def test_set_list_get_delete_gradient_messages(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     code, out, err = call(capsys, monkeypatch, "set", "team", "--name=WANDB_API_KEY", f"--value={FAKE}")
     assert (code, out) == (0, "Set team secret 'WANDB_API_KEY'\n")
-    assert "created a new identity" in err and "ssk1" in err
+    assert "created a new identity" in err and "ssk2" in err
     code, out, err = call(capsys, monkeypatch, "secrets", "set", "project", "--id=prj42", "--name=DB_PASSWORD",
                           stdin=b"fake-pw\n")
     assert (code, out, err) == (0, "Set project secret 'DB_PASSWORD'\n", "")
@@ -154,7 +154,7 @@ def test_tampered_file_is_one_line_error(capsys, monkeypatch, isolated_env) -> N
     path.write_text(path.read_text().replace("[secrets.A]", "[secrets.B]"))
     code, out, err = call(capsys, monkeypatch, "get", "team", "--name=B")
     assert code == 1 and out == ""
-    assert err.startswith("secretstore: error: team.toml: file MAC does not match")
+    assert err.startswith("secretstore: error: team.toml: the signature does not match the file")
     assert len(err.splitlines()) == 1
 
 

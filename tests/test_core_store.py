@@ -21,7 +21,7 @@ from secretstore.errors import (
     UnsupportedVersionError,
     UsageError,
 )
-from secretstore.identity import Identity, load_identity, load_or_create_identity
+from secretstore.identity import Identity, load_identity, load_or_create_identity, unprotected_text
 from secretstore.store import Scope, Store
 
 FAKE = "fake-Value-0001"
@@ -242,7 +242,7 @@ def test_value_moved_between_scopes_fails_decrypt(store: Store, me: Identity) ->
     assert unlocked is not None
     entry = unlocked.file.entries["A"]
     unlocked.file.entries["B"] = entry
-    store._write(unlocked)  # re-MAC'd by a key holder: only the AEAD binding can catch it
+    store._write(unlocked, me)  # re-signed'd by a key holder: only the AEAD binding can catch it
     with pytest.raises(TamperedError, match="secret B"):
         store.get(TEAM, "B", me)
 
@@ -275,7 +275,7 @@ def test_missing_final_newline_is_still_the_same_file(store: Store, me: Identity
 
 def test_unknown_version_refused_with_upgrade_hint(store: Store, me: Identity) -> None:
     store.set(TEAM, "A", FAKE, me)
-    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v1"', '"secretstore/v2"'))
+    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v2"', '"secretstore/v3"'))
     with pytest.raises(UnsupportedVersionError) as caught:
         store.list(TEAM)
     assert "newer version" in (caught.value.hint or "")
@@ -298,7 +298,7 @@ def _give_history(store: Store, me: Identity, name: str, old_value: str, new_val
     assert old is not None
     unlocked.put(name, new_value, "2026-01-02T00:00:00Z")
     unlocked.file.entries[name] = scopefile.Entry(unlocked.file.entries[name].current, "2026-01-02T00:00:00Z", (old,))
-    store._write(unlocked)
+    store._write(unlocked, me)
     return old
 
 
@@ -311,7 +311,7 @@ def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: 
     b_old = unlocked.file.entries["B"].current
     assert b_old is not None
     unlocked.file.entries["B"] = scopefile.Entry(None, "2026-01-03T00:00:00Z", (b_old,))
-    store._write(unlocked)
+    store._write(unlocked, me)
     assert store.read(TEAM, me) == {"A": "fake-new"}
     assert [n for n, _ in store.list(TEAM)] == ["A"]
     store.set(TEAM, "C", "fake-c", me)  # a rewrite keeps history
@@ -349,7 +349,7 @@ def test_identity_file_permissions_refused(tmp_path: Path) -> None:
 
 def test_identity_repr_hides_secret(tmp_path: Path) -> None:
     identity = Identity.generate()
-    text = identity.to_file_text()
+    text = unprotected_text(identity)
     secret_line = [line for line in text.splitlines() if not line.startswith("#")][0]
     assert secret_line not in repr(identity)
     assert secret_line[len("SECRETSTORE-SECRET-KEY-1") :] not in repr(identity)

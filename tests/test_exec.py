@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from secretstore import fastexec
-from secretstore.identity import Identity, resolve_identity
+from secretstore.identity import Identity, resolve_identity, unprotected_text
 from secretstore.store import TEAM, Scope, Store
 from tests.conftest import console_script
 
@@ -361,7 +361,7 @@ def test_the_program_never_inherits_secretstores_own_credentials(cli_run: Run, i
     """SECRETSTORE_KEY opens every scope its key can: the program gets the merged values, not the key."""
     key = Identity.generate("ci")
     Store(isolated_env["store"]).set(TEAM, "TOKEN", "fake-token-value", key)
-    env = {"SECRETSTORE_KEY": key.file_text(None), "SECRETSTORE_PASSPHRASE": "fake-pw",
+    env = {"SECRETSTORE_KEY": unprotected_text(key), "SECRETSTORE_PASSPHRASE": "fake-pw",
            "SECRETSTORE_NEW_PASSPHRASE": "fake-new-pw"}
     for extra in ([], ["--mask"], ["--refs-only"]):
         done = cli_run("exec", *extra, "--", "sh", "-c", "env", env=env)

@@ -201,7 +201,7 @@ CASES: dict[str, tuple[list[str], int, bytes, str, Callable[[Store, dict[str, st
     "invalid name": (["get", "team", "--name=bad-name"], 2, b"", "invalid secret name 'bad-name'", None, True),
     "not a recipient": (["get", "cluster", "--id=theirs", "--name=THEIRS"], 1, b"",
                         "not a recipient of cluster theirs", None, True),
-    "tampered": (["get", "team", "--name=TOKEM"], 1, b"", "team.toml: file MAC does not match", _tamper, True),
+    "tampered": (["get", "team", "--name=TOKEM"], 1, b"", "team.toml: the signature does not match the file", _tamper, True),
     "no store": (["get", "team", "--name=TOKEN", "--store=/nonexistent/fastget"], 1, b"",
                  "no team secret 'TOKEN'", None, True),
     "global --store": (["--store", "/nonexistent/fastget", "get", "team", "--name=TOKEN"], 1, b"",

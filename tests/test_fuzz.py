@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from secretstore import crypto, formats, scopefile
 from secretstore.errors import SecretStoreError
-from secretstore.identity import Recipient
+from secretstore.keys import Identity, b64url
 from secretstore.scopefile import Entry, ScopeFile, SealedKey, Version
 
 EXAMPLES = int(os.environ.get("SECRETSTORE_FUZZ_EXAMPLES", "150"))
@@ -45,12 +45,19 @@ scope_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,10}", fullmatch=True).fi
 )
 
 
+# Valid ssk2 keys (an X25519 key and an Ed25519 key on the curve), made once: deriving them
+# per draw would make every example slow.
+PUBLIC_KEYS = [Identity(bytes([n]) * 32).public_text for n in range(1, 9)]
+writers = st.one_of(st.none(), st.sampled_from(PUBLIC_KEYS))
+
+
 @st.composite
-def versions(draw: st.DrawFn, updated: str | None = None) -> Version:
+def versions(draw: st.DrawFn, updated: str | None = None, writer: str | None | bool = False) -> Version:
     return Version(
         updated if updated is not None else draw(updated_text),
         draw(st.binary(min_size=crypto.NONCE_BYTES, max_size=crypto.NONCE_BYTES)),
         draw(st.binary(min_size=crypto.TAG_BYTES + 1, max_size=48)),
+        draw(writers) if writer is False else writer,  # type: ignore[arg-type]
     )
 
 
@@ -58,9 +65,11 @@ def versions(draw: st.DrawFn, updated: str | None = None) -> Version:
 def entries(draw: st.DrawFn) -> Entry:
     updated = draw(updated_text)
     history = tuple(draw(st.lists(versions(), max_size=2)))
+    writer = draw(writers)
+    rotate = draw(st.booleans())
     if history and draw(st.booleans()):
-        return Entry(None, updated, history)
-    return Entry(draw(versions(updated)), updated, history)
+        return Entry(None, updated, history, writer, rotate)
+    return Entry(draw(versions(updated, writer)), updated, history, writer, rotate)
 
 
 @st.composite
@@ -68,10 +77,7 @@ def scope_files(draw: st.DrawFn) -> ScopeFile:
     entity = draw(st.sampled_from(["team", "project", "cluster"]))
     scope_id = None if entity == "team" else draw(scope_ids)
     # valid public keys and labels only: FORMAT.md makes a reader refuse anything else
-    keys = draw(
-        st.lists(st.binary(min_size=32, max_size=32).map(lambda raw: Recipient(raw).text),
-                 min_size=1, max_size=3, unique=True)
-    )
+    keys = draw(st.lists(st.sampled_from(PUBLIC_KEYS), min_size=1, max_size=3, unique=True))
     recipients = [
         SealedKey(
             key,
@@ -87,6 +93,10 @@ def scope_files(draw: st.DrawFn) -> ScopeFile:
         recipients,
         dict(sorted(chosen.items())),
         draw(st.binary(min_size=crypto.MAC_BYTES, max_size=crypto.MAC_BYTES)),
+        store_id=b64url(draw(st.binary(min_size=16, max_size=16))),
+        counter=draw(st.integers(1, scopefile.MAX_COUNTER)),
+        signer=draw(st.sampled_from(PUBLIC_KEYS)),
+        signature=draw(st.binary(min_size=crypto.SIGNATURE_BYTES, max_size=crypto.SIGNATURE_BYTES)),
     )
 
 

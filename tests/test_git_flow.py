@@ -77,21 +77,29 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     alice.ss("recipients", "add", bob_key, "--label=bob")
     alice.ss("recipients", "add", node_key, "--label=gpu-a-node", "--cluster=gpu-a")
     listed = alice.ss("recipients", "list").stdout
-    assert bob_key in listed and alice_key in listed and node_key not in listed
+    assert f"| {bob_key} | bob        | all (store-wide) |" in listed
+    assert f"| {node_key} | gpu-a-node | cluster gpu-a    |" in listed
     alice.git("add", "-A")
     alice.git("commit", "-q", "-m", "team store")
     alice.git("remote", "add", "origin", str(origin))
     alice.git("push", "-q", "origin", "main")
     assert not any(p.name == "identity" for p in alice.store.rglob("*"))  # never in the store
 
-    # Bob clones, sets up the driver in his clone, reads, sets, pushes.
+    # Bob clones. Until he trusts Alice (after checking her key with her), her files are refused.
     subprocess.run(["git", "clone", "-q", str(origin), str(bob.store)], env=bob.env, check=True)
+    refused = bob.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"this store holds files written by {alice_key}" in refused.stderr  # told once
+    assert f"team.toml is signed by {alice_key}, whom you do not trust" in refused.stderr
+    assert f"secretstore trust {alice_key}" in refused.stderr
+    again = bob.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    assert "this store holds files written by" not in again.stderr
+    bob.ss("trust", alice_key, "--label=alice")
     assert "warning: git: the merge driver is not set up here" in bob.ss("doctor").stdout
     bob.ss("git", "setup")
     assert bob.git("status", "--porcelain").stdout == ""  # .gitattributes already committed
     checked = bob.ss("doctor", "--verify").stdout
-    assert "ok: git: merge driver set up" in checked and "error" not in checked
-    assert f"cluster gpu-a: also sealed to keys not in recipients.toml: {node_key} (gpu-a-node)" in checked
+    assert "ok: git: merge driver set up" in checked and "error" not in checked, checked
     assert bob.ss("get", "team", "--name=WANDB_API_KEY").stdout == "team-wandb"
     assert bob.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN").stdout == "gpu-hf"
     bob.ss("set", "project", "--id=prj42", "--name=DB_PASSWORD", "--value=bob-db")
@@ -99,21 +107,30 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     bob.git("commit", "-q", "-m", "project prj42")
     bob.git("push", "-q", "origin", "main")
 
-    # The cluster node: a clone and SECRETSTORE_KEY only; no identity file anywhere.
+    # Alice reads Bob's project: she added Bob, so his writes count for her without a step.
+    alice.git("pull", "-q", "--no-rebase", "origin", "main")
+    assert alice.ss("get", "project", "--id=prj42", "--name=DB_PASSWORD").stdout == "bob-db"
+
+    # The cluster node: a clone, SECRETSTORE_KEY and SECRETSTORE_TRUST only; no identity file anywhere.
     node_store = tmp_path / "node" / "store"
     subprocess.run(["git", "clone", "-q", str(origin), str(node_store)], env=node.env, check=True)
     Path(node.env["SECRETSTORE_IDENTITY"]).unlink()
-    key_env = {"SECRETSTORE_KEY": node_text, "SECRETSTORE_DIR": str(node_store)}
+    key_env = {"SECRETSTORE_KEY": node_text, "SECRETSTORE_DIR": str(node_store), "SECRETSTORE_TRUST": alice_key}
     assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=key_env).stdout == "gpu-hf"
     denied = node.ss("get", "team", "--name=WANDB_API_KEY", env=key_env, ok=False)
     assert denied.returncode == 1
-    assert f"not a recipient of team: ask an owner to run secretstore recipients add {node_key}" in denied.stderr
+    assert f"not a recipient of team: ask an owner to run secretstore recipients add {node_key} --team" in denied.stderr
     ran = node.ss("exec", "--cluster=gpu-a", "--", "sh", "-c", 'printf %s "$HF_TOKEN"', env=key_env)
     assert ran.stdout == "gpu-hf" and "not a recipient of team" in ran.stderr
     assert not Path(node.env["SECRETSTORE_IDENTITY"]).exists()
+    # without SECRETSTORE_TRUST the node cannot tell writers apart: said once, an error with --strict
+    unverified = {**key_env, "SECRETSTORE_TRUST": ""}
+    warned = node.ss("exec", "--cluster=gpu-a", "--", "true", env=unverified)
+    assert warned.stderr.count("writers are not verified") == 1
+    strict = node.ss("exec", "--strict", "--cluster=gpu-a", "--", "true", env=unverified, ok=False)
+    assert strict.returncode == 1 and "cannot be verified" in strict.stderr
 
     # Alice and Bob add different names to the team scope at the same time.
-    alice.git("pull", "-q", "--no-rebase", "origin", "main")
     alice.ss("set", "team", "--name=FROM_ALICE", "--value=a")
     alice.git("commit", "-q", "-am", "alice adds a name")
     bob.ss("set", "team", "--name=FROM_BOB", "--value=b")
@@ -128,17 +145,33 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     bob.git("pull", "-q", "--no-rebase", "origin", "main")
     assert bob.ss("get", "team", "--name=FROM_ALICE").stdout == "a"
 
-    # The same name changed on both sides: a conflict git reports, never a silent pick.
+    # The same name changed on both sides, plus an unrelated new name on each: only the one
+    # name is left in conflict, every other entry is merged, and git reports the conflict.
     alice.ss("set", "team", "--name=SHARED_TOKEN", "--value=alice-version")
+    alice.ss("set", "team", "--name=ALICE_ONLY", "--value=fake-alice-only")
     alice.git("commit", "-q", "-am", "alice token")
     bob.ss("set", "team", "--name=SHARED_TOKEN", "--value=bob-version")
+    bob.ss("set", "team", "--name=COMET_API_KEY", "--value=fake-comet")
     bob.git("commit", "-q", "-am", "bob token")
     bob.git("push", "-q", "origin", "main")
     clash = alice.git("pull", "--no-rebase", "--no-edit", "origin", "main", ok=False)
     assert clash.returncode != 0
-    assert "both sides changed SHARED_TOKEN" in clash.stderr + clash.stdout
+    assert "both sides changed SHARED_TOKEN; every other entry was merged" in clash.stderr + clash.stdout
     assert "CONFLICT" in clash.stdout + clash.stderr
     assert "team.toml" in alice.git("diff", "--name-only", "--diff-filter=U").stdout
-    # the working file is Alice's side, still valid; nothing was picked silently
-    assert alice.ss("get", "team", "--name=SHARED_TOKEN").stdout == "alice-version"
-    alice.git("merge", "--abort")
+    # while it is unmerged, readers refuse it instead of silently using one side
+    blocked = alice.ss("get", "team", "--name=COMET_API_KEY", ok=False)
+    assert blocked.returncode == 1 and "team.toml is unmerged" in blocked.stderr
+    assert "secretstore git resolve" in blocked.stderr
+    assert alice.ss("exec", "--", "true", ok=False).returncode == 1
+    assert "is unmerged" in alice.ss("doctor", ok=False).stdout
+    resolved = alice.ss("git", "resolve", "team", "--name=SHARED_TOKEN", "--theirs")
+    assert "no conflict left" in resolved.stdout
+    for name, value in {"SHARED_TOKEN": "bob-version", "COMET_API_KEY": "fake-comet",
+                        "ALICE_ONLY": "fake-alice-only", "FROM_BOB": "b"}.items():
+        assert alice.ss("get", "team", f"--name={name}").stdout == value
+    alice.git("add", "team.toml")
+    alice.git("commit", "-q", "--no-edit")
+    alice.git("push", "-q", "origin", "main")
+    bob.git("pull", "-q", "--no-rebase", "origin", "main")
+    assert bob.ss("get", "team", "--name=ALICE_ONLY").stdout == "fake-alice-only"

@@ -19,7 +19,7 @@ import pytest
 
 from secretstore import crypto, scopefile
 from secretstore.errors import SecretStoreError
-from secretstore.identity import create_identity, load_identity
+from secretstore.identity import create_identity, load_identity, unprotected_text
 from secretstore.store import Scope, Store
 
 VALUE = "Hygiene-Marker-7d1f3b9e"
@@ -114,7 +114,7 @@ def test_reprs_never_show_a_value_or_a_key(filled) -> None:
     store, identity = filled
     unlocked = store.unlock(TEAM, identity)
     assert unlocked is not None
-    secret_line = identity.to_file_text().splitlines()[-1]
+    secret_line = unprotected_text(identity).splitlines()[-1]
     for obj in (unlocked, unlocked.keys, identity, store, unlocked.file):
         text = repr(obj) + str(obj)
         assert VALUE not in text
@@ -178,7 +178,7 @@ def test_tampered_file_errors_never_hold_the_value(filled, cli_run) -> None:
     assert entry.current is not None
     forged = scopefile.Version(entry.current.updated, bytes(24), entry.current.ciphertext)
     unlocked.file.entries["TOKEN"] = scopefile.Entry(forged, forged.updated, ())
-    path.write_bytes(unlocked.to_bytes())
+    store._write(unlocked, identity)
     for args in (["get", "team", "--name=TOKEN"], ["exec", "--", "true"],
                  ["export"]):
         done = cli_run(*args)

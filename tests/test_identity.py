@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from secretstore.identity import Identity, Recipient, resolve_identity, resolve_public_text
+from secretstore.identity import Identity, resolve_identity, resolve_public_text
+from secretstore.keys import PublicKey as Recipient
 from tests.sharing_helpers import call
 
 
@@ -15,7 +16,7 @@ def test_init_prints_public_key_and_refuses_to_overwrite(capsys, monkeypatch, is
     code, out, err = call(capsys, monkeypatch, "init")
     assert code == 0
     public = out.strip()
-    assert out == public + "\n" and public.startswith("ssk1")
+    assert out == public + "\n" and public.startswith("ssk2")
     Recipient.parse(public)  # a valid, checksummed key
     path = Path(isolated_env["identity"])
     assert oct(path.stat().st_mode & 0o777) == "0o600"

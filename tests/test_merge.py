@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretstore import merge
+from secretstore import crypto, merge
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.identity import Identity, resolve_identity
 from secretstore.store import TEAM, Scope, Store
@@ -268,15 +268,15 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
         calls.append(scope)
         return real_parse(self, scope, data)
 
-    opened: list[bytes] = []
-    real_open = Identity.open_data_key
+    opened: list[str] = []
+    real_open = crypto.open_data_key
 
-    def counting_open(self: Identity, sealed: bytes, where: str) -> bytes:
-        opened.append(sealed)
-        return real_open(self, sealed, where)
+    def counting_open(sealed: bytes, public_key: bytes, secret_key: bytes, where: str) -> bytes:
+        opened.append(where)
+        return real_open(sealed, public_key, secret_key, where)
 
     monkeypatch.setattr(Store, "parse", counting_parse)
-    monkeypatch.setattr(Identity, "open_data_key", counting_open)
+    monkeypatch.setattr(crypto, "open_data_key", counting_open)
     context = merge.Context("prj42", "gpu-a")
     layers, warnings = merge.load_layers(store, context, _identity)
     assert warnings == []

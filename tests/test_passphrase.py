@@ -108,7 +108,7 @@ def test_change_and_remove_passphrase(capsys, monkeypatch, isolated_env) -> None
 
 
 def protected_line(identity: identities.Identity) -> str:
-    return identity.protect(PW, "interactive").line()
+    return identities.protect(identity, PW, "interactive").line()
 
 
 def test_limits_are_capped_on_read() -> None:
@@ -156,14 +156,14 @@ def test_protected_secretstore_key_needs_the_passphrase(capsys, monkeypatch, iso
 def test_bad_limits_setting_is_refused(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "none")
     with pytest.raises(Exception, match="choose one of"):
-        identities.Identity.generate().protect(PW)
+        identities.protect(identities.Identity.generate(), PW)
 
 
 def test_hidden_prompts_on_a_terminal(cli_run) -> None:  # type: ignore[no-untyped-def]
     from tests.test_core_cli import _run_on_pty
 
     output = _run_on_pty(["init", "--passphrase"], answers=[b"typed-pw\n", b"typed-pw\n"])
-    assert b"typed-pw" not in output and b"ssk1" in output
+    assert b"typed-pw" not in output and b"ssk2" in output
     assert cli_run("set", "team", "--name=A", "--value=v1",
                    env={"SECRETSTORE_PASSPHRASE": "typed-pw"}).returncode == 0
     output = _run_on_pty(["get", "team", "--name=A"], answers=[b"typed-pw\n"])
@@ -206,7 +206,7 @@ def test_protected_line_numbers_must_be_canonical(field: str, spelling: str) -> 
     from secretstore.errors import IdentityError
     from secretstore.identity import Identity, ProtectedKey
 
-    line = Identity.generate().protect("fake-pw").line()
+    line = identities.protect(Identity.generate(), "fake-pw").line()
     value = next(item for item in line.split(" ") if item.startswith(f"{field}="))
     number = int(value.partition("=")[2])
     replaced = spelling if field == "opslimit" else spelling.replace("67_108_864", f"{number:_}")
@@ -220,7 +220,7 @@ def test_protected_line_base64_must_be_canonical() -> None:
     from secretstore.errors import IdentityError
     from secretstore.identity import Identity, ProtectedKey
 
-    line = Identity.generate().protect("fake-pw").line()
+    line = identities.protect(Identity.generate(), "fake-pw").line()
     salt = next(item for item in line.split(" ") if item.startswith("salt="))
     text = salt.partition("=")[2]  # 16 bytes -> 22 characters, the last carries 4 unused bits
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

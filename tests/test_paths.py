@@ -14,8 +14,9 @@ PLATFORMDIRS = {
     "data": platformdirs.user_data_dir,
     "config": platformdirs.user_config_dir,
     "cache": platformdirs.user_cache_dir,
+    "state": platformdirs.user_state_dir,
 }
-XDG = {"data": "XDG_DATA_HOME", "config": "XDG_CONFIG_HOME", "cache": "XDG_CACHE_HOME"}
+XDG = {"data": "XDG_DATA_HOME", "config": "XDG_CONFIG_HOME", "cache": "XDG_CACHE_HOME", "state": "XDG_STATE_HOME"}
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the hand-applied rule is Linux's")

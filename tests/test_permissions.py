@@ -61,7 +61,7 @@ def filled(isolated_env: dict[str, str]) -> tuple[Store, Identity]:
     store = Store(isolated_env["store"])
     store.set(TEAM, "TOKEN", VALUE, identity)
     store.set(PROJECT, "OTHER", VALUE + "-project", identity)
-    store.add_recipient(Identity.generate().recipient, identity)  # writes recipients.toml
+    store.add_recipient(Identity.generate().public, identity)  # writes recipients.toml
     return store, identity
 
 
@@ -169,7 +169,7 @@ def test_no_group_lookup_unless_a_group_write_bit_is_set(filled, monkeypatch) ->
     set_mode(store.path(TEAM), 0o644)
     set_mode(store.root, 0o755)
     assert store.get(TEAM, "TOKEN", identity) == VALUE
-    assert store.store_recipients() is not None
+    assert store.roster(identity.public) is not None
     assert asked == []
 
 
@@ -302,7 +302,7 @@ def test_store_wide_recipient_changes_write_nothing_when_recipients_toml_is_refu
     """They used to rewrite every scope file first and read recipients.toml last."""
     store, identity = filled
     other = Identity.generate()
-    store.add_recipient(other.recipient, identity)
+    store.add_recipient(other.public, identity)
     set_mode(store.recipients_path, 0o666)
     files = [store.path(TEAM), store.path(PROJECT), store.recipients_path]
     before = [Path(name).read_bytes() for name in files]

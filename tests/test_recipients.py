@@ -9,7 +9,8 @@ import pytest
 
 from secretstore import crypto, scopefile
 from secretstore.errors import NotRecipientError, TamperedError, UsageError
-from secretstore.identity import Identity, Recipient, create_identity
+from secretstore.identity import Identity, create_identity
+from secretstore.keys import PublicKey as Recipient
 from secretstore.store import TEAM, Scope, Store
 from tests.sharing_helpers import call
 
@@ -26,6 +27,12 @@ def store(isolated_env: dict[str, str]) -> Store:
     return Store(isolated_env["store"])
 
 
+def store_wide(store: Store, who: Identity) -> list[Recipient] | None:
+    """The roster's store-wide members (who new scopes are sealed to); None without a roster."""
+    roster = store.roster(who.public)
+    return None if roster is None else roster.recipients()
+
+
 def as_user(monkeypatch: pytest.MonkeyPatch, person: Identity) -> None:
     monkeypatch.setenv("SECRETSTORE_IDENTITY", person.source)
 
@@ -34,18 +41,18 @@ def test_store_wide_add_reaches_existing_and_new_scopes(store, people) -> None: 
     alice, bob = people["alice"], people["bob"]
     store.set(TEAM, "A", "team-a", alice)
     store.set(GPU, "C", "gpu-c", alice)
-    assert store.store_recipients() is None
-    report = store.add_recipient(bob.recipient, alice)
+    assert store_wide(store, alice) is None
+    report = store.add_recipient(bob.public, alice)
     assert report.changed == [TEAM, GPU]
     assert store.get(TEAM, "A", bob) == "team-a" and store.get(GPU, "C", bob) == "gpu-c"
-    assert {r.text for r in store.store_recipients() or []} == {alice.public_text, bob.public_text}
+    assert {r.text for r in store_wide(store, alice) or []} == {alice.public_text, bob.public_text}
     # a scope Bob creates is sealed to Alice too, and the other way round
     store.set(Scope("project", "p1"), "P", "proj", bob)
     assert store.get(Scope("project", "p1"), "P", alice) == "proj"
     store.set(Scope("project", "p2"), "Q", "proj2", alice)
     assert store.get(Scope("project", "p2"), "Q", bob) == "proj2"
     # adding again changes nothing
-    again = store.add_recipient(bob.recipient, alice)
+    again = store.add_recipient(bob.public, alice)
     assert again.changed == [] and len(again.unchanged) == 4
 
 
@@ -54,45 +61,50 @@ def test_add_touches_only_a_new_recipient_block_and_the_mac(store, people) -> No
     for name in ("A", "B", "C"):
         store.set(TEAM, name, f"value-{name}", alice)
     before = Path(store.path(TEAM)).read_text().splitlines()
-    store.add_recipient(bob.recipient, alice, TEAM)
+    store.add_recipient(bob.public, alice, TEAM)
     after = Path(store.path(TEAM)).read_text().splitlines()
     changed = [line for line in difflib.ndiff(before, after) if line[:1] in "+-"]
     removed = [line for line in changed if line.startswith("-")]
     added = [line for line in changed if line.startswith("+")]
-    assert len(removed) == 1 and removed[0].startswith("- mac = ")
+    # the writer's counter, signature and MAC lines change, and one recipient block is added
+    assert sorted(line.split(" = ")[0] for line in removed) == ["- counter", "- mac", "- signature"]
     assert any(bob.public_text in line for line in added)
-    assert all(("mac = " in line) or ("recipients" in line) or ("public_key" in line)
-               or ("sealed_key" in line) or line.strip() == "+" for line in added), added
+    assert all(line.split(" = ")[0] in ("+ counter", "+ signature", "+ mac") or ("recipients" in line)
+               or ("public_key" in line) or ("sealed_key" in line) or line.strip() == "+" for line in added), added
 
 
 def test_scope_option_narrows_to_one_scope_and_creates_it_empty(store, people) -> None:  # type: ignore[no-untyped-def]
     alice, node = people["alice"], people["node"]
     store.set(TEAM, "A", "team-a", alice)
-    report = store.add_recipient(node.recipient, alice, GPU)
+    report = store.add_recipient(node.public, alice, GPU)
     assert report.changed == [GPU]
-    assert store.read(GPU, node) == {} and store.store_recipients() is None
+    assert store.read(GPU, node) == {}
+    # the roster lists the node for that cluster only: new scopes are not sealed to it
+    assert store_wide(store, alice) == []
+    roster = store.roster(alice.public)
+    assert roster is not None and roster.find(node.public).scopes == ("cluster:gpu-a",)  # type: ignore[union-attr]
     store.set(GPU, "C", "gpu-c", alice)
     assert store.read(GPU, node) == {"C": "gpu-c"}
     with pytest.raises(NotRecipientError) as caught:
         store.read(TEAM, node)
     assert caught.value.message == (
-        f"not a recipient of team: ask an owner to run secretstore recipients add {node.public_text}"
+        f"not a recipient of team: ask an owner to run secretstore recipients add {node.public_text} --team"
     )
 
 
 def test_removal_revokes_even_a_kept_data_key(store, people) -> None:  # type: ignore[no-untyped-def]
     alice, bob = people["alice"], people["bob"]
     store.set(TEAM, "A", "old-a", alice)
-    store.add_recipient(bob.recipient, alice)
+    store.add_recipient(bob.public, alice)
     # give A a history version, to check that history is re-encrypted too
     unlocked = store.unlock(TEAM, alice)
     assert unlocked is not None
     old = unlocked.file.entries["A"]
     unlocked.file.entries["A"] = scopefile.Entry(old.current, old.updated, (old.current,))  # type: ignore[arg-type]
-    Path(store.path(TEAM)).write_bytes(unlocked.to_bytes())
+    store._write(unlocked, alice)
     kept = store.unlock(TEAM, bob)  # Bob keeps the data key before he is removed
     assert kept is not None
-    report = store.remove_recipient(bob.recipient, alice)
+    report = store.remove_recipient(bob.public, alice)
     assert report.changed == [TEAM]
     with pytest.raises(NotRecipientError):
         store.read(TEAM, bob)
@@ -111,14 +123,14 @@ def test_removal_revokes_even_a_kept_data_key(store, people) -> None:  # type: i
     assert current.values() == {"A": "old-a", "NEW": "after-removal"}
     history = current.file.entries["A"].history
     assert scopefile.decrypt(current.file, current.keys, "A", history[0], "t") == "old-a"
-    assert bob.recipient not in (store.store_recipients() or [])
+    assert bob.public not in (store_wide(store, alice) or [])
 
 
 def test_refuses_to_remove_your_own_key(store, people) -> None:  # type: ignore[no-untyped-def]
     alice = people["alice"]
     store.set(TEAM, "A", "a", alice)
     with pytest.raises(UsageError, match="your own key"):
-        store.remove_recipient(alice.recipient, alice)
+        store.remove_recipient(alice.public, alice)
 
 
 def test_cli_add_list_remove(capsys, monkeypatch, people) -> None:  # type: ignore[no-untyped-def]
@@ -131,7 +143,8 @@ def test_cli_add_list_remove(capsys, monkeypatch, people) -> None:  # type: igno
                         "--label=gpu-node", "--cluster", "gpu-a")
     assert code == 0 and "cluster gpu-a" in out
     code, out, _ = call(capsys, monkeypatch, "recipients", "list")
-    assert code == 0 and bob.public_text in out and "bob" in out and node.public_text not in out
+    assert code == 0 and f"| {bob.public_text} | bob      | all (store-wide) |" in out
+    assert f"| {node.public_text} | gpu-node | cluster gpu-a    |" in out
     code, out, _ = call(capsys, monkeypatch, "recipients", "list", "--cluster=gpu-a", "--json")
     assert code == 0 and "gpu-node" in out and bob.public_text in out
     as_user(monkeypatch, node)
@@ -139,7 +152,7 @@ def test_cli_add_list_remove(capsys, monkeypatch, people) -> None:  # type: igno
     assert (code, out) == (1, "")
     assert err.splitlines()[0] == (
         "secretstore: error: not a recipient of team: ask an owner to run "
-        f"secretstore recipients add {node.public_text}"
+        f"secretstore recipients add {node.public_text} --team"
     )
     as_user(monkeypatch, alice)
     code, out, _ = call(capsys, monkeypatch, "recipients", "remove", bob.public_text)
@@ -172,9 +185,9 @@ def test_list_needs_no_identity(capsys, monkeypatch, store, people) -> None:  # 
 def test_store_wide_remove_warns_about_scopes_still_sealed_to_the_key(store, people, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     alice, bob, node = people["alice"], people["bob"], people["node"]
     store.set(TEAM, "A", "a", alice)
-    store.add_recipient(node.recipient, alice, TEAM)
+    store.add_recipient(node.public, alice, TEAM)
     store.set(GPU, "C", "c", bob)
-    store.add_recipient(node.recipient, bob, GPU)  # Alice cannot open this one
+    store.add_recipient(node.public, bob, GPU)  # Alice cannot open this one
     store.set(Scope("project", "p1"), "P", "p", bob)  # nor this one, which node is not in
     as_user(monkeypatch, alice)
     code, out, err = call(capsys, monkeypatch, "recipients", "remove", node.public_text)
@@ -186,10 +199,10 @@ def test_store_wide_remove_warns_about_scopes_still_sealed_to_the_key(store, peo
 def test_adding_a_listed_key_with_a_label_relabels_it(store, people) -> None:  # type: ignore[no-untyped-def]
     alice, bob = people["alice"], people["bob"]
     store.set(TEAM, "A", "a", alice)
-    store.add_recipient(bob.recipient, alice)  # lists Alice without a label
+    store.add_recipient(bob.public, alice)  # lists Alice without a label
     before = Path(store.path(TEAM)).read_bytes()
     store.add_recipient(Recipient.parse(alice.public_text, "alice"), alice)
-    assert {r.text: r.label for r in store.store_recipients() or []} == {
+    assert {r.text: r.label for r in store_wide(store, alice) or []} == {
         alice.public_text: "alice", bob.public_text: ""}
     assert Path(store.path(TEAM)).read_bytes() == before  # scope files untouched
 
@@ -209,7 +222,7 @@ def test_an_empty_scope_id_is_refused_not_widened_to_the_store(  # type: ignore[
     assert code == 2, (out, err)
     assert "need --id" in err or "invalid" in err
     assert Path(store.path(TEAM)).read_bytes() == before
-    assert store.store_recipients() is None
+    assert store_wide(store, alice) is None
     with pytest.raises(NotRecipientError):
         store.get(TEAM, "A", node)
 
@@ -233,7 +246,9 @@ def test_doctor_reports_extra_keys_even_without_recipients_toml(store, people, m
     as_user(monkeypatch, alice)
     quiet = [f.message for f in doctor.diagnose(store)]
     assert not any("also sealed to" in message for message in quiet)
-    store.add_recipient(bob.recipient, alice, TEAM)
-    assert store.store_recipients() is None
+    store.add_recipient(bob.public, alice, TEAM)
+    # the roster lists Bob for team: expected, nothing to report
+    assert not any("also sealed to" in f.message for f in doctor.diagnose(store))
+    Path(store.recipients_path).unlink()
     messages = [f.message for f in doctor.diagnose(store)]
     assert f"team: also sealed to keys other than yours: {bob.public_text}" in messages

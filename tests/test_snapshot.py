@@ -225,7 +225,7 @@ def test_snapshot_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pa
     cache = str(tmp_path / "snaps")
     _load(store, me, cache)
     relpath = PROJECT.relpath.encode()
-    label = b"\0".join([me.public_key, store.root.encode(), relpath])
+    label = b"\0".join([me.box_key, store.root.encode(), relpath])
     name = bindings.crypto_generichash_blake2b_salt_personal(label, digest_size=16).hex()
     blob = (Path(cache) / name).read_bytes()
     magic = b"secretstore-snapshot/v1\n"

@@ -48,6 +48,7 @@ def merged_secrets(
     """name -> value of the merged set (project > cluster > team); warnings on stderr."""
     context = merge.resolve_context(project, cluster)
     store = open_store(ctx, store_flag)
+    store.strict = strict
     layers, warnings = merge.load_layers(
         store, context, identity_for_read, strict=strict, snapshot_dir=paths.snapshot_dir()
     )

@@ -7,8 +7,16 @@ from typing import Annotated
 import typer
 
 from secretstore.cli import app
-from secretstore.cli.common import StoreOpt, identity_for_read, open_store
+from secretstore.cli.common import (
+    EntityArg,
+    IdOpt,
+    StoreOpt,
+    identity_for_read,
+    open_store,
+    scope_of,
+)
 from secretstore.console import notice
+from secretstore.errors import UsageError
 
 git_app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
@@ -41,6 +49,37 @@ def merge_driver(
     from secretstore import gitmerge
 
     gitmerge.run_merge_driver(base, ours, theirs, path, identity_for_read())
+
+
+@git_app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    entity: EntityArg,
+    scope_id: IdOpt = None,
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="The secret left in conflict.")] = "",
+    ours: Annotated[bool, typer.Option("--ours", help="Keep our side's value (git's stage 2).")] = False,
+    theirs: Annotated[bool, typer.Option("--theirs", help="Keep their side's value (git's stage 3).")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Settle one secret a git merge left in conflict, keeping one side's value; nothing else changes.
+
+    \b
+      secretstore git resolve team --name WANDB_API_KEY --theirs
+      git add team.toml && git commit
+    """
+    from secretstore import gitmerge
+    from secretstore.rules import check_name
+
+    if ours == theirs:
+        raise UsageError("give exactly one of --ours, --theirs")
+    scope = scope_of(entity, scope_id)
+    target = open_store(ctx, store)
+    remaining = gitmerge.resolve(target, scope, check_name(name), "ours" if ours else "theirs", identity_for_read())
+    side = "ours" if ours else "theirs"
+    if remaining:
+        typer.echo(f"Resolved {scope.entity} secret '{name}' with {side}; still in conflict: {', '.join(remaining)}")
+    else:
+        typer.echo(f"Resolved {scope.entity} secret '{name}' with {side}; no conflict left: git add {scope.relpath}")
 
 
 @app.command("doctor")

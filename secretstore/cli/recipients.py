@@ -21,9 +21,9 @@ from secretstore.cli.common import (
 )
 from secretstore.console import text_table
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
-from secretstore.identity import Recipient
-from secretstore.recipients import check_label
-from secretstore.store import TEAM, Scope, SharingReport, Store
+from secretstore.keys import PublicKey as Recipient
+from secretstore.recipients import check_label, describe_tag
+from secretstore.store import TEAM, Scope, SharingReport, Store, caller_public_key
 
 recipients_app = typer.Typer(
     rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
@@ -90,22 +90,36 @@ def list_recipients(
     """List public keys and labels (store-wide: recipients.toml; with a scope option: that file). No key needed."""
     target = open_store(ctx, store)
     scope = chosen_scope(team, project, cluster)
+    rows: list[dict[str, object]]
     if scope is None:
-        listed = target.store_recipients()
-        rows = [(r.text, r.label) for r in listed] if listed is not None else []
-        if listed is None and not as_json:
+        roster = target.roster(caller_public_key())
+        rows = [] if roster is None else [
+            {"public_key": m.public_key, "label": m.label,
+             "scopes": list(m.scopes) or None, "added_by": m.added_by or None}
+            for m in roster.members
+        ]
+        if roster is None and not as_json:
             sys.stderr.write(
                 "secretstore: no recipients.toml in this store: new scope files are sealed to their writer only\n"
             )
     else:
         file = target.load(scope)
-        rows = [] if file is None else [(s.public_key, s.label) for s in file.recipients]
+        if file is not None:
+            target.verify(scope, file, caller_public_key())
+        rows = [] if file is None else [{"public_key": s.public_key, "label": s.label} for s in file.recipients]
     if as_json:
-        typer.echo(json.dumps([{"public_key": key, "label": label} for key, label in rows], indent=2))
+        typer.echo(json.dumps(rows, indent=2))
     elif not rows:
         typer.echo("No data found")
+    elif scope is None:
+        table = [
+            [str(row["public_key"]), str(row["label"]),
+             ", ".join(describe_tag(str(t)) for t in row["scopes"]) if row["scopes"] else "all (store-wide)"]  # type: ignore[attr-defined]
+            for row in rows
+        ]
+        typer.echo(text_table(["Public key", "Label", "Scopes"], table))
     else:
-        typer.echo(text_table(["Public key", "Label"], [list(row) for row in rows]))
+        typer.echo(text_table(["Public key", "Label"], [[str(row["public_key"]), str(row["label"])] for row in rows]))
 
 
 @recipients_app.command("add")

@@ -1,0 +1,103 @@
+"""A scope file's envelope: its data key, who it is sealed to, its MAC and its writer's signature.
+
+The only place stanzas are built and opened, as age keeps wrapping and
+unwrapping in one file behind two interfaces: a ``keys.PublicKey`` wraps a
+data key, a ``keys.Identity`` unwraps it and picks its own stanza. ``store``
+and the merge driver call these functions; nothing else seals or signs.
+
+Reading a file, in order (FORMAT.md, "Reading"): the writer's signature is
+checked over the whole file (``check_signature``), the caller decides whether
+it trusts that writer (``trust.py``), then the identity opens its stanza and
+the MAC is verified (``open_file``) before any value is decrypted.
+"""
+
+from __future__ import annotations
+
+from secretstore import crypto, scopefile
+from secretstore.errors import TamperedError
+from secretstore.scopefile import FORMAT, Entry, ScopeFile, SealedKey
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Iterable
+
+    from secretstore.keys import Identity, PublicKey
+
+
+def new_keys() -> crypto.FileKeys:
+    """A fresh random data key and its subkeys (a new file, or a rotation)."""
+    return crypto.FileKeys(crypto.new_data_key())
+
+
+def stanza(recipient: PublicKey, keys: crypto.FileKeys) -> SealedKey:
+    """``keys``' data key sealed to ``recipient``, as the file lists it."""
+    return SealedKey(recipient.text, recipient.wrap(keys.data_key), recipient.label)
+
+
+def stanzas(recipients: Iterable[PublicKey], keys: crypto.FileKeys) -> list[SealedKey]:
+    return [stanza(recipient, keys) for recipient in recipients]
+
+
+def unwrap(file: ScopeFile, identity: Identity, where: str) -> crypto.FileKeys | None:
+    """The file's keys from ``identity``'s own stanza, or None when no stanza is addressed to it."""
+    data_key = identity.unwrap(file.recipients, where)
+    return None if data_key is None else crypto.FileKeys(data_key)
+
+
+def verify_mac(file: ScopeFile, keys: crypto.FileKeys, where: str, body: bytes | None = None) -> None:
+    """TamperedError unless the MAC is the data key holder's over every field."""
+    if not crypto.mac_matches(keys, scopefile.mac_input(file) if body is None else body, file.mac):
+        raise TamperedError(
+            f"{where}: file MAC does not match "
+            "(entries were added, removed, reordered or edited by hand, or a merge went wrong)"
+        )
+
+
+def check_signature(file: ScopeFile, where: str) -> bytes:
+    """TamperedError unless ``file.signer`` signed exactly this file; returns ``mac_input`` for reuse.
+
+    Only for format-2 files: a version-1 file has no signature (trust.py decides about it).
+    """
+    from secretstore.keys import PublicKey
+
+    body = scopefile.mac_input(file)
+    signer = PublicKey.decode(file.signer)  # parse checked it is a valid ssk2 key
+    if not signer.verify(file.signature, scopefile.signed_input(file, body)):
+        raise TamperedError(
+            f"{where}: the signature does not match the file "
+            "(edited after it was signed, or forged)"
+        )
+    return body
+
+
+def seal(
+    file: ScopeFile, keys: crypto.FileKeys, writer: Identity, *, store_id: str, counter: int
+) -> bytes:
+    """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (format 2)."""
+    file.entries = dict(sorted(file.entries.items()))
+    file.version = FORMAT
+    file.store_id = store_id
+    file.counter = counter
+    file.signer = writer.public_text
+    body = scopefile.mac_input(file)
+    file.mac = crypto.compute_mac(keys, body)
+    file.signature = writer.sign(scopefile.signed_input(file, body))
+    return scopefile.serialize(file)
+
+
+def reencrypt(file: ScopeFile, old: crypto.FileKeys, new: crypto.FileKeys, where: str) -> dict[str, Entry]:
+    """Every entry (history too) decrypted under ``old`` and encrypted again under ``new``.
+
+    For a rotation: whoever kept the old data key learns nothing from the new file.
+    """
+
+    def again(name: str, version: scopefile.Version) -> scopefile.Version:
+        plaintext = scopefile.decrypt(file, old, name, version, where)
+        return scopefile.encrypt(file, new, name, plaintext, version.updated, version.writer)
+
+    entries = {}
+    for name, entry in file.entries.items():
+        current = None if entry.current is None else again(name, entry.current)
+        history = tuple(again(name, version) for version in entry.history)
+        entries[name] = Entry(current, entry.updated, history, entry.writer, entry.rotate)
+    return entries
