@@ -487,8 +487,18 @@ class Store:
         roster = trust.roster()
         if roster is not None and roster.signed:
             return trust.store_id_for_write(roster.store_id)
+        if not (trust.state.store_id or trust.state.signed):
+            # learn the id from a file of the store this reader accepts, if there is one
+            for scope in self.scopes():
+                try:
+                    file = self.load(scope)
+                    if file is not None and file.signed:
+                        self.verify(scope, file, identity.public)
+                        break
+                except SecretStoreError:
+                    continue
         known = trust.store_id_for_write()
-        if trust.state.store_id or trust.state.signed:
+        if trust.state.store_id or trust.state.signed or trust.known_store_id():
             return known
         others = {key: label for key, label in self.signers().items() if key != identity.public_text}
         if others:
@@ -703,11 +713,13 @@ class Store:
                 if report.skipped:
                     raise NotRecipientError(report.skipped[0][1])
                 raise NotFoundError(f"{recipient.text} is not a recipient of {scope}")
+            member = roster.find(recipient)
             if self._revoke(roster, recipient, scope) or not roster.signed:
                 self._write_roster(roster, identity)
                 report.roster = True
             if scope is None:
-                self.trust(identity.public).untrust_key(recipient)
+                label = recipient.label or (member.label if member is not None else "")
+                self.trust(identity.public).untrust_key(recipient.with_label(label))
         return report
 
     def upgrade(self, identity: Identity) -> SharingReport:

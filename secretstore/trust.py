@@ -462,7 +462,7 @@ class Trust:
     def label_of(self, key: str, fallback: str = "") -> str:
         if self.me is not None and key == self.me.text:
             return "you"
-        info = self.state.writers.get(key)
+        info = self.state.writers.get(key) or self.state.revoked.get(key)
         if info and info.get("label"):
             return info["label"]
         labels = self.state.roster.get("labels")
@@ -636,6 +636,10 @@ class Trust:
         self.state.update(lambda fresh: fresh.notified.append("first-contact"))
 
     # --- writing ------------------------------------------------------------------------------
+
+    def known_store_id(self) -> str:
+        """The store id accepted so far (in the state, or during this command); "" when none."""
+        return self.state.store_id or self._run_store_id
 
     def store_id_for_write(self, existing: str = "") -> str:
         """The id a new file of this store gets: the one known, else a new one."""

@@ -1,0 +1,308 @@
+"""A shared store attacked by someone who can push to its repository but holds no key to any scope.
+
+Each person has a home of their own (identity, trust state, cache) and a clone; the
+attacker ("mallory") uses the real console script in her own clone, as she would,
+and pushes. Each attack ends in a one-line refusal on the owner's side and no value
+of the attacker's used, no value exposed to her, and no reader added. The legitimate
+flows keep working with no step beyond trusting a teammate's key once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import console_script
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+class Person:
+    """One user: an identity, a trust state and a cache of their own, and a clone."""
+
+    def __init__(self, root: Path, name: str, base_env: dict[str, str]) -> None:
+        self.name = name
+        home = root / name
+        self.store = home / "store"
+        self.env = dict(base_env)
+        self.env.update(
+            SECRETSTORE_DIR=str(self.store),
+            SECRETSTORE_IDENTITY=str(home / "identity"),
+            SECRETSTORE_STATE_DIR=str(home / "state"),
+            SECRETSTORE_CACHE_DIR=str(home / "cache"),
+            GIT_AUTHOR_NAME=name, GIT_COMMITTER_NAME=name,
+            GIT_AUTHOR_EMAIL=f"{name}@example.invalid", GIT_COMMITTER_EMAIL=f"{name}@example.invalid",
+        )
+        self.key = ""
+
+    def ss(self, *args: str, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([console_script(), *args], env={**self.env, **(env or {})}, capture_output=True,
+                              text=True, timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, (self.name, args, done.stdout, done.stderr)
+        return done
+
+    def git(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["git", "-C", str(self.store), *args], env=self.env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, (self.name, args, done.stdout, done.stderr)
+        return done
+
+    def init(self) -> str:
+        self.key = self.ss("init").stdout.strip()
+        return self.key
+
+    def clone(self, origin: Path) -> None:
+        subprocess.run(["git", "clone", "-q", str(origin), str(self.store)], env=self.env, check=True)
+        self.ss("git", "setup")
+
+    def publish(self, message: str) -> None:
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        self.git("push", "-q", "origin", "HEAD:main")
+
+    def pull(self, *extra: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.git("pull", "-q", "--no-edit", *extra, "origin", "main", ok=ok)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, object]:
+    home = tmp_path / "home"
+    home.mkdir()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SECRETSTORE_", "GIT_", "XDG_"))}
+    base.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(home / "gitconfig"))
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(origin)], env=base, check=True)
+    people = {name: Person(tmp_path, name, base) for name in ("alice", "bob", "carol", "mallory", "node")}
+    for person in people.values():
+        person.init()
+    alice = people["alice"]
+    alice.store.mkdir(parents=True)
+    alice.git("init", "-q", "-b", "main")
+    alice.ss("git", "setup")
+    alice.ss("set", "team", "--name=WANDB_API_KEY", "--value=fake-team-wandb")
+    alice.ss("set", "cluster", "--id=gpu-a", "--name=HF_TOKEN", "--value=fake-gpu-hf")
+    alice.git("remote", "add", "origin", str(origin))
+    alice.publish("the team store")
+    people["mallory"].clone(origin)  # push access, no key to any scope
+    return {"origin": origin, **people}
+
+
+def mallory_writes_team(mallory: Person, alice_key: str, names: dict[str, str]) -> None:
+    """Mallory replaces team.toml with a file of her own, sealed to Alice's public key (which is public)."""
+    mallory.ss("trust", alice_key, ok=False)  # whatever her own reader needs to write into the store
+    (mallory.store / "team.toml").unlink()
+    for name, value in names.items():
+        mallory.ss("set", "team", f"--name={name}", f"--value={value}")
+    mallory.ss("recipients", "add", alice_key, "--team")
+    mallory.publish("routine update")
+
+
+def env_of(person: Person, *args: str) -> dict[str, str]:
+    done = person.ss("exec", *args, "--", "env", ok=False)
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("secretstore: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- attacks ------------------------------------------------------------------------------
+
+
+def test_a_forged_scope_file_is_refused_and_never_injected(world) -> None:  # type: ignore[no-untyped-def]
+    alice, mallory = world["alice"], world["mallory"]
+    evil = mallory.store.parent / "evil"
+    mallory_writes_team(mallory, alice.key, {"PATH": str(evil), "LD_PRELOAD": f"{evil}/x.so",
+                                              "PYTHONPATH": str(evil), "WANDB_API_KEY": "fake-mallory"})
+    alice.pull()
+    for args in (["get", "team", "--name=WANDB_API_KEY"], ["exec", "--", "true"], ["export"]):
+        done = alice.ss(*args, ok=False)
+        assert done.returncode == 1 and "fake-mallory" not in done.stdout
+        assert f"team.toml is signed by {mallory.key}" in one_line_error(done.stderr)
+        assert "whom you do not trust" in done.stderr
+    env = env_of(alice)
+    assert env.get("WANDB_API_KEY") != "fake-mallory" and str(evil) not in env.get("PATH", "")
+    # nothing honest is written into it either: a set would seal the value to Mallory
+    done = alice.ss("set", "team", "--name=NEW_TOKEN", "--value=fake-alice-new", ok=False)
+    assert done.returncode == 1 and "whom you do not trust" in done.stderr
+    assert "fake-alice-new" not in (alice.store / "team.toml").read_text()
+
+
+def test_a_forged_recipients_line_never_seals_a_new_scope_to_the_attacker(world) -> None:  # type: ignore[no-untyped-def]
+    alice, mallory = world["alice"], world["mallory"]
+    mallory.ss("trust", alice.key, ok=False)
+    mallory.ss("recipients", "add", mallory.key, ok=False)  # her own reader may refuse; write it by hand too
+    roster = mallory.store / "recipients.toml"
+    if not roster.exists():
+        roster.write_text('format = "secretstore-recipients/v1"\n'
+                          f'recipients = [{{ public_key = "{mallory.key}" }}]\n')
+    mallory.publish("add a teammate")
+    alice.pull()
+    done = alice.ss("set", "project", "--id=new", "--name=DB_PASSWORD", "--value=fake-db", ok=False)
+    assert done.returncode == 1, done.stdout
+    one_line_error(done.stderr)
+    project = alice.store / "projects" / "new.toml"
+    assert not project.exists() or mallory.key not in project.read_text()
+
+
+@pytest.mark.parametrize("how", ["--no-rebase", "--rebase"])
+def test_a_one_sided_recipient_through_a_merge_is_refused(world, how) -> None:  # type: ignore[no-untyped-def]
+    """Mallory's side adds her as a recipient; Alice's ordinary pull must not re-seal Alice's values to her."""
+    alice, mallory = world["alice"], world["mallory"]
+    alice.ss("set", "team", "--name=LOCAL_ONLY", "--value=fake-alice-local")
+    alice.git("commit", "-q", "-am", "local change")
+    mallory_writes_team(mallory, alice.key, {"WANDB_API_KEY": "fake-mallory"})
+    pulled = alice.pull(how, ok=False)
+    text = (alice.store / "team.toml").read_text() if (alice.store / "team.toml").exists() else ""
+    assert mallory.key not in text.replace(f"secretstore: unmerged: * ", "")[text.find("\n") + 1:] or \
+        text.startswith("# secretstore: unmerged: ")
+    assert pulled.returncode != 0 and "whom you do not trust" in pulled.stdout + pulled.stderr
+    # whatever git left, no value of Alice's is readable with Mallory's key
+    from secretstore import envelope, scopefile
+    from secretstore.identity import load_identity
+
+    mallory_identity = load_identity(mallory.env["SECRETSTORE_IDENTITY"])
+    for data in (text.encode(),):
+        if data.startswith(b"# secretstore: unmerged"):
+            data = data[data.index(b"\n") + 1 :]
+        try:
+            file = scopefile.parse(data, "team.toml")
+        except Exception:  # noqa: BLE001 - whatever it is, it is not a file she can open
+            continue
+        if file.signer == alice.key:
+            assert envelope.unwrap(file, mallory_identity, "t") is None
+
+
+def test_a_merge_with_no_base_and_different_recipients_is_a_conflict(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = world["alice"], world["bob"]
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob joins")
+    bob.clone(world["origin"])
+    bob.ss("trust", alice.key)
+    # both create project p1 on their own: no common ancestor, different recipients
+    alice.ss("set", "project", "--id=p1", "--name=A", "--value=fake-a")
+    alice.ss("recipients", "add", world["carol"].key, "--project=p1")
+    alice.git("add", "-A")
+    alice.git("commit", "-q", "-m", "alice p1")
+    bob.ss("set", "project", "--id=p1", "--name=B", "--value=fake-b")
+    bob.publish("bob p1")
+    pulled = alice.pull("--no-rebase", ok=False)
+    assert pulled.returncode != 0
+    assert "no common ancestor and are sealed to different recipients" in pulled.stdout + pulled.stderr
+
+
+def test_replaying_an_old_file_after_a_removal_is_refused(world) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = world["alice"], world["bob"]
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob joins")
+    old = (alice.store / "team.toml").read_bytes()  # Bob kept this copy, sealed to him
+    alice.ss("recipients", "remove", bob.key)
+    alice.publish("bob leaves")
+    bob.clone(world["origin"])
+    (bob.store / "team.toml").write_bytes(old)  # pushes the old version back
+    bob.publish("restore")
+    alice.pull()
+    done = alice.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    line = one_line_error(done.stderr)
+    assert "older than version" in line and "rolled back" in line
+    assert "secretstore accept-revert team" in done.stderr
+    done = alice.ss("set", "team", "--name=AFTER", "--value=fake-after-removal", ok=False)
+    assert done.returncode == 1 and "rolled back" in done.stderr
+    assert (alice.store / "team.toml").read_bytes() == old  # nothing written into it
+
+
+def test_a_file_forged_by_a_removed_member_is_refused(world) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = world["alice"], world["bob"]
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob joins")
+    alice.ss("recipients", "remove", bob.key)
+    alice.publish("bob leaves")
+    bob.clone(world["origin"])
+    mallory_writes_team(bob, alice.key, {"WANDB_API_KEY": "fake-from-bob"})  # signed by Bob, sealed to both
+    alice.pull()
+    done = alice.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    assert "fake-from-bob" not in done.stdout
+    assert f"team.toml is signed by {bob.key} (bob), who was removed from this store" in one_line_error(done.stderr)
+
+
+def test_a_node_with_secretstore_trust_refuses_a_forged_cluster_file(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    alice, mallory, node = world["alice"], world["mallory"], world["node"]
+    alice.ss("recipients", "add", node.key, "--cluster=gpu-a", "--label=gpu-a-node")
+    alice.publish("node")
+    node_text = Path(node.env["SECRETSTORE_IDENTITY"]).read_text()
+    node.clone(world["origin"])
+    key_env = {"SECRETSTORE_KEY": node_text, "SECRETSTORE_TRUST": alice.key,
+               "SECRETSTORE_IDENTITY": str(tmp_path / "none")}
+    assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=key_env).stdout == "fake-gpu-hf"
+    mallory.pull()
+    mallory.ss("trust", alice.key, ok=False)
+    (mallory.store / "clusters" / "gpu-a.toml").unlink()
+    mallory.ss("set", "cluster", "--id=gpu-a", "--name=HF_TOKEN", "--value=fake-mallory-hf")
+    mallory.ss("recipients", "add", node.key, "--cluster=gpu-a")
+    mallory.publish("rotate token")
+    node.pull()
+    done = node.ss("exec", "--cluster=gpu-a", "--", "sh", "-c", 'printf %s "$HF_TOKEN"', env=key_env, ok=False)
+    assert done.returncode == 1 and "fake-mallory-hf" not in done.stdout
+    assert f"clusters/gpu-a.toml is signed by {mallory.key}" in one_line_error(done.stderr)
+
+
+# --- the legitimate flows ----------------------------------------------------------------
+
+
+def test_alice_adds_bob_bob_adds_carol_and_everyone_reads_each_other(world) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, carol, node = world["alice"], world["bob"], world["carol"], world["node"]
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob joins")
+    bob.clone(world["origin"])
+    bob.ss("trust", alice.key, "--label=alice")  # the one step: after checking Alice's key with her
+    bob.ss("set", "project", "--id=prj42", "--name=DB_PASSWORD", "--value=fake-bob-db")
+    bob.ss("recipients", "add", carol.key, "--project=prj42", "--label=carol")
+    bob.publish("carol joins prj42")
+    carol.clone(world["origin"])
+    carol.ss("trust", alice.key)  # Carol trusts Alice; Alice vouched for Bob, Bob for Carol
+    assert carol.ss("get", "project", "--id=prj42", "--name=DB_PASSWORD").stdout == "fake-bob-db"
+    carol.ss("set", "project", "--id=prj42", "--name=CAROL_TOKEN", "--value=fake-carol")
+    carol.publish("carol's token")
+    alice.pull()
+    # Alice never read Bob's version, yet trusts Carol's write: Bob's endorsement, which Alice vouched for
+    got = alice.ss("get", "project", "--id=prj42", "--name=CAROL_TOKEN")
+    assert got.stdout == "fake-carol"
+    assert "added carol" in got.stderr  # said once
+    assert "added carol" not in alice.ss("get", "project", "--id=prj42", "--name=CAROL_TOKEN").stderr
+    # Carol may write prj42 only: her team file would be refused
+    carol.pull()
+    alice.ss("set", "team", "--name=FROM_ALICE", "--value=fake-alice")
+    alice.publish("team")
+    carol.pull()
+    assert carol.ss("get", "team", "--name=FROM_ALICE", ok=False).returncode == 1  # not a recipient
+    # rotate and remove keep working for everyone still in
+    alice.ss("rotate", "--all")
+    alice.publish("rotate")
+    bob.pull()
+    assert bob.ss("get", "project", "--id=prj42", "--name=CAROL_TOKEN").stdout == "fake-carol"
+    bob.ss("recipients", "remove", carol.key, "--project=prj42")
+    bob.publish("carol leaves prj42")
+    alice.pull()
+    assert alice.ss("get", "project", "--id=prj42", "--name=DB_PASSWORD").stdout == "fake-bob-db"
+    carol.pull()
+    assert carol.ss("get", "project", "--id=prj42", "--name=DB_PASSWORD", ok=False).returncode == 1
+    # a node with only SECRETSTORE_KEY and SECRETSTORE_TRUST
+    alice.ss("recipients", "add", node.key, "--cluster=gpu-a")
+    alice.publish("node")
+    node.clone(world["origin"])
+    env = {"SECRETSTORE_KEY": Path(node.env["SECRETSTORE_IDENTITY"]).read_text(), "SECRETSTORE_TRUST": bob.key}
+    # the node trusts Bob only; Alice wrote the cluster file, and Bob's entry says Alice... no:
+    # Alice is trusted through nobody here, so the node must trust her key to read her file
+    refused = node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=env, ok=False)
+    assert refused.returncode == 1 and "whom you do not trust" in refused.stderr
+    env["SECRETSTORE_TRUST"] = f"{bob.key}, {alice.key}"
+    assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=env).stdout == "fake-gpu-hf"
