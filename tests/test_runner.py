@@ -1,7 +1,8 @@
-"""secretstore.runner: environment limits, exec, output masking, supervision.
+"""secretstore.runner: exec, and supervision with masking, signals and a pty.
 
 Everything that could replace, kill or hang the test process runs in a driver
-(tests/helpers/runner_driver.py) in a subprocess with a bounded timeout.
+(tests/helpers/runner_driver.py) in a subprocess with a bounded timeout. The
+masker itself is tested in tests/test_mask.py, the limits in tests/test_limits.py.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import random
 import select
 import signal
 import struct
@@ -19,26 +19,17 @@ import termios
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from secretstore.errors import (
     CommandNotExecutableError,
     CommandNotFoundError,
-    LimitError,
 )
-from secretstore.runner import (
-    MAX_ARG_STRLEN,
-    Masker,
-    check_environment_limits,
-    supervise,
-)
+from secretstore.runner import supervise
 
 PY = sys.executable
 DRIVER = Path(__file__).resolve().parent / "helpers" / "runner_driver.py"
 SECRET = "s3cr3t-value-1"
 SECRET_B = SECRET.encode()
-M = b"[MASKED]"
 TIMEOUT = 20
 
 
@@ -58,258 +49,6 @@ def run_driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
                input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(driver(mode, argv, env=env, mask=mask, use_pty=use_pty), input=input,
                           capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def mask_all(data: bytes, values: list[str], chunks: list[int] | None = None) -> bytes:
-    """Run ``data`` through a Masker, cut into pieces of the given sizes (cycled)."""
-    masker = Masker(values)
-    out = []
-    position = 0
-    sizes = chunks or [len(data) or 1]
-    i = 0
-    while position < len(data):
-        size = max(1, sizes[i % len(sizes)])
-        out.append(masker.feed(data[position:position + size]))
-        position += size
-        i += 1
-    out.append(masker.flush())
-    return b"".join(out)
-
-
-def reference(data: bytes, values: list[str]) -> bytes:
-    """Naive one-shot leftmost-longest replacement, the specification of Masker."""
-    patterns = set()
-    for value in values:
-        raw = value.encode()
-        if len(raw) > 3:
-            patterns.add(raw)
-            patterns.add(raw.replace(b"\n", b"\r\n"))
-    ordered = sorted(patterns, key=len, reverse=True)
-    out = []
-    i = 0
-    while i < len(data):
-        for pattern in ordered:
-            if data.startswith(pattern, i):
-                out.append(M)
-                i += len(pattern)
-                break
-        else:
-            out.append(data[i:i + 1])
-            i += 1
-    return b"".join(out)
-
-
-# ---------------------------------------------------------------------------
-# Masker
-
-
-def test_masks_whole_value_in_one_chunk() -> None:
-    masker = Masker([SECRET])
-    out = masker.feed(b"token=" + SECRET_B + b" done\n") + masker.flush()
-    assert out == b"token=" + M + b" done\n"
-
-
-def test_masks_value_split_at_every_position() -> None:
-    data = b"before " + SECRET_B + b" after"
-    for cut in range(len(data) + 1):
-        masker = Masker([SECRET])
-        out = masker.feed(data[:cut]) + masker.feed(data[cut:]) + masker.flush()
-        assert out == b"before " + M + b" after", cut
-
-
-def test_masks_value_fed_one_byte_at_a_time() -> None:
-    data = b"x" + SECRET_B + SECRET_B + b"y" + SECRET_B
-    masker = Masker([SECRET, "other-secret-2"])
-    out = b"".join(masker.feed(data[i:i + 1]) for i in range(len(data))) + masker.flush()
-    assert out == b"x" + M + M + b"y" + M
-
-
-def test_longest_value_wins_when_values_overlap() -> None:
-    for values in (["abcd", "abcdef"], ["abcdef", "abcd"]):
-        assert mask_all(b"abcdef", values) == M
-        assert mask_all(b"abcdxy", values) == M + b"xy"
-        assert mask_all(b"-abcdef-abcd", values, [1]) == b"-" + M + b"-" + M
-        # "abcd" complete but "abcdef" still possible: held until resolved
-        masker = Masker(values)
-        assert masker.feed(b"<abcd") == b"<"
-        assert masker.feed(b"e") == b""
-        assert masker.feed(b"f>") == M + b">"
-        masker = Masker(values)
-        assert masker.feed(b"abcd") == b""
-        assert masker.flush() == M
-
-
-def test_values_of_three_bytes_or_less_are_not_masked() -> None:
-    values = ["abc", "é", "日", "x\ny", "abcd", "日本"]  # 3, 2, 3, 3, 4, 6 bytes
-    text = "abc é 日 x\ny x\r\ny abcd 日本".encode()
-    assert mask_all(text, values) == "abc é 日 x\ny x\r\ny ".encode() + M + b" " + M
-    assert mask_all(b"abc", ["abc", "ab", ""]) == b"abc"
-
-
-def test_no_values_passes_everything_through() -> None:
-    masker = Masker([])
-    assert masker.feed(b"abc") == b"abc"
-    assert masker.feed(b"") == b""
-    assert masker.flush() == b""
-
-
-def test_output_without_secrets_is_emitted_at_once() -> None:
-    masker = Masker([SECRET, "another-value"])
-    rng = random.Random(7)
-    for _ in range(200):
-        chunk = bytes(rng.choice(b"xyz 0123\n") for _ in range(rng.randint(0, 50)))
-        assert masker.feed(chunk) == chunk  # nothing in it can start a value
-    # Only the shortest suffix that could still become a value is held back.
-    assert masker.feed(b"log line s3c") == b"log line "
-    assert masker.feed(b"r3") == b""
-    assert masker.feed(b"!\n") == b"s3cr3!\n"
-    assert masker.feed(b"an") == b""
-    assert masker.flush() == b"an"
-    assert masker.flush() == b""
-
-
-def test_held_prefix_that_is_not_a_secret_is_emitted() -> None:
-    masker = Masker(["secretX"])
-    assert masker.feed(b"secre") == b""
-    assert masker.feed(b"tive") == b"secretive"
-    assert masker.feed(b"ssecre") == b"s"
-    assert masker.feed(b"tX.") == M + b"."
-    assert masker.flush() == b""
-
-
-def test_prefix_inside_a_match_is_not_held() -> None:
-    # "ab" could start "ab3456", but it is inside a match, where no scan starts.
-    masker = Masker(["Qxyab", "ab3456"])
-    assert masker.feed(b"Qxyab") == M
-    assert masker.feed(b"3456") == b"3456"
-
-
-def test_multiline_value_masked_with_lf_and_crlf() -> None:
-    value = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----"
-    lf = value.encode()
-    crlf = lf.replace(b"\n", b"\r\n")
-    text = b"a " + lf + b" b " + crlf + b" c"
-    for chunks in ([1], [3, 7], [len(text)]):
-        assert mask_all(text, [value], chunks) == b"a " + M + b" b " + M + b" c"
-    partial = b"-----BEGIN KEY-----\r\nAAAA\r\n"
-    assert mask_all(partial, [value], [2]) == partial
-
-
-def test_unicode_values_and_custom_marker() -> None:
-    masker = Masker(["pässwörd"], marker=b"\\1***")
-    data = "x pässwörd y".encode()
-    out = masker.feed(data[:4]) + masker.feed(data[4:]) + masker.flush()
-    assert out == b"x \\1*** y"
-
-
-def test_copy_masks_independently() -> None:
-    first = Masker([SECRET])
-    second = first.copy()
-    assert first.feed(SECRET_B[:5]) == b""
-    assert second.feed(b"plain") == b"plain"
-    assert first.feed(SECRET_B[5:]) == M
-    assert second.feed(SECRET_B) == M
-
-
-def test_many_values_and_large_output() -> None:
-    rng = random.Random(3)
-    upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    values = sorted({"".join(rng.choice(upper) for _ in range(rng.randint(8, 40)))
-                     for _ in range(300)})
-    pieces = []
-    expected = []
-    for _ in range(20000):  # about 1 MB; the filler is lower case, values upper case
-        filler = bytes(rng.choice(b"abcdefgh \n") for _ in range(rng.randint(0, 60)))
-        pieces.append(filler)
-        expected.append(filler)
-        if rng.random() < 0.1:
-            pieces.append(rng.choice(values).encode())
-            expected.append(M)
-    data = b"".join(pieces)
-    assert len(data) > 500_000
-    assert mask_all(data, values, [65536, 4096, 1, 77]) == b"".join(expected)
-
-
-_alphabet = st.sampled_from(list("ab\nc-é"))
-_values = st.lists(st.text(_alphabet, min_size=1, max_size=8), min_size=1, max_size=5)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.data())
-def test_chunked_masking_equals_one_shot_replacement(data: st.DataObject) -> None:
-    values = data.draw(_values, label="values")
-    inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
-    segments = data.draw(st.lists(st.one_of(
-        st.text(_alphabet, max_size=6).map(str.encode),
-        st.sampled_from(inserts),
-    ), max_size=12), label="segments")
-    text = b"".join(segments)
-    chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
-    assert mask_all(text, values, chunks) == reference(text, values)
-
-
-# ---------------------------------------------------------------------------
-# Limits
-
-
-def test_limits_reject_a_200_kib_value_without_showing_it() -> None:
-    env = {"HOME": "/home/x", "BIG_SECRET": "q" * (200 * 1024)}
-    with pytest.raises(LimitError) as info:
-        check_environment_limits(env, ["prog"])
-    message = str(info.value)
-    assert message.startswith("environment variable BIG_SECRET is 204812 bytes")  # with "=" and NUL
-    assert "131072" in message and "qqqq" not in message and "\n" not in message
-    assert info.value.exit_code == 1
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or os.sysconf("SC_PAGE_SIZE") != 4096,
-                    reason="MAX_ARG_STRLEN is 32 pages of 4 KiB here")
-def test_limits_match_the_kernel_at_the_boundary() -> None:
-    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
-    fits = {"A": "x" * (MAX_ARG_STRLEN - 3)}  # "A=" + value + NUL == MAX_ARG_STRLEN
-    check_environment_limits(fits, [true])
-    assert subprocess.run([true], env=fits, timeout=TIMEOUT, check=False).returncode == 0
-    too_big = {"A": "x" * (MAX_ARG_STRLEN - 2)}
-    with pytest.raises(LimitError):
-        check_environment_limits(too_big, [true])
-    with pytest.raises(OSError) as info:  # the kernel agrees: E2BIG
-        subprocess.run([true], env=too_big, timeout=TIMEOUT, check=False)
-    assert info.value.errno == 7
-
-
-def test_exec_program_names_the_variable_the_kernel_refused() -> None:
-    """exec checks the limits only after execve fails with E2BIG, and then says which (no value)."""
-    code = (
-        "import sys\n"
-        "from secretstore.errors import LimitError\n"
-        "from secretstore.runner import exec_program\n"
-        "try:\n"
-        "    exec_program(['true'], {'PATH': '/usr/bin:/bin', 'BIG_SECRET': 'q' * 300000})\n"
-        "except LimitError as exc:\n"
-        "    print(exc, file=sys.stderr); sys.exit(exc.exit_code)\n"
-    )
-    result = subprocess.run([PY, "-c", code], capture_output=True, timeout=TIMEOUT, check=False)
-    assert result.returncode == 1
-    assert result.stderr.startswith(b"environment variable BIG_SECRET is 300012 bytes")
-    assert b"qqqq" not in result.stderr
-
-
-def test_limits_reject_a_long_argument() -> None:
-    with pytest.raises(LimitError, match=r"^argument 1 is 131073 bytes"):
-        check_environment_limits({}, ["prog", "a" * MAX_ARG_STRLEN])
-
-
-def test_limits_reject_a_total_over_arg_max() -> None:
-    arg_max = os.sysconf("SC_ARG_MAX")
-    if arg_max > 64 * 1024 * 1024:
-        pytest.skip("ARG_MAX too large to build a test environment")
-    value = "v" * 100_000
-    env = {f"VAR_{i}": value for i in range(arg_max // 100_000 + 2)}
-    check_environment_limits(dict(list(env.items())[:3]), ["prog"])
-    with pytest.raises(LimitError) as info:
-        check_environment_limits(env, ["prog"])
-    message = str(info.value)
-    assert "total" in message and str(arg_max) in message and "vvvv" not in message
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +106,7 @@ def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path
 def test_path_search_tries_execve_only_where_the_file_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from secretstore import runner
+    from secretstore.runner import execute
 
     tool = tmp_path / "bin" / "runner-path-tool"
     tool.parent.mkdir()
@@ -378,10 +117,10 @@ def test_path_search_tries_execve_only_where_the_file_exists(
         tried.append(path)
         raise PermissionError(13, "stop here")
 
-    monkeypatch.setattr(runner.os, "execve", fake_execve)
+    monkeypatch.setattr(execute.os, "execve", fake_execve)
     dirs = [str(tmp_path / f"missing-{i}") for i in range(8)] + [str(tool.parent)]
     with pytest.raises(PermissionError):
-        runner._execvpe("runner-path-tool", ["runner-path-tool"], {"PATH": os.pathsep.join(dirs)})
+        execute._execvpe("runner-path-tool", ["runner-path-tool"], {"PATH": os.pathsep.join(dirs)})
     assert tried == [os.fsencode(str(tool))]
 
 
