@@ -46,9 +46,12 @@ def driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
 
 def run_driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
                mask: list[str] | None = None, use_pty: bool | None = None,
-               input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+               input: bytes = b"", inherited_path: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the driver; ``env`` is added to the program's environment, ``inherited_path``
+    is the PATH the driver itself starts with (the one the program is looked up in)."""
+    own_env = None if inherited_path is None else dict(os.environ, PATH=inherited_path)
     return subprocess.run(driver(mode, argv, env=env, mask=mask, use_pty=use_pty), input=input,
-                          capture_output=True, timeout=TIMEOUT, check=False)
+                          env=own_env, capture_output=True, timeout=TIMEOUT, check=False)
 
 
 # ---------------------------------------------------------------------------
@@ -72,56 +75,66 @@ def test_exec_not_executable_is_126(tmp_path: Path) -> None:
     assert run_driver("exec", [str(tmp_path)]).returncode == 126
 
 
-def test_exec_passes_env_and_finds_program_in_env_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_program_is_found_in_the_inherited_path_never_in_envs(tmp_path: Path, mode: str) -> None:
+    """The environment is passed on, PATH included, but the program is looked up in
+    the PATH this process inherited: a PATH from the store must not choose it."""
     tool = tmp_path / "runner-test-tool"
     tool.write_text(f"#!{PY}\nimport os, sys\nprint(os.environ['RUNNER_TEST_SECRET'], sys.argv[1:])\n")
     tool.chmod(0o755)
     path = f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"
-    result = run_driver("exec", ["runner-test-tool", "arg"],
-                        env={"RUNNER_TEST_SECRET": SECRET, "PATH": path})
+    result = run_driver(mode, ["runner-test-tool", "arg"], env={"RUNNER_TEST_SECRET": SECRET},
+                        inherited_path=path, use_pty=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{SECRET} ['arg']\n".encode()  # exec does not mask
+    assert result.stdout == f"{SECRET} ['arg']\n".encode()  # the driver does not mask here
+    result = run_driver(mode, ["runner-test-tool", "arg"],
+                        env={"RUNNER_TEST_SECRET": SECRET, "PATH": path}, use_pty=False)
+    assert result.returncode == 127, result.stderr
+    assert result.stderr == b"secretstore: error: command not found: runner-test-tool\n"
 
 
-def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path, mode: str) -> None:
     """A non-executable match earlier in PATH is passed over for a later executable one
-    (as execvp does), a file or a missing directory in PATH is skipped, and only
-    existing entries cost an execve."""
+    (as execvp does), a file or a missing directory in PATH is skipped: one lookup
+    for exec and supervise."""
     blocked, good, plain_file = tmp_path / "blocked", tmp_path / "good", tmp_path / "a-file"
     blocked.mkdir()
     good.mkdir()
     plain_file.write_text("")
-    for directory, mode in ((blocked, 0o644), (good, 0o755)):
+    for directory, mode_bits in ((blocked, 0o644), (good, 0o755)):
         tool = directory / "runner-path-tool"
         tool.write_text(f"#!/bin/sh\necho from {directory.name}\n")
-        tool.chmod(mode)
+        tool.chmod(mode_bits)
     path = os.pathsep.join([str(tmp_path / "missing"), str(plain_file), str(blocked), str(good)])
-    result = run_driver("exec", ["runner-path-tool"], env={"PATH": path})
+    result = run_driver(mode, ["runner-path-tool"], inherited_path=path, use_pty=False)
     assert (result.returncode, result.stdout) == (0, b"from good\n"), result.stderr
     only_blocked = os.pathsep.join([str(tmp_path / "missing"), str(blocked)])
-    result = run_driver("exec", ["runner-path-tool"], env={"PATH": only_blocked})
+    result = run_driver(mode, ["runner-path-tool"], inherited_path=only_blocked, use_pty=False)
     assert result.returncode == 126  # the saved EACCES wins over the later "not found"
 
 
 def test_path_search_tries_execve_only_where_the_file_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from secretstore.runner import execute
+    from secretstore.runner import exec_program, execute
 
     tool = tmp_path / "bin" / "runner-path-tool"
     tool.parent.mkdir()
     tool.write_text("#!/bin/sh\n")
-    tried: list[bytes] = []
+    tool.chmod(0o755)
+    tried: list[str] = []
 
-    def fake_execve(path: bytes, argv: list[str], env: dict[str, str]) -> None:
+    def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
         tried.append(path)
         raise PermissionError(13, "stop here")
 
     monkeypatch.setattr(execute.os, "execve", fake_execve)
     dirs = [str(tmp_path / f"missing-{i}") for i in range(8)] + [str(tool.parent)]
-    with pytest.raises(PermissionError):
-        execute._execvpe("runner-path-tool", ["runner-path-tool"], {"PATH": os.pathsep.join(dirs)})
-    assert tried == [os.fsencode(str(tool))]
+    monkeypatch.setenv("PATH", os.pathsep.join(dirs))
+    with pytest.raises(CommandNotExecutableError, match="stop here"):
+        exec_program(["runner-path-tool"], {"PATH": "/usr/bin"})
+    assert tried == [str(tool)]
 
 
 def _ignored_signals(status: bytes) -> int:
@@ -202,8 +215,10 @@ def test_supervise_cannot_start(tmp_path: Path) -> None:
     assert info.value.exit_code == 126
     with pytest.raises(CommandNotExecutableError, match="Is a directory"):
         supervise([str(tmp_path)], dict(os.environ), [])
-    with pytest.raises(CommandNotFoundError):  # PATH comes from env, not from os.environ
-        supervise(["sh", "-c", "true"], {"PATH": str(tmp_path)}, [])
+    # PATH comes from os.environ, not from env
+    with pytest.raises(CommandNotFoundError), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", str(tmp_path))
+        supervise(["sh", "-c", "true"], dict(os.environ, PATH=os.defpath), [])
 
 
 # ---------------------------------------------------------------------------

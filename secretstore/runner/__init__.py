@@ -10,7 +10,9 @@ Two ways to run it:
 
 One module per job:
 
-* ``execute``: find the program and exec it;
+* ``execute``: find the program (one PATH lookup for both ways, always in the
+  PATH this process inherited, never in the environment given to the
+  program) and exec it;
 * ``limits``: what ``execve`` would refuse with E2BIG, said first;
 * ``mask``: the masker (pure: bytes in, bytes out, no OS calls);
 * ``supervisor``: the supervising parent on a pty or pipes, signals, pumping.

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 
 def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
-    """Replace this process with ``argv`` (looked up in ``env``'s PATH) and ``env``.
+    """Replace this process with ``argv`` and ``env``.
+
+    The program is looked up with :func:`find_program` in this process's own
+    PATH, never in ``env``'s: a PATH that came from the store must not decide
+    which program runs (it is passed on, if the caller put it in ``env``).
 
     Never returns. If the program cannot be started, raises
     :class:`CommandNotFoundError` (exit 127) or :class:`CommandNotExecutableError`
@@ -39,15 +43,15 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
     argv = list(argv)
     if not argv:
         raise usage_error("no command given")
+    path = find_program(argv[0])
     flush_std_streams()
     restore = _default_exec_signals()
     try:
-        _execvpe(argv[0], argv, env)
+        os.execve(path, argv, env)
     except OSError as exc:
-        script = script_without_interpreter(exc, argv[0], env)
-        if script is not None:
+        if is_script_without_interpreter(exc):
             try:
-                os.execve(SHELL, [SHELL, script, *argv[1:]], env)
+                os.execve(SHELL, [SHELL, path, *argv[1:]], env)
             except OSError:
                 pass
         restore()
@@ -61,65 +65,75 @@ def exec_program(argv: "Sequence[str]", env: "Mapping[str, str]") -> "NoReturn":
     except ValueError as exc:  # NUL byte in a string, '=' in a name; says which, no value
         restore()
         raise usage_error(f"cannot execute {printable(argv[0])}: {exc}") from exc
-    raise AssertionError("unreachable: execvpe returned")  # pragma: no cover
+    raise AssertionError("unreachable: execve returned")  # pragma: no cover
 
 
-def _execvpe(file: str, argv: "list[str]", env: "Mapping[str, str]") -> None:
-    """``os.execvpe``, except that a PATH entry where ``file`` does not exist is
-    skipped after a ``stat`` instead of being tried with ``execve``.
+def find_program(command: str, search_path: "str | None" = None) -> str:
+    """The file to run for ``command``: the one PATH lookup of plain and supervised runs.
 
-    Each ``execve`` call converts the whole environment again; with 10,000
-    secrets that is about 2 ms a try, and ``true`` is often ten PATH entries
-    deep. Errors are the ones ``os.execvpe`` raises: the first error other
-    than "not found", else the last "not found".
+    A ``command`` with a ``/`` is that file. Otherwise each directory of
+    ``search_path`` (default: this process's own PATH, as inherited, or
+    ``os.defpath`` when it has none) is tried in turn, as ``execvp`` does:
+    the first regular file there that we may execute wins; one that exists
+    but cannot be executed (mode, a directory, a ``noexec`` mount) is passed
+    over, and reported only if nothing later is found.
+
+    Only ``stat`` and ``access`` are called per directory: trying each with
+    ``execve`` would convert the whole environment again every time (about
+    2 ms a try with 10,000 secrets, and ``true`` is often ten entries deep).
+
+    Raises :class:`CommandNotExecutableError` (126) or
+    :class:`CommandNotFoundError` (127) with one line naming the command.
     """
-    if os.path.dirname(file):
-        os.execve(file, argv, env)
-    saved: OSError | None = None
-    last: OSError | None = None
-    name = os.fsencode(file)
-    for directory in os.get_exec_path(env):
-        fullname = os.path.join(os.fsencode(directory), name)
-        try:
-            os.stat(fullname)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            last = exc
-            continue
-        except OSError:
-            pass  # execve reports it as os.execvpe would
-        try:
-            os.execve(fullname, argv, env)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            last = exc
-        except OSError as exc:
-            last = exc
-            saved = saved or exc
-    error = saved or last
-    if error is None:  # pragma: no cover - get_exec_path never returns []
-        import errno
+    import errno
+    import stat
 
-        error = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), file)
-    raise error
+    if not command:
+        from secretstore.errors import CommandNotFoundError
+
+        raise CommandNotFoundError(f"command not found: {command!r}")
+    if "/" in command:
+        candidates = [command]
+    else:
+        directories = os.get_exec_path() if search_path is None else search_path.split(os.pathsep)
+        candidates = [os.path.join(directory, command) for directory in directories]
+    refused: int | None = None
+    for candidate in candidates:
+        try:
+            mode = os.stat(candidate).st_mode
+        except PermissionError:
+            refused = refused or errno.EACCES
+            continue
+        except (OSError, ValueError):  # missing, not a directory, NUL in the name...
+            continue
+        if stat.S_ISDIR(mode):
+            refused = refused or errno.EISDIR
+        elif not stat.S_ISREG(mode) or not os.access(candidate, os.X_OK):
+            refused = refused or errno.EACCES
+        else:
+            return candidate
+    name = printable(command)
+    if refused is not None:
+        from secretstore.errors import CommandNotExecutableError
+
+        raise CommandNotExecutableError(f"cannot execute {name}: {os.strerror(refused)}")
+    from secretstore.errors import CommandNotFoundError
+
+    raise CommandNotFoundError(f"command not found: {name}")
 
 
 SHELL = "/bin/sh"
 
 
-def script_without_interpreter(exc: OSError, command: str, env: "Mapping[str, str]") -> "str | None":
-    """The program's path when exec refused it with ENOEXEC (a script without ``#!``).
+def is_script_without_interpreter(exc: OSError) -> bool:
+    """Whether exec refused the program with ENOEXEC (a script without ``#!``).
 
     Shells and glibc's ``execvp`` run such a file with ``/bin/sh``; Python's
-    ``os.execvpe`` and ``posix_spawn`` do not, so we do it ourselves.
+    ``os.execve`` and ``posix_spawn`` do not, so we do it ourselves.
     """
     import errno
 
-    if exc.errno != errno.ENOEXEC:
-        return None
-    if "/" in command:
-        return command
-    import shutil
-
-    return shutil.which(command, path=env.get("PATH", os.defpath))
+    return exc.errno == errno.ENOEXEC
 
 
 def _default_exec_signals() -> "Callable[[], None]":

@@ -11,9 +11,10 @@ import os
 from secretstore.runner.execute import (
     SHELL,
     exec_error,
+    find_program,
     flush_std_streams,
+    is_script_without_interpreter,
     printable,
-    script_without_interpreter,
     usage_error,
 )
 from secretstore.runner.limits import check_environment_limits
@@ -44,6 +45,9 @@ def supervise(
 ) -> int:
     """Run ``argv`` as a child with ``env``, masking ``mask_values`` in its output.
 
+    The program is looked up in this process's own PATH, never in ``env``'s
+    (see :func:`~secretstore.runner.execute.find_program`).
+
     Returns the child's exit status. If the child died of signal N, this
     process kills itself with N (default disposition restored first), so that
     its parent sees the same death; if that returns (N ignored or blocked),
@@ -65,7 +69,7 @@ def supervise(
         raise usage_error("no command given")
     check_environment_limits(env, args)
     environ = dict(env)
-    path = _resolve_command(args[0], environ)
+    path = find_program(args[0])
     masker = Masker(mask_values)
     auto = use_pty is None
     if use_pty is None:
@@ -75,45 +79,6 @@ def supervise(
     if status < 0:
         return _die_like_child(-status)
     return status
-
-
-def _resolve_command(command: str, env: "Mapping[str, str]") -> str:
-    """The file execvpe would run for ``command`` with ``env``'s PATH.
-
-    Raises CommandNotFoundError or CommandNotExecutableError like
-    :func:`exec_program` would: a candidate that exists but is not executable
-    is remembered and the search goes on (as execvp does).
-    """
-    import errno
-    import stat
-
-    from secretstore.errors import CommandNotExecutableError, CommandNotFoundError
-
-    name = printable(command)
-    if not command:
-        raise CommandNotFoundError(f"command not found: {command!r}")
-    if "/" in command:
-        candidates = [command]
-    else:
-        candidates = [os.path.join(d, command) for d in os.get_exec_path(env)]
-    refused: int | None = None
-    for candidate in candidates:
-        try:
-            mode = os.stat(candidate).st_mode
-        except PermissionError:
-            refused = refused or errno.EACCES
-            continue
-        except (OSError, ValueError):
-            continue
-        if stat.S_ISDIR(mode):
-            refused = refused or errno.EISDIR
-        elif not stat.S_ISREG(mode) or not os.access(candidate, os.X_OK):
-            refused = refused or errno.EACCES
-        else:
-            return candidate
-    if refused is not None:
-        raise CommandNotExecutableError(f"cannot execute {name}: {os.strerror(refused)}")
-    raise CommandNotFoundError(f"command not found: {name}")
 
 
 def _die_like_child(signum: int) -> int:
@@ -364,7 +329,7 @@ class _Supervisor:
                     path, argv, self.env, file_actions=file_actions, setsid=setsid, setsigdef=defaults
                 )
             except OSError as exc:
-                if script_without_interpreter(exc, path, self.env) is None:
+                if not is_script_without_interpreter(exc):
                     raise
                 path, argv = SHELL, [SHELL, self.path, *self.argv[1:]]
                 self.pid = os.posix_spawn(
