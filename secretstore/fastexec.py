@@ -262,7 +262,8 @@ def run_exec(options: ExecOptions) -> int:
         # The program does not inherit our credentials, but mask them in case it finds them.
         credentials = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
         hidden = [line.strip() for value in credentials for line in [value, *value.splitlines()]]
-        return runner.supervise(options.command, env, mask_values(decided) + [v for v in hidden if v])
+        values = mask_values(decided) + [v for v in hidden if v]
+        return runner.supervise(options.command, env, values, credentials=CREDENTIAL_VARIABLES)
     runner.exec_program(options.command, env)
     return EXIT_FAILURE  # not reached: exec_program replaces the process or raises
 

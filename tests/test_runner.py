@@ -33,25 +33,41 @@ SECRET_B = SECRET.encode()
 TIMEOUT = 20
 
 
+@pytest.fixture(params=["in-place", "handover"])
+def supervisor_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a supervise test both ways: supervised in the driver itself, and handed
+    over to a fresh interpreter because a credential is in the driver's environment."""
+    if request.param == "handover":
+        monkeypatch.setenv("RUNNER_TEST_CREDENTIAL", "fake-credential-value")
+    else:
+        monkeypatch.delenv("RUNNER_TEST_CREDENTIAL", raising=False)
+    return str(request.param)
+
+
 def py(code: str) -> list[str]:
     return [PY, "-c", code]
 
 
 def driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
-           mask: list[str] | None = None, use_pty: bool | None = None) -> list[str]:
-    config = {"mode": mode, "argv": argv, "env": env or {}, "mask": mask or [],
-              "use_pty": use_pty}
+           mask: list[str] | None = None, use_pty: bool | None = None,
+           credentials: list[str] | None = None) -> list[str]:
+    config: dict[str, object] = {"mode": mode, "argv": argv, "env": env or {}, "mask": mask or [],
+                                 "use_pty": use_pty}
+    if credentials is not None:
+        config["credentials"] = credentials
     return [PY, str(DRIVER), json.dumps(config)]
 
 
 def run_driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
                mask: list[str] | None = None, use_pty: bool | None = None,
-               input: bytes = b"", inherited_path: str | None = None) -> subprocess.CompletedProcess[bytes]:
+               input: bytes = b"", inherited_path: str | None = None,
+               credentials: list[str] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run the driver; ``env`` is added to the program's environment, ``inherited_path``
     is the PATH the driver itself starts with (the one the program is looked up in)."""
     own_env = None if inherited_path is None else dict(os.environ, PATH=inherited_path)
-    return subprocess.run(driver(mode, argv, env=env, mask=mask, use_pty=use_pty), input=input,
-                          env=own_env, capture_output=True, timeout=TIMEOUT, check=False)
+    command = driver(mode, argv, env=env, mask=mask, use_pty=use_pty, credentials=credentials)
+    return subprocess.run(command, input=input, env=own_env, capture_output=True,
+                          timeout=TIMEOUT, check=False)
 
 
 # ---------------------------------------------------------------------------
@@ -75,6 +91,7 @@ def test_exec_not_executable_is_126(tmp_path: Path) -> None:
     assert run_driver("exec", [str(tmp_path)]).returncode == 126
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize("mode", ["exec", "supervise"])
 def test_program_is_found_in_the_inherited_path_never_in_envs(tmp_path: Path, mode: str) -> None:
     """The environment is passed on, PATH included, but the program is looked up in
@@ -93,6 +110,7 @@ def test_program_is_found_in_the_inherited_path_never_in_envs(tmp_path: Path, mo
     assert result.stderr == b"secretstore: error: command not found: runner-test-tool\n"
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize("mode", ["exec", "supervise"])
 def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path, mode: str) -> None:
     """A non-executable match earlier in PATH is passed over for a later executable one
@@ -142,6 +160,7 @@ def _ignored_signals(status: bytes) -> int:
     return int(line.split()[1], 16)
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 @pytest.mark.parametrize("mode", ["exec", "supervise"])
 def test_program_gets_default_sigpipe(mode: str) -> None:
@@ -225,6 +244,7 @@ def test_supervise_cannot_start(tmp_path: Path) -> None:
 # supervise, in a driver
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_supervise_stdin_passes_through() -> None:
     code = "import sys; data = sys.stdin.read(); print(len(data), data.upper())"
     result = run_driver("supervise", py(code), use_pty=False, input=b"hello\nworld\n")
@@ -232,6 +252,7 @@ def test_supervise_stdin_passes_through() -> None:
     assert result.stdout == b"12 HELLO\nWORLD\n\n"
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("use_pty", [False, True])
 def test_child_killed_by_signal_kills_the_supervisor_the_same_way(signum: int, use_pty: bool) -> None:
@@ -263,6 +284,7 @@ TRAP = (
 )
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize(
     ("sig", "use_pty"),
     # SIGINT only on a pty: without one the child shares our process group (see below)
@@ -280,6 +302,7 @@ def test_signal_is_forwarded_to_a_child_that_traps_it(sig: str, use_pty: bool) -
     assert proc.returncode == 3
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_terminal_sigint_is_not_delivered_twice() -> None:
     # Without a pty the child shares our process group; a Ctrl-C (here: a
     # SIGINT to the whole group) reaches it directly and must not be forwarded.
@@ -307,6 +330,7 @@ def test_terminal_sigint_is_not_delivered_twice() -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     code = ("import subprocess, sys\n"
             "p = subprocess.Popen(['sleep', '60'])\n"
@@ -323,6 +347,7 @@ def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     assert proc.returncode == 6
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_a_grandchild_that_keeps_logging_does_not_hold_us() -> None:
     """A daemon started with & that logs every 0.1 s: we stop draining shortly after the exit."""
     loop = ["sh", "-c", "(while :; do echo log; sleep 0.1; done) & echo $! >&2; exit 3"]
@@ -353,6 +378,7 @@ def _close_stdout_after_one_line(argv: list[str]) -> tuple[bytes, bytes, int]:
     return line, err, proc.returncode
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     """`secretstore exec --mask -- yes | head`: the child dies of SIGPIPE, and so do we."""
     # sh, not Python: Python ignores SIGPIPE itself and would print a traceback either way
@@ -362,6 +388,7 @@ def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     assert returncode == -signal.SIGPIPE
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
     """A child that survives a closed stdout still gets its stderr through, masked."""
     code = (
@@ -380,6 +407,7 @@ def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
     assert returncode == 0
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
     code = ("import os, sys\n"
             "print('tty', sys.stdout.isatty(), sys.stderr.isatty(), os.environ['RUNNER_TEST_SECRET'])\n"
@@ -394,6 +422,7 @@ def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
     assert result.stderr == b"stdin piped [MASKED]\n"
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
     # The driver runs on a terminal of ours: its stdin is a tty, so it copies
     # input to the child's pty in raw mode, passes the window size on, and
@@ -434,3 +463,32 @@ def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
     assert SECRET_B not in output
     assert proc.returncode == 0
     assert after == before
+
+
+# Reads /proc/<parent>/environ and cmdline (the parent is the supervisor) and prints
+# what it found there, never the values. (The value is spelled in two pieces: this
+# code is in the supervisor's own command line.)
+READ_PARENT = (
+    "import os, sys\n"
+    "ppid = os.getppid()\n"
+    "environ = open(f'/proc/{ppid}/environ', 'rb').read().split(b'\\0')\n"
+    "cmdline = open(f'/proc/{ppid}/cmdline', 'rb').read()\n"
+    "print(any(e.startswith(b'RUNNER_TEST_CREDENTIAL=') for e in environ),\n"
+    "      b'fake-credential' + b'-value' in b''.join(environ) + cmdline,\n"
+    "      'RUNNER_TEST_CREDENTIAL' in os.environ)\n"
+)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs /proc")
+@pytest.mark.parametrize("use_pty", [False, True])
+def test_handover_keeps_the_credential_out_of_the_supervisor(use_pty: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's /proc environ shows what it was started with: without the
+    handover (credentials=[], the negative control) the program reads the credential there."""
+    monkeypatch.setenv("RUNNER_TEST_CREDENTIAL", "fake-credential-value")
+    result = run_driver("supervise", py(READ_PARENT), use_pty=use_pty)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace(b"\r\n", b"\n") == b"False False False\n"
+    result = run_driver("supervise", py(READ_PARENT), use_pty=use_pty, credentials=[])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace(b"\r\n", b"\n") == b"True True False\n"

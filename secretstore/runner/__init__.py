@@ -15,7 +15,9 @@ One module per job:
   program) and exec it;
 * ``limits``: what ``execve`` would refuse with E2BIG, said first;
 * ``mask``: the masker (pure: bytes in, bytes out, no OS calls);
-* ``supervisor``: the supervising parent on a pty or pipes, signals, pumping.
+* ``supervisor``: the supervising parent on a pty or pipes, signals, pumping;
+* ``handover``: when secretstore's credentials are in its environment, the
+  supervising parent continues in a fresh interpreter started without them.
 
 This package is on the ``exec`` fast path, whose import time is measured:
 importing it loads ``execute`` only (which loads nothing beyond ``os`` and
@@ -38,8 +40,9 @@ def supervise(
     mask_values: "Iterable[str]",
     *,
     use_pty: bool | None = None,
+    credentials: "Iterable[str]" = (),
 ) -> int:
     """Run ``argv`` as a supervised child; see :func:`secretstore.runner.supervisor.supervise`."""
     from secretstore.runner.supervisor import supervise as run_supervised
 
-    return run_supervised(argv, env, mask_values, use_pty=use_pty)
+    return run_supervised(argv, env, mask_values, use_pty=use_pty, credentials=credentials)

@@ -42,6 +42,7 @@ def supervise(
     mask_values: "Iterable[str]",
     *,
     use_pty: bool | None = None,
+    credentials: "Iterable[str]" = (),
 ) -> int:
     """Run ``argv`` as a child with ``env``, masking ``mask_values`` in its output.
 
@@ -61,6 +62,13 @@ def supervise(
     Without a pty the child inherits our stdin, and its stdout and stderr are
     pipes copied, each through its own masker, to ours.
 
+    ``credentials`` names variables the program must not be able to read from
+    this process (``/proc/<pid>/environ`` shows the environment a process was
+    started with, whatever ``os.environ`` says now): when one of them is set,
+    this process is replaced by a fresh interpreter without them that
+    supervises the program (``secretstore.runner.handover``), and this call
+    never returns.
+
     Raises, before starting anything, :class:`CommandNotFoundError` (127),
     :class:`CommandNotExecutableError` (126) or :class:`LimitError`.
     """
@@ -68,14 +76,30 @@ def supervise(
     if not args:
         raise usage_error("no command given")
     check_environment_limits(env, args)
-    environ = dict(env)
     path = find_program(args[0])
+    if credentials:
+        from secretstore.runner import handover
+
+        if handover.needed(credentials):
+            handover.hand_over(path, args, env, mask_values, use_pty, credentials)
+    return supervise_found(path, args, env, mask_values, use_pty=use_pty)
+
+
+def supervise_found(
+    path: str,
+    argv: "list[str]",
+    env: "Mapping[str, str]",
+    mask_values: "Iterable[str]",
+    *,
+    use_pty: bool | None,
+) -> int:
+    """:func:`supervise` in this process, for the program at ``path`` (already found)."""
     masker = Masker(mask_values)
     auto = use_pty is None
     if use_pty is None:
         use_pty = os.isatty(1)
     flush_std_streams()
-    status = _Supervisor(path, args, environ, masker, use_pty=use_pty, auto_pty=auto).run()
+    status = _Supervisor(path, argv, dict(env), masker, use_pty=use_pty, auto_pty=auto).run()
     if status < 0:
         return _die_like_child(-status)
     return status
