@@ -85,8 +85,7 @@ def find_program(command: str, search_path: "str | None" = None) -> str:
     Raises :class:`CommandNotExecutableError` (126) or
     :class:`CommandNotFoundError` (127) with one line naming the command.
     """
-    import errno
-    import stat
+    import stat  # already loaded by os; errno is imported only to report a refusal
 
     if not command:
         from secretstore.errors import CommandNotFoundError
@@ -97,26 +96,29 @@ def find_program(command: str, search_path: "str | None" = None) -> str:
     else:
         directories = os.get_exec_path() if search_path is None else search_path.split(os.pathsep)
         candidates = [os.path.join(directory, command) for directory in directories]
-    refused: int | None = None
+    refused: str | None = None  # why the first candidate that exists was passed over
     for candidate in candidates:
         try:
             mode = os.stat(candidate).st_mode
         except PermissionError:
-            refused = refused or errno.EACCES
+            refused = refused or "EACCES"
             continue
         except (OSError, ValueError):  # missing, not a directory, NUL in the name...
             continue
         if stat.S_ISDIR(mode):
-            refused = refused or errno.EISDIR
+            refused = refused or "EISDIR"
         elif not stat.S_ISREG(mode) or not os.access(candidate, os.X_OK):
-            refused = refused or errno.EACCES
+            refused = refused or "EACCES"
         else:
             return candidate
     name = printable(command)
     if refused is not None:
+        import errno
+
         from secretstore.errors import CommandNotExecutableError
 
-        raise CommandNotExecutableError(f"cannot execute {name}: {os.strerror(refused)}")
+        reason = os.strerror(getattr(errno, refused))
+        raise CommandNotExecutableError(f"cannot execute {name}: {reason}")
     from secretstore.errors import CommandNotFoundError
 
     raise CommandNotFoundError(f"command not found: {name}")

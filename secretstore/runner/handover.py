@@ -45,11 +45,6 @@ _BOOTSTRAP = (
 _READ_SIZE = 1 << 20
 
 
-def needed(credentials: "Iterable[str]") -> bool:
-    """Whether any of ``credentials`` is in this process's environment."""
-    return any(name in os.environ for name in credentials)
-
-
 def hand_over(
     path: str,
     argv: "Sequence[str]",

@@ -77,11 +77,11 @@ def supervise(
         raise usage_error("no command given")
     check_environment_limits(env, args)
     path = find_program(args[0])
-    if credentials:
-        from secretstore.runner import handover
+    credentials = tuple(credentials)
+    if any(name in os.environ for name in credentials):
+        from secretstore.runner.handover import hand_over
 
-        if handover.needed(credentials):
-            handover.hand_over(path, args, env, mask_values, use_pty, credentials)
+        hand_over(path, args, env, mask_values, use_pty, credentials)
     return supervise_found(path, args, env, mask_values, use_pty=use_pty)
 
 
