@@ -81,8 +81,9 @@ def hand_over(
         if rest:
             writer = _fork_writer(write_end, read_end, rest)
         os.set_inheritable(read_end, True)
+        # -S: no site module; the supervisor gets sys.path whole from the payload.
         args = [
-            executable, *_interpreter_flags(), "-c", _BOOTSTRAP,
+            executable, *_interpreter_flags(), "-S", "-c", _BOOTSTRAP,
             package_root, str(read_end), str(writer), "--", *sys.argv,
         ]
         os.close(write_end)
