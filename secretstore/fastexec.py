@@ -39,8 +39,10 @@ VALUE_OPTIONS = {
     "--project": "project",
     "--cluster": "cluster",
     "--env": "env",  # repeatable
+    "--allow-var": "allow_vars",  # repeatable
     "--store": "store",
 }
+REPEATABLE = ("--env", "--allow-var")
 FLAG_OPTIONS = {
     "--refs-only": "refs_only",
     "--no-override": "no_override",
@@ -54,6 +56,7 @@ class ExecOptions:
     """A parsed ``secretstore exec`` command line."""
 
     __slots__ = (
+        "allow_vars",
         "cluster",
         "command",
         "dry_run",
@@ -79,6 +82,7 @@ class ExecOptions:
         strict: bool = False,
         mask: bool = False,
         dry_run: bool = False,
+        allow_vars: Sequence[str] = (),
     ) -> None:
         self.command = list(command)
         self.project = project
@@ -90,6 +94,7 @@ class ExecOptions:
         self.strict = strict
         self.mask = mask
         self.dry_run = dry_run
+        self.allow_vars = list(allow_vars)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "env")
@@ -134,7 +139,7 @@ def parse(args: Sequence[str], global_store: str | None = None) -> ExecOptions |
     value that looks like an option.
     """
     options = ExecOptions(store=global_store)
-    env: list[str] = []
+    repeated: dict[str, list[str]] = {name: [] for name in REPEATABLE}
     index = 0
     while index < len(args):
         arg = args[index]
@@ -157,13 +162,14 @@ def parse(args: Sequence[str], global_store: str | None = None) -> ExecOptions |
             index += 1
         if value.startswith("-") or (not value and name != "--env"):
             return None
-        if name == "--env":
-            env.append(value)
+        if name in repeated:
+            repeated[name].append(value)
         else:
             setattr(options, VALUE_OPTIONS[name], value)
         index += 1
     options.command = list(args[index:])
-    options.env = env
+    options.env = repeated["--env"]
+    options.allow_vars = repeated["--allow-var"]
     if not options.command:
         return None
     return options
@@ -186,54 +192,67 @@ def _read_identity() -> Identity:
 
 def prepare(
     options: ExecOptions, *, explain: bool = True
-) -> tuple[dict[str, str], list[Injection], list[str]]:
-    """(environment, decided injections, warnings) for ``options``; runs nothing.
+) -> tuple[dict[str, str], list[Injection], list[str], dict[str, str]]:
+    """(environment, decided injections, warnings, withheld) for ``options``; runs nothing.
 
     Without ``explain`` the injections are not worked out (an empty list):
     a plain run needs only the environment, which ``merge.environment``
-    builds without an object per secret.
+    builds without an object per secret. ``withheld`` maps each stored name
+    left out because it changes which code runs (``loadervars``) to its scope.
     """
-    from secretstore import merge, paths
+    from secretstore import loadervars, merge, paths
     from secretstore.store import Store
 
     explicit = [merge.parse_env_assignment(text) for text in options.env]  # usage errors first
+    allowed = loadervars.check_allowed(options.allow_vars, loadervars.ALLOW_OPTION)
     context = merge.resolve_context(options.project, options.cluster)
     store = Store(paths.store_dir(options.store), strict=options.strict)
     layers, warnings = merge.load_layers(
         store, context, _read_identity, strict=options.strict, snapshot_dir=paths.snapshot_dir()
     )
-    searched = merge.describe_scopes(scope for scope, _ in layers)
     refs_only, no_override = options.refs_only, options.no_override
+    # Store names that change which code runs; not the ones --env sets, nor under --refs-only.
+    sources = {} if refs_only else loadervars.loader_sources(layers)
+    for name, _value in explicit:
+        sources.pop(name, None)
+    withheld = loadervars.withhold(sources, allowed + merge.dotfile_allow_vars()) if sources else {}
+    warnings += withheld.values()
+    searched = merge.describe_scopes(scope for scope, _ in layers)
     if not explain:
         env = merge.environment(
-            layers, os.environ, explicit, refs_only=refs_only, no_override=no_override, searched=searched
+            layers, os.environ, explicit, refs_only=refs_only, no_override=no_override,
+            searched=searched, withheld=withheld,
         )
-        return env, [], warnings
+        return env, [], warnings, {}
     env, decided = merge.build_environment(
         merge.merge_scopes(layers), os.environ, explicit,
-        refs_only=refs_only, no_override=no_override, searched=searched,
+        refs_only=refs_only, no_override=no_override, searched=searched, withheld=withheld,
     )
-    return env, decided, warnings
+    return env, decided, warnings, {name: sources[name] for name in withheld}
 
 
-def dry_run_table(decided: Sequence[Injection]) -> str:
-    if not decided:
+def dry_run_table(decided: Sequence[Injection], withheld: Mapping[str, str] | None = None) -> str:
+    """The --dry-run table; a ``withheld`` name (-> its scope) shows as not injected."""
+    if not decided and not withheld:
         return "No data found"
     rows = []
     for item in decided:
         overrides = ", ".join(item.overrides) or "-"
         rows.append([item.name, item.origin, overrides])
+    for name, source in (withheld or {}).items():
+        rows.append([name, f"{source}, not injected", "-"])
+    rows.sort(key=lambda row: row[0])
     return text_table(["Name", "From", "Overrides"], rows)
 
 
 def run_exec(options: ExecOptions) -> int:
     """Do what ``secretstore exec`` does; returns an exit status unless the process is replaced."""
     masked = mask_requested(options.mask)
-    env, decided, warnings = prepare(options, explain=options.dry_run or masked)
+    env, decided, warnings, withheld = prepare(options, explain=options.dry_run or masked)
     for message in warnings:
         warning_line(message)
     if options.dry_run:
-        write_stdout((dry_run_table(decided) + "\n").encode("utf-8"))
+        write_stdout((dry_run_table(decided, withheld) + "\n").encode("utf-8"))
         return 0
     from secretstore import runner
 
@@ -243,7 +262,8 @@ def run_exec(options: ExecOptions) -> int:
         # The program does not inherit our credentials, but mask them in case it finds them.
         credentials = [os.environ.get(name, "") for name in CREDENTIAL_VARIABLES]
         hidden = [line.strip() for value in credentials for line in [value, *value.splitlines()]]
-        return runner.supervise(options.command, env, mask_values(decided) + [v for v in hidden if v])
+        values = mask_values(decided) + [v for v in hidden if v]
+        return runner.supervise(options.command, env, values, credentials=CREDENTIAL_VARIABLES)
     runner.exec_program(options.command, env)
     return EXIT_FAILURE  # not reached: exec_program replaces the process or raises
 

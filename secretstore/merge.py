@@ -25,7 +25,7 @@ from secretstore.rules import check_id, is_valid_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping
 
     from secretstore.identity import Identity
     from secretstore.snapshot import Snapshots
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 ENV_PROJECT = "SECRETSTORE_PROJECT"
 ENV_CLUSTER = "SECRETSTORE_CLUSTER"
 DOTFILE = ".secretstore.toml"
-DOTFILE_KEYS = ("project", "cluster")
+DOTFILE_KEYS = ("project", "cluster", "allow_vars")
 REFERENCE_PREFIX = "secret:"
 # secretstore's own credentials: they open every scope their key can, so the
 # program never inherits them (it gets what was merged, not the means to merge).
@@ -121,6 +121,36 @@ def _simple_toml(text: str) -> dict[str, object] | None:
 
 def read_dotfile(path: str) -> dict[str, str]:
     """``project`` and ``cluster`` from a ``.secretstore.toml``, validated."""
+    document = _load_dotfile(path)
+    found: dict[str, str] = {}
+    for key in ("project", "cluster"):
+        if key in document:
+            value = document[key]
+            if not isinstance(value, str):
+                raise UsageError(f"{path}: {key} must be a string")
+            if value:
+                found[key] = _checked_id(value, key, path)
+    return found
+
+
+def dotfile_allow_vars(cwd: str | None = None) -> list[str]:
+    """``allow_vars`` of the nearest ``.secretstore.toml`` (none without one): the
+    names exec may inject although they change which code runs (``loadervars``)."""
+    try:
+        path = find_dotfile(os.getcwd() if cwd is None else cwd)
+    except OSError:  # the working directory was removed: no dotfile to find
+        return []
+    if path is None:
+        return []
+    names = _load_dotfile(path).get("allow_vars", [])
+    if not isinstance(names, list):
+        raise UsageError(f"{path}: allow_vars must be a list of variable names")
+    from secretstore.loadervars import check_allowed
+
+    return check_allowed(names, f"{path}: allow_vars")
+
+
+def _load_dotfile(path: str) -> dict[str, object]:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -141,17 +171,10 @@ def read_dotfile(path: str) -> dict[str, str]:
     unknown = sorted(set(document) - set(DOTFILE_KEYS))
     if unknown:
         raise UsageError(
-            f"{path}: unknown key {unknown[0]!r}", hint="a .secretstore.toml holds project and cluster"
+            f"{path}: unknown key {unknown[0]!r}",
+            hint="a .secretstore.toml holds project, cluster and allow_vars",
         )
-    found: dict[str, str] = {}
-    for key in DOTFILE_KEYS:
-        if key in document:
-            value = document[key]
-            if not isinstance(value, str):
-                raise UsageError(f"{path}: {key} must be a string")
-            if value:
-                found[key] = _checked_id(value, key, path)
-    return found
+    return document
 
 
 def _checked_id(value: str, entity: str, source: str) -> str:
@@ -356,18 +379,20 @@ def build_environment(
     refs_only: bool = False,
     no_override: bool = False,
     searched: str = "",
+    withheld: Collection[str] = (),
 ) -> tuple[dict[str, str], list[Injection]]:
     """The program's environment, and the variables secretstore decided (sorted).
 
     Raises NotFoundError naming every variable whose ``secret:NAME`` has no
     secret, before anything is run. ``searched`` describes the scopes merged
-    (for that message).
+    (for that message). A secret named in ``withheld`` is not injected under
+    its own name (``secretstore.loadervars``), but a reference can still use it.
     """
     given = dict(explicit)
     inherited = _without_credentials(inherited, given)
     names = set(given)
     if not refs_only:
-        names.update(merged)
+        names.update(name for name in merged if name not in withheld)
     names.update(name for name, value in inherited.items() if reference_of(value) is not None)
 
     env = dict(inherited)
@@ -376,7 +401,7 @@ def build_environment(
     for name in sorted(names):
         # candidates, lowest precedence first: (source, value)
         candidates: list[tuple[str, str]] = []
-        secret = None if refs_only else merged.get(name)
+        secret = None if refs_only or name in withheld else merged.get(name)
         if secret is not None:
             candidates += [(str(scope), "") for scope in secret.overrides]
             candidates.append((str(secret.scope), secret.value))
@@ -428,6 +453,7 @@ def environment(
     refs_only: bool = False,
     no_override: bool = False,
     searched: str = "",
+    withheld: Collection[str] = (),
 ) -> dict[str, str]:
     """The environment ``build_environment`` gives for ``merge_scopes(layers)``, built
     without a per-secret object: what ``exec`` runs a program with.
@@ -439,18 +465,19 @@ def environment(
     top: dict[str, str] = {}
     for _scope, values in layers:
         top.update(values)
+    injected = {name: value for name, value in top.items() if name not in withheld} if withheld else top
     given = dict(explicit)
     inherited = _without_credentials(inherited, given)
     env = dict(inherited)
     if not refs_only:
         if no_override:
-            env.update((name, value) for name, value in top.items() if name not in inherited)
+            env.update((name, value) for name, value in injected.items() if name not in inherited)
         else:
-            env.update(top)
+            env.update(injected)
     env.update(given)
     # Only values from the inherited environment or --env can be references.
     secrets_win = not (refs_only or no_override)
-    plain = {name: value for name, value in inherited.items() if not (secrets_win and name in top)}
+    plain = {name: value for name, value in inherited.items() if not (secrets_win and name in injected)}
     plain.update(given)
     missing: list[str] = []
     for name in sorted(plain):

@@ -306,6 +306,7 @@ COMMAND_LINES = [
     ["--refs-only", "--no-override", "--strict", "--mask", "--dry-run", "--", "cmd"],
     ["--store", "/tmp/somewhere", "cmd", "arg"],
     ["--mask", "cmd", "--", "x"],
+    ["--allow-var", "PATH", "--allow-var=LD_PRELOAD", "--", "cmd"],
 ]
 
 

@@ -1,9 +1,9 @@
-"""secretstore.runner.Masker with long values (up to 64 KiB each) and many values.
+"""secretstore.runner.mask.Masker with long values (up to 64 KiB each) and many values.
 
 The masker's tables cover only the first ``_PREFIX_LEN`` bytes of each value;
 a longer value is confirmed against the stream. These tests check that the
 output is still exactly the one-shot leftmost-longest replacement
-(``tests.test_runner.reference``) however the stream is cut, and that the
+(``tests.test_mask.reference``) however the stream is cut, and that the
 tables' size does not grow with the values' length. All values are fake.
 """
 
@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretstore import runner
-from secretstore.runner import Masker
-from tests.test_runner import M, mask_all, reference
+from secretstore.runner import mask
+from secretstore.runner.mask import Masker
+from tests.test_mask import M, mask_all, reference
 
-P = runner._PREFIX_LEN
+P = mask._PREFIX_LEN
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
@@ -175,21 +175,21 @@ def _check_chunked_against_one_shot(data: st.DataObject, values: list[str], head
     text = b"".join(segments)
     chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "_PREFIX_LEN", head)
+        patch.setattr(mask, "_PREFIX_LEN", head)
         assert mask_all(text, values, chunks) == reference(text, values)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_chunked_masking_equals_one_shot_with_short_heads(data: st.DataObject) -> None:
-    """The property of tests/test_runner.py with heads of 1 to 6 bytes, so that
+    """The property of tests/test_mask.py with heads of 1 to 6 bytes, so that
     small values exercise every path of long ones."""
     head = data.draw(st.integers(1, 6), label="head length")
     values = data.draw(_values, label="values")
     _check_chunked_against_one_shot(data, values, head)
 
 
-def tables_and_peak(values: list[str]) -> tuple[runner._MaskTables | None, int]:
+def tables_and_peak(values: list[str]) -> tuple[mask._MaskTables | None, int]:
     """A masker's tables over ``values``, and the peak memory allocated building them."""
     tracemalloc.start()
     try:
@@ -200,14 +200,14 @@ def tables_and_peak(values: list[str]) -> tuple[runner._MaskTables | None, int]:
     return masker._tables, peak
 
 
-def table_bytes(tables: runner._MaskTables) -> int:
+def table_bytes(tables: mask._MaskTables) -> int:
     """The bytes the tables hold apart from the long values themselves: the
     heads (the short values are heads), the regex's prefixes and its pattern."""
     return (sum(len(h) for h in tables.heads) + sum(len(p) for p in tables.lengths)
             + len(tables.regex.pattern))
 
 
-def table_objects(tables: runner._MaskTables) -> int:
+def table_objects(tables: mask._MaskTables) -> int:
     """The Python objects in the tables, containers' entries counted one each."""
     return len(tables.heads) + len(tables.short) + len(tables.lengths) + len(tables.long_values)
 
@@ -253,7 +253,7 @@ def test_ten_thousand_short_values() -> None:
     assert len(tables.heads) == len(values)
     assert table_bytes(tables) <= 3 * total
     assert table_objects(tables) <= 4 * len(values)
-    assert len(tables.regex.pattern) <= 8 * runner._REGEX_NODES
+    assert len(tables.regex.pattern) <= 8 * mask._REGEX_NODES
     assert peak < 16 * total  # about 7x: the heads, a set and a list of them, one dict
     rng = random.Random(6)
     pieces: list[bytes] = []
@@ -356,5 +356,5 @@ def test_regex_depth_counts_the_trie_nodes() -> None:
             nodes += distinct
             depth += 1
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(runner, "_REGEX_NODES", budget)
-            assert runner._prefix_length(heads) == depth, (trial, heads, budget)
+            patch.setattr(mask, "_REGEX_NODES", budget)
+            assert mask._prefix_length(heads) == depth, (trial, heads, budget)

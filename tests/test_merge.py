@@ -331,6 +331,7 @@ _LAYER = st.dictionaries(_NAMES, _VALUES, max_size=5)
     explicit=st.lists(st.tuples(_NAMES, _VALUES), max_size=3),
     refs_only=st.booleans(),
     no_override=st.booleans(),
+    withheld=st.frozensets(_NAMES, max_size=2),
 )
 def test_environment_equals_build_environment(
     team: dict[str, str],
@@ -340,11 +341,14 @@ def test_environment_equals_build_environment(
     explicit: list[tuple[str, str]],
     refs_only: bool,
     no_override: bool,
+    withheld: frozenset[str],
 ) -> None:
     """exec's fast ``environment`` gives exactly the environment, or the error, that
-    ``build_environment`` (which --dry-run shows) gives, for every combination."""
+    ``build_environment`` (which --dry-run shows) gives, for every combination,
+    names held back as loader variables (``withheld``) included."""
     layers = [(TEAM, team), (CLUSTER, cluster), (PROJECT, project)]
-    flags = {"refs_only": refs_only, "no_override": no_override, "searched": "team"}
+    flags = {"refs_only": refs_only, "no_override": no_override, "searched": "team",
+             "withheld": withheld}
     try:
         expected = merge.build_environment(merge.merge_scopes(layers), inherited, explicit, **flags)[0]
     except NotFoundError as exc:

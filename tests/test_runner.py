@@ -1,7 +1,8 @@
-"""secretstore.runner: environment limits, exec, output masking, supervision.
+"""secretstore.runner: exec, and supervision with masking, signals and a pty.
 
 Everything that could replace, kill or hang the test process runs in a driver
-(tests/helpers/runner_driver.py) in a subprocess with a bounded timeout.
+(tests/helpers/runner_driver.py) in a subprocess with a bounded timeout. The
+masker itself is tested in tests/test_mask.py, the limits in tests/test_limits.py.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import random
 import select
 import signal
 import struct
@@ -19,27 +19,29 @@ import termios
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from secretstore.errors import (
     CommandNotExecutableError,
     CommandNotFoundError,
-    LimitError,
 )
-from secretstore.runner import (
-    MAX_ARG_STRLEN,
-    Masker,
-    check_environment_limits,
-    supervise,
-)
+from secretstore.runner import supervise
 
 PY = sys.executable
 DRIVER = Path(__file__).resolve().parent / "helpers" / "runner_driver.py"
 SECRET = "s3cr3t-value-1"
 SECRET_B = SECRET.encode()
-M = b"[MASKED]"
 TIMEOUT = 20
+
+
+@pytest.fixture(params=["in-place", "handover"])
+def supervisor_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a supervise test both ways: supervised in the driver itself, and handed
+    over to a fresh interpreter because a credential is in the driver's environment."""
+    if request.param == "handover":
+        monkeypatch.setenv("RUNNER_TEST_CREDENTIAL", "fake-credential-value")
+    else:
+        monkeypatch.delenv("RUNNER_TEST_CREDENTIAL", raising=False)
+    return str(request.param)
 
 
 def py(code: str) -> list[str]:
@@ -47,269 +49,25 @@ def py(code: str) -> list[str]:
 
 
 def driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
-           mask: list[str] | None = None, use_pty: bool | None = None) -> list[str]:
-    config = {"mode": mode, "argv": argv, "env": env or {}, "mask": mask or [],
-              "use_pty": use_pty}
+           mask: list[str] | None = None, use_pty: bool | None = None,
+           credentials: list[str] | None = None) -> list[str]:
+    config: dict[str, object] = {"mode": mode, "argv": argv, "env": env or {}, "mask": mask or [],
+                                 "use_pty": use_pty}
+    if credentials is not None:
+        config["credentials"] = credentials
     return [PY, str(DRIVER), json.dumps(config)]
 
 
 def run_driver(mode: str, argv: list[str], *, env: dict[str, str] | None = None,
                mask: list[str] | None = None, use_pty: bool | None = None,
-               input: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(driver(mode, argv, env=env, mask=mask, use_pty=use_pty), input=input,
-                          capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def mask_all(data: bytes, values: list[str], chunks: list[int] | None = None) -> bytes:
-    """Run ``data`` through a Masker, cut into pieces of the given sizes (cycled)."""
-    masker = Masker(values)
-    out = []
-    position = 0
-    sizes = chunks or [len(data) or 1]
-    i = 0
-    while position < len(data):
-        size = max(1, sizes[i % len(sizes)])
-        out.append(masker.feed(data[position:position + size]))
-        position += size
-        i += 1
-    out.append(masker.flush())
-    return b"".join(out)
-
-
-def reference(data: bytes, values: list[str]) -> bytes:
-    """Naive one-shot leftmost-longest replacement, the specification of Masker."""
-    patterns = set()
-    for value in values:
-        raw = value.encode()
-        if len(raw) > 3:
-            patterns.add(raw)
-            patterns.add(raw.replace(b"\n", b"\r\n"))
-    ordered = sorted(patterns, key=len, reverse=True)
-    out = []
-    i = 0
-    while i < len(data):
-        for pattern in ordered:
-            if data.startswith(pattern, i):
-                out.append(M)
-                i += len(pattern)
-                break
-        else:
-            out.append(data[i:i + 1])
-            i += 1
-    return b"".join(out)
-
-
-# ---------------------------------------------------------------------------
-# Masker
-
-
-def test_masks_whole_value_in_one_chunk() -> None:
-    masker = Masker([SECRET])
-    out = masker.feed(b"token=" + SECRET_B + b" done\n") + masker.flush()
-    assert out == b"token=" + M + b" done\n"
-
-
-def test_masks_value_split_at_every_position() -> None:
-    data = b"before " + SECRET_B + b" after"
-    for cut in range(len(data) + 1):
-        masker = Masker([SECRET])
-        out = masker.feed(data[:cut]) + masker.feed(data[cut:]) + masker.flush()
-        assert out == b"before " + M + b" after", cut
-
-
-def test_masks_value_fed_one_byte_at_a_time() -> None:
-    data = b"x" + SECRET_B + SECRET_B + b"y" + SECRET_B
-    masker = Masker([SECRET, "other-secret-2"])
-    out = b"".join(masker.feed(data[i:i + 1]) for i in range(len(data))) + masker.flush()
-    assert out == b"x" + M + M + b"y" + M
-
-
-def test_longest_value_wins_when_values_overlap() -> None:
-    for values in (["abcd", "abcdef"], ["abcdef", "abcd"]):
-        assert mask_all(b"abcdef", values) == M
-        assert mask_all(b"abcdxy", values) == M + b"xy"
-        assert mask_all(b"-abcdef-abcd", values, [1]) == b"-" + M + b"-" + M
-        # "abcd" complete but "abcdef" still possible: held until resolved
-        masker = Masker(values)
-        assert masker.feed(b"<abcd") == b"<"
-        assert masker.feed(b"e") == b""
-        assert masker.feed(b"f>") == M + b">"
-        masker = Masker(values)
-        assert masker.feed(b"abcd") == b""
-        assert masker.flush() == M
-
-
-def test_values_of_three_bytes_or_less_are_not_masked() -> None:
-    values = ["abc", "é", "日", "x\ny", "abcd", "日本"]  # 3, 2, 3, 3, 4, 6 bytes
-    text = "abc é 日 x\ny x\r\ny abcd 日本".encode()
-    assert mask_all(text, values) == "abc é 日 x\ny x\r\ny ".encode() + M + b" " + M
-    assert mask_all(b"abc", ["abc", "ab", ""]) == b"abc"
-
-
-def test_no_values_passes_everything_through() -> None:
-    masker = Masker([])
-    assert masker.feed(b"abc") == b"abc"
-    assert masker.feed(b"") == b""
-    assert masker.flush() == b""
-
-
-def test_output_without_secrets_is_emitted_at_once() -> None:
-    masker = Masker([SECRET, "another-value"])
-    rng = random.Random(7)
-    for _ in range(200):
-        chunk = bytes(rng.choice(b"xyz 0123\n") for _ in range(rng.randint(0, 50)))
-        assert masker.feed(chunk) == chunk  # nothing in it can start a value
-    # Only the shortest suffix that could still become a value is held back.
-    assert masker.feed(b"log line s3c") == b"log line "
-    assert masker.feed(b"r3") == b""
-    assert masker.feed(b"!\n") == b"s3cr3!\n"
-    assert masker.feed(b"an") == b""
-    assert masker.flush() == b"an"
-    assert masker.flush() == b""
-
-
-def test_held_prefix_that_is_not_a_secret_is_emitted() -> None:
-    masker = Masker(["secretX"])
-    assert masker.feed(b"secre") == b""
-    assert masker.feed(b"tive") == b"secretive"
-    assert masker.feed(b"ssecre") == b"s"
-    assert masker.feed(b"tX.") == M + b"."
-    assert masker.flush() == b""
-
-
-def test_prefix_inside_a_match_is_not_held() -> None:
-    # "ab" could start "ab3456", but it is inside a match, where no scan starts.
-    masker = Masker(["Qxyab", "ab3456"])
-    assert masker.feed(b"Qxyab") == M
-    assert masker.feed(b"3456") == b"3456"
-
-
-def test_multiline_value_masked_with_lf_and_crlf() -> None:
-    value = "-----BEGIN KEY-----\nAAAA\n-----END KEY-----"
-    lf = value.encode()
-    crlf = lf.replace(b"\n", b"\r\n")
-    text = b"a " + lf + b" b " + crlf + b" c"
-    for chunks in ([1], [3, 7], [len(text)]):
-        assert mask_all(text, [value], chunks) == b"a " + M + b" b " + M + b" c"
-    partial = b"-----BEGIN KEY-----\r\nAAAA\r\n"
-    assert mask_all(partial, [value], [2]) == partial
-
-
-def test_unicode_values_and_custom_marker() -> None:
-    masker = Masker(["pässwörd"], marker=b"\\1***")
-    data = "x pässwörd y".encode()
-    out = masker.feed(data[:4]) + masker.feed(data[4:]) + masker.flush()
-    assert out == b"x \\1*** y"
-
-
-def test_copy_masks_independently() -> None:
-    first = Masker([SECRET])
-    second = first.copy()
-    assert first.feed(SECRET_B[:5]) == b""
-    assert second.feed(b"plain") == b"plain"
-    assert first.feed(SECRET_B[5:]) == M
-    assert second.feed(SECRET_B) == M
-
-
-def test_many_values_and_large_output() -> None:
-    rng = random.Random(3)
-    upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    values = sorted({"".join(rng.choice(upper) for _ in range(rng.randint(8, 40)))
-                     for _ in range(300)})
-    pieces = []
-    expected = []
-    for _ in range(20000):  # about 1 MB; the filler is lower case, values upper case
-        filler = bytes(rng.choice(b"abcdefgh \n") for _ in range(rng.randint(0, 60)))
-        pieces.append(filler)
-        expected.append(filler)
-        if rng.random() < 0.1:
-            pieces.append(rng.choice(values).encode())
-            expected.append(M)
-    data = b"".join(pieces)
-    assert len(data) > 500_000
-    assert mask_all(data, values, [65536, 4096, 1, 77]) == b"".join(expected)
-
-
-_alphabet = st.sampled_from(list("ab\nc-é"))
-_values = st.lists(st.text(_alphabet, min_size=1, max_size=8), min_size=1, max_size=5)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.data())
-def test_chunked_masking_equals_one_shot_replacement(data: st.DataObject) -> None:
-    values = data.draw(_values, label="values")
-    inserts = [v.encode() for v in values] + [v.encode().replace(b"\n", b"\r\n") for v in values]
-    segments = data.draw(st.lists(st.one_of(
-        st.text(_alphabet, max_size=6).map(str.encode),
-        st.sampled_from(inserts),
-    ), max_size=12), label="segments")
-    text = b"".join(segments)
-    chunks = data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=20), label="chunks")
-    assert mask_all(text, values, chunks) == reference(text, values)
-
-
-# ---------------------------------------------------------------------------
-# Limits
-
-
-def test_limits_reject_a_200_kib_value_without_showing_it() -> None:
-    env = {"HOME": "/home/x", "BIG_SECRET": "q" * (200 * 1024)}
-    with pytest.raises(LimitError) as info:
-        check_environment_limits(env, ["prog"])
-    message = str(info.value)
-    assert message.startswith("environment variable BIG_SECRET is 204812 bytes")  # with "=" and NUL
-    assert "131072" in message and "qqqq" not in message and "\n" not in message
-    assert info.value.exit_code == 1
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or os.sysconf("SC_PAGE_SIZE") != 4096,
-                    reason="MAX_ARG_STRLEN is 32 pages of 4 KiB here")
-def test_limits_match_the_kernel_at_the_boundary() -> None:
-    true = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
-    fits = {"A": "x" * (MAX_ARG_STRLEN - 3)}  # "A=" + value + NUL == MAX_ARG_STRLEN
-    check_environment_limits(fits, [true])
-    assert subprocess.run([true], env=fits, timeout=TIMEOUT, check=False).returncode == 0
-    too_big = {"A": "x" * (MAX_ARG_STRLEN - 2)}
-    with pytest.raises(LimitError):
-        check_environment_limits(too_big, [true])
-    with pytest.raises(OSError) as info:  # the kernel agrees: E2BIG
-        subprocess.run([true], env=too_big, timeout=TIMEOUT, check=False)
-    assert info.value.errno == 7
-
-
-def test_exec_program_names_the_variable_the_kernel_refused() -> None:
-    """exec checks the limits only after execve fails with E2BIG, and then says which (no value)."""
-    code = (
-        "import sys\n"
-        "from secretstore.errors import LimitError\n"
-        "from secretstore.runner import exec_program\n"
-        "try:\n"
-        "    exec_program(['true'], {'PATH': '/usr/bin:/bin', 'BIG_SECRET': 'q' * 300000})\n"
-        "except LimitError as exc:\n"
-        "    print(exc, file=sys.stderr); sys.exit(exc.exit_code)\n"
-    )
-    result = subprocess.run([PY, "-c", code], capture_output=True, timeout=TIMEOUT, check=False)
-    assert result.returncode == 1
-    assert result.stderr.startswith(b"environment variable BIG_SECRET is 300012 bytes")
-    assert b"qqqq" not in result.stderr
-
-
-def test_limits_reject_a_long_argument() -> None:
-    with pytest.raises(LimitError, match=r"^argument 1 is 131073 bytes"):
-        check_environment_limits({}, ["prog", "a" * MAX_ARG_STRLEN])
-
-
-def test_limits_reject_a_total_over_arg_max() -> None:
-    arg_max = os.sysconf("SC_ARG_MAX")
-    if arg_max > 64 * 1024 * 1024:
-        pytest.skip("ARG_MAX too large to build a test environment")
-    value = "v" * 100_000
-    env = {f"VAR_{i}": value for i in range(arg_max // 100_000 + 2)}
-    check_environment_limits(dict(list(env.items())[:3]), ["prog"])
-    with pytest.raises(LimitError) as info:
-        check_environment_limits(env, ["prog"])
-    message = str(info.value)
-    assert "total" in message and str(arg_max) in message and "vvvv" not in message
+               input: bytes = b"", inherited_path: str | None = None,
+               credentials: list[str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the driver; ``env`` is added to the program's environment, ``inherited_path``
+    is the PATH the driver itself starts with (the one the program is looked up in)."""
+    own_env = None if inherited_path is None else dict(os.environ, PATH=inherited_path)
+    command = driver(mode, argv, env=env, mask=mask, use_pty=use_pty, credentials=credentials)
+    return subprocess.run(command, input=input, env=own_env, capture_output=True,
+                          timeout=TIMEOUT, check=False)
 
 
 # ---------------------------------------------------------------------------
@@ -333,56 +91,68 @@ def test_exec_not_executable_is_126(tmp_path: Path) -> None:
     assert run_driver("exec", [str(tmp_path)]).returncode == 126
 
 
-def test_exec_passes_env_and_finds_program_in_env_path(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("supervisor_mode")
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_program_is_found_in_the_inherited_path_never_in_envs(tmp_path: Path, mode: str) -> None:
+    """The environment is passed on, PATH included, but the program is looked up in
+    the PATH this process inherited: a PATH from the store must not choose it."""
     tool = tmp_path / "runner-test-tool"
     tool.write_text(f"#!{PY}\nimport os, sys\nprint(os.environ['RUNNER_TEST_SECRET'], sys.argv[1:])\n")
     tool.chmod(0o755)
     path = f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"
-    result = run_driver("exec", ["runner-test-tool", "arg"],
-                        env={"RUNNER_TEST_SECRET": SECRET, "PATH": path})
+    result = run_driver(mode, ["runner-test-tool", "arg"], env={"RUNNER_TEST_SECRET": SECRET},
+                        inherited_path=path, use_pty=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{SECRET} ['arg']\n".encode()  # exec does not mask
+    assert result.stdout == f"{SECRET} ['arg']\n".encode()  # the driver does not mask here
+    result = run_driver(mode, ["runner-test-tool", "arg"],
+                        env={"RUNNER_TEST_SECRET": SECRET, "PATH": path}, use_pty=False)
+    assert result.returncode == 127, result.stderr
+    assert result.stderr == b"secretstore: error: command not found: runner-test-tool\n"
 
 
-def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("supervisor_mode")
+@pytest.mark.parametrize("mode", ["exec", "supervise"])
+def test_path_search_skips_missing_entries_and_keeps_execvp_order(tmp_path: Path, mode: str) -> None:
     """A non-executable match earlier in PATH is passed over for a later executable one
-    (as execvp does), a file or a missing directory in PATH is skipped, and only
-    existing entries cost an execve."""
+    (as execvp does), a file or a missing directory in PATH is skipped: one lookup
+    for exec and supervise."""
     blocked, good, plain_file = tmp_path / "blocked", tmp_path / "good", tmp_path / "a-file"
     blocked.mkdir()
     good.mkdir()
     plain_file.write_text("")
-    for directory, mode in ((blocked, 0o644), (good, 0o755)):
+    for directory, mode_bits in ((blocked, 0o644), (good, 0o755)):
         tool = directory / "runner-path-tool"
         tool.write_text(f"#!/bin/sh\necho from {directory.name}\n")
-        tool.chmod(mode)
+        tool.chmod(mode_bits)
     path = os.pathsep.join([str(tmp_path / "missing"), str(plain_file), str(blocked), str(good)])
-    result = run_driver("exec", ["runner-path-tool"], env={"PATH": path})
+    result = run_driver(mode, ["runner-path-tool"], inherited_path=path, use_pty=False)
     assert (result.returncode, result.stdout) == (0, b"from good\n"), result.stderr
     only_blocked = os.pathsep.join([str(tmp_path / "missing"), str(blocked)])
-    result = run_driver("exec", ["runner-path-tool"], env={"PATH": only_blocked})
+    result = run_driver(mode, ["runner-path-tool"], inherited_path=only_blocked, use_pty=False)
     assert result.returncode == 126  # the saved EACCES wins over the later "not found"
 
 
 def test_path_search_tries_execve_only_where_the_file_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from secretstore import runner
+    from secretstore.runner import exec_program, execute
 
     tool = tmp_path / "bin" / "runner-path-tool"
     tool.parent.mkdir()
     tool.write_text("#!/bin/sh\n")
-    tried: list[bytes] = []
+    tool.chmod(0o755)
+    tried: list[str] = []
 
-    def fake_execve(path: bytes, argv: list[str], env: dict[str, str]) -> None:
+    def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
         tried.append(path)
         raise PermissionError(13, "stop here")
 
-    monkeypatch.setattr(runner.os, "execve", fake_execve)
+    monkeypatch.setattr(execute.os, "execve", fake_execve)
     dirs = [str(tmp_path / f"missing-{i}") for i in range(8)] + [str(tool.parent)]
-    with pytest.raises(PermissionError):
-        runner._execvpe("runner-path-tool", ["runner-path-tool"], {"PATH": os.pathsep.join(dirs)})
-    assert tried == [os.fsencode(str(tool))]
+    monkeypatch.setenv("PATH", os.pathsep.join(dirs))
+    with pytest.raises(CommandNotExecutableError, match="stop here"):
+        exec_program(["runner-path-tool"], {"PATH": "/usr/bin"})
+    assert tried == [str(tool)]
 
 
 def _ignored_signals(status: bytes) -> int:
@@ -390,6 +160,7 @@ def _ignored_signals(status: bytes) -> int:
     return int(line.split()[1], 16)
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
 @pytest.mark.parametrize("mode", ["exec", "supervise"])
 def test_program_gets_default_sigpipe(mode: str) -> None:
@@ -463,14 +234,17 @@ def test_supervise_cannot_start(tmp_path: Path) -> None:
     assert info.value.exit_code == 126
     with pytest.raises(CommandNotExecutableError, match="Is a directory"):
         supervise([str(tmp_path)], dict(os.environ), [])
-    with pytest.raises(CommandNotFoundError):  # PATH comes from env, not from os.environ
-        supervise(["sh", "-c", "true"], {"PATH": str(tmp_path)}, [])
+    # PATH comes from os.environ, not from env
+    with pytest.raises(CommandNotFoundError), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", str(tmp_path))
+        supervise(["sh", "-c", "true"], dict(os.environ, PATH=os.defpath), [])
 
 
 # ---------------------------------------------------------------------------
 # supervise, in a driver
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_supervise_stdin_passes_through() -> None:
     code = "import sys; data = sys.stdin.read(); print(len(data), data.upper())"
     result = run_driver("supervise", py(code), use_pty=False, input=b"hello\nworld\n")
@@ -478,6 +252,7 @@ def test_supervise_stdin_passes_through() -> None:
     assert result.stdout == b"12 HELLO\nWORLD\n\n"
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("use_pty", [False, True])
 def test_child_killed_by_signal_kills_the_supervisor_the_same_way(signum: int, use_pty: bool) -> None:
@@ -509,6 +284,7 @@ TRAP = (
 )
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 @pytest.mark.parametrize(
     ("sig", "use_pty"),
     # SIGINT only on a pty: without one the child shares our process group (see below)
@@ -526,6 +302,7 @@ def test_signal_is_forwarded_to_a_child_that_traps_it(sig: str, use_pty: bool) -
     assert proc.returncode == 3
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_terminal_sigint_is_not_delivered_twice() -> None:
     # Without a pty the child shares our process group; a Ctrl-C (here: a
     # SIGINT to the whole group) reaches it directly and must not be forwarded.
@@ -553,6 +330,7 @@ def test_terminal_sigint_is_not_delivered_twice() -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     code = ("import subprocess, sys\n"
             "p = subprocess.Popen(['sleep', '60'])\n"
@@ -569,6 +347,7 @@ def test_grandchild_holding_the_pipe_does_not_hang() -> None:
     assert proc.returncode == 6
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_a_grandchild_that_keeps_logging_does_not_hold_us() -> None:
     """A daemon started with & that logs every 0.1 s: we stop draining shortly after the exit."""
     loop = ["sh", "-c", "(while :; do echo log; sleep 0.1; done) & echo $! >&2; exit 3"]
@@ -599,6 +378,7 @@ def _close_stdout_after_one_line(argv: list[str]) -> tuple[bytes, bytes, int]:
     return line, err, proc.returncode
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     """`secretstore exec --mask -- yes | head`: the child dies of SIGPIPE, and so do we."""
     # sh, not Python: Python ignores SIGPIPE itself and would print a traceback either way
@@ -608,6 +388,7 @@ def test_broken_stdout_pipe_ends_the_child_as_without_masking() -> None:
     assert returncode == -signal.SIGPIPE
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
     """A child that survives a closed stdout still gets its stderr through, masked."""
     code = (
@@ -626,6 +407,7 @@ def test_broken_stdout_pipe_leaves_stderr_flowing() -> None:
     assert returncode == 0
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
     code = ("import os, sys\n"
             "print('tty', sys.stdout.isatty(), sys.stderr.isatty(), os.environ['RUNNER_TEST_SECRET'])\n"
@@ -640,6 +422,7 @@ def test_pty_child_sees_a_terminal_and_output_is_masked() -> None:
     assert result.stderr == b"stdin piped [MASKED]\n"
 
 
+@pytest.mark.usefixtures("supervisor_mode")
 def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
     # The driver runs on a terminal of ours: its stdin is a tty, so it copies
     # input to the child's pty in raw mode, passes the window size on, and
@@ -680,3 +463,32 @@ def test_pty_with_a_terminal_stdin_raw_mode_input_and_winsize() -> None:
     assert SECRET_B not in output
     assert proc.returncode == 0
     assert after == before
+
+
+# Reads /proc/<parent>/environ and cmdline (the parent is the supervisor) and prints
+# what it found there, never the values. (The value is spelled in two pieces: this
+# code is in the supervisor's own command line.)
+READ_PARENT = (
+    "import os, sys\n"
+    "ppid = os.getppid()\n"
+    "environ = open(f'/proc/{ppid}/environ', 'rb').read().split(b'\\0')\n"
+    "cmdline = open(f'/proc/{ppid}/cmdline', 'rb').read()\n"
+    "print(any(e.startswith(b'RUNNER_TEST_CREDENTIAL=') for e in environ),\n"
+    "      b'fake-credential' + b'-value' in b''.join(environ) + cmdline,\n"
+    "      'RUNNER_TEST_CREDENTIAL' in os.environ)\n"
+)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs /proc")
+@pytest.mark.parametrize("use_pty", [False, True])
+def test_handover_keeps_the_credential_out_of_the_supervisor(use_pty: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's /proc environ shows what it was started with: without the
+    handover (credentials=[], the negative control) the program reads the credential there."""
+    monkeypatch.setenv("RUNNER_TEST_CREDENTIAL", "fake-credential-value")
+    result = run_driver("supervise", py(READ_PARENT), use_pty=use_pty)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace(b"\r\n", b"\n") == b"False False False\n"
+    result = run_driver("supervise", py(READ_PARENT), use_pty=use_pty, credentials=[])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.replace(b"\r\n", b"\n") == b"True True False\n"

@@ -75,6 +75,18 @@ def exec_command(
             help="Let inherited environment variables win over secrets of the same name.",
         ),
     ] = False,
+    allow_var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-var",
+            metavar="NAME",
+            help=(
+                "Inject the stored variable NAME although it changes which code runs "
+                "(PATH, LD_PRELOAD, PYTHONPATH...: held back by default; see docs/exec.md). "
+                "Repeatable; also allow_vars in .secretstore.toml."
+            ),
+        ),
+    ] = None,
     strict: StrictOpt = False,
     mask: Annotated[
         bool,
@@ -121,6 +133,7 @@ def exec_command(
         strict=strict,
         mask=mask,
         dry_run=dry_run,
+        allow_vars=allow_var or [],
     )
     code = run_exec(options)
     if code:

@@ -26,7 +26,7 @@ from secretstore.cli.common import (
     scope_of,
 )
 from secretstore.cli.exec import ClusterOpt, ProjectOpt, StrictOpt
-from secretstore.console import write_stdout
+from secretstore.console import warning_line, write_stdout
 from secretstore.errors import UsageError
 from secretstore.formats import (
     EXPORT_FORMATS,
@@ -35,6 +35,7 @@ from secretstore.formats import (
     render,
     render_template,
 )
+from secretstore.loadervars import store_warning
 from secretstore.rules import check_value, is_valid_name
 
 
@@ -154,10 +155,13 @@ def import_command(
         for name in values:
             verb = "replace" if name in existing else "set"
             typer.echo(f"Would {verb} {scope.entity} secret '{name}'")
-        return
-    target.set_many(scope, values, identity_for_write(target))
+    else:
+        target.set_many(scope, values, identity_for_write(target))
+        for name in values:
+            typer.echo(f"Set {scope.entity} secret '{name}'")
     for name in values:
-        typer.echo(f"Set {scope.entity} secret '{name}'")
+        if (held_back := store_warning(name)) is not None:
+            warning_line(held_back)
 
 
 @app.command("inject")

@@ -25,9 +25,10 @@ from secretstore.cli.common import (
     read_text,
     scope_of,
 )
-from secretstore.console import stdin_is_tty, text_table
+from secretstore.console import stdin_is_tty, text_table, warning_line
 from secretstore.errors import NotFoundError, UsageError
 from secretstore.fastget import print_secret
+from secretstore.loadervars import store_warning
 from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import Scope, Store
 
@@ -115,6 +116,8 @@ def set_secret(
         secret_value = _prompt_value(secret_name)
     target.set(scope, secret_name, secret_value, identity)
     typer.echo(f"Set {scope.entity} secret '{secret_name}'")
+    if (held_back := store_warning(secret_name)) is not None:
+        warning_line(held_back)
 
 
 def list_secrets(
