@@ -205,6 +205,12 @@ def _scope_findings(
         shown = ", ".join(f"{s.public_key} ({s.label})" if s.label else s.public_key for s in extra)
         against = "keys recipients.toml does not list for it" if roster is not None else "keys other than yours"
         findings.append(Finding(INFO, f"{scope}: also sealed to {against}: {shown}"))
+    from secretstore.loadervars import is_loader_variable
+
+    held = sorted(name for name in file.live_names() if is_loader_variable(name))
+    if held:
+        findings.append(Finding(WARN, f"{scope}: exec will not inject {', '.join(held)} (they change which code "
+                                      "runs): allow a name with --allow-var NAME or allow_vars in .secretstore.toml"))
     rotate = sorted(name for name, entry in file.entries.items() if entry.rotate and entry.current is not None)
     if rotate:
         findings.append(Finding(WARN, f"{scope}: rotate needed (a removed recipient could read them): {', '.join(rotate)}"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from secretstore.identity import Identity, resolve_identity
+from secretstore.identity import Identity, resolve_identity, unprotected_text
 from secretstore.store import TEAM, Store
 from tests.conftest import console_script
 
@@ -58,7 +58,7 @@ def node(isolated_env: dict[str, str]) -> dict[str, str]:
     NODE_KEYS.append(key)
     Store(isolated_env["store"]).set(TEAM, "TOKEN", "fake-token-value", key)
     return {
-        "SECRETSTORE_KEY": key.file_text(None),
+        "SECRETSTORE_KEY": unprotected_text(key),
         "SECRETSTORE_PASSPHRASE": "fake-passphrase-value",
         "SECRETSTORE_NEW_PASSPHRASE": "fake-new-passphrase-value",
     }

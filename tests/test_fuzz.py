@@ -52,7 +52,7 @@ writers = st.one_of(st.none(), st.sampled_from(PUBLIC_KEYS))
 
 
 @st.composite
-def versions(draw: st.DrawFn, updated: str | None = None, writer: str | None | bool = False) -> Version:
+def versions(draw: st.DrawFn, updated: str | None = None, writer: str | bool | None = False) -> Version:
     return Version(
         updated if updated is not None else draw(updated_text),
         draw(st.binary(min_size=crypto.NONCE_BYTES, max_size=crypto.NONCE_BYTES)),

@@ -10,10 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secretstore import envelope, scopefile
+from secretstore import envelope, gitmerge, scopefile
 from secretstore.errors import NotRecipientError, TamperedError, UnmergedError
-from secretstore import gitmerge
-from secretstore.gitmerge import MergeConflictError
 from secretstore.identity import Identity, create_identity
 from secretstore.store import TEAM, Store
 from tests.sharing_helpers import call
