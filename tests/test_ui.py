@@ -768,6 +768,26 @@ def test_a_passphrase_is_asked_once_at_the_start(store: Store, isolated_env, mon
     assert [name for name, _ in store.list(TEAM)] == ["N1", "N2"]
 
 
+def test_a_request_never_asks_for_a_passphrase(store: Store, isolated_env, monkeypatch) -> None:
+    """An identity protected after the start is refused on the page, not prompted for."""
+    keys = Keys(store)
+    keys.unlock_at_start()  # no identity yet
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+
+    def prompt(message: str) -> str:
+        raise AssertionError("a request asked the terminal for a passphrase")
+
+    monkeypatch.setattr(identities, "terminal_prompt", prompt)
+    page = Page(store, keys, PORT)
+    ui = Ui(page, Recorder(page))
+    ui.login()
+    ui.create("/team", "FIRST", VALUE)
+    shown = messages(ui.get("/team"))
+    assert len(shown) == 1 and "is protected by a passphrase and there is no terminal" in shown[0], shown
+    assert store.scopes() == []
+
+
 # --- the page and the CLI at once ----------------------------------------------------------
 
 

@@ -46,8 +46,8 @@ class Keys:
 
     def for_read(self) -> Identity:
         with self._lock:
-            if self._identity is None:
-                self._identity, _created = resolve_identity(create=False)  # says "no identity at ..."
+            if self._identity is None:  # none at the start; says "no identity at ..." if still none
+                self._identity, _created = resolve_identity(create=False, prompt=_never_prompt)
             return self._identity
 
     def for_write(self) -> tuple[Identity, bool]:
@@ -59,10 +59,16 @@ class Keys:
                 path = paths.identity_path()
                 if not os.path.lexists(path):
                     check_outside_store(path, self.store.root)
-            self._identity, created = resolve_identity(create=True)
+            self._identity, created = resolve_identity(create=True, prompt=_never_prompt)
             if created:
                 notice(created_identity_message(self._identity))
             return self._identity, created
+
+
+def _never_prompt(message: str) -> str | None:
+    """While serving, a passphrase is never asked for: a request thread must not read the
+    terminal. An identity protected after the start is refused with the library's message."""
+    return None
 
 
 def created_identity_message(identity: Identity) -> str:

@@ -82,8 +82,8 @@ class Gate:
                 )
             if self._login_used:
                 raise LoginRefused(
-                    "this login link was already used, and works only once; if you did not use "
-                    "it yourself, stop secretstore ui (Ctrl-C): someone else may have signed in"
+                    "this login link was already used (it works once); "
+                    "if that was not you, someone else has signed in"
                 )
             if self._clock() - self._started > LOGIN_LIFETIME:
                 raise LoginRefused(
