@@ -426,6 +426,25 @@ def test_an_oversized_request_is_refused_unread(signed_in: Ui, store: Store) -> 
     assert not os.path.exists(store.path(TEAM))
 
 
+def test_a_malformed_form_is_refused(signed_in: Ui, store: Store) -> None:
+    """Werkzeug reads what it can of a broken body; without a form token it is refused."""
+    body = b"--x\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc"  # never closed
+    response = signed_in.client.post("/team/secrets", base_url=BASE, data=body,
+                                      content_type="multipart/form-data; boundary=x")
+    assert response.status_code == 403
+    assert "Traceback" not in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_a_form_of_too_many_parts_is_refused(signed_in: Ui, store: Store) -> None:
+    fields = signed_in.form("/team", "/team/secrets")
+    fields.update({f"extra{number}": "x" for number in range(40)}, name="MANY", value=VALUE)
+    response = signed_in.client.post("/team/secrets", base_url=BASE, data=fields,
+                                      content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert not os.path.exists(store.path(TEAM))
+
+
 # --- CSRF -------------------------------------------------------------------------------
 
 

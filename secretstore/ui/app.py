@@ -246,12 +246,12 @@ class Page:
             return self.error_page(403, "refused a form sent from another site", session=session)
         try:
             token = request.form.get(CSRF_FIELD, "")
-        except HTTPException as exc:  # 413: the body is over the limit and was not read
-            return self.error_page(
-                exc.code or 400,
-                f"the form is too large: a secret value is at most {MAX_VALUE_BYTES} bytes (64 KiB)",
-                session=session,
-            )
+        except HTTPException as exc:  # over the size limit (413, the body was not read) or malformed
+            if exc.code == 413:
+                message = f"the form is too large: a secret value is at most {MAX_VALUE_BYTES} bytes (64 KiB)"
+            else:
+                message = "the form could not be read: nothing was changed"
+            return self.error_page(exc.code or 400, message, session=session)
         if not self.gate.spend_form_token(session, token, request.path):
             return self.error_page(
                 403,
