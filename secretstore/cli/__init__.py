@@ -70,7 +70,7 @@ def _click_exception_types() -> tuple[type[BaseException], type[BaseException]]:
     return click_exception, typer.Abort
 
 
-COMMAND_MODULES = ("secrets", "exec", "formats", "identity", "recipients", "git", "trust")
+COMMAND_MODULES = ("secrets", "exec", "formats", "identity", "recipients", "git", "trust", "ui")
 
 
 def _register_commands() -> None:

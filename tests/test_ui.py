@@ -1,0 +1,1095 @@
+"""The web page's routes in-process (Werkzeug's test client), every refusal, and no value in any response.
+
+Every response a test gets passes through ``Recorder``; after each test, the
+fixture checks that no status line, header or body holds ``VALUE`` (every
+value the tests set contains it). The real server (``secretstore ui`` as a
+subprocess) is tested at the end; the browser test is test_ui_browser.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
+
+from secretstore import identity as identities
+from secretstore import merge
+from secretstore.errors import NotFoundError
+from secretstore.identity import create_identity
+from secretstore.rules import MAX_VALUE_BYTES
+from secretstore.store import TEAM, Scope, Store
+from secretstore.ui import actions
+from secretstore.ui.actions import Keys
+from secretstore.ui.app import Page
+from secretstore.ui.auth import LOGIN_LIFETIME, MAX_FORM_TOKENS, Gate, Session
+from tests.conftest import console_script
+
+VALUE = "Ui-Marker-5e0c2a91"  # every value set in this file contains it; no response may
+PORT = 48123
+BASE = f"http://127.0.0.1:{PORT}"
+PROJECT = Scope("project", "prj42")
+CLUSTER = Scope("cluster", "gpu-a")
+
+
+class Recorder:
+    """WSGI middleware keeping (status, headers, body) of every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, list[tuple[str, str]], bytes]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+
+        def record(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        body = b"".join(self.app(environ, record))
+        self.seen.append((captured["status"], list(captured["headers"]), body))
+        return [body]
+
+    def leaks(self, marker: str) -> list[str]:
+        found = []
+        for status, headers, body in self.seen:
+            text = status + "\n".join(f"{k}: {v}" for k, v in headers)
+            if marker in text or marker.encode() in body:
+                found.append(status)
+        return found
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Ui:
+    """A signed-out browser on a page: ``ui.login()``, ``ui.get``, ``ui.post_form``."""
+
+    def __init__(self, page: Page, recorder: Recorder) -> None:
+        self.page = page
+        self.recorder = recorder
+        self.client = Client(recorder)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        kwargs.setdefault("base_url", BASE)
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
+        kwargs.setdefault("base_url", BASE)
+        return self.client.post(path, data=data or {}, **kwargs)
+
+    def login(self) -> TestResponse:
+        response = self.get(f"/login?token={self.page.gate.login_token}")
+        assert response.status_code == 303, response.text
+        return response
+
+    def form(self, page_path: str, action: str) -> dict[str, str]:
+        """The hidden fields of the form posting to ``action`` on ``page_path``."""
+        response = self.get(page_path)
+        assert response.status_code == 200, response.text
+        match = re.search(
+            rf'<form method="post" action="{re.escape(action)}"[^>]*>\s*'
+            r'<input type="hidden" name="csrf_token" value="([^"]+)">',
+            response.text,
+        )
+        assert match is not None, f"no form posting to {action} on {page_path}"
+        return {"csrf_token": match.group(1)}
+
+    def create(self, scope_path: str, name: str, value: str = "", multi: str = "") -> TestResponse:
+        fields = self.form(scope_path, f"{scope_path}/secrets")
+        fields.update(name=name, value=value, value_multiline=multi)
+        return self.post(f"{scope_path}/secrets", fields)
+
+    def delete(self, scope_path: str, name: str) -> TestResponse:
+        action = f"{scope_path}/secrets/{name}/delete"
+        return self.post(action, self.form(action, action))
+
+
+def session_of(ui: Ui) -> Session:
+    cookie = ui.client.get_cookie(f"secretstore_{PORT}", domain="127.0.0.1")
+    assert cookie is not None
+    session = ui.page.gate.session(cookie.value)
+    assert session is not None
+    return session
+
+
+def messages(response: TestResponse) -> list[str]:
+    """The text of every message box on a page."""
+    return [unescape(text) for text in re.findall(r'<div class="flash \w+" role="\w+">\s*<p>(.*?)</p>',
+                                                   response.text, re.S)]
+
+
+def names_listed(response: TestResponse) -> list[str]:
+    return re.findall(r'<td class="name">([^<]*)</td>', response.text)
+
+
+@pytest.fixture
+def identity(isolated_env: dict[str, str]) -> identities.Identity:
+    return create_identity(isolated_env["identity"])
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> Store:
+    return Store(isolated_env["store"])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def page(store: Store, identity: identities.Identity, clock: Clock) -> Page:
+    keys = Keys(store)
+    keys.unlock_at_start()
+    return Page(store, keys, PORT, Gate(clock=clock))
+
+
+@pytest.fixture
+def recorder(page: Page) -> Iterator[Recorder]:
+    recording = Recorder(page)
+    yield recording
+    assert recording.seen, "the test made no request"
+    assert recording.leaks(VALUE) == []
+
+
+@pytest.fixture
+def ui(page: Page, recorder: Recorder) -> Ui:
+    return Ui(page, recorder)
+
+
+@pytest.fixture
+def signed_in(ui: Ui) -> Ui:
+    ui.login()
+    return ui
+
+
+# --- signing in ----------------------------------------------------------------------
+
+
+def test_the_login_link_sets_a_strict_httponly_cookie_and_drops_the_token(ui: Ui) -> None:
+    response = ui.login()
+    assert response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"secretstore_{PORT}=")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    assert ui.page.gate.login_token not in cookie
+    assert ui.get("/").status_code == 200
+
+
+def test_the_login_link_works_once(ui: Ui, page: Page) -> None:
+    ui.login()
+    other = Ui(page, ui.recorder)  # another browser, with the same link
+    refused = other.get(f"/login?token={page.gate.login_token}")
+    assert refused.status_code == 403
+    assert "already used" in refused.text and "Set-Cookie" not in refused.headers
+    assert other.get("/").status_code == 401
+    # the browser that signed in is simply sent on when it opens the link again
+    again = ui.get(f"/login?token={page.gate.login_token}")
+    assert (again.status_code, again.headers["Location"]) == (303, "/")
+
+
+@pytest.mark.parametrize("query", ["", "?token=", "?token=wrong", "?token=%00"])
+def test_a_wrong_or_missing_token_is_refused(ui: Ui, query: str) -> None:
+    response = ui.get(f"/login{query}")
+    assert response.status_code == 403
+    assert "not the one secretstore ui printed" in response.text
+    assert "Set-Cookie" not in response.headers
+    assert ui.get("/").status_code == 401
+
+
+def test_a_wrong_token_does_not_spend_the_right_one(ui: Ui) -> None:
+    assert ui.get("/login?token=nope").status_code == 403
+    ui.login()
+
+
+def test_the_login_link_expires(ui: Ui, clock: Clock) -> None:
+    clock.now += LOGIN_LIFETIME + 1
+    response = ui.get(f"/login?token={ui.page.gate.login_token}")
+    assert response.status_code == 403
+    assert "expired" in response.text
+    assert ui.get("/").status_code == 401
+
+
+ROUTES = [
+    ("GET", "/"), ("GET", "/team"), ("GET", "/projects/prj42"), ("GET", "/clusters/gpu-a"),
+    ("GET", "/precedence"), ("GET", "/open?entity=project&id=x"), ("GET", "/nonexistent"),
+    ("GET", "/team/secrets/TOKEN/delete"), ("POST", "/team/secrets"),
+    ("POST", "/projects/prj42/secrets"), ("POST", "/team/secrets/TOKEN/delete"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_every_route_without_the_session_is_refused(ui: Ui, store: Store, identity, method: str,
+                                                    path: str) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    before = Path(store.path(TEAM)).read_bytes()
+    response = ui.client.open(path, method=method, base_url=BASE,
+                              data={"name": "NEW", "value": VALUE + "-x", "csrf_token": "x"})
+    assert response.status_code == 401
+    assert "not signed in" in response.text
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert not os.path.exists(store.path(PROJECT))
+
+
+def test_a_forged_session_cookie_is_refused(ui: Ui) -> None:
+    ui.client.set_cookie(f"secretstore_{PORT}", "made-up", domain="127.0.0.1")
+    assert ui.get("/team").status_code == 401
+
+
+@pytest.mark.parametrize("host", [
+    "evil.example", f"evil.example:{PORT}", f"localhost:{PORT}", "127.0.0.1:1", "127.0.0.1",
+    f"127.0.0.2:{PORT}", f"127.0.0.1:{PORT}.evil.example", f"127.0.0.1:{PORT},evil.example",
+])
+def test_a_foreign_host_header_is_refused_before_anything(ui: Ui, page: Page, host: str) -> None:
+    """DNS rebinding: a name that resolves to 127.0.0.1 reaches the socket, not the page."""
+    response = ui.get(f"/login?token={page.gate.login_token}", headers={"Host": host})
+    assert response.status_code == 400
+    assert "answers only at" in response.text
+    assert "Set-Cookie" not in response.headers
+    ui.login()  # the token was not spent
+    assert ui.get("/team", headers={"Host": host}).status_code == 400
+
+
+def test_a_request_without_a_host_header_is_refused(ui: Ui) -> None:
+    environ = EnvironBuilder("/", base_url=BASE).get_environ()
+    del environ["HTTP_HOST"]
+    _body, status, _headers = run_wsgi_app(ui.recorder, environ)
+    assert status.startswith("400")
+
+
+# --- headers on every response -----------------------------------------------------------
+
+
+def _every_kind_of_response(ui: Ui) -> list[TestResponse]:
+    responses = [ui.get("/", headers={"Host": "evil.example"}), ui.get("/team"), ui.get("/login?token=x")]
+    responses.append(ui.login())
+    responses += [ui.get("/"), ui.get("/team"), ui.get("/projects/prj42"), ui.get("/precedence"),
+                  ui.get("/nope"), ui.get("/projects/bad..id"), ui.post("/team/secrets", {}),
+                  ui.create("/team", "TOKEN", VALUE), ui.get("/team/secrets/TOKEN/delete")]
+    return responses
+
+
+def test_every_response_carries_the_security_headers(ui: Ui) -> None:
+    responses = _every_kind_of_response(ui)
+    assert {r.status_code for r in responses} >= {200, 303, 400, 401, 403, 404}
+    for response in responses:
+        headers = response.headers
+        csp = headers["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert directives["form-action"] == "'self'"
+        assert directives["base-uri"] == "'none'"
+        assert "script-src" not in directives  # so default-src 'none': no script at all
+        assert re.fullmatch(r"'sha256-[A-Za-z0-9+/]{43}='", directives["style-src"])
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Cache-Control"] == "no-store"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pages_have_no_script_and_nothing_from_elsewhere(ui: Ui) -> None:
+    for response in _every_kind_of_response(ui):
+        text = response.text.lower()
+        assert "<script" not in text and "javascript:" not in text and " on" + "click=" not in text
+        assert not re.search(r"""(src|href|action)=["']?(https?:)?//""", text), text
+        assert "<link" not in text or '<link rel="icon" href="data:,">' in text
+
+
+def test_the_inline_stylesheet_matches_the_hash_in_the_policy(signed_in: Ui) -> None:
+    response = signed_in.get("/team")
+    styles = re.findall(r"<style>(.*?)</style>", response.text, re.S)
+    assert len(styles) == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in response.headers["Content-Security-Policy"]
+
+
+# --- the Secrets tab ----------------------------------------------------------------------
+
+
+def test_create_lists_and_stores_the_value(signed_in: Ui, store: Store, identity) -> None:
+    response = signed_in.create("/team", "WANDB_API_KEY", VALUE)
+    assert (response.status_code, response.headers["Location"]) == (303, "/team")
+    assert response.data == b""
+    assert store.get(TEAM, "WANDB_API_KEY", identity) == VALUE
+    page = signed_in.get("/team")
+    assert messages(page) == ["Set team secret 'WANDB_API_KEY'"]
+    assert names_listed(page) == ["WANDB_API_KEY"]
+    updated = store.list(TEAM)[0][1]
+    assert f'<time datetime="{updated}">{updated[:10]} {updated[11:16]} UTC</time>' in page.text
+    assert messages(signed_in.get("/team")) == []  # shown once
+
+
+def test_the_create_form_has_a_password_field_and_a_text_area(signed_in: Ui) -> None:
+    text = signed_in.get("/projects/prj42").text
+    assert re.search(r'<input id="value" name="value" type="password" autocomplete="new-password">', text)
+    assert '<textarea id="value-multiline" name="value_multiline"' in text
+    assert "Create Secret" in text and "No data found" in text
+
+
+@pytest.mark.parametrize(("path", "scope"), [("/projects/prj42", PROJECT), ("/clusters/gpu-a", CLUSTER)])
+def test_project_and_cluster_pages_write_their_own_scope(signed_in: Ui, store: Store, identity,
+                                                         path: str, scope: Scope) -> None:
+    assert signed_in.create(path, "HF_TOKEN", VALUE + "-scoped").headers["Location"] == path
+    assert store.get(scope, "HF_TOKEN", identity) == VALUE + "-scoped"
+    assert store.list(TEAM) == []
+    page = signed_in.get(path)
+    assert messages(page) == [f"Set {scope.entity} secret 'HF_TOKEN'"]
+    assert names_listed(page) == ["HF_TOKEN"]
+
+
+def test_a_multi_line_value_keeps_its_lines(signed_in: Ui, store: Store, identity) -> None:
+    pem = f"-----BEGIN KEY-----\r\n{VALUE}\r\nline two\r\n-----END KEY-----\r\n"
+    signed_in.create("/team", "TLS_KEY", multi=pem)
+    assert store.get(TEAM, "TLS_KEY", identity) == f"-----BEGIN KEY-----\n{VALUE}\nline two\n-----END KEY-----"
+
+
+def test_setting_an_existing_name_replaces_it(signed_in: Ui, store: Store, identity) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    signed_in.create("/team", "TOKEN", VALUE + "-2")
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-2"
+    assert names_listed(signed_in.get("/team")) == ["TOKEN"]
+
+
+BAD_INPUT = [
+    ("bad-name", VALUE, "", "invalid secret name 'bad-name': use a letter, then letters, digits or '_'"),
+    ("1ABC", VALUE, "", "invalid secret name '1ABC'"),
+    ("", VALUE, "", "secret name is empty"),
+    ("N" * 256, VALUE, "", "secret name is 256 characters; the limit is 255"),
+    ("EMPTY", "", "", "secret value is empty"),
+    ("NUL", VALUE + "\x00", "", "secret value contains a NUL byte"),
+    ("BIG", VALUE + "x" * (MAX_VALUE_BYTES + 1 - len(VALUE)), "",
+     f"secret value is {MAX_VALUE_BYTES + 1} bytes; the limit is {MAX_VALUE_BYTES} (64 KiB)"),
+    ("BIG_UTF8", VALUE + "é" * (MAX_VALUE_BYTES // 2), "", "the limit is 65536 (64 KiB)"),
+    ("BOTH", VALUE, VALUE + "-multi", "give the value in one field, not both"),
+    ("JUST_NEWLINE", "", "\r\n", "secret value is empty"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "multi", "message"), BAD_INPUT,
+                         ids=[row[0][:12] or "empty-name" for row in BAD_INPUT])
+def test_bad_input_is_a_message_on_the_page_and_nothing_is_written(
+        signed_in: Ui, store: Store, name: str, value: str, multi: str, message: str) -> None:
+    response = signed_in.create("/team", name, value, multi)
+    assert (response.status_code, response.headers["Location"]) == (303, "/team")
+    assert not os.path.exists(store.path(TEAM))
+    page = signed_in.get("/team")
+    shown = messages(page)
+    assert len(shown) == 1 and message in shown[0], shown
+    assert "<details class=\"create\" open>" in page.text  # the form stays open to fix it
+
+
+def test_messages_match_the_cli(signed_in: Ui, cli_run) -> None:
+    """The same words for the same outcome on the page and on the command line."""
+    signed_in.create("/projects/prj42", "SAME", VALUE)
+    shown = messages(signed_in.get("/projects/prj42"))
+    done = cli_run("set", "project", "--id=prj42", "--name=SAME", "--value", "-", input=VALUE.encode())
+    assert [done.stdout.decode().strip()] == shown
+    signed_in.create("/team", "bad-name", VALUE)
+    shown = messages(signed_in.get("/team"))
+    done = cli_run("set", "team", "--name=bad-name", "--value", "-", input=VALUE.encode())
+    assert done.stderr.decode().splitlines()[0] == f"secretstore: error: {shown[0]}"
+    signed_in.delete("/projects/prj42", "SAME")
+    shown = messages(signed_in.get("/projects/prj42"))
+    cli_run("set", "project", "--id=prj42", "--name=SAME", "--value", "-", input=VALUE.encode())
+    done = cli_run("delete", "project", "--id=prj42", "--name=SAME")
+    assert [done.stdout.decode().strip()] == shown
+
+
+def test_an_oversized_request_is_refused_unread(signed_in: Ui, store: Store) -> None:
+    fields = signed_in.form("/team", "/team/secrets")
+    fields.update(name="HUGE", value=VALUE * 20000)
+    response = signed_in.post("/team/secrets", fields)
+    assert response.status_code == 413
+    assert "at most 65536 bytes" in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_a_malformed_form_is_refused(signed_in: Ui, store: Store) -> None:
+    """Werkzeug reads what it can of a broken body; without a form token it is refused."""
+    body = b"--x\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc"  # never closed
+    response = signed_in.client.post("/team/secrets", base_url=BASE, data=body,
+                                      content_type="multipart/form-data; boundary=x")
+    assert response.status_code == 403
+    assert "Traceback" not in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_a_form_of_too_many_parts_is_refused(signed_in: Ui, store: Store) -> None:
+    fields = signed_in.form("/team", "/team/secrets")
+    fields.update({f"extra{number}": "x" for number in range(40)}, name="MANY", value=VALUE)
+    response = signed_in.client.post("/team/secrets", base_url=BASE, data=fields,
+                                      content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert not os.path.exists(store.path(TEAM))
+
+
+# --- CSRF -------------------------------------------------------------------------------
+
+
+def test_a_post_without_a_form_token_is_refused(signed_in: Ui, store: Store) -> None:
+    response = signed_in.post("/team/secrets", {"name": "TOKEN", "value": VALUE})
+    assert response.status_code == 403
+    assert "nothing was changed" in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_a_wrong_form_token_is_refused(signed_in: Ui, store: Store) -> None:
+    signed_in.form("/team", "/team/secrets")
+    response = signed_in.post("/team/secrets", {"csrf_token": "guessed", "name": "TOKEN", "value": VALUE})
+    assert response.status_code == 403
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_a_replayed_form_is_refused_and_writes_nothing(signed_in: Ui, store: Store, identity) -> None:
+    fields = signed_in.form("/team", "/team/secrets")
+    fields.update(name="TOKEN", value=VALUE + "-first")
+    assert signed_in.post("/team/secrets", fields).status_code == 303
+    before = Path(store.path(TEAM)).read_bytes()
+    fields["value"] = VALUE + "-second"
+    replayed = signed_in.post("/team/secrets", fields)
+    assert replayed.status_code == 403
+    assert "already sent" in replayed.text
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-first"
+
+
+def test_a_form_token_only_works_for_its_own_form(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "KEEP", VALUE, identity)
+    create_token = signed_in.form("/team", "/team/secrets")
+    response = signed_in.post("/team/secrets/KEEP/delete", create_token)
+    assert response.status_code == 403
+    assert store.list(TEAM)[0][0] == "KEEP"
+    project_token = signed_in.form("/projects/prj42", "/projects/prj42/secrets")
+    project_token.update(name="TOKEN", value=VALUE)
+    assert signed_in.post("/team/secrets", project_token).status_code == 403
+    assert [name for name, _ in store.list(TEAM)] == ["KEEP"]
+
+
+def test_a_form_token_of_another_session_is_refused(ui: Ui, page: Page, store: Store) -> None:
+    ui.login()
+    fields = ui.form("/team", "/team/secrets")
+    intruder = Ui(page, ui.recorder)
+    page.gate._sessions["intruder"] = Session("intruder")  # as if a second browser had signed in
+    intruder.client.set_cookie(f"secretstore_{PORT}", "intruder", domain="127.0.0.1")
+    fields.update(name="TOKEN", value=VALUE)
+    assert intruder.post("/team/secrets", fields).status_code == 403
+    assert not os.path.exists(store.path(TEAM))
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://evil.example"},
+    {"Origin": "http://127.0.0.1:1"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # another port on 127.0.0.1 is the same site
+])
+def test_a_form_from_another_origin_is_refused(signed_in: Ui, store: Store, headers: dict[str, str]) -> None:
+    fields = signed_in.form("/team", "/team/secrets")
+    fields.update(name="TOKEN", value=VALUE)
+    response = signed_in.post("/team/secrets", fields, headers=headers)
+    assert response.status_code == 403
+    assert "another site" in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+def test_the_browsers_own_origin_headers_are_accepted(signed_in: Ui, store: Store, identity) -> None:
+    """A browser sends 'Origin: null' under Referrer-Policy: no-referrer (seen in Chromium)."""
+    for number, origin in enumerate(["null", BASE]):
+        fields = signed_in.form("/team", "/team/secrets")
+        fields.update(name=f"TOKEN{number}", value=VALUE)
+        response = signed_in.post("/team/secrets", fields,
+                                  headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"})
+        assert response.status_code == 303
+    assert [name for name, _ in store.list(TEAM)] == ["TOKEN0", "TOKEN1"]
+
+
+def test_outstanding_form_tokens_are_bounded(signed_in: Ui, page: Page) -> None:
+    first = signed_in.form("/team", "/team/secrets")
+    for _ in range(MAX_FORM_TOKENS):
+        signed_in.get("/team")
+    first.update(name="OLD", value=VALUE)
+    assert signed_in.post("/team/secrets", first).status_code == 403
+    assert len(session_of(signed_in).form_tokens) == MAX_FORM_TOKENS
+
+
+# --- delete ---------------------------------------------------------------------------
+
+
+def test_delete_asks_for_confirmation_then_deletes(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    store.set(TEAM, "OTHER", VALUE + "-other", identity)
+    listing = signed_in.get("/team")
+    assert '<a class="button danger small" href="/team/secrets/TOKEN/delete">Delete</a>' in listing.text
+    confirm = signed_in.get("/team/secrets/TOKEN/delete")
+    assert confirm.status_code == 200
+    assert "Delete the team secret <code>TOKEN</code>?" in confirm.text
+    assert '<a class="button" href="/team">Cancel</a>' in confirm.text
+    assert [name for name, _ in store.list(TEAM)] == ["OTHER", "TOKEN"]  # a GET deletes nothing
+    response = signed_in.delete("/team", "TOKEN")
+    assert (response.status_code, response.headers["Location"]) == (303, "/team")
+    assert [name for name, _ in store.list(TEAM)] == ["OTHER"]
+    page = signed_in.get("/team")
+    assert messages(page) == ["Deleted team secret 'TOKEN'"]
+    assert names_listed(page) == ["OTHER"]
+
+
+def test_delete_drops_execs_snapshot_of_the_scope(signed_in: Ui, store: Store, identity, cli_run) -> None:
+    store.set(PROJECT, "TOKEN", VALUE, identity)
+    assert cli_run("exec", "--project", "prj42", "--", "true").returncode == 0
+    from secretstore import paths
+    from secretstore.snapshot import Snapshots
+
+    snapshot = Snapshots(paths.snapshot_dir() or "", identity, store.root).path(PROJECT)
+    assert os.path.exists(snapshot)
+    signed_in.delete("/projects/prj42", "TOKEN")
+    assert not os.path.exists(snapshot)
+
+
+def test_deleting_a_missing_secret_says_so(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "OTHER", VALUE, identity)
+    confirm = signed_in.get("/team/secrets/NOPE/delete")
+    assert confirm.status_code == 404
+    assert "no team secret &#39;NOPE&#39; to delete" in confirm.text
+    # a confirmation page left open while the secret was deleted elsewhere
+    store.set(TEAM, "GONE", VALUE, identity)
+    fields = signed_in.form("/team/secrets/GONE/delete", "/team/secrets/GONE/delete")
+    store.delete(TEAM, "GONE", identity)
+    before = Path(store.path(TEAM)).read_bytes()
+    signed_in.post("/team/secrets/GONE/delete", fields)
+    assert messages(signed_in.get("/team")) == ["no team secret 'GONE' to delete"]
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_delete_with_an_invalid_name_is_not_found(signed_in: Ui) -> None:
+    response = signed_in.get("/team/secrets/bad-name/delete")
+    assert response.status_code == 404
+    assert "invalid secret name" in response.text
+
+
+# --- scopes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/projects/bad..id", "invalid project id &#39;bad..id&#39;"),
+    ("/clusters/-gpu", "invalid cluster id &#39;-gpu&#39;"),
+    ("/projects/%2E%2E", "invalid project id &#39;..&#39;"),
+    ("/projects/" + "a" * 129, "at most 128 characters"),
+    ("/projects", "project secrets need --id"),
+    ("/projects/", "project secrets need --id"),
+    ("/clusters/", "cluster secrets need --id"),
+])
+def test_a_missing_or_invalid_scope_id_is_not_found(signed_in: Ui, store: Store, path: str,
+                                                    message: str) -> None:
+    response = signed_in.get(path)
+    assert response.status_code == 404
+    assert message in response.text
+    assert store.scopes() == []
+
+
+def test_a_post_to_an_invalid_scope_writes_nothing(signed_in: Ui, page: Page, store: Store) -> None:
+    token = page.gate.new_form_token(session_of(signed_in), "/projects/bad..id/secrets")
+    response = signed_in.post("/projects/bad..id/secrets", {"csrf_token": token, "name": "A", "value": VALUE})
+    assert response.status_code == 404
+    assert store.scopes() == []
+
+
+def test_the_index_lists_every_scope_with_its_count(signed_in: Ui, store: Store, identity) -> None:
+    store.set_many(TEAM, {"A": VALUE, "B": VALUE}, identity)
+    store.set(PROJECT, "A", VALUE, identity)
+    store.set_many(CLUSTER, {"A": VALUE, "B": VALUE, "C": VALUE}, identity)
+    text = signed_in.get("/").text
+    rows = re.findall(r'<tr>\s*<td><a href="([^"]+)">(\w+)</a></td>.*?<td class="count">(\d+)</td>', text, re.S)
+    assert rows == [("/team", "team", "2"), ("/projects/prj42", "project", "1"),
+                    ("/clusters/gpu-a", "cluster", "3")]
+
+
+def test_the_index_of_an_empty_store_shows_the_team(signed_in: Ui) -> None:
+    text = signed_in.get("/").text
+    assert re.search(r'<a href="/team">team</a>.*?<td class="count">0</td>', text, re.S)
+
+
+def test_opening_a_scope_by_id(signed_in: Ui, store: Store) -> None:
+    response = signed_in.get("/open?entity=cluster&id=gpu-b")
+    assert (response.status_code, response.headers["Location"]) == (303, "/clusters/gpu-b")
+    page = signed_in.get("/clusters/gpu-b")
+    assert page.status_code == 200 and "No data found" in page.text
+    assert store.scopes() == []  # opening writes nothing
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("entity=project&id=", "project secrets need --id"),
+    ("entity=project&id=a/b", "invalid project id 'a/b'"),
+    ("entity=team&id=x", "team secrets take no --id"),
+    ("entity=nope&id=x", "unknown entity 'nope'"),
+])
+def test_opening_a_bad_scope_says_why(signed_in: Ui, query: str, message: str) -> None:
+    response = signed_in.get(f"/open?{query}")
+    assert response.headers["Location"] == "/"
+    assert any(message in text for text in messages(signed_in.get("/")))
+
+
+# --- precedence --------------------------------------------------------------------------
+
+
+def test_precedence_shows_where_each_name_comes_from(signed_in: Ui, store: Store, identity) -> None:
+    store.set_many(TEAM, {"SHARED": VALUE + "-t", "TEAM_ONLY": VALUE + "-t2"}, identity)
+    store.set(CLUSTER, "SHARED", VALUE + "-c", identity)
+    store.set(PROJECT, "SHARED", VALUE + "-p", identity)
+    text = signed_in.get("/precedence?project=prj42&cluster=gpu-a").text
+    rows = re.findall(r'<tr><td class="name">(\w+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>', text)
+    assert rows == [("SHARED", "project prj42", "team, cluster gpu-a"), ("TEAM_ONLY", "team", "-")]
+    # the same answer as exec --dry-run computes
+    context = merge.resolve_context("prj42", "gpu-a")
+    layers, _ = merge.load_layers(store, context, lambda: identity)
+    assert [(n, str(m.scope)) for n, m in merge.merge_scopes(layers).items()] == [(r[0], r[1]) for r in rows]
+    only_team = signed_in.get("/precedence").text
+    assert re.findall(r'<td class="name">(\w+)</td><td>([^<]*)</td>', only_team) == [
+        ("SHARED", "team"), ("TEAM_ONLY", "team")]
+
+
+def test_precedence_falls_back_to_the_environment_as_exec_does(signed_in: Ui, store: Store, identity,
+                                                               monkeypatch) -> None:
+    store.set(PROJECT, "SHARED", VALUE, identity)
+    monkeypatch.setenv("SECRETSTORE_PROJECT", "prj42")
+    text = signed_in.get("/precedence").text
+    assert "(from $SECRETSTORE_PROJECT)" in text
+    assert re.findall(r'<td class="name">(\w+)</td><td>([^<]*)</td>', text) == [("SHARED", "project prj42")]
+
+
+def test_precedence_of_an_invalid_id_says_why(signed_in: Ui) -> None:
+    text = signed_in.get("/precedence?project=bad..id").text
+    assert "invalid project id &#39;bad..id&#39;" in text
+
+
+def test_precedence_warns_about_a_scope_it_cannot_open(signed_in: Ui, store: Store, identity,
+                                                       tmp_path) -> None:
+    other = identities.Identity.generate()
+    store.set(PROJECT, "THEIRS", VALUE, other)
+    store.set(TEAM, "MINE", VALUE, identity)
+    text = signed_in.get("/precedence?project=prj42").text
+    assert "not a recipient of project prj42" in text
+    assert re.findall(r'<td class="name">(\w+)</td>', text) == ["MINE"]
+
+
+# --- library errors become messages -----------------------------------------------------------
+
+
+def test_a_tampered_file_is_a_message_not_a_crash(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    path = Path(store.path(TEAM))
+    text = path.read_text()
+    assert "[secrets.TOKEN]" in text
+    path.write_text(text.replace("[secrets.TOKEN]", "[secrets.TOKEM]"))  # a rename the MAC does not cover
+    before = path.read_bytes()
+    signed_in.create("/team", "MORE", VALUE + "-more")
+    page = signed_in.get("/team")
+    shown = messages(page)
+    assert len(shown) == 1 and "team.toml" in shown[0], shown
+    assert path.read_bytes() == before
+    assert "Traceback" not in page.text and page.status_code == 200
+
+
+def test_not_a_recipient_is_a_message_with_the_hint(signed_in: Ui, store: Store) -> None:
+    other = identities.Identity.generate()
+    store.set(TEAM, "THEIRS", VALUE, other)
+    before = Path(store.path(TEAM)).read_bytes()
+    signed_in.create("/team", "MINE", VALUE)
+    shown = messages(signed_in.get("/team"))
+    assert len(shown) == 1 and shown[0].startswith("not a recipient of team: ask an owner to run "
+                                                   "secretstore recipients add ssk1"), shown
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert names_listed(signed_in.get("/team")) == ["THEIRS"]  # listing needs no key
+
+
+def test_a_file_others_can_write_is_refused_on_the_page(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    os.chmod(store.path(TEAM), 0o666)  # noqa: S103 - the loose mode under test
+    page = signed_in.get("/team")
+    assert page.status_code == 200
+    assert any("chmod go-w" in hint for hint in re.findall(r'<p class="hint">(.*?)</p>', page.text))
+    assert names_listed(page) == []
+    signed_in.create("/team", "MORE", VALUE)
+    assert any("team.toml" in text for text in messages(signed_in.get("/team")))
+    index = signed_in.get("/").text
+    assert "unreadable:" in index
+    os.chmod(store.path(TEAM), 0o600)
+    assert [name for name, _ in store.list(TEAM)] == ["TOKEN"]
+
+
+def test_a_bug_is_a_plain_500_page_without_internals(signed_in: Ui, monkeypatch, capfd) -> None:
+    def broken(*args: object) -> list[tuple[str, str]]:
+        raise RuntimeError("internal detail /secret/path")
+
+    monkeypatch.setattr(actions, "list_secrets", broken)
+    response = signed_in.get("/team")
+    assert response.status_code == 500
+    assert "internal error (RuntimeError)" in response.text
+    assert "internal detail" not in response.text and "Traceback" not in response.text
+    err = capfd.readouterr().err
+    assert err == "secretstore: error: internal error in the page: RuntimeError (set SECRETSTORE_DEBUG=1 for a traceback)\n"
+
+
+# --- identities ----------------------------------------------------------------------------
+
+
+def test_the_first_write_creates_an_identity_as_the_cli_does(store: Store, isolated_env, capfd) -> None:
+    keys = Keys(store)
+    keys.unlock_at_start()
+    page = Page(store, keys, PORT)
+    ui = Ui(page, Recorder(page))
+    ui.login()
+    assert not os.path.exists(isolated_env["identity"])
+    ui.create("/team", "FIRST", VALUE)
+    assert os.path.exists(isolated_env["identity"])
+    shown = messages(ui.get("/team"))
+    assert shown[0] == "Set team secret 'FIRST'"
+    assert shown[1].startswith(f"created a new identity at {isolated_env['identity']}")
+    assert "created a new identity" in capfd.readouterr().err
+    assert ui.recorder.leaks(VALUE) == []
+
+
+def test_a_passphrase_is_asked_once_at_the_start(store: Store, isolated_env, monkeypatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+    asked: list[str] = []
+    monkeypatch.setattr(identities, "terminal_prompt", lambda message: asked.append(message) or "correct horse")
+    keys = Keys(store)
+    keys.unlock_at_start()
+    assert len(asked) == 1
+    page = Page(store, keys, PORT)
+    ui = Ui(page, Recorder(page))
+    ui.login()
+    for number in range(3):
+        ui.create("/team", f"N{number}", VALUE)
+    ui.delete("/team", "N0")
+    assert len(asked) == 1
+    assert [name for name, _ in store.list(TEAM)] == ["N1", "N2"]
+
+
+def test_a_request_never_asks_for_a_passphrase(store: Store, isolated_env, monkeypatch) -> None:
+    """An identity protected after the start is refused on the page, not prompted for."""
+    keys = Keys(store)
+    keys.unlock_at_start()  # no identity yet
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+
+    def prompt(message: str) -> str:
+        raise AssertionError("a request asked the terminal for a passphrase")
+
+    monkeypatch.setattr(identities, "terminal_prompt", prompt)
+    page = Page(store, keys, PORT)
+    ui = Ui(page, Recorder(page))
+    ui.login()
+    ui.create("/team", "FIRST", VALUE)
+    shown = messages(ui.get("/team"))
+    assert len(shown) == 1 and "is protected by a passphrase and there is no terminal" in shown[0], shown
+    assert store.scopes() == []
+
+
+# --- the page and the CLI at once ----------------------------------------------------------
+
+
+def test_the_page_and_the_cli_write_at_the_same_time(signed_in: Ui, page: Page, store: Store, identity) -> None:
+    session = session_of(signed_in)
+    cookie = f"secretstore_{PORT}={session.session_id}"
+    tokens = [page.gate.new_form_token(session, "/team/secrets") for _ in range(6)]
+    statuses: list[str] = []
+
+    def post(number: int) -> None:
+        environ = EnvironBuilder("/team/secrets", base_url=BASE, method="POST", headers={"Cookie": cookie},
+                                 data={"csrf_token": tokens[number], "name": f"PAGE_{number}",
+                                       "value": f"{VALUE}-page-{number}"}).get_environ()
+        statuses.append(run_wsgi_app(signed_in.recorder, environ)[1])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(6)]
+    clis = [subprocess.Popen([console_script(), "set", "team", f"--name=CLI_{n}", "--value", "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for number, process in enumerate(clis):
+        _out, err = process.communicate(f"{VALUE}-cli-{number}".encode(), timeout=60)
+        assert process.returncode == 0, err
+    for thread in threads:
+        thread.join(60)
+    assert statuses == ["303 SEE OTHER"] * 6
+    values = store.read(TEAM, identity)
+    assert values == {**{f"PAGE_{n}": f"{VALUE}-page-{n}" for n in range(6)},
+                      **{f"CLI_{n}": f"{VALUE}-cli-{n}" for n in range(4)}}
+
+
+# --- the ui package stays out of the CLI's way ---------------------------------------------
+
+
+def test_exec_imports_nothing_of_the_page(identity) -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "secretstore", "exec", "--", "true"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
+    assert "secretstore.fastexec" in imported  # the check sees exec's imports
+    assert [m for m in imported if m.startswith(("secretstore.ui", "secretstore.cli", "werkzeug", "jinja2",
+                                                 "markupsafe", "typer"))] == []
+
+
+def test_the_cli_loads_the_ui_command_without_the_web_stack() -> None:
+    code = ("import sys, secretstore.cli\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('werkzeug', 'jinja2', 'markupsafe')"
+            " or m.startswith('secretstore.ui.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_ui_package_never_imports_typer() -> None:
+    code = ("import sys, secretstore.ui.server, secretstore.ui.app\n"
+            "print('typer' in sys.modules, 'secretstore.cli' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "False False", done.stderr
+
+
+def test_without_the_extra_ui_says_how_to_install_it() -> None:
+    code = ("import sys\n"
+            "sys.modules['werkzeug'] = None\n"
+            "sys.argv = ['secretstore', 'ui', '--no-browser']\n"
+            "from secretstore.main import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == ("secretstore: error: secretstore ui needs the ui extra (werkzeug is missing): "
+                           "pip install 'secretstore[ui]'\n")
+
+
+# --- the real server -----------------------------------------------------------------------
+
+
+class Served:
+    """``secretstore ui --no-browser`` as a subprocess, and its login URL."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen([console_script(), "ui", "--no-browser", *args],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().decode().strip()
+        self.origin = self.url.split("/login", 1)[0]
+
+    def stop(self, signal_number: int = 2) -> tuple[int, str, str]:
+        self.process.send_signal(signal_number)
+        out, err = self.process.communicate(timeout=30)
+        return self.process.returncode, out.decode(), err.decode()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def fetch(url: str, cookie: str = "", data: bytes | None = None) -> tuple[int, dict[str, str], str]:
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, data=data, headers={"Cookie": cookie} if cookie else {})  # noqa: S310 - the test server's http URL
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+@pytest.mark.parametrize("signal_number", [2, 15], ids=["ctrl-c", "sigterm"])
+def test_the_real_server_signs_in_serves_and_stops_cleanly(identity, store: Store, signal_number: int) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    served = Served()
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?token=[A-Za-z0-9_-]{43}", served.url)
+        assert fetch(served.origin + "/team")[0] == 401
+        status, headers, _ = fetch(served.url)
+        assert (status, headers["Location"]) == (303, "/")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        status, _, body = fetch(served.origin + "/team", cookie)
+        assert status == 200 and "TOKEN" in body and VALUE not in body
+        assert fetch(served.url)[0] == 403  # once
+    finally:
+        code, out, err = served.stop(signal_number)
+    assert code == 0
+    assert out == ""  # stdout held the URL and nothing else
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == "secretstore: stopped; the page's sessions ended"
+    assert VALUE not in out + err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp and tcp6 write them) listening on ``port``."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                address, _, hex_port = fields[1].rpartition(":")
+                if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    found.append(address)
+    return found
+
+
+def test_the_real_server_listens_on_the_port_asked_for_and_only_on_loopback(identity) -> None:
+    port = _free_port()
+    served = Served("--port", str(port))
+    try:
+        assert served.url.startswith(f"http://127.0.0.1:{port}/login?token=")
+        assert _listeners(port) == ["0100007F"]  # 127.0.0.1, and no IPv6 or wildcard socket
+    finally:
+        assert served.stop()[0] == 0
+    assert _listeners(port) == []
+
+
+def test_a_port_in_use_is_one_line(identity, cli_run) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli_run("ui", "--no-browser", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stdout == b""
+    assert done.stderr.decode().splitlines() == [
+        f"secretstore: error: cannot listen on 127.0.0.1:{port}: Address already in use",
+        "secretstore: hint: choose another --port, or leave --port out for a free one",
+    ]
+
+
+def test_a_port_out_of_range_is_a_usage_error(cli_run) -> None:
+    done = cli_run("ui", "--no-browser", "--port", "70000")
+    assert done.returncode == 2
+    assert b"Traceback" not in done.stderr and b"--port" in done.stderr
+
+
+def test_a_protected_identity_without_a_terminal_fails_before_listening(isolated_env, cli_run,
+                                                                        monkeypatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+    done = cli_run("ui", "--no-browser")
+    assert done.returncode == 1 and done.stdout == b""
+    assert "is protected by a passphrase and there is no terminal" in done.stderr.decode()
+    wrong = cli_run("ui", "--no-browser", env={"SECRETSTORE_PASSPHRASE": "wrong"})
+    assert wrong.returncode == 1 and wrong.stdout == b""
+    assert wrong.stderr.decode().startswith("secretstore: error: wrong passphrase")
+
+
+def test_a_protected_identity_is_unlocked_from_the_environment(isolated_env, store: Store, monkeypatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+    served = Served(env={"SECRETSTORE_PASSPHRASE": "correct horse"})
+    try:
+        _, headers, _ = fetch(served.url)
+        cookie = headers["Set-Cookie"].split(";")[0]
+        _, _, body = fetch(served.origin + "/team", cookie)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', body)
+        assert token is not None
+        form = f"csrf_token={token.group(1)}&name=VIA_PAGE&value={VALUE}".encode()
+        status, headers, _ = fetch(served.origin + "/team/secrets", cookie, data=form)
+        assert (status, headers["Location"]) == (303, "/team")
+    finally:
+        code, _, err = served.stop()
+    assert code == 0, err
+    unlocked = identities.load_identity(isolated_env["identity"], lambda _message: "correct horse")
+    assert store.get(TEAM, "VIA_PAGE", unlocked) == VALUE
+
+
+def test_the_terminal_prompt_for_a_passphrase_comes_first(isolated_env, monkeypatch) -> None:
+    """On a terminal, the passphrase is asked before the URL is printed."""
+    import pty
+
+    monkeypatch.setenv("SECRETSTORE_ARGON2_LIMITS", "interactive")
+    create_identity(isolated_env["identity"], "correct horse")
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.execv(console_script(), [console_script(), "ui", "--no-browser"])
+        finally:
+            os._exit(127)
+    output = b""
+    deadline = time.monotonic() + 30
+    answered = False
+    try:
+        while time.monotonic() < deadline and b"/login?token=" not in output:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            output += chunk
+            if not answered and output.rstrip().endswith(b":"):
+                os.write(fd, b"correct horse\n")
+                answered = True
+    finally:
+        os.kill(pid, 2)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert text.index("Passphrase for") < text.index("/login?token=")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "Traceback" not in text
+
+
+def test_opening_the_browser_is_skipped_without_a_display(monkeypatch, capfd) -> None:
+    from secretstore.ui import server
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert server.open_in_browser("http://127.0.0.1:1/login?token=x") is False
+    assert "open the link above in your browser" in capfd.readouterr().err
+
+
+def test_opening_the_browser_uses_the_desktops_browser(monkeypatch) -> None:
+    import webbrowser
+
+    from secretstore.ui import server
+
+    opened: list[str] = []
+
+    class Fake:
+        def open(self, url: str, new: int = 0) -> bool:
+            opened.append(url)
+            return True
+
+    monkeypatch.setenv("BROWSER", "fake")
+    monkeypatch.setattr(webbrowser, "get", Fake)
+    assert server.open_in_browser("http://127.0.0.1:1/login?token=x") is True
+    deadline = time.monotonic() + 10
+    while not opened and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert opened == ["http://127.0.0.1:1/login?token=x"]
+
+
+def test_errors_never_quote_a_value(store: Store, identity) -> None:
+    """describe_error turns library errors into page text; the library's messages hold no value."""
+    with pytest.raises(NotFoundError) as caught:
+        actions.require_listed(store, TEAM, "MISSING")
+    assert actions.describe_error(caught.value) == "no team secret 'MISSING' to delete"
+    assert actions.describe_error(OSError(28, "No space left on device")) == (
+        "the operating system refused: No space left on device")
+    assert actions.describe_error(KeyError(VALUE)) == "internal error: KeyError"
