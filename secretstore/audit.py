@@ -1,0 +1,253 @@
+"""The local audit log: who changed or read which secrets of a store, and when. Never a value.
+
+One log per user and store, outside the store, beside the trust state:
+``<state>/audit/<hash of the store path>.log`` (0600), JSON lines. Each
+record names the time, the command, the store, the scope, the names, the
+identity's public key and label, and ``prev``: the BLAKE2b-256 of the
+previous line's bytes, so removing or editing a line breaks the chain, which
+``secretstore audit --verify`` reports. Appends take an exclusive ``flock``
+on the log, so two processes never fork the chain.
+
+The log is bounded: past ``MAX_BYTES`` it is renamed to ``.log.1`` (older
+generations shift up to ``GENERATIONS``, the oldest is dropped) and the new
+file starts with a ``rotated`` record chained to the last line of the old
+one, so the chain stays verifiable across the generations that are kept.
+
+Logging never breaks a command: a log that cannot be written is skipped
+(``record`` returns False), and a damaged line is reported when the log is
+read or verified, never when it is appended to. Appending needs no JSON
+library (``exec`` appends on every run): names, ids and keys are plain
+ASCII and the few free-text fields are escaped by hand.
+"""
+
+from __future__ import annotations
+
+import os
+
+from secretstore import fsio
+from secretstore.errors import SecretStoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Iterable, Iterator
+
+MAX_BYTES = 1 << 20  # 1 MiB per generation
+GENERATIONS = 4  # the current file and 3 rotated ones
+GENESIS = "0" * 64
+ENV_AUDIT = "SECRETSTORE_AUDIT"  # "0": do not write the log
+
+
+def log_path(store_root: str) -> str:
+    from secretstore import crypto, paths
+
+    digest = crypto.checksum(os.path.realpath(store_root).encode(), 16).hex()
+    return os.path.join(paths.state_dir(), "audit", f"{digest}.log")
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_AUDIT, "").strip().lower() not in ("0", "off", "no", "false")
+
+
+def _digest(line: bytes) -> str:
+    from secretstore import crypto
+
+    return crypto.checksum(line, 32).hex()
+
+
+def _json_string(text: str) -> str:
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or char in "\u2028\u2029" or 0xD800 <= ord(char) <= 0xDFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def encode(fields: Iterable[tuple[str, object]]) -> str:
+    """One JSON object on one line, keys in the given order (str, int, bool, None or lists of str)."""
+    parts = []
+    for key, value in fields:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = str(value)
+        elif value is None:
+            text = "null"
+        elif isinstance(value, str):
+            text = _json_string(value)
+        else:
+            assert isinstance(value, (list, tuple))
+            text = "[" + ",".join(_json_string(str(item)) for item in value) + "]"
+        parts.append(f"{_json_string(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _last_line(fd: int) -> bytes:
+    """The last complete line of the open log (without its newline), b"" when empty."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return b""
+    chunk = min(size, 1 << 16)
+    data = os.pread(fd, chunk, size - chunk)
+    lines = data.rstrip(b"\n").split(b"\n")
+    return lines[-1]
+
+
+def record(
+    store_root: str,
+    command: str,
+    *,
+    scope: str = "",
+    names: Iterable[str] = (),
+    key: str = "",
+    label: str = "",
+    detail: str = "",
+    when: str | None = None,
+) -> bool:
+    """Append one record; False (and nothing raised) when the log cannot be written."""
+    if not enabled():
+        return False
+    import time
+
+    path = log_path(store_root)
+    stamp = when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        fd = _open_locked(path)
+    except (OSError, SecretStoreError):
+        return False
+    try:
+        if os.fstat(fd).st_size >= MAX_BYTES:
+            fd = _rotate(path, fd)
+        previous = _last_line(fd)
+        fields: list[tuple[str, object]] = [
+            ("time", stamp), ("command", command), ("store", os.path.realpath(store_root)),
+            ("scope", scope), ("names", sorted(set(names))), ("key", key), ("label", label),
+        ]
+        if detail:
+            fields.append(("detail", detail))
+        fields.append(("prev", _digest(previous) if previous else GENESIS))
+        os.write(fd, (encode(fields) + "\n").encode("utf-8", "replace"))
+        return True
+    except OSError:
+        return False
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _open_locked(path: str) -> int:
+    """The current log file, open for appending with an exclusive flock held.
+
+    A process that waited for the lock while another rotated the log holds the
+    renamed file: it opens the new one instead, so the chain never forks.
+    """
+    import fcntl
+
+    fsio.ensure_dir(os.path.dirname(path))
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _rotate(path: str, fd: int) -> int:
+    """Shift the generations up (``fd``, the current file, locked, becomes ``.1``) and start a new
+    file chained to its last line; returns the new file's fd, locked."""
+    import fcntl
+    import time
+
+    last = _last_line(fd)
+    with os.fdopen(os.dup(fd), "rb") as old:
+        lines = sum(1 for _ in old)
+    for index in range(GENERATIONS - 1, 0, -1):
+        source = path if index == 1 else f"{path}.{index - 1}"
+        if os.path.exists(source):
+            os.replace(source, f"{path}.{index}")
+    new = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(new, fcntl.LOCK_EX)
+    os.close(fd)  # waiters on the old file find it renamed and reopen (``_open_locked``)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    anchor = encode([("time", stamp), ("command", "rotated"), ("lines", lines),
+                     ("prev", _digest(last) if last else GENESIS)])
+    os.write(new, (anchor + "\n").encode())
+    return new
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+class Entry:
+    """One line of the log as read back: its fields, or why it could not be read."""
+
+    __slots__ = ("fields", "file", "line", "number", "problem")
+
+    def __init__(self, file: str, number: int, line: bytes, fields: dict[str, object] | None, problem: str) -> None:
+        self.file = file
+        self.number = number
+        self.line = line
+        self.fields = fields
+        self.problem = problem
+
+    def __repr__(self) -> str:
+        return f"audit.Entry({self.file}:{self.number})"
+
+
+def generations(store_root: str) -> list[str]:
+    """The log's files, oldest first."""
+    path = log_path(store_root)
+    found = [f"{path}.{index}" for index in range(GENERATIONS - 1, 0, -1) if os.path.exists(f"{path}.{index}")]
+    if os.path.exists(path):
+        found.append(path)
+    return found
+
+
+def read(store_root: str) -> Iterator[Entry]:
+    """Every line of every generation, oldest first; damaged lines come with their problem."""
+    import json
+
+    for path in generations(store_root):
+        data = fsio.read_private_file(path) or b""
+        for number, line in enumerate(data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"), 1):
+            if not line:
+                continue
+            try:
+                fields = json.loads(line.decode("utf-8"))
+                if not isinstance(fields, dict) or not isinstance(fields.get("prev"), str):
+                    raise ValueError
+            except (ValueError, UnicodeDecodeError):
+                yield Entry(path, number, line, None, "not a log record (damaged)")
+                continue
+            yield Entry(path, number, line, fields, "")
+
+
+def verify(store_root: str) -> list[str]:
+    """Every break of the chain, one message each; [] when the log is intact.
+
+    The first line of the oldest generation kept starts the chain (its ``prev``
+    cannot be checked once older generations were dropped).
+    """
+    problems: list[str] = []
+    previous: bytes | None = None
+    for entry in read(store_root):
+        where = f"{entry.file}:{entry.number}"
+        if entry.fields is None:
+            problems.append(f"{where}: {entry.problem}")
+        elif previous is not None:
+            expected = _digest(previous)
+            if entry.fields.get("prev") != expected:
+                problems.append(f"{where}: does not follow the line before it (a line was removed or edited)")
+        elif entry.fields.get("command") != "rotated" and entry.fields.get("prev") != GENESIS:
+            problems.append(f"{where}: the log's first line follows a line that is gone (lines were removed)")
+        previous = entry.line
+    return problems

@@ -1,0 +1,96 @@
+"""The audit log: hash-chained JSON lines, bounded with rotation, never a value, never in the way."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from secretstore import audit
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> str:
+    return isolated_env["store"]
+
+
+def lines_of(store: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in Path(audit.log_path(store)).read_text().splitlines()]
+
+
+def test_records_chain_and_verify(store: str) -> None:
+    assert audit.record(store, "set", scope="team", names=["B", "A"], key="ssk2x", label="alice")
+    assert audit.record(store, "get", scope="project prj42", names=["DB"], key="ssk2x", label='q"uo\\te\n')
+    first, second = lines_of(store)
+    assert first["names"] == ["A", "B"] and first["prev"] == audit.GENESIS
+    assert second["label"] == 'q"uo\\te\n'  # free text is escaped, the line stays one JSON object
+    assert audit.verify(store) == []
+    assert os.stat(audit.log_path(store)).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("damage", ["edit", "remove", "remove-first", "garbage"])
+def test_a_removed_or_edited_line_breaks_the_chain(store: str, damage: str) -> None:
+    for index in range(4):
+        audit.record(store, "get", scope="team", names=[f"N{index}"], key="ssk2x")
+    path = Path(audit.log_path(store))
+    lines = path.read_text().splitlines(keepends=True)
+    if damage == "edit":
+        lines[1] = lines[1].replace("N1", "N9")
+    elif damage == "remove":
+        del lines[2]
+    elif damage == "remove-first":
+        del lines[0]
+    else:
+        lines[1] = "not json at all\n"
+    path.write_text("".join(lines))
+    problems = audit.verify(store)
+    assert problems, damage
+    assert all(str(path) in problem for problem in problems)
+    # a damaged log never stops a command from appending
+    assert audit.record(store, "set", scope="team", names=["AFTER"], key="ssk2x")
+
+
+def test_rotation_keeps_the_chain_verifiable_and_the_size_bounded(store: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(audit, "MAX_BYTES", 2000)
+    for index in range(200):
+        audit.record(store, "get", scope="team", names=[f"NAME_{index}"], key="ssk2" + "k" * 40)
+    files = audit.generations(store)
+    assert len(files) == audit.GENERATIONS
+    assert all(os.path.getsize(f) < 2000 + 400 for f in files)
+    assert audit.verify(store) == []  # the anchors chain the generations kept
+    first_kept = Path(files[0]).read_text().splitlines()[0]
+    assert json.loads(first_kept)["command"] == "rotated"
+    # removing a line inside an older generation is still found
+    older = Path(files[1])
+    older_lines = older.read_text().splitlines(keepends=True)
+    del older_lines[3]
+    older.write_text("".join(older_lines))
+    assert audit.verify(store)
+
+
+def test_concurrent_appends_never_fork_the_chain(store: str, tmp_path: Path) -> None:
+    script = (
+        "import sys\nfrom secretstore import audit\n"
+        "for i in range(40):\n    audit.record(sys.argv[1], 'get', scope='team', names=[f'W{sys.argv[2]}_{i}'])\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, store, str(n)]) for n in range(6)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    assert len(lines_of(store)) == 240
+    assert audit.verify(store) == []
+
+
+def test_an_unwritable_log_is_skipped_not_an_error(store: str, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", str(blocker))
+    assert audit.record(store, "get", scope="team", names=["A"]) is False
+
+
+def test_audit_can_be_turned_off(store: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SECRETSTORE_AUDIT", "0")
+    assert audit.record(store, "get", scope="team", names=["A"]) is False
+    assert not os.path.exists(audit.log_path(store))
