@@ -232,26 +232,30 @@ def merge_scope_files(
     if len(store_ids) > 1:
         raise MergeConflictError(f"{path}: the sides belong to different stores; refusing to merge them")
 
-    chosen: dict[str, tuple[_Side, _State]] = {}
+    chosen: dict[str, tuple[_Side | None, _State]] = {}  # side None: a state made here (merged history)
     conflicts = []
     names = set(our_side.file.entries) | set(their_side.file.entries)
     if base_side is not None:
         names |= set(base_side.file.entries)
+    keep = store.history_limit(identity)
     for name in sorted(names):
         o, t = our_side.states.get(name), their_side.states.get(name)
-        pick: tuple[_Side, _State | None]
+        pick: tuple[_Side | None, _State | None]
         if o == t or not their_side.changed(name, base_side):
             pick = (our_side, o)
         elif not our_side.changed(name, base_side):
             pick = (their_side, t)
-        elif o is not None and t is not None and (o[0], o[4]) == (t[0], t[4]):
-            pick = (our_side, o) if o[1] >= t[1] else (their_side, t)  # same value, later stamp
+        elif o is not None and t is not None and o[0] == t[0]:
+            pick = (None, _same_value(o, t, keep))  # the same value on both sides: histories merged
+        elif _value_of(t) == _value_of(base_state := _base_state(base_side, name)) and o is not None:
+            pick = (None, _merged_history(o, t, keep))  # theirs changed only history (set, then deleted)
+        elif _value_of(o) == _value_of(base_state) and t is not None:
+            pick = (None, _merged_history(t, o, keep))
         else:
             conflicts.append(name)
             pick = (our_side, o)
-        side, state = pick
-        if state is not None:
-            chosen[name] = (side, state)
+        if pick[1] is not None:
+            chosen[name] = (pick[0], pick[1])
 
     recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path)
     our_keys, their_keys = our_side.keys, their_side.keys
@@ -267,7 +271,10 @@ def merge_scope_files(
         merged.recipients = [
             scopefile.SealedKey(r.text, stanzas[r.box_key].sealed_key, r.label) for r in recipients_merged
         ]
-        merged.entries = {name: side.file.entries[name] for name, (side, _s) in chosen.items()}
+        merged.entries = {
+            name: side.file.entries[name] if side is not None else _entry_from_state(merged, keys, name, state)
+            for name, (side, state) in chosen.items()
+        }
     else:
         merged.recipients = envelope.stanzas(recipients_merged, keys)
         for name, (_side, state) in chosen.items():
@@ -278,6 +285,33 @@ def merge_scope_files(
     data = envelope.seal(merged, keys, identity, store_id=store_id, counter=counter)
     trust.wrote(scope.relpath, store_id, counter)
     return data, conflicts
+
+
+def _base_state(base: _Side | None, name: str) -> _State | None:
+    return None if base is None or base.keys is None else base.states.get(name)
+
+
+def _value_of(state: _State | None) -> str | None:
+    return None if state is None else state[0]
+
+
+def _merged_history(chosen: _State, other: _State | None, keep: int) -> _State:
+    """``chosen``'s value, with the other side's history versions merged in."""
+    if other is None:
+        return chosen
+    versions = sorted(set(chosen[4]) | set(other[4]), key=lambda v: (v[0], v[1] or "", v[2]))
+    return (chosen[0], chosen[1], chosen[2], chosen[3], tuple(versions[-keep:]) if keep > 0 else ())
+
+
+def _same_value(ours: _State, theirs: _State, keep: int) -> _State:
+    """Both sides hold the same value (or both deleted it): the later change, and both histories.
+
+    History versions are merged entry by entry (each once, oldest first), and
+    the newest ``keep`` are kept, as a write would.
+    """
+    later = ours if ours[1] >= theirs[1] else theirs
+    merged = _merged_history(later, ours if later is theirs else theirs, keep)
+    return (merged[0], merged[1], merged[2], ours[3] or theirs[3], merged[4])
 
 
 def _entry_from_state(file: ScopeFile, keys: crypto.FileKeys, name: str, state: _State) -> Entry:

@@ -38,6 +38,13 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.snapshot import Snapshots
 
 _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
+DEFAULT_HISTORY = 10  # previous values kept per name, unless the roster says otherwise
+
+
+def _kept(entry: Entry, keep: int) -> tuple[scopefile.Version, ...]:
+    """``entry``'s history after its current value (if any) joins it: the newest ``keep`` versions."""
+    versions = entry.history if entry.current is None else (*entry.history, entry.current)
+    return tuple(versions[-keep:]) if keep > 0 else ()
 
 
 class Scope(Record):
@@ -112,24 +119,52 @@ class UnlockedScope:
     def values(self) -> dict[str, str]:
         return scopefile.decrypt_live(self.file, self.keys, self.scope.relpath)
 
-    def put(self, name: str, value: str, updated: str, writer: str | None = None) -> bool:
-        """Set ``name``; True when it is new (or was deleted). A new value clears "rotate needed"."""
+    def put(self, name: str, value: str, updated: str, writer: str | None = None,
+            keep: int = DEFAULT_HISTORY) -> bool:
+        """Set ``name``; True when it is new (or was deleted).
+
+        The value it replaces joins the name's history (the newest ``keep``
+        previous values are kept). A new value clears "rotate needed".
+        """
         previous = self.file.entries.get(name)
         version = scopefile.encrypt(self.file, self.keys, name, value, updated, writer)
-        history = previous.history if previous is not None else ()
+        history = () if previous is None else _kept(previous, keep)
         self.file.entries[name] = Entry(version, updated, history, writer)
         return previous is None or previous.current is None
 
-    def remove(self, name: str, updated: str, writer: str | None = None) -> None:
-        """Delete ``name``'s value. Earlier versions kept in its history stay (FORMAT.md):
-        the entry becomes a deleted one, which a later version can undelete."""
+    def remove(self, name: str, updated: str, writer: str | None = None, keep: int = DEFAULT_HISTORY,
+               *, purge: bool = False) -> None:
+        """Delete ``name``'s value: it joins the name's history, and the entry becomes a deleted
+        one that ``undelete`` brings back while its history lasts. ``purge`` drops the name
+        and every version of it instead (a value that leaked)."""
         entry = self.file.entries.get(name)
-        if entry is None or entry.current is None:
+        if entry is None or (entry.current is None and not purge):
             raise NotFoundError(f"no {self.scope} secret {name!r} to delete")
-        if entry.history:
-            self.file.entries[name] = Entry(None, updated, entry.history, writer, entry.rotate)
+        history = () if purge else _kept(entry, keep)
+        if history:
+            self.file.entries[name] = Entry(None, updated, history, writer, entry.rotate)
         else:
             del self.file.entries[name]
+
+    def versions(self, name: str) -> list[scopefile.Version | None]:
+        """``name``'s versions, newest first: [current (None when deleted), previous, ...]."""
+        entry = self.file.entries.get(name)
+        if entry is None:
+            raise NotFoundError(f"no {self.scope} secret {name!r}")
+        return [entry.current, *reversed(entry.history)]
+
+    def version_value(self, name: str, number: int) -> str:
+        """The value of version ``number`` of ``name`` (0: the current one, 1: the one before...)."""
+        versions = self.versions(name)
+        if not 0 <= number < len(versions):
+            raise NotFoundError(
+                f"{self.scope} secret {name!r} has no version {number} "
+                f"(versions 0 to {len(versions) - 1} are kept)"
+            )
+        version = versions[number]
+        if version is None:
+            raise NotFoundError(f"version 0 of {self.scope} secret {name!r} is its deletion: it has no value")
+        return scopefile.decrypt(self.file, self.keys, name, version, self.scope.relpath)
 
     # --- recipients ----------------------------------------------------------
 
@@ -170,10 +205,26 @@ class UnlockedScope:
         self.keys = new_keys
 
 
+class VersionInfo(Record):
+    """One version of a name as ``history`` shows it: never its value."""
+
+    __slots__ = ("number", "updated", "writer", "state")
+    number: int
+    updated: str
+    writer: str | None
+    state: str  # current, deleted or previous
+
+    def __init__(self, number: int, updated: str, writer: str | None, state: str) -> None:
+        self.number = number
+        self.updated = updated
+        self.writer = writer
+        self.state = state
+
+
 class SharingReport:
     """What a recipients, rotate or upgrade command did, scope by scope."""
 
-    __slots__ = ("changed", "roster", "skipped", "unchanged")
+    __slots__ = ("changed", "exposed", "roster", "skipped", "unchanged")
 
     def __init__(self) -> None:
         self.changed: list[Scope] = []
@@ -181,6 +232,8 @@ class SharingReport:
         # Scopes the caller cannot open: (scope, the not-a-recipient message).
         self.skipped: list[tuple[Scope, str]] = []
         self.roster = False  # recipients.toml was rewritten
+        # After a removal: the names (current or past values) the removed key could read, per scope.
+        self.exposed: list[tuple[Scope, list[str]]] = []
 
 
 # Aliases for annotations inside Store, whose ``list`` method shadows the builtin there.
@@ -188,6 +241,7 @@ Recipients = list[PublicKey]
 Scopes = list[Scope]
 Unlocked = list[UnlockedScope]
 Names = list[str]
+Versions = list[VersionInfo]
 
 # Crash-consistency tests kill a multi-scope rotation between two files here.
 CRASH_BETWEEN_SCOPES = "between-scopes"
@@ -549,21 +603,85 @@ class Store:
             self._clean_stale_temps(scope)
             unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
             stamp = now()
+            keep = self.history_limit(identity)
             for name, value in values.items():
-                if unlocked.put(name, value, stamp, identity.public_text):
+                if unlocked.put(name, value, stamp, identity.public_text, keep):
                     created.append(name)
             self._write(unlocked, identity)
         return created
 
-    def delete(self, scope: Scope, name: str, identity: Identity) -> None:
+    def history_limit(self, identity: Identity) -> int:
+        """How many previous values per name this store keeps: the roster's ``history``, else 10."""
+        roster = self.roster(identity.public)
+        return DEFAULT_HISTORY if roster is None or roster.history is None else roster.history
+
+    def delete(self, scope: Scope, name: str, identity: Identity, *, purge: bool = False) -> None:
+        """Delete ``name`` (its value joins its history); ``purge``: drop it and its history."""
         check_name(name)
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")
-            unlocked.remove(name, now(), identity.public_text)
+            unlocked.remove(name, now(), identity.public_text, self.history_limit(identity), purge=purge)
             self._write(unlocked, identity)
+
+    # --- history ---------------------------------------------------------------
+
+    def versions(self, scope: Scope, name: str, me: PublicKey | None = None) -> Versions:
+        """``name``'s versions, newest first (0 is the current one), without values; no private key.
+
+        The file is verified (signature and trust) as ``list`` does.
+        """
+        check_name(name)
+        file = self.load(scope)
+        entry = None if file is None else file.entries.get(name)
+        if file is None or entry is None:
+            raise NotFoundError(f"no {scope} secret {name!r}")
+        self.verify(scope, file, caller_public_key() if me is None else me)
+        found = [VersionInfo(0, entry.updated, entry.writer, "deleted" if entry.current is None else "current")]
+        for number, version in enumerate(reversed(entry.history), 1):
+            found.append(VersionInfo(number, version.updated, version.writer, "previous"))
+        return found
+
+    def get_version(self, scope: Scope, name: str, number: int, identity: Identity) -> str:
+        check_name(name)
+        unlocked = self.unlock(scope, identity)
+        if unlocked is None:
+            raise NotFoundError(f"no {scope} secret {name!r}")
+        return unlocked.version_value(name, number)
+
+    def rollback(self, scope: Scope, name: str, number: int, identity: Identity) -> None:
+        """Make version ``number`` of ``name`` its value again, as a new version.
+
+        The value is encrypted under the file's data key of today, so it is
+        sealed to today's recipients only: a removed recipient never regains a
+        value through history.
+        """
+        check_name(name)
+        if number < 1:
+            raise UsageError("--to takes a previous version: 1 is the one before the current value")
+        with fsio.locked(self.root):
+            self._clean_stale_temps(scope)
+            unlocked = self.unlock(scope, identity)
+            if unlocked is None:
+                raise NotFoundError(f"no {scope} secret {name!r}")
+            value = unlocked.version_value(name, number)
+            unlocked.put(name, value, now(), identity.public_text, self.history_limit(identity))
+            self._write(unlocked, identity)
+
+    def undelete(self, scope: Scope, name: str, identity: Identity) -> None:
+        """Bring back a deleted name with the value it had when it was deleted."""
+        check_name(name)
+        file = self.load(scope)
+        entry = None if file is None else file.entries.get(name)
+        if entry is None:
+            raise NotFoundError(
+                f"no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)"
+            )
+        if entry.current is not None:
+            raise UsageError(f"{scope} secret {name!r} is not deleted")
+        self.rollback(scope, name, 1, identity)
 
     # --- the roster ----------------------------------------------------------------
 
@@ -706,9 +824,17 @@ class Store:
                 if not unlocked.has_recipient(recipient):
                     report.unchanged.append(unlocked.scope)
                     continue
+                exposed = sorted(unlocked.file.entries)
                 unlocked.rekey([r for r in unlocked.recipients() if r != recipient])
+                for name in exposed:  # it could read them: "rotate needed" until each is set again
+                    entry = unlocked.file.entries[name]
+                    if entry.current is not None:
+                        unlocked.file.entries[name] = Entry(
+                            entry.current, entry.updated, entry.history, entry.writer, True
+                        )
                 self._write(unlocked, identity)
                 report.changed.append(unlocked.scope)
+                report.exposed.append((unlocked.scope, exposed))
             if scope is not None and not report.changed:
                 if report.skipped:
                     raise NotRecipientError(report.skipped[0][1])

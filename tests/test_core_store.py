@@ -323,14 +323,18 @@ def test_history_and_deleted_entries_round_trip_under_the_mac(store: Store, me: 
     assert store.unlock(TEAM, me).file.entries["B"].history == (b_old,)  # type: ignore[union-attr]
 
 
-def test_delete_keeps_earlier_versions_as_a_deleted_entry(store: Store, me: Identity) -> None:
+def test_delete_keeps_every_version_as_a_deleted_entry(store: Store, me: Identity) -> None:
     old = _give_history(store, me, "A", "fake-old", "fake-new")
+    before = store.unlock(TEAM, me)
+    assert before is not None
+    deleted_value = before.file.entries["A"].current
     store.delete(TEAM, "A", me)
     assert store.list(TEAM) == [] and store.read(TEAM, me) == {}
     again = store.unlock(TEAM, me)
     assert again is not None
     entry = again.file.entries["A"]
-    assert entry.current is None and entry.history == (old,)  # the deleted value itself is gone
+    assert entry.current is None and entry.history == (old, deleted_value)  # undelete brings it back
+    assert entry.writer == me.public_text
     with pytest.raises(NotFoundError):
         store.delete(TEAM, "A", me)
 

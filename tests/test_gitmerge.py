@@ -94,15 +94,21 @@ def test_set_changes_only_that_entry_and_the_mac_line(store, alice, monkeypatch)
         before.decode().splitlines(), after.decode().splitlines(), n=0, lineterm="")
         if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     # one - and one + for the counter, signature and mac lines and the entry's updated, nonce and
-    # ciphertext; nothing else: the recipients and the other entries stay byte for byte
+    # ciphertext, and the old value's block added to the entry's history; nothing else: the
+    # recipients and the other entries stay byte for byte
     fields = sorted((line[0], line[1:].split(" = ")[0]) for line in diff)
-    changed = ("counter", "signature", "mac", "updated", "nonce", "ciphertext")
-    assert fields == sorted((sign, f) for sign in "+-" for f in changed)
+    header = [(sign, f) for sign in "+-" for f in ("counter", "signature", "mac")]
+    # the new value's lines arrive above the old ones, which stay as they were, now history
+    new_value = [("+", f) for f in ("updated", "writer", "nonce", "ciphertext", "", "[[secrets.BRAVO.history]]")]
+    assert fields == sorted(header + new_value)
     lines = after.decode().splitlines()
     bravo = lines.index("[secrets.BRAVO]")
     changed_lines = {line[1:] for line in diff
-                     if line.startswith("+") and not line.startswith(("+mac", "+counter", "+signature"))}
-    assert all(lines.index(line) in range(bravo, bravo + 5) for line in changed_lines)
+                     if line.startswith("+") and line != "+"
+                     and not line.startswith(("+mac", "+counter", "+signature"))}
+    unique = [line for line in changed_lines if lines.count(line) == 1]  # a writer line repeats
+    assert len(unique) >= 4
+    assert all(lines.index(line) in range(bravo, bravo + 11) for line in unique)
     # parse -> serialize is the identity on bytes
     file = scopefile.parse(after, "team.toml")
     assert scopefile.serialize(file) == after
@@ -314,18 +320,18 @@ def test_merge_matches_a_three_way_model(tmp_path_factory, base_ops, our_ops, th
     expected: dict[str, str] = {"KEEP": "k"}
     conflict = False
     for name in NAMES:
-        b, o, t = base_model.get(name), our_model.get(name), their_model.get(name)
+        # by value: setting the value a name already has, or setting and then deleting a name
+        # the base did not have, changes its history only, never a value the other side changed
+        b, o, t = (None if m.get(name) is None else m[name][0] for m in (base_model, our_model, their_model))
         if o == t or t == b:
             pick = o
         elif o == b:
             pick = t
-        elif o is not None and t is not None and o[0] == t[0]:
-            pick = o
         else:
             conflict = True
             continue
         if pick is not None:
-            expected[name] = pick[0]
+            expected[name] = pick
     merged, conflicts = gitmerge.merge_scope_files(base, ours, theirs, me, "team.toml", store)
     assert bool(conflicts) == conflict
     if not conflict:
