@@ -14,11 +14,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from secretstore.errors import SecretStoreError, StoreFormatError
+from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatError, UsageError
 
 TEMP_MARKER = ".tmp-"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+
+# How long a writer waits for the store's lock before it gives up (seconds).
+LOCK_TIMEOUT_ENV = "SECRETSTORE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 # Crash-consistency tests set this to kill the writer at a named point.
 _CRASH_ENV = "SECRETSTORE_TEST_CRASH_AT"
@@ -188,19 +192,64 @@ def clean_stale_temps(directory: str) -> int:
 
 @contextmanager
 def locked(directory: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``directory`` (created if missing) for the block."""
-    import fcntl
+    """Hold an exclusive ``flock`` on ``directory`` (created if missing) for the block.
 
+    Anyone who can read the directory can ``flock`` it too, so the wait is
+    bounded: ``lock_timeout()`` seconds, then ``LockTimeoutError``.
+    """
+    timeout = lock_timeout()
     ensure_dir(directory)
     if os.environ.get(_NO_LOCK_ENV) == "1":
         yield
         return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _acquire(fd, directory, timeout)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def lock_timeout() -> float:
+    """``$SECRETSTORE_LOCK_TIMEOUT`` in seconds (0 or more), else ``DEFAULT_LOCK_TIMEOUT``."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        shown = text if text.isprintable() and len(text) <= 20 else repr(text[:20])
+        raise UsageError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, 0 or more (got {shown})")
+    return value
+
+
+def _acquire(fd: int, directory: str, timeout: float) -> None:
+    """``flock(LOCK_EX)`` on ``fd``, polling until ``timeout`` seconds have passed."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            import shlex
+
+            raise LockTimeoutError(
+                f"the store {directory} is locked by another process: waited {timeout:g} s "
+                "for its write lock (a flock on the directory)",
+                hint=f"another secretstore may be writing; if none is, find the holder with: "
+                f"fuser -v {shlex.quote(directory)}; or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
 
 
 def read_file(path: str) -> bytes | None:
