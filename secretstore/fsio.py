@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from secretstore import limits
 from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatError, UsageError
 
 TEMP_MARKER = ".tmp-"
@@ -252,12 +253,14 @@ def _acquire(fd: int, directory: str, timeout: float) -> None:
         delay = min(delay * 2, 0.05)
 
 
-def read_file(path: str) -> bytes | None:
+def read_file(path: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES) -> bytes | None:
     """The bytes of the regular file ``path``, or None when it does not exist.
 
     A symlink or a special file (a FIFO, a device) is refused: a store shared
     through git is written by others, and must not make us read elsewhere, hang
-    on a FIFO or read /dev/zero forever.
+    on a FIFO or read /dev/zero forever. So is a file larger than ``max_bytes``
+    (by default the largest a store file may be), of which at most
+    ``max_bytes + 1`` bytes are read.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -265,10 +268,12 @@ def read_file(path: str) -> bytes | None:
         return None
     except OSError as exc:
         raise _open_error(path, exc) from None
-    return _read_regular(fd, path, [])
+    return _read_regular(fd, path, [], max_bytes)
 
 
-def read_store_file(root: str, relpath: str) -> bytes | None:
+def read_store_file(
+    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES
+) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
     ``relpath`` is ``/``-separated below ``root`` (``team.toml``,
@@ -298,7 +303,7 @@ def read_store_file(root: str, relpath: str) -> bytes | None:
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened)
+        return _read_regular(fd, path, opened, max_bytes)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -312,8 +317,11 @@ def _open_error(path: str, exc: OSError) -> SecretStoreError:
     return SecretStoreError(f"cannot read {path}: {exc.strerror}")
 
 
-def _read_regular(fd: int, path: str, directories: list[tuple[str, int]]) -> bytes:
-    """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first."""
+def _read_regular(fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int) -> bytes:
+    """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
+
+    At most ``max_bytes + 1`` bytes are read; more than ``max_bytes`` is refused.
+    """
     import stat
 
     try:
@@ -322,11 +330,17 @@ def _read_regular(fd: int, path: str, directories: list[tuple[str, int]]) -> byt
             raise SecretStoreError(f"{path} is not a regular file")
         if directories:
             check_writers([*((name, os.fstat(d)) for name, d in directories), (path, status)])
+        if status.st_size > max_bytes:
+            raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        left = max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
-        return b"".join(chunks)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        limits.check_size(data, path, max_bytes)  # the file grew after fstat
+        return data
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:

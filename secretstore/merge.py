@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from secretstore import limits
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.rules import check_id, is_valid_name
 
@@ -123,9 +124,10 @@ def read_dotfile(path: str) -> dict[str, str]:
     """``project`` and ``cluster`` from a ``.secretstore.toml``, validated."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(limits.MAX_DOTFILE_BYTES + 1)  # never a huge file read whole
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    limits.check_size(raw, path, limits.MAX_DOTFILE_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -134,6 +136,7 @@ def read_dotfile(path: str) -> dict[str, str]:
     if document is None:  # anything beyond key = "value": the real parser
         import tomllib
 
+        limits.check_store_file_shape(raw, path, limits.MAX_DOTFILE_BYTES)
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

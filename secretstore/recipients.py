@@ -22,6 +22,7 @@ from __future__ import annotations
 from secretstore import fsio
 from secretstore.errors import StoreFormatError, UnsupportedVersionError, UsageError
 from secretstore.identity import Recipient
+from secretstore.limits import MAX_RECIPIENTS_FILE_BYTES
 from secretstore.rules import MAX_LABEL_LENGTH, is_valid_label
 
 FILENAME = "recipients.toml"
@@ -41,7 +42,7 @@ def check_label(label: str) -> str:
 def parse(data: bytes, where: str) -> list[Recipient]:
     from secretstore.scopefile import load_toml
 
-    document = load_toml(data, where)
+    document = load_toml(data, where, MAX_RECIPIENTS_FILE_BYTES)
     found = document.get("format")
     if found != FORMAT:
         if isinstance(found, str) and found.startswith(_FAMILY):
