@@ -330,6 +330,7 @@ def _read_regular(fd: int, path: str, directories: list[tuple[str, int]], max_by
             raise SecretStoreError(f"{path} is not a regular file")
         if directories:
             check_writers([*((name, os.fstat(d)) for name, d in directories), (path, status)])
+            check_acls([*directories, (path, fd)])
         if status.st_size > max_bytes:
             raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
@@ -409,6 +410,112 @@ def _is_private_group(gid: int, uid: int) -> bool:
         return False
     # Members by primary group are not listed in the group entry: look for another user with it.
     return all(other.pw_uid == uid for other in pwd.getpwall() if other.pw_gid == gid)
+
+
+# --- POSIX ACLs: the write permission that mode bits do not show -------------------
+
+ACL_XATTR = "system.posix_acl_access"
+ACL_VERSION = 2
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+ACL_WRITE = 0x02
+
+
+def parse_posix_acl(data: bytes) -> list[tuple[int, int, int]]:
+    """(tag, perm, id) of each entry of a ``system.posix_acl_access`` value.
+
+    The kernel's format: a little-endian u32 version (2), then 8-byte entries
+    of u16 tag, u16 perm, u32 id. Raises ValueError for anything else.
+    """
+    if len(data) < 4 or (len(data) - 4) % 8 or int.from_bytes(data[:4], "little") != ACL_VERSION:
+        raise ValueError("not a version 2 POSIX ACL")
+    return [
+        (
+            int.from_bytes(data[at : at + 2], "little"),
+            int.from_bytes(data[at + 2 : at + 4], "little"),
+            int.from_bytes(data[at + 4 : at + 8], "little"),
+        )
+        for at in range(4, len(data), 8)
+    ]
+
+
+def acl_writers(entries: list[tuple[int, int, int]], uid: int) -> list[str]:
+    """Who besides ``uid`` (and root) a named ACL entry lets write, after the mask: ``user NAME (uid N)``.
+
+    Only named entries (ACL_USER, ACL_GROUP) are looked at: the owner, owning
+    group and others are the mode bits, which ``check_writers`` checks. A
+    group that is your private group is fine, as in ``check_writers``.
+    """
+    mask = next((perm for tag, perm, _id in entries if tag == ACL_MASK), 0o7)
+    found = []
+    for tag, perm, ident in entries:
+        if not perm & mask & ACL_WRITE:
+            continue
+        if tag == ACL_USER and ident not in (uid, 0):
+            name = _user_name(ident)
+            found.append(f"user {name} (uid {ident})" if name else f"uid {ident}")
+        elif tag == ACL_GROUP:
+            if ident not in _private_groups:
+                _private_groups[ident] = _is_private_group(ident, uid)
+            if not _private_groups[ident]:
+                name = _group_name(ident)
+                found.append(f"group {name} (gid {ident})" if name else f"gid {ident}")
+    return found
+
+
+def check_acls(opened: list[tuple[str, int]]) -> None:
+    """Refuse a store file or directory whose POSIX ACL lets another user or group write it.
+
+    ``opened`` is (path, fd), outermost first. Shared file systems (HPC
+    scratch and project dirs) often carry default ACLs that give a group write
+    access the mode bits do not show. One ``fgetxattr`` per path; a file
+    system without ACLs, or a file without one, passes.
+    """
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is None:  # not Linux: no POSIX ACL xattr to read
+        return
+    uid = os.geteuid()
+    loose: list[tuple[str, list[str]]] = []
+    for path, fd in opened:
+        try:
+            raw = getxattr(fd, ACL_XATTR)
+        except OSError as exc:
+            if exc.errno in _NO_ACL_ERRNOS:
+                continue
+            raise SecretStoreError(f"cannot read the ACL of {path}: {exc.strerror}") from None
+        try:
+            writers = acl_writers(parse_posix_acl(raw), uid)
+        except ValueError:
+            writers = ["an ACL entry secretstore cannot read"]
+        if writers:
+            loose.append((path, writers))
+    if loose:
+        import shlex
+
+        path, writers = loose[0]
+        raise StoreFormatError(
+            f"store path {path} has an ACL that lets {', '.join(writers)} write it; refusing to use it",
+            hint="run: setfacl -b " + " ".join(shlex.quote(p) for p, _w in loose),
+        )
+
+
+def _no_acl_errnos() -> frozenset[int]:
+    import errno
+
+    return frozenset(
+        getattr(errno, name) for name in ("ENODATA", "ENOTSUP", "EOPNOTSUPP", "ENOSYS") if hasattr(errno, name)
+    )
+
+
+_NO_ACL_ERRNOS = _no_acl_errnos()
+
+
+def _group_name(gid: int) -> str | None:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
 
 
 def _wrong_owner(path: str, status: os.stat_result, uid: int) -> StoreFormatError:
