@@ -74,13 +74,76 @@ def is_stale_scope_temp(filename: str) -> bool:
 
 
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool = True) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, and no plaintext.
 
-    ``durable=False`` skips both fsyncs: for a cache, where losing the new
-    file in a power cut costs nothing but a rebuild.
+    The bytes go to an unnamed file in the same directory (``O_TMPFILE``, where
+    the system has it), which is linked into place only once complete: a new
+    ``path`` appears whole; an existing one is replaced by linking a temp name
+    and renaming it over, so a writer killed between those two calls is the
+    only one to leave a temp file behind, and the next write of ``path``
+    removes it (``remove_leftover_temps``). Where there is no ``O_TMPFILE``, a
+    named temp file is written and renamed as before. ``durable=False`` skips
+    both fsyncs: for a cache, where losing the new file in a power cut costs
+    nothing but a rebuild.
     """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
+    remove_leftover_temps(path)
+    try:
+        anonymous = _open_anonymous(directory, mode)
+    except OSError as exc:
+        raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+    if anonymous is None:
+        _write_named_then_rename(path, data, mode, durable)
+    else:
+        _write_anonymous_then_link(anonymous, path, data, durable)
+    _crash_point("after-replace")
+    if durable:
+        fsync_dir(directory)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -> None:
+    directory, base = os.path.split(path)
+    tmp = None
+    try:
+        dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _write_all(fd, data)
+            _crash_point("after-temp-write")
+            if durable:
+                os.fsync(fd)
+            _crash_point("after-fsync")
+            try:
+                _link_anonymous(fd, dir_fd, base)  # a new file appears complete
+                return
+            except FileExistsError:
+                pass
+            tmp = temp_path_for(path)
+            _link_anonymous(fd, dir_fd, os.path.basename(tmp))
+            _crash_point("after-link")  # the one point where a crash leaves a file
+            os.replace(tmp, path)
+        finally:
+            os.close(dir_fd)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def _write_named_then_rename(path: str, data: bytes, mode: int, durable: bool) -> None:
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -88,10 +151,7 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             _crash_point("after-temp-write")
             if durable:
                 os.fsync(fd)
@@ -107,30 +167,119 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         if isinstance(exc, OSError):
             raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
         raise
-    _crash_point("after-replace")
-    if durable:
-        fsync_dir(directory)
+
+
+# Whether /proc/self/fd is there to link an O_TMPFILE file by (checked once).
+_proc_fd: list[bool] = []
+
+
+def _open_anonymous(directory: str, mode: int) -> int | None:
+    """An unnamed file in ``directory`` opened for writing, or None where there is none to be had.
+
+    A crash before it is linked leaves nothing: the kernel frees it with the
+    last descriptor. None when the system has no ``O_TMPFILE``, no ``/proc``
+    to link it by, or the file system does not support it.
+    """
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not _proc_fd:
+        _proc_fd.append(os.path.isdir("/proc/self/fd"))
+    if not flag or not _proc_fd[0]:
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None
+        raise
+
+
+def _link_anonymous(fd: int, dir_fd: int, name: str) -> None:
+    """Give the unnamed file ``fd`` the name ``name`` in ``dir_fd`` (linkat with AT_SYMLINK_FOLLOW)."""
+    os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+# A temp file younger than this may belong to a writer between its link and its rename.
+LEFTOVER_AGE = 60.0
+
+
+def remove_leftover_temps(path: str, older_than: float = LEFTOVER_AGE) -> int:
+    """Remove the temp files of ``path`` (``.BASE.tmp-HEX``) that a killed writer left behind.
+
+    They may hold plaintext: an ``inject -o`` output, an identity without its
+    passphrase. Only regular files of yours, named exactly like ours and last
+    written more than ``older_than`` seconds ago, are removed: a younger one
+    may be a running writer's, between its link and its rename. Returns how
+    many were removed.
+    """
+    import stat
+    import time
+
+    directory, base = os.path.split(path)
+    prefix = f".{base}{TEMP_MARKER}"
+    try:
+        names = [name for name in os.listdir(directory or ".") if name.startswith(prefix)]
+    except OSError:
+        return 0
+    removed = 0
+    now, uid = time.time(), os.geteuid()
+    for name in names:
+        suffix = name[len(prefix) :]
+        if len(suffix) != 12 or suffix.strip("0123456789abcdef"):
+            continue
+        leftover = os.path.join(directory, name)
+        try:
+            status = os.lstat(leftover)
+            if stat.S_ISREG(status.st_mode) and status.st_uid == uid and now - status.st_mtime > older_than:
+                os.unlink(leftover)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def create_exclusive(path: str, data: bytes, mode: int = FILE_MODE) -> bool:
     """Write ``path`` complete or not at all, only if it does not exist yet.
 
-    The bytes go to a temp file first and are then hard-linked into place, so a
-    concurrent reader never sees a partial file and two racing creators cannot
-    overwrite each other. Returns False when ``path`` already existed.
+    The bytes go to an unnamed file (``O_TMPFILE``; a named temp file where
+    there is none) and are then hard-linked into place, so a concurrent reader
+    never sees a partial file, two racing creators cannot overwrite each
+    other, and a crash leaves no copy behind. Returns False when ``path``
+    already existed.
     """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
+    remove_leftover_temps(path)
+    try:
+        anonymous = _open_anonymous(directory, mode)
+        if anonymous is not None:
+            try:
+                dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    _write_all(anonymous, data)
+                    os.fsync(anonymous)
+                    _crash_point("after-fsync")
+                    _link_anonymous(anonymous, dir_fd, os.path.basename(path))
+                finally:
+                    os.close(dir_fd)
+            except FileExistsError:
+                return False
+            finally:
+                os.close(anonymous)
+            fsync_dir(directory)
+            return True
+    except OSError as exc:
+        raise SecretStoreError(f"cannot create {path}: {exc.strerror}") from None
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+        _crash_point("after-fsync")
         try:
             os.link(tmp, path)
         except FileExistsError:
