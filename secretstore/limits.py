@@ -8,9 +8,12 @@ what a reader MUST reject", rule 0), each in one linear pass:
 
 * a file larger than its cap (read at most cap + 1 bytes: ``fsio``);
 * more than ``MAX_LINES`` lines, or a line longer than ``MAX_LINE_BYTES``;
-* a table header line longer than ``MAX_HEADER_LINE_BYTES``;
-* a key (a table header's or a key/value line's) of more than
-  ``MAX_KEY_PARTS`` dotted parts, or with a part longer than ``MAX_KEY_PART_BYTES``.
+* a table header line longer than ``MAX_HEADER_LINE_BYTES``, or a table
+  header of more than ``MAX_HEADER_PARTS`` dotted parts;
+* a dotted key on a key/value line (``a.b = 1``): no secretstore document
+  has one, and tomllib's cost grows with the product of its parts and the
+  table header's;
+* a key part longer than ``MAX_KEY_PART_BYTES``.
 
 Arrays and inline tables nested deeper than the parser's recursion limit are
 refused by ``scopefile.load_toml`` (the parse stops there, at once).
@@ -35,8 +38,8 @@ The caps, derived from what a writer produces:
   over 850 recipients at the longest labels (every scope file carries a
   sealed key for each).
 * ``.secretstore.toml`` holds two ids: 64 KiB.
-* The deepest key a writer makes is ``[[secrets.NAME.history]]``: 3 parts
-  (``MAX_KEY_PARTS`` is 4), its longest part a 255-character name
+* The deepest table a writer makes is ``[[secrets.NAME.history]]``: 3 parts
+  (``MAX_HEADER_PARTS`` is 4), its longest part a 255-character name
   (``MAX_KEY_PART_BYTES`` is 256), its line about 280 bytes
   (``MAX_HEADER_LINE_BYTES`` is 512).
 """
@@ -54,8 +57,9 @@ MAX_DOTFILE_BYTES = 64 * 1024
 MAX_LINE_BYTES = 96 * 1024
 MAX_LINES = MAX_SCOPE_FILE_BYTES // 16
 MAX_HEADER_LINE_BYTES = 512
-MAX_KEY_PARTS = 4
+MAX_HEADER_PARTS = 4
 MAX_KEY_PART_BYTES = 256
+
 
 @functools.cache
 def _bad_line() -> re.Pattern[bytes]:
@@ -75,8 +79,9 @@ def _bad_line() -> re.Pattern[bytes]:
     # The lookahead lets the commonest line (``name = ...``) through in one step.
     return re.compile(
         rb"\n(?![A-Za-z0-9_-]{1,%d}+[ \t]*=)[ \t]*(?:(?P<header>\[[^\n]{%d})"
-        rb"|(?:\[\[?[ \t]*)?(?:%s%s){0,%d}+(?:(?P<long>%s)|%s%s(?P<deep>)))"
-        % (n, MAX_HEADER_LINE_BYTES, short, dot, MAX_KEY_PARTS - 1, long, short, dot)
+        rb"|\[\[?[ \t]*(?:%s%s){0,%d}+(?:(?P<long>%s)|%s%s(?P<deep>))"
+        rb"|(?P<long_key>%s)|%s%s(?P<dotted>))"
+        % (n, MAX_HEADER_LINE_BYTES, short, dot, MAX_HEADER_PARTS - 1, long, short, dot, long, short, dot)
     )
 
 
@@ -128,7 +133,9 @@ def check_store_file_shape(data: bytes, where: str, max_bytes: int = MAX_SCOPE_F
     if found.lastgroup == "header":
         raise _refuse(where, line, f"a table header line longer than {MAX_HEADER_LINE_BYTES} bytes")
     if found.lastgroup == "deep":
-        raise _refuse(where, line, f"a key of more than {MAX_KEY_PARTS} dotted parts")
+        raise _refuse(where, line, f"a table header of more than {MAX_HEADER_PARTS} dotted parts")
+    if found.lastgroup == "dotted":
+        raise _refuse(where, line, "a dotted key (a.b = ...)")
     raise _refuse(where, line, f"a key part longer than {MAX_KEY_PART_BYTES} bytes")
 
 

@@ -17,8 +17,8 @@ from secretstore import fsio, limits, recipients, scopefile
 from secretstore.errors import StoreFormatError
 from secretstore.limits import (
     MAX_HEADER_LINE_BYTES,
+    MAX_HEADER_PARTS,
     MAX_KEY_PART_BYTES,
-    MAX_KEY_PARTS,
     MAX_LINE_BYTES,
     MAX_LINES,
     check_store_file_shape,
@@ -39,11 +39,12 @@ def deep_keys(size: int = 400_000, depth: int = 200) -> bytes:
 
 # name -> (file bytes, what the one-line error says)
 CRAFTED: dict[str, tuple[Callable[[], bytes], str]] = {
-    "deep-dotted-keys": (deep_keys, f"a key of more than {MAX_KEY_PARTS} dotted parts"),
+    "deep-dotted-keys": (deep_keys, f"a table header of more than {MAX_HEADER_PARTS} dotted parts"),
+    "dotted-keys": (lambda: HEAD + b"[secrets.A]\n" + b"x.y = 1\n" * 1000, "a dotted key (a.b = ...)"),
     "deep-dotted-keys-long-headers": (lambda: deep_keys(depth=600),
                                       f"a table header line longer than {MAX_HEADER_LINE_BYTES} bytes"),
     "deep-header": (lambda: HEAD + b"[" + b".".join([b"s"] * 5) + b"]\n",
-                    f"a key of more than {MAX_KEY_PARTS} dotted parts"),
+                    f"a table header of more than {MAX_HEADER_PARTS} dotted parts"),
     "long-line": (lambda: HEAD + b'mac = "' + b"A" * MAX_LINE_BYTES + b'"\n', "a line longer than 96 KiB"),
     "long-header": (lambda: HEAD + b"[secrets." + b"N" * MAX_HEADER_LINE_BYTES + b"]\n",
                     f"a table header line longer than {MAX_HEADER_LINE_BYTES} bytes"),
@@ -133,7 +134,7 @@ def test_recipients_file_caps(isolated_env: dict[str, str], cli_run) -> None:
     cases = {
         b'format = "secretstore-recipients/v1"\n' + b"# " + b"x" * 90_000 + b"\n" * 200: "larger than 256 KiB",
         b'format = "secretstore-recipients/v1"\nx = ' + b"9" * 5000 + b"\n": "a number too long to read",
-        b'format = "secretstore-recipients/v1"\n' + b"a." * 6 + b"b = 1\n": "a key of more than 4 dotted parts",
+        b'format = "secretstore-recipients/v1"\n' + b"a." * 6 + b"b = 1\n": "a dotted key (a.b = ...)",
     }
     for data, what in cases.items():
         replace(path, data * (3 if what.startswith("larger") else 1))
@@ -153,7 +154,7 @@ def test_dotfile_caps(isolated_env: dict[str, str], cli_run, tmp_path: Path) -> 
 
     for data, what in {
         b'project = "p1"\n' + b"# filler\n" * 10_000: "is larger than 64 KiB",
-        b"[a.b.c.d.e]\n": "a key of more than 4 dotted parts",
+        b"[a.b.c.d.e]\n": "a table header of more than 4 dotted parts",
     }.items():
         dotfile.write_bytes(data)
         done = subprocess.run([console_script(), "exec", "--", "true"], cwd=work, capture_output=True,
@@ -182,13 +183,18 @@ def test_a_canonical_file_and_its_reference_parse_pass(tmp_path: Path, cli_run, 
     (b"[secrets.A.history.x.y]\n", False),
     (b"[[ secrets . A . history . x . y ]]\n", False),        # blanks around dots
     (b'["a.b.c.d.e.f"]\n', True),                              # one quoted part
-    (b'"a.b"."c"."d"."e" = 1\n', True),
-    (b'"a.b"."c"."d"."e".f = 1\n', False),
-    (b"'a'.'b'.'c'.'d'.'e' = 1\n", False),
+    (b'["a"."b"."c"."d"]\n', True),
+    (b'["a"."b"."c"."d".e]\n', False),
+    (b'"a.b.c" = 1\n', True),                                  # one quoted part
+    (b'"a" . "b" = 1\n', False),                               # a dotted key
+    (b"'a'.'b' = 1\n", False),
+    (b"a.b = 1\n", False),
     (b'label = "a.b.c.d.e.f.g"\n', True),                     # dots in a value are not a key
-    (b"  a.b.c.d.e = 1\n", False),                             # indented
-    (b"a.b.c.d.e = 1", False),                                 # first and only line, no newline
-    (b"x = 1\na.b.c.d.e = 1", False),                          # last line, no newline
+    (b'x = { a.b.c = 1 }\n', True),                           # inline tables: not at the line start
+    (b"# a.b.c.d.e = 1\n", True),                             # a comment
+    (b"  a.b = 1\n", False),                                   # indented
+    (b"a.b = 1", False),                                       # first and only line, no newline
+    (b"x = 1\na.b = 1", False),                                # last line, no newline
     (b"k" * MAX_KEY_PART_BYTES + b" = 1\n", True),
     (b"[a] #" + b"c" * (MAX_HEADER_LINE_BYTES - 5) + b"\n", True),   # a header line of 512 bytes
     (b"[a] #" + b"c" * (MAX_HEADER_LINE_BYTES - 4) + b"\n", False),
@@ -204,10 +210,10 @@ def test_shape_rules_at_their_boundaries(text: bytes, ok: bool) -> None:
 
 
 def test_the_error_names_the_line() -> None:
-    data = b"a = 1\n\n\nb.c.d.e.f = 2\n"
+    data = b"a = 1\n\n\n[b.c.d.e.f]\n"
     with pytest.raises(StoreFormatError) as info:
         check_store_file_shape(data, "f.toml")
-    assert info.value.message.startswith("f.toml, line 4: a key of more than 4 dotted parts")
+    assert info.value.message.startswith("f.toml, line 4: a table header of more than 4 dotted parts")
     long_third = b"a\nb\n" + b"c" * (MAX_LINE_BYTES + 1) + b"\nd\n"
     with pytest.raises(StoreFormatError) as info:
         check_store_file_shape(long_third, "f.toml")
