@@ -1,13 +1,18 @@
 """How large, and what shape, a store file may be: checked before any TOML parser sees it.
 
 tomllib is quadratic in the number of dotted parts of a key under a dotted
-table header (a 400 KB file of such keys took about 150 s), and linear but
-slow everywhere else; a file in the store is written by whoever can commit
-to it. So a reader first refuses what no writer makes (FORMAT.md, "Reading:
-what a reader MUST reject", rule 0), each in one linear pass:
+table header (issue 10: a 400 KB file of such keys kept every reader busy
+for minutes), and linear but slow everywhere else; a file in the store is
+written by whoever can commit to it. So a reader first refuses what no
+writer makes (FORMAT.md, "Reading: what a reader MUST reject", rule 0), each
+in one linear pass:
 
 * a file larger than its cap (read at most cap + 1 bytes: ``fsio``);
-* more than ``MAX_LINES`` lines, or a line longer than ``MAX_LINE_BYTES``;
+* more lines than one per ``BYTES_PER_LINE`` bytes (plus ``SHORT_FILE_LINES``),
+  or a line longer than ``MAX_LINE_BYTES``;
+* in a scope file, a value that is an array or an inline table: they cost
+  tomllib the most per byte, and a writer makes arrays of tables only as
+  ``[[...]]`` headers;
 * a table header line longer than ``MAX_HEADER_LINE_BYTES``, or a table
   header of more than ``MAX_HEADER_PARTS`` dotted parts;
 * a dotted key on a key/value line (``a.b = 1``): no secretstore document
@@ -15,8 +20,8 @@ what a reader MUST reject", rule 0), each in one linear pass:
   table header's;
 * a key part longer than ``MAX_KEY_PART_BYTES``.
 
-Arrays and inline tables nested deeper than the parser's recursion limit are
-refused by ``scopefile.load_toml`` (the parse stops there, at once).
+Where arrays are allowed (recipients.toml), nesting deeper than the parser's
+recursion limit is refused by ``scopefile.load_toml`` (the parse stops there).
 
 The caps, derived from what a writer produces:
 
@@ -31,8 +36,9 @@ The caps, derived from what a writer produces:
   that, or 383 versions at the maximum size (34 certificates of 64 KiB with
   full history).
 * Writers' lines average at least 21 bytes (a deleted one-letter name with
-  one short previous version: 197 bytes in 9 lines), so a scope file at the
-  cap has at most 1.6 million lines: ``MAX_LINES`` is 2 Mi (16 bytes a line).
+  one short previous version: 197 bytes in 9 lines): a file may have one
+  line per 16 bytes, plus 1,024 for short hand-edited files, so tomllib's
+  cost per byte stays that of ordinary lines.
 * A recipients.toml line is at most about 300 bytes (a 56-character key and
   a 100-character label, escaped): ``MAX_RECIPIENTS_FILE_BYTES`` is 256 KiB,
   over 850 recipients at the longest labels (every scope file carries a
@@ -55,33 +61,40 @@ MAX_SCOPE_FILE_BYTES = 32 * 1024 * 1024
 MAX_RECIPIENTS_FILE_BYTES = 256 * 1024
 MAX_DOTFILE_BYTES = 64 * 1024
 MAX_LINE_BYTES = 96 * 1024
-MAX_LINES = MAX_SCOPE_FILE_BYTES // 16
+BYTES_PER_LINE = 16
+SHORT_FILE_LINES = 1024
+MAX_LINES = MAX_SCOPE_FILE_BYTES // BYTES_PER_LINE + SHORT_FILE_LINES
 MAX_HEADER_LINE_BYTES = 512
 MAX_HEADER_PARTS = 4
 MAX_KEY_PART_BYTES = 256
 
 
 @functools.cache
-def _bad_line() -> re.Pattern[bytes]:
+def _bad_line(arrays: bool) -> re.Pattern[bytes]:
     """A line no writer makes: compiled on first use (exec's fast path never needs it).
 
     A key part is bare, "basic" or 'literal', exactly as TOML's grammar has it;
     a short one is at most ``MAX_KEY_PART_BYTES`` long. Possessive repeats keep
     the engine from backtracking, so each line costs a few steps. Anchored on
     the newline before each line (a literal first byte, which the engine finds
-    with a fast search), so the first line is checked apart.
+    with a fast search), so the first line is checked apart. Unless
+    ``arrays``, a key/value line whose value is an array or an inline table
+    is refused too.
     """
     n = MAX_KEY_PART_BYTES
     short = (rb"(?:[A-Za-z0-9_-]{1,%d}+(?![A-Za-z0-9_-])"
              rb"|\"(?:[^\"\\\n]|\\.){0,%d}+\"|'[^'\n]{0,%d}+')" % (n, n, n))
     long = rb"(?:[A-Za-z0-9_-]{%d}|\"(?:[^\"\\\n]|\\.){%d}|'[^'\n]{%d})" % (n + 1, n + 1, n + 1)
     dot = rb"[ \t]*\.[ \t]*"
-    # The lookahead lets the commonest line (``name = ...``) through in one step.
+    # The lookahead lets the commonest line (``name = "..."``) through in one step.
+    gate = rb"(?![A-Za-z0-9_-]{1,%d}+[ \t]*=%s)" % (n, rb"" if arrays else rb"[ \t]*+[^\[{]")
+    value = rb"" if arrays else rb"|%s[ \t]*=[ \t]*+(?P<value>)[\[{]" % short
     return re.compile(
-        rb"\n(?![A-Za-z0-9_-]{1,%d}+[ \t]*=)[ \t]*(?:(?P<header>\[[^\n]{%d})"
+        rb"\n%s[ \t]*(?:(?P<header>\[[^\n]{%d})"
         rb"|\[\[?[ \t]*(?:%s%s){0,%d}+(?:(?P<long>%s)|%s%s(?P<deep>))"
-        rb"|(?P<long_key>%s)|%s%s(?P<dotted>))"
-        % (n, MAX_HEADER_LINE_BYTES, short, dot, MAX_HEADER_PARTS - 1, long, short, dot, long, short, dot)
+        rb"|(?P<long_key>%s)|%s%s(?P<dotted>)%s)"
+        % (gate, MAX_HEADER_LINE_BYTES, short, dot, MAX_HEADER_PARTS - 1, long, short, dot,
+           long, short, dot, value)
     )
 
 
@@ -106,22 +119,26 @@ def check_size(data: bytes, where: str, max_bytes: int) -> None:
         raise too_large(where, max_bytes)
 
 
-def check_store_file_shape(data: bytes, where: str, max_bytes: int = MAX_SCOPE_FILE_BYTES) -> None:
+def check_store_file_shape(
+    data: bytes, where: str, max_bytes: int = MAX_SCOPE_FILE_BYTES, *, arrays: bool = False
+) -> None:
     """Refuse ``data`` (a store file's bytes) when it is larger or shaped unlike anything a writer makes.
 
+    ``arrays``: values may be arrays and inline tables (recipients.toml,
+    ``.secretstore.toml``, whose caps are small); a scope file has none.
     Linear in ``len(data)``: a refusal takes a fraction of a second even at the cap.
     Raises ``StoreFormatError`` naming ``where``, the line and the rule; never the content.
     """
     check_size(data, where, max_bytes)
     lines = data.count(b"\n") + 1
-    if lines > MAX_LINES:
-        raise _refuse(where, None, f"it has more than {MAX_LINES:,} lines")
+    if lines > len(data) // BYTES_PER_LINE + SHORT_FILE_LINES:
+        raise _refuse(where, None, f"{lines:,} lines in {len(data):,} bytes (more than one per {BYTES_PER_LINE} bytes)")
     long_line = _find_long_line(data, MAX_LINE_BYTES)
     if long_line is not None:
         raise _refuse(where, long_line, f"a line longer than {size_text(MAX_LINE_BYTES)}")
     first_end = data.find(b"\n")
     first = data if first_end < 0 else data[:first_end]
-    bad_line = _bad_line()
+    bad_line = _bad_line(arrays)
     found = bad_line.match(b"\n" + first)
     offset = -1
     if found is None:
@@ -136,6 +153,8 @@ def check_store_file_shape(data: bytes, where: str, max_bytes: int = MAX_SCOPE_F
         raise _refuse(where, line, f"a table header of more than {MAX_HEADER_PARTS} dotted parts")
     if found.lastgroup == "dotted":
         raise _refuse(where, line, "a dotted key (a.b = ...)")
+    if found.lastgroup == "value":
+        raise _refuse(where, line, "an array or inline table value")
     raise _refuse(where, line, f"a key part longer than {MAX_KEY_PART_BYTES} bytes")
 
 

@@ -136,7 +136,7 @@ def read_dotfile(path: str) -> dict[str, str]:
     if document is None:  # anything beyond key = "value": the real parser
         import tomllib
 
-        limits.check_store_file_shape(raw, path, limits.MAX_DOTFILE_BYTES)
+        limits.check_store_file_shape(raw, path, limits.MAX_DOTFILE_BYTES, arrays=True)
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -42,7 +42,7 @@ def check_label(label: str) -> str:
 def parse(data: bytes, where: str) -> list[Recipient]:
     from secretstore.scopefile import load_toml
 
-    document = load_toml(data, where, MAX_RECIPIENTS_FILE_BYTES)
+    document = load_toml(data, where, MAX_RECIPIENTS_FILE_BYTES, arrays=True)
     found = document.get("format")
     if found != FORMAT:
         if isinstance(found, str) and found.startswith(_FAMILY):

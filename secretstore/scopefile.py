@@ -233,10 +233,12 @@ def check_format_field(document: dict[str, object], where: str) -> None:
     raise StoreFormatError(f"{where}: not a secretstore file (no format = \"{FORMAT}\" line)")
 
 
-def load_toml(data: bytes, where: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES) -> dict[str, object]:
+def load_toml(
+    data: bytes, where: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, arrays: bool = False
+) -> dict[str, object]:
     import tomllib
 
-    limits.check_store_file_shape(data, where, max_bytes)  # before tomllib: it is quadratic in places
+    limits.check_store_file_shape(data, where, max_bytes, arrays=arrays)  # tomllib is slow on crafted input
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):

@@ -25,6 +25,7 @@ from secretstore.limits import (
 )
 
 HEAD = b'format = "secretstore/v1"\nentity = "team"\n'
+ARRAY_VALUE = "an array or inline table value"
 
 
 def deep_keys(size: int = 400_000, depth: int = 200) -> bytes:
@@ -52,8 +53,10 @@ CRAFTED: dict[str, tuple[Callable[[], bytes], str]] = {
                  f"a key part longer than {MAX_KEY_PART_BYTES} bytes"),
     "long-quoted-key": (lambda: HEAD + b'"' + b"k" * (MAX_KEY_PART_BYTES + 1) + b'" = "x"\n',
                         f"a key part longer than {MAX_KEY_PART_BYTES} bytes"),
-    "too-many-lines": (lambda: HEAD + b"\n" * MAX_LINES, f"more than {MAX_LINES:,} lines"),
-    "nested": (lambda: HEAD + b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    "too-many-lines": (lambda: HEAD + b"\n" * MAX_LINES, "(more than one per 16 bytes)"),
+    "nested": (lambda: HEAD + b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", ARRAY_VALUE),
+    "int-array": (lambda: HEAD + b"[secrets.A]\nx = [" + b"1," * 40_000 + b"]\n", ARRAY_VALUE),
+    "inline-table": (lambda: HEAD + b"x = { a = 1 }\n", ARRAY_VALUE),
     "huge-integer": (lambda: HEAD + b"x = " + b"7" * 5000 + b"\n", "a number too long to read"),
 }
 
@@ -190,7 +193,7 @@ def test_a_canonical_file_and_its_reference_parse_pass(tmp_path: Path, cli_run, 
     (b"'a'.'b' = 1\n", False),
     (b"a.b = 1\n", False),
     (b'label = "a.b.c.d.e.f.g"\n', True),                     # dots in a value are not a key
-    (b'x = { a.b.c = 1 }\n', True),                           # inline tables: not at the line start
+    (b'x = { a.b.c = 1 }\n', False),                          # an inline table value
     (b"# a.b.c.d.e = 1\n", True),                             # a comment
     (b"  a.b = 1\n", False),                                   # indented
     (b"a.b = 1", False),                                       # first and only line, no newline
@@ -198,6 +201,17 @@ def test_a_canonical_file_and_its_reference_parse_pass(tmp_path: Path, cli_run, 
     (b"k" * MAX_KEY_PART_BYTES + b" = 1\n", True),
     (b"[a] #" + b"c" * (MAX_HEADER_LINE_BYTES - 5) + b"\n", True),   # a header line of 512 bytes
     (b"[a] #" + b"c" * (MAX_HEADER_LINE_BYTES - 4) + b"\n", False),
+    (b"deleted = true\n", True),
+    (b"x = false  # a comment\n", True),
+    (b"x = 's'\n", True),
+    (b'x = """s"""\n', True),
+    (b"x = 1\n", True),
+    (b"x = [1]\n", False),
+    (b"x =[]\n", False),
+    (b"  x = {a = 1}\n", False),
+    (b'"quoted" = [1]\n', False),
+    (b"x = 1979-05-27\n", True),
+    (b'x = "[not an array]"\n', True),
     (b"x = \"" + b"y" * (MAX_LINE_BYTES - 6) + b"\"\n", True),  # exactly MAX_LINE_BYTES
     (b"x = \"" + b"y" * (MAX_LINE_BYTES - 5) + b"\"\n", False),
 ])
@@ -232,6 +246,22 @@ def test_long_line_search_is_exact(length: int, where: str) -> None:
         assert found == {"start": 1, "middle": 50_001, "end": 50_001}[where]
     else:
         assert found is None
+
+
+@pytest.mark.parametrize(("text", "what"), [
+    (b"x = [1, [2]]\nrecipients = []\n", None),
+    (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    (b"x = " + b"7" * 5000 + b"\n", "a number too long to read"),
+])
+def test_arrays_where_allowed_reach_the_parser_guards(text: bytes, what: str | None) -> None:
+    """recipients.toml may hold arrays: the parser's own guards then give the one-line errors."""
+    if what is None:
+        assert scopefile.load_toml(text, "r.toml", arrays=True)["recipients"] == []
+        with pytest.raises(StoreFormatError, match="an array or inline table value"):
+            scopefile.load_toml(text, "r.toml")
+        return
+    with pytest.raises(StoreFormatError, match=what):
+        scopefile.load_toml(text, "r.toml", arrays=True)
 
 
 def test_recipients_parse_uses_its_own_cap() -> None:
