@@ -93,10 +93,8 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         anonymous = _open_anonymous(directory, mode)
     except OSError as exc:
         raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
-    if anonymous is None:
+    if anonymous is None or not _write_anonymous_then_link(anonymous, path, data, durable):
         _write_named_then_rename(path, data, mode, durable)
-    else:
-        _write_anonymous_then_link(anonymous, path, data, durable)
     _crash_point("after-replace")
     if durable:
         fsync_dir(directory)
@@ -108,7 +106,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -> None:
+def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -> bool:
+    """Write ``data`` to the unnamed file ``fd`` and put it at ``path``; False if it cannot be linked.
+
+    Linking through ``/proc/self/fd`` can be refused where ``/proc`` is
+    restricted (some sandboxes): the caller then writes a named temp file.
+    """
     directory, base = os.path.split(path)
     tmp = None
     try:
@@ -121,13 +124,20 @@ def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -
             _crash_point("after-fsync")
             try:
                 _link_anonymous(fd, dir_fd, base)  # a new file appears complete
-                return
+                return True
             except FileExistsError:
                 pass
-            tmp = temp_path_for(path)
-            _link_anonymous(fd, dir_fd, os.path.basename(tmp))
+            except OSError:
+                return False
+            name = os.path.basename(temp_path_for(path))
+            try:
+                _link_anonymous(fd, dir_fd, name)
+            except OSError:
+                return False
+            tmp = os.path.join(directory, name)
             _crash_point("after-link")  # the one point where a crash leaves a file
             os.replace(tmp, path)
+            return True
         finally:
             os.close(dir_fd)
     except BaseException as exc:
@@ -195,6 +205,17 @@ def _open_anonymous(directory: str, mode: int) -> int | None:
         raise
 
 
+def _try_link(fd: int, dir_fd: int, name: str) -> bool | None:
+    """Link the unnamed file ``fd`` as ``name``: True, False if ``name`` exists, None if refused."""
+    try:
+        _link_anonymous(fd, dir_fd, name)
+    except FileExistsError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
 def _link_anonymous(fd: int, dir_fd: int, name: str) -> None:
     """Give the unnamed file ``fd`` the name ``name`` in ``dir_fd`` (linkat with AT_SYMLINK_FOLLOW)."""
     os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -260,15 +281,15 @@ def create_exclusive(path: str, data: bytes, mode: int = FILE_MODE) -> bool:
                     _write_all(anonymous, data)
                     os.fsync(anonymous)
                     _crash_point("after-fsync")
-                    _link_anonymous(anonymous, dir_fd, os.path.basename(path))
+                    linked = _try_link(anonymous, dir_fd, os.path.basename(path))
                 finally:
                     os.close(dir_fd)
-            except FileExistsError:
-                return False
             finally:
                 os.close(anonymous)
-            fsync_dir(directory)
-            return True
+            if linked is not None:
+                if linked:
+                    fsync_dir(directory)
+                return linked
     except OSError as exc:
         raise SecretStoreError(f"cannot create {path}: {exc.strerror}") from None
     tmp = temp_path_for(path)

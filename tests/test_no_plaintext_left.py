@@ -157,11 +157,17 @@ def test_a_new_identity_killed_before_link_leaves_nothing(isolated_env: dict[str
 
 # --- the writer itself, in process ------------------------------------------------------
 
-@pytest.mark.parametrize("anonymous", [True, False], ids=["o_tmpfile", "named-temp-fallback"])
-def test_atomic_write_and_create_exclusive_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     anonymous: bool) -> None:
-    if not anonymous:
+def _refuse_link(fd: int, dir_fd: int, name: str) -> None:
+    raise OSError(18, "Invalid cross-device link")  # as a sandbox with a restricted /proc may
+
+
+@pytest.mark.parametrize("way", ["o_tmpfile", "no-o_tmpfile", "link-refused"])
+def test_atomic_write_and_create_exclusive_every_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     way: str) -> None:
+    if way == "no-o_tmpfile":
         monkeypatch.setattr(fsio, "_open_anonymous", lambda directory, mode: None)
+    if way == "link-refused":
+        monkeypatch.setattr(fsio, "_link_anonymous", _refuse_link)
     tmp_path = tmp_path / "w"
     target = tmp_path / "f"
     fsio.atomic_write(str(target), b"one")
