@@ -83,6 +83,10 @@ class PermissionsError(IdentityError):
     """A key or store file is readable by group or others."""
 
 
+class LockTimeoutError(SecretStoreError):
+    """Another process held the store's write lock longer than the lock timeout."""
+
+
 class LimitError(SecretStoreError):
     """An operating-system limit would be exceeded (argument size, environment size)."""
 

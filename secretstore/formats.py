@@ -92,28 +92,42 @@ def _check_secrets(secrets: Mapping[str, str]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- export
 
 
-def _dotenv_quote(value: str) -> str:
-    r"""Quote a value for python-dotenv: single quotes, ``\`` -> ``\\``, ``'`` -> ``\'``.
+def dotenv_quote(name: str, value: str) -> str:
+    r"""Quote ``value`` so that POSIX sh and python-dotenv read back exactly ``value``, or refuse.
 
-    python-dotenv 1.x reads a single-quoted value with the regex
-    ``'((?:\\.|[^'\\])*)'`` (newlines included) and then decodes exactly two
-    escapes, ``\\`` and ``\'``; every other character, newlines, ``$``, ``#``
-    and double quotes included, is kept as it is.  Escaping every backslash
-    and every single quote therefore round-trips any value read from a string.
-    A value with a carriage return is double-quoted instead, with ``\\``,
-    ``\"`` and ``\r`` escaped: read from a file in text mode, a raw ``\r`` would
-    come back as ``\n``.
+    The two readers share only a little quoting. ``set -a; . ./.env`` in sh
+    (dash, bash) and ``dotenv_values(path, interpolate=False)`` agree on:
+
+    1. ``'value'`` when the value holds no ``'``, no ``\\`` (two backslashes
+       in a row), no trailing ``\`` and no carriage return: sh keeps
+       everything between single quotes, and python-dotenv decodes only
+       ``\\`` and ``\'`` there;
+    2. otherwise ``"value"`` with ``\`` written ``\\`` and ``"`` written ``\"``,
+       when the value holds no ``$``, no backtick and no carriage return: both
+       decode exactly those two escapes inside double quotes, and sh would
+       expand ``$`` and backticks;
+    3. nothing else: a carriage return is read back as a newline by
+       python-dotenv from a file (text mode) and can only be escaped in a way
+       sh does not decode; and a ``$`` or backtick together with ``'``, ``\\``
+       or a trailing ``\`` needs two quoting styles on one line, which
+       python-dotenv cannot read.
+
+    Raises UsageError naming ``name`` (never the value) in case 3.
     """
-    if "\r" in value:
-        # A file read in text mode (dotenv_values(path)) turns a raw \r or \r\n into \n,
-        # so carriage returns are written as the \r escape, which only double quotes decode.
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r")
-        return '"' + escaped + '"'
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if "\r" not in value:
+        if "'" not in value and "\\\\" not in value and not value.endswith("\\"):
+            return "'" + value + "'"
+        if "$" not in value and "`" not in value:
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise UsageError(
+        f"secret {name} cannot be written as dotenv: sh and python-dotenv would read its value "
+        "differently (docs/exec.md, 'dotenv quoting')",
+        hint="use --format json, or --format shell (safe to eval for any value)",
+    )
 
 
 def _render_dotenv(items: list[tuple[str, str]]) -> str:
-    return "".join(f"{name}={_dotenv_quote(value)}\n" for name, value in items)
+    return "".join(f"{name}={dotenv_quote(name, value)}\n" for name, value in items)
 
 
 def _render_json(items: list[tuple[str, str]]) -> str:
@@ -179,13 +193,14 @@ def render(
     """Render ``secrets`` in export format ``fmt``, sorted by name.
 
     ``dotenv``
-        ``NAME='value'`` lines: single quotes, with ``\\`` and ``'`` escaped by
-        a backslash; newlines are kept as they are.  Every value round-trips
-        exactly through ``dotenv.dotenv_values(stream=..., interpolate=False)``.
-        With interpolation on (the default of ``dotenv_values`` and
-        ``load_dotenv``), python-dotenv 1.2 expands ``${...}`` even inside
-        single quotes, so no quoting can protect such values: consumers must
-        pass ``interpolate=False``.
+        ``NAME='value'`` or ``NAME="value"`` lines (``dotenv_quote``): read back
+        exactly by ``. ./file`` in POSIX sh (dash, bash) and by
+        ``dotenv.dotenv_values(path, interpolate=False)``, and never executing
+        anything in sh; a value no form can carry for both is refused.
+        Newlines are kept as they are. With interpolation on (the default of
+        ``dotenv_values`` and ``load_dotenv``), python-dotenv 1.2 expands
+        ``${...}`` even inside single quotes, so no quoting can protect such
+        values: consumers must pass ``interpolate=False``.
     ``json``
         One JSON object, sorted keys, indent 2, non-ASCII kept, trailing newline.
     ``shell``
@@ -196,7 +211,8 @@ def render(
         value base64-encoded under ``data``.
 
     Raises UsageError for an unknown format, an invalid secret name, a value
-    with NUL, or an invalid Kubernetes name or namespace.
+    with NUL, a value dotenv cannot carry safely, or an invalid Kubernetes
+    name or namespace.
     """
     if fmt not in EXPORT_FORMATS:
         raise UsageError(

@@ -14,11 +14,16 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from secretstore.errors import SecretStoreError, StoreFormatError
+from secretstore import limits
+from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatError, UsageError
 
 TEMP_MARKER = ".tmp-"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+
+# How long a writer waits for the store's lock before it gives up (seconds).
+LOCK_TIMEOUT_ENV = "SECRETSTORE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 # Crash-consistency tests set this to kill the writer at a named point.
 _CRASH_ENV = "SECRETSTORE_TEST_CRASH_AT"
@@ -69,13 +74,86 @@ def is_stale_scope_temp(filename: str) -> bool:
 
 
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool = True) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, and no plaintext.
 
-    ``durable=False`` skips both fsyncs: for a cache, where losing the new
-    file in a power cut costs nothing but a rebuild.
+    The bytes go to an unnamed file in the same directory (``O_TMPFILE``, where
+    the system has it), which is linked into place only once complete: a new
+    ``path`` appears whole; an existing one is replaced by linking a temp name
+    and renaming it over, so a writer killed between those two calls is the
+    only one to leave a temp file behind, and the next write of ``path``
+    removes it (``remove_leftover_temps``). Where there is no ``O_TMPFILE``, a
+    named temp file is written and renamed as before. ``durable=False`` skips
+    both fsyncs: for a cache, where losing the new file in a power cut costs
+    nothing but a rebuild.
     """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
+    remove_leftover_temps(path)
+    try:
+        anonymous = _open_anonymous(directory, mode)
+    except OSError as exc:
+        raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+    if anonymous is None or not _write_anonymous_then_link(anonymous, path, data, durable):
+        _write_named_then_rename(path, data, mode, durable)
+    _crash_point("after-replace")
+    if durable:
+        fsync_dir(directory)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -> bool:
+    """Write ``data`` to the unnamed file ``fd`` and put it at ``path``; False if it cannot be linked.
+
+    Linking through ``/proc/self/fd`` can be refused where ``/proc`` is
+    restricted (some sandboxes): the caller then writes a named temp file.
+    """
+    directory, base = os.path.split(path)
+    tmp = None
+    try:
+        dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _write_all(fd, data)
+            _crash_point("after-temp-write")
+            if durable:
+                os.fsync(fd)
+            _crash_point("after-fsync")
+            try:
+                _link_anonymous(fd, dir_fd, base)  # a new file appears complete
+                return True
+            except FileExistsError:
+                pass
+            except OSError:
+                return False
+            name = os.path.basename(temp_path_for(path))
+            try:
+                _link_anonymous(fd, dir_fd, name)
+            except OSError:
+                return False
+            tmp = os.path.join(directory, name)
+            _crash_point("after-link")  # the one point where a crash leaves a file
+            os.replace(tmp, path)
+            return True
+        finally:
+            os.close(dir_fd)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def _write_named_then_rename(path: str, data: bytes, mode: int, durable: bool) -> None:
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -83,10 +161,7 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             _crash_point("after-temp-write")
             if durable:
                 os.fsync(fd)
@@ -102,30 +177,130 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         if isinstance(exc, OSError):
             raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
         raise
-    _crash_point("after-replace")
-    if durable:
-        fsync_dir(directory)
+
+
+# Whether /proc/self/fd is there to link an O_TMPFILE file by (checked once).
+_proc_fd: list[bool] = []
+
+
+def _open_anonymous(directory: str, mode: int) -> int | None:
+    """An unnamed file in ``directory`` opened for writing, or None where there is none to be had.
+
+    A crash before it is linked leaves nothing: the kernel frees it with the
+    last descriptor. None when the system has no ``O_TMPFILE``, no ``/proc``
+    to link it by, or the file system does not support it.
+    """
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not _proc_fd:
+        _proc_fd.append(os.path.isdir("/proc/self/fd"))
+    if not flag or not _proc_fd[0]:
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None
+        raise
+
+
+def _try_link(fd: int, dir_fd: int, name: str) -> bool | None:
+    """Link the unnamed file ``fd`` as ``name``: True, False if ``name`` exists, None if refused."""
+    try:
+        _link_anonymous(fd, dir_fd, name)
+    except FileExistsError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _link_anonymous(fd: int, dir_fd: int, name: str) -> None:
+    """Give the unnamed file ``fd`` the name ``name`` in ``dir_fd`` (linkat with AT_SYMLINK_FOLLOW)."""
+    os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+# A temp file younger than this may belong to a writer between its link and its rename.
+LEFTOVER_AGE = 60.0
+
+
+def remove_leftover_temps(path: str, older_than: float = LEFTOVER_AGE) -> int:
+    """Remove the temp files of ``path`` (``.BASE.tmp-HEX``) that a killed writer left behind.
+
+    They may hold plaintext: an ``inject -o`` output, an identity without its
+    passphrase. Only regular files of yours, named exactly like ours and last
+    written more than ``older_than`` seconds ago, are removed: a younger one
+    may be a running writer's, between its link and its rename. Returns how
+    many were removed.
+    """
+    import stat
+    import time
+
+    directory, base = os.path.split(path)
+    prefix = f".{base}{TEMP_MARKER}"
+    try:
+        names = [name for name in os.listdir(directory or ".") if name.startswith(prefix)]
+    except OSError:
+        return 0
+    removed = 0
+    now, uid = time.time(), os.geteuid()
+    for name in names:
+        suffix = name[len(prefix) :]
+        if len(suffix) != 12 or suffix.strip("0123456789abcdef"):
+            continue
+        leftover = os.path.join(directory, name)
+        try:
+            status = os.lstat(leftover)
+            if stat.S_ISREG(status.st_mode) and status.st_uid == uid and now - status.st_mtime > older_than:
+                os.unlink(leftover)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def create_exclusive(path: str, data: bytes, mode: int = FILE_MODE) -> bool:
     """Write ``path`` complete or not at all, only if it does not exist yet.
 
-    The bytes go to a temp file first and are then hard-linked into place, so a
-    concurrent reader never sees a partial file and two racing creators cannot
-    overwrite each other. Returns False when ``path`` already existed.
+    The bytes go to an unnamed file (``O_TMPFILE``; a named temp file where
+    there is none) and are then hard-linked into place, so a concurrent reader
+    never sees a partial file, two racing creators cannot overwrite each
+    other, and a crash leaves no copy behind. Returns False when ``path``
+    already existed.
     """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
+    remove_leftover_temps(path)
+    try:
+        anonymous = _open_anonymous(directory, mode)
+        if anonymous is not None:
+            try:
+                dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    _write_all(anonymous, data)
+                    os.fsync(anonymous)
+                    _crash_point("after-fsync")
+                    linked = _try_link(anonymous, dir_fd, os.path.basename(path))
+                finally:
+                    os.close(dir_fd)
+            finally:
+                os.close(anonymous)
+            if linked is not None:
+                if linked:
+                    fsync_dir(directory)
+                return linked
+    except OSError as exc:
+        raise SecretStoreError(f"cannot create {path}: {exc.strerror}") from None
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+        _crash_point("after-fsync")
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -188,27 +363,74 @@ def clean_stale_temps(directory: str) -> int:
 
 @contextmanager
 def locked(directory: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``directory`` (created if missing) for the block."""
-    import fcntl
+    """Hold an exclusive ``flock`` on ``directory`` (created if missing) for the block.
 
+    Anyone who can read the directory can ``flock`` it too, so the wait is
+    bounded: ``lock_timeout()`` seconds, then ``LockTimeoutError``.
+    """
+    timeout = lock_timeout()
     ensure_dir(directory)
     if os.environ.get(_NO_LOCK_ENV) == "1":
         yield
         return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _acquire(fd, directory, timeout)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def read_file(path: str) -> bytes | None:
+def lock_timeout() -> float:
+    """``$SECRETSTORE_LOCK_TIMEOUT`` in seconds (0 or more), else ``DEFAULT_LOCK_TIMEOUT``."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        shown = text if text.isprintable() and len(text) <= 20 else repr(text[:20])
+        raise UsageError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, 0 or more (got {shown})")
+    return value
+
+
+def _acquire(fd: int, directory: str, timeout: float) -> None:
+    """``flock(LOCK_EX)`` on ``fd``, polling until ``timeout`` seconds have passed."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            import shlex
+
+            raise LockTimeoutError(
+                f"the store {directory} is locked by another process: waited {timeout:g} s "
+                "for its write lock (a flock on the directory)",
+                hint=f"another secretstore may be writing; if none is, find the holder with: "
+                f"fuser -v {shlex.quote(directory)}; or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+
+
+def read_file(path: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES) -> bytes | None:
     """The bytes of the regular file ``path``, or None when it does not exist.
 
     A symlink or a special file (a FIFO, a device) is refused: a store shared
     through git is written by others, and must not make us read elsewhere, hang
-    on a FIFO or read /dev/zero forever.
+    on a FIFO or read /dev/zero forever. So is a file larger than ``max_bytes``
+    (by default the largest a store file may be), of which at most
+    ``max_bytes + 1`` bytes are read.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -216,7 +438,7 @@ def read_file(path: str) -> bytes | None:
         return None
     except OSError as exc:
         raise _open_error(path, exc) from None
-    return _read_regular(fd, path, [])
+    return _read_regular(fd, path, [], max_bytes)
 
 
 def read_private_file(path: str) -> bytes | None:
@@ -247,10 +469,12 @@ def read_private_file(path: str) -> bytes | None:
     except BaseException:
         os.close(fd)
         raise
-    return _read_regular(fd, path, [])
+    return _read_regular(fd, path, [], limits.MAX_STATE_FILE_BYTES)
 
 
-def read_store_file(root: str, relpath: str) -> bytes | None:
+def read_store_file(
+    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES
+) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
     ``relpath`` is ``/``-separated below ``root`` (``team.toml``,
@@ -280,7 +504,7 @@ def read_store_file(root: str, relpath: str) -> bytes | None:
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened)
+        return _read_regular(fd, path, opened, max_bytes)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -294,8 +518,11 @@ def _open_error(path: str, exc: OSError) -> SecretStoreError:
     return SecretStoreError(f"cannot read {path}: {exc.strerror}")
 
 
-def _read_regular(fd: int, path: str, directories: list[tuple[str, int]]) -> bytes:
-    """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first."""
+def _read_regular(fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int) -> bytes:
+    """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
+
+    At most ``max_bytes + 1`` bytes are read; more than ``max_bytes`` is refused.
+    """
     import stat
 
     try:
@@ -304,11 +531,18 @@ def _read_regular(fd: int, path: str, directories: list[tuple[str, int]]) -> byt
             raise SecretStoreError(f"{path} is not a regular file")
         if directories:
             check_writers([*((name, os.fstat(d)) for name, d in directories), (path, status)])
+            check_acls([*directories, (path, fd)])
+        if status.st_size > max_bytes:
+            raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        left = max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
-        return b"".join(chunks)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        limits.check_size(data, path, max_bytes)  # the file grew after fstat
+        return data
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:
@@ -377,6 +611,112 @@ def _is_private_group(gid: int, uid: int) -> bool:
         return False
     # Members by primary group are not listed in the group entry: look for another user with it.
     return all(other.pw_uid == uid for other in pwd.getpwall() if other.pw_gid == gid)
+
+
+# --- POSIX ACLs: the write permission that mode bits do not show -------------------
+
+ACL_XATTR = "system.posix_acl_access"
+ACL_VERSION = 2
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+ACL_WRITE = 0x02
+
+
+def parse_posix_acl(data: bytes) -> list[tuple[int, int, int]]:
+    """(tag, perm, id) of each entry of a ``system.posix_acl_access`` value.
+
+    The kernel's format: a little-endian u32 version (2), then 8-byte entries
+    of u16 tag, u16 perm, u32 id. Raises ValueError for anything else.
+    """
+    if len(data) < 4 or (len(data) - 4) % 8 or int.from_bytes(data[:4], "little") != ACL_VERSION:
+        raise ValueError("not a version 2 POSIX ACL")
+    return [
+        (
+            int.from_bytes(data[at : at + 2], "little"),
+            int.from_bytes(data[at + 2 : at + 4], "little"),
+            int.from_bytes(data[at + 4 : at + 8], "little"),
+        )
+        for at in range(4, len(data), 8)
+    ]
+
+
+def acl_writers(entries: list[tuple[int, int, int]], uid: int) -> list[str]:
+    """Who besides ``uid`` (and root) a named ACL entry lets write, after the mask: ``user NAME (uid N)``.
+
+    Only named entries (ACL_USER, ACL_GROUP) are looked at: the owner, owning
+    group and others are the mode bits, which ``check_writers`` checks. A
+    group that is your private group is fine, as in ``check_writers``.
+    """
+    mask = next((perm for tag, perm, _id in entries if tag == ACL_MASK), 0o7)
+    found = []
+    for tag, perm, ident in entries:
+        if not perm & mask & ACL_WRITE:
+            continue
+        if tag == ACL_USER and ident not in (uid, 0):
+            name = _user_name(ident)
+            found.append(f"user {name} (uid {ident})" if name else f"uid {ident}")
+        elif tag == ACL_GROUP:
+            if ident not in _private_groups:
+                _private_groups[ident] = _is_private_group(ident, uid)
+            if not _private_groups[ident]:
+                name = _group_name(ident)
+                found.append(f"group {name} (gid {ident})" if name else f"gid {ident}")
+    return found
+
+
+def check_acls(opened: list[tuple[str, int]]) -> None:
+    """Refuse a store file or directory whose POSIX ACL lets another user or group write it.
+
+    ``opened`` is (path, fd), outermost first. Shared file systems (HPC
+    scratch and project dirs) often carry default ACLs that give a group write
+    access the mode bits do not show. One ``fgetxattr`` per path; a file
+    system without ACLs, or a file without one, passes.
+    """
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is None:  # not Linux: no POSIX ACL xattr to read
+        return
+    uid = os.geteuid()
+    loose: list[tuple[str, list[str]]] = []
+    for path, fd in opened:
+        try:
+            raw = getxattr(fd, ACL_XATTR)
+        except OSError as exc:
+            if exc.errno in _NO_ACL_ERRNOS:
+                continue
+            raise SecretStoreError(f"cannot read the ACL of {path}: {exc.strerror}") from None
+        try:
+            writers = acl_writers(parse_posix_acl(raw), uid)
+        except ValueError:
+            writers = ["an ACL entry secretstore cannot read"]
+        if writers:
+            loose.append((path, writers))
+    if loose:
+        import shlex
+
+        path, writers = loose[0]
+        raise StoreFormatError(
+            f"store path {path} has an ACL that lets {', '.join(writers)} write it; refusing to use it",
+            hint="run: setfacl -b " + " ".join(shlex.quote(p) for p, _w in loose),
+        )
+
+
+def _no_acl_errnos() -> frozenset[int]:
+    import errno
+
+    return frozenset(
+        getattr(errno, name) for name in ("ENODATA", "ENOTSUP", "EOPNOTSUPP", "ENOSYS") if hasattr(errno, name)
+    )
+
+
+_NO_ACL_ERRNOS = _no_acl_errnos()
+
+
+def _group_name(gid: int) -> str | None:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
 
 
 def _wrong_owner(path: str, status: os.stat_result, uid: int) -> StoreFormatError:

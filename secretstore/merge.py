@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from secretstore import limits
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.rules import check_id, is_valid_name
 
@@ -153,9 +154,10 @@ def dotfile_allow_vars(cwd: str | None = None) -> list[str]:
 def _load_dotfile(path: str) -> dict[str, object]:
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(limits.MAX_DOTFILE_BYTES + 1)  # never a huge file read whole
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    limits.check_size(raw, path, limits.MAX_DOTFILE_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -164,6 +166,7 @@ def _load_dotfile(path: str) -> dict[str, object]:
     if document is None:  # anything beyond key = "value": the real parser
         import tomllib
 
+        limits.check_store_file_shape(raw, path, limits.MAX_DOTFILE_BYTES, arrays=True)
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

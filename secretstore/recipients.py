@@ -27,6 +27,7 @@ from __future__ import annotations
 from secretstore import fsio
 from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError, UsageError
 from secretstore.keys import PUBLIC_PREFIX, PublicKey
+from secretstore.limits import MAX_RECIPIENTS_FILE_BYTES
 from secretstore.records import Record
 from secretstore.rules import MAX_LABEL_LENGTH, is_valid_id, is_valid_label
 
@@ -218,7 +219,7 @@ def parse(data: bytes, where: str) -> Roster:
     from secretstore import scopefile
     from secretstore.keys import is_valid_public_text
 
-    document = scopefile.load_toml(data, where)
+    document = scopefile.load_toml(data, where, MAX_RECIPIENTS_FILE_BYTES, arrays=True)
     found = document.get("format")
     if found not in (FORMAT, FORMAT_V1):
         if isinstance(found, str) and found.startswith(_FAMILY):

@@ -16,7 +16,7 @@ import binascii
 import functools
 import re
 
-from secretstore import crypto
+from secretstore import crypto, limits
 from secretstore.errors import (
     StoreFormatError,
     TamperedError,
@@ -314,15 +314,20 @@ def check_format_field(document: dict[str, object], where: str) -> str:
     raise StoreFormatError(f"{where}: not a secretstore file (no format = \"{FORMAT}\" line)")
 
 
-def load_toml(data: bytes, where: str) -> dict[str, object]:
+def load_toml(
+    data: bytes, where: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, arrays: bool = False
+) -> dict[str, object]:
     import tomllib
 
+    limits.check_store_file_shape(data, where, max_bytes, arrays=arrays)  # tomllib is slow on crafted input
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         raise StoreFormatError(f"{where}: not valid TOML (damaged or truncated?)") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise StoreFormatError(f"{where}: not a secretstore file (nested too deeply)") from None
+    except ValueError:  # an integer over sys.get_int_max_str_digits() (4,300) digits
+        raise StoreFormatError(f"{where}: not a secretstore file (a number too long to read)") from None
 
 
 def parse(data: bytes, where: str) -> ScopeFile:

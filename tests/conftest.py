@@ -1,4 +1,11 @@
-"""Every test gets its own store and identity under tmp_path, and a clean SECRETSTORE_* environment."""
+"""Every test gets its own store, identity, HOME and XDG dirs under tmp_path, and a clean environment.
+
+The suite must never touch the real user's files: ``isolated_env`` points
+HOME, every XDG base dir, git's config and every SECRETSTORE_* path at the
+test's tmp dir (subprocesses inherit ``os.environ``), and the session guard
+below fails the whole run when anything appears, or changes, under the real
+user's secretstore dirs.
+"""
 
 from __future__ import annotations
 
@@ -30,12 +37,100 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# --- the real user's dirs: recorded at session start, compared at the end ---------
+
+# Read once, at import, before any fixture changes the environment.
+REAL_HOME = os.path.expanduser("~")
+_XDG_DEFAULTS = {
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_CACHE_HOME": ".cache",
+    "XDG_STATE_HOME": ".local/state",
+}
+
+
+def guarded_dirs(environ: dict[str, str] | os._Environ[str], home: str) -> list[str]:
+    """The secretstore dirs of the user whose environment is ``environ``: defaults and XDG overrides."""
+    found = []
+    for variable, default in _XDG_DEFAULTS.items():
+        found.append(os.path.join(home, default, "secretstore"))
+        chosen = environ.get(variable, "")
+        if chosen.startswith("/"):
+            found.append(os.path.join(chosen, "secretstore"))
+    return sorted(set(found))
+
+
+def _tree_state(directory: str) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of everything under ``directory`` (the directory itself included)."""
+    state: dict[str, tuple[int, int]] = {}
+    if not os.path.lexists(directory):
+        return state
+    for parent, dirs, files in os.walk(directory):
+        for name in [".", *dirs, *files]:
+            path = os.path.normpath(os.path.join(parent, name))
+            try:
+                status = os.lstat(path)
+            except OSError:
+                continue
+            state[path] = (status.st_size, status.st_mtime_ns)
+    return state
+
+
+_GUARDED = guarded_dirs(os.environ, REAL_HOME)
+_AT_START: dict[str, tuple[int, int]] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    for directory in _GUARDED:
+        _AT_START.update(_tree_state(directory))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test wrote into the real user's secretstore dirs."""
+    now: dict[str, tuple[int, int]] = {}
+    for directory in _GUARDED:
+        now.update(_tree_state(directory))
+    touched = sorted(path for path, state in now.items()
+                     if path not in _AT_START or (state != _AT_START[path] and not os.path.isdir(path)))
+    if not touched:
+        return
+    lines = ["the tests wrote into the real user's secretstore dirs (they must use tmp_path):",
+             *(f"  {path}" for path in touched[:20])]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "isolation guard", red=True)
+        reporter.write_line("\n".join(lines))
+    else:
+        sys.stderr.write("\n".join(lines) + "\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Point the store, the identity, the snapshot cache and the trust state at tmp_path; drop any SECRETSTORE_* the caller had."""
+    """Give each test its own HOME, XDG dirs, git config, store, identity, snapshot cache and
+    trust state.
+
+    Every SECRETSTORE_* and GIT_* variable the caller had is dropped (a GIT_DIR
+    from a git hook would send the git tests into the caller's repository);
+    git reads no system config and a global config of the test's own, and
+    commits as a test author.
+    """
     for key in list(os.environ):
-        if key.startswith("SECRETSTORE_"):
+        if key.startswith(("SECRETSTORE_", "GIT_")):
             monkeypatch.delenv(key)
+    home = tmp_path / "isolated-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for variable, default in _XDG_DEFAULTS.items():
+        monkeypatch.setenv(variable, str(home / default))
+    git_config = home / ".gitconfig"
+    git_config.write_text("[user]\n\tname = secretstore tests\n\temail = tests@example.invalid\n"
+                          "[init]\n\tdefaultBranch = main\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(git_config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "secretstore tests")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "tests@example.invalid")
     store = tmp_path / "store"
     identity = tmp_path / "config" / "identity"
     monkeypatch.setenv("SECRETSTORE_DIR", str(store))
