@@ -641,7 +641,8 @@ def prepare_store(vector: Vector, isolated_env: dict[str, str]) -> None:
     set_up_trust(Store(str(root), emit=lambda _message: None), library_identity(vector.header["identity"]), vector)
 
 
-def assert_fails_closed(done: subprocess.CompletedProcess[bytes], vector: Vector) -> None:
+def assert_fails_closed(done: subprocess.CompletedProcess[bytes], vector: Vector, where: str) -> None:
+    """Exit 1, nothing on stdout, one error line reporting the vector's outcome about ``where``."""
     stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
     assert done.returncode == 1, (done.returncode, stdout, stderr)
     assert stdout == ""
@@ -655,13 +656,26 @@ def assert_fails_closed(done: subprocess.CompletedProcess[bytes], vector: Vector
     assert all(line.startswith("secretstore: ") for line in lines), stderr
     assert "Traceback" not in stderr and "internal error" not in stderr
     assert not any(value in stderr for value in VALUES), stderr
-    words = {
-        rr.MAC_FAILURE: "MAC", rr.SIGNATURE_FAILURE: "signature", rr.UNSUPPORTED: "newer",
-        rr.UNMERGED: "unmerged", rr.ROLLBACK: "older", rr.UNSIGNED: "not signed",
-        rr.NOT_A_RECIPIENT: "not a recipient", rr.WRONG_PASSPHRASE: "passphrase",
-    }
-    if vector.expect in words:
-        assert words[vector.expect] in stderr, stderr
+    assert reported(lines[errors[0]], " ".join(after), where) == vector.expect, stderr
+
+
+def reported(error: str, hint: str, where: str) -> str:
+    """The outcome an error line (and its hint) reports, in the vectors' words; a parse error
+    names the file (``where``) and no other outcome."""
+    words = [
+        (rr.UNMERGED, " is unmerged"), (rr.ROLLBACK, "older than version"), (rr.UNSIGNED, "is not signed"),
+        (rr.UNTRUSTED, "refusing to use it"), (rr.NOT_A_RECIPIENT, "not a recipient"),
+        (rr.SIGNATURE_FAILURE, "signature does not match"), (rr.MAC_FAILURE, "file MAC does not match"),
+        (rr.DECRYPT_FAILURE, "does not decrypt"), (rr.DECRYPT_FAILURE, "does not open"),
+        (rr.DECRYPT_FAILURE, "is not UTF-8"), (rr.WRONG_PASSPHRASE, "wrong passphrase"),
+        (rr.KEY_MISMATCH, "does not match its public key"),
+    ]
+    if "newer version" in hint:
+        return rr.UNSUPPORTED
+    for outcome, word in words:
+        if word in error:
+            return outcome
+    return rr.PARSE_ERROR if error.startswith(f"secretstore: error: {where}") else f"unexpected: {error}"
 
 
 def names_in(vector: Vector) -> list[str]:
@@ -692,7 +706,7 @@ def test_scope_vector_through_get(vector: Vector, cli_run, isolated_env) -> None
         return
     # Every name a reader could ask for: "return no value from it" holds for the whole file.
     for name in names_in(vector) if vector.expect == rr.DECRYPT_FAILURE else names_in(vector)[:1]:
-        assert_fails_closed(cli_run("get", *scope_args(vector), f"--name={name}"), vector)
+        assert_fails_closed(cli_run("get", *scope_args(vector), f"--name={name}"), vector, vector.relpath)
 
 
 PRINT_ENV = "import json, os, sys; print(json.dumps({k: v for k, v in os.environ.items() if k in sys.argv[1:]}))"
@@ -712,7 +726,7 @@ def test_scope_vector_through_exec(vector: Vector, cli_run, isolated_env) -> Non
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == vector.values
         return
-    assert_fails_closed(done, vector)
+    assert_fails_closed(done, vector, vector.relpath)
 
 
 @pytest.mark.parametrize("vector", library_params("roster", cli=True))
@@ -728,7 +742,7 @@ def test_roster_vector_through_recipients_list(vector: Vector, cli_run, isolated
         members = tomllib.loads(vector.body.decode())["recipients"]
         assert listed == {member["public_key"] for member in members}
         return
-    assert_fails_closed(done, vector)
+    assert_fails_closed(done, vector, "recipients.toml")
 
 
 @pytest.mark.parametrize("vector", library_params("identity", cli=True))
@@ -742,9 +756,10 @@ def test_identity_vector_through_the_console_script(vector: Vector, cli_run, iso
     env = {} if passphrase is None else {"SECRETSTORE_PASSPHRASE": passphrase}
     shown = cli_run("identity", env=env)
     get = cli_run("get", "team", "--name=API_KEY", env=env)
+    path = isolated_env["identity"]
     if vector.expect == rr.PARSE_ERROR:
-        assert_fails_closed(shown, vector)
-        assert_fails_closed(get, vector)
+        assert_fails_closed(shown, vector, path)
+        assert_fails_closed(get, vector, path)
         return
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.decode().strip() == vector.get("public-key")
@@ -752,5 +767,5 @@ def test_identity_vector_through_the_console_script(vector: Vector, cli_run, iso
         assert get.returncode == 0, get.stderr
         assert get.stdout.decode() == (team.values or {})["API_KEY"]
     else:
-        assert_fails_closed(get, vector)
+        assert_fails_closed(get, vector, path)
         assert passphrase is None or passphrase not in get.stderr.decode("utf-8", "replace")
