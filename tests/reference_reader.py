@@ -1,0 +1,946 @@
+"""A reader of secretstore's on-disk format written from FORMAT.md's text alone (tests only).
+
+It shares no code with ``secretstore`` and imports nothing from it: the
+standard library (``tomllib``, ``base64``, ``hashlib``'s BLAKE2b, which takes a
+key and a 16-byte personalisation as libsodium's does) and libsodium's
+primitives through PyNaCl's low-level bindings. Each function follows one
+section of FORMAT.md; the section is named in its docstring, and where the
+text left a choice open the choice made is said beside it. A bug shared by
+the library's writer and its reader (a framing slip, a wrong
+personalisation) makes the test vectors fail here.
+
+Every refusal raises ``Refused`` with one of the outcomes a vector's
+``expect:`` header names (``REASONS``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from nacl import bindings as sodium
+from nacl import exceptions as sodium_errors
+
+# --- outcomes --------------------------------------------------------------------
+
+SUCCESS = "success"
+UNMERGED = "unmerged"
+PARSE_ERROR = "parse error"
+UNSUPPORTED = "unsupported version"
+SIGNATURE_FAILURE = "signature failure"
+UNTRUSTED = "untrusted"
+ROLLBACK = "rollback"
+UNSIGNED = "unsigned"
+NOT_A_RECIPIENT = "not a recipient"
+DECRYPT_FAILURE = "decrypt failure"
+MAC_FAILURE = "mac failure"
+# identity files
+WRONG_PASSPHRASE = "wrong passphrase"
+KEY_MISMATCH = "key mismatch"
+# snapshots: not a refusal, the reader reads the scope file in full instead
+MISS = "miss"
+
+REASONS = (
+    UNMERGED, PARSE_ERROR, UNSUPPORTED, SIGNATURE_FAILURE, UNTRUSTED, ROLLBACK, UNSIGNED,
+    NOT_A_RECIPIENT, DECRYPT_FAILURE, MAC_FAILURE, WRONG_PASSPHRASE, KEY_MISMATCH,
+)
+
+
+class Refused(Exception):
+    """The file is refused; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def refuse(reason: str, detail: str) -> NoReturn:
+    raise Refused(reason, detail)
+
+
+# --- Conventions -----------------------------------------------------------------
+
+_B64_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_B64URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
+_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_COUNTER = 2**53 - 1
+
+
+def b64(text: object) -> bytes:
+    """Standard base64 with padding, canonical: it re-encodes to exactly the same text."""
+    if not isinstance(text, str) or not text.isascii() or not _B64_ALPHABET.fullmatch(text):
+        raise ValueError("not base64")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("not canonical base64")
+    return raw
+
+
+def b64url(text: str) -> bytes:
+    """base64url without padding, canonical."""
+    if not text.isascii() or not _B64URL_ALPHABET.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def b64url_encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def frame(*parts: bytes | str) -> bytes:
+    """Each part as a 4-byte big-endian length and its bytes (text as UTF-8)."""
+    out = []
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        out.append(len(data).to_bytes(4, "big") + data)
+    return b"".join(out)
+
+
+def blake2b(data: bytes, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
+    """libsodium's crypto_generichash_blake2b_salt_personal: empty salt, 16-byte person or none."""
+    assert person == b"" or len(person) == 16
+    return hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
+
+
+def is_printable(text: str) -> bool:
+    """FORMAT.md: a label holds no character that is "not printable (control, format or
+    bidi characters)". Read here as: no character of the Unicode categories Cc, Cf
+    (bidi controls are Cf), Cs, Co, Cn, Zl, Zp, and no separator other than the space."""
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return False
+        if category == "Zs" and char != " ":
+            return False
+    return True
+
+
+def is_label(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 100 and is_printable(value)
+
+
+def is_counter(value: object) -> bool:
+    return type(value) is int and 1 <= value <= MAX_COUNTER  # a TOML boolean is not an integer
+
+
+def is_store_id(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return len(b64url(value)) == 16
+    except ValueError:
+        return False
+
+
+def aead_open(ciphertext: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes | None:
+    try:
+        return bytes(sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, aad, nonce, key))
+    except sodium_errors.CryptoError:
+        return None
+
+
+def signature_valid(signature: bytes, message: bytes, sign_public: bytes) -> bool:
+    """A detached signature is the first 64 bytes of crypto_sign's output: open signature || message."""
+    try:
+        sodium.crypto_sign_open(signature + message, sign_public)
+    except sodium_errors.BadSignatureError:
+        return False
+    return True
+
+
+# --- Keys -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    text: str
+    box: bytes
+    sign: bytes | None  # None for a version-1 ssk1 key
+
+
+def _is_small_order(box_public: bytes) -> bool:
+    """FORMAT.md: "crypto_scalarmult with any clamped scalar gives zero"; libsodium
+    reports a zero result as an error."""
+    scalar = bytes(range(1, 33))
+    try:
+        result = sodium.crypto_scalarmult(scalar, box_public)
+    except sodium_errors.RuntimeError:
+        return True
+    return result == bytes(32)
+
+
+def parse_public_key(text: object) -> PublicKey:
+    """``ssk2`` or ``ssk1`` public key; ValueError unless every check of "Public keys" passes.
+
+    FORMAT.md gives the ssk1 checksum only by analogy ("ssk1<base64url(box_public ||
+    checksum)>"): read as the first 4 bytes of BLAKE2b(box_public, 4), as for ssk2.
+    """
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    if text.startswith("ssk2"):
+        raw = b64url(text[4:])
+        if len(raw) != 68:
+            raise ValueError("wrong length")
+        box, sign, check = raw[:32], raw[32:64], raw[64:]
+        if blake2b(box + sign, size=4) != check:
+            raise ValueError("bad checksum")
+        if not sodium.crypto_core_ed25519_is_valid_point(sign):
+            raise ValueError("signing key is not a valid point")
+    elif text.startswith("ssk1"):
+        raw = b64url(text[4:])
+        if len(raw) != 36:
+            raise ValueError("wrong length")
+        box, sign, check = raw[:32], None, raw[32:]
+        if blake2b(box, size=4) != check:
+            raise ValueError("bad checksum")
+    else:
+        raise ValueError("not a public key")
+    if _is_small_order(box):
+        raise ValueError("small-order box key")
+    return PublicKey(text, box, sign)
+
+
+def public_key_text(box_public: bytes, sign_public: bytes) -> str:
+    return "ssk2" + b64url_encode(box_public + sign_public + blake2b(box_public + sign_public, size=4))
+
+
+def sign_keypair(secret_key: bytes) -> tuple[bytes, bytes]:
+    """(sign_public, sign_secret): crypto_sign_seed_keypair(BLAKE2b("", sk, "sstore-signkey-1", 32))."""
+    seed = blake2b(b"", key=secret_key, person=b"sstore-signkey-1", size=32)
+    public, secret = sodium.crypto_sign_seed_keypair(seed)
+    return bytes(public), bytes(secret)
+
+
+def public_key_of(secret_key: bytes) -> PublicKey:
+    box = bytes(sodium.crypto_scalarmult_base(secret_key))
+    sign = sign_keypair(secret_key)[0]
+    return PublicKey(public_key_text(box, sign), box, sign)
+
+
+# --- Identity file ----------------------------------------------------------------
+
+SECRET_PREFIX = "SECRETSTORE-SECRET-KEY-1"
+PROTECTED_PREFIX = "SECRETSTORE-PROTECTED-KEY-1"
+OPSLIMIT_RANGE = (1, 4)  # FORMAT.md: [crypto_pwhash_argon2id_OPSLIMIT_MIN, OPSLIMIT_SENSITIVE]
+MEMLIMIT_RANGE = (8192, 1073741824)  # [MEMLIMIT_MIN, MEMLIMIT_SENSITIVE]
+_PROTECTED_FIELDS = ("opslimit", "memlimit", "salt", "nonce", "ciphertext")
+
+
+@dataclass
+class IdentityFile:
+    """An identity file's key line, read without the passphrase."""
+
+    protected: bool
+    public: PublicKey  # derived from the key (unprotected), or the one the line names (protected)
+    secret_key: bytes = b""  # unprotected only
+    line: str = ""
+    opslimit: int = 0
+    memlimit: int = 0
+    salt: bytes = b""
+    nonce: bytes = b""
+    ciphertext: bytes = b""
+
+
+def read_identity(data: bytes) -> IdentityFile:
+    """FORMAT.md "Identity file": Refused(PARSE_ERROR) for anything malformed, before any Argon2id."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        refuse(PARSE_ERROR, "not ASCII")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if len(lines) != 1:
+        refuse(PARSE_ERROR, f"{len(lines)} key lines")
+    line = lines[0]
+    if line.startswith(PROTECTED_PREFIX):
+        return _read_protected(line)
+    if not line.startswith(SECRET_PREFIX):
+        refuse(PARSE_ERROR, "no key line")
+    try:
+        raw = b64url(line[len(SECRET_PREFIX):])
+    except ValueError as exc:
+        refuse(PARSE_ERROR, str(exc))
+    if len(raw) != 36 or blake2b(raw[:32], size=4) != raw[32:]:
+        refuse(PARSE_ERROR, "secret key: wrong length or checksum")
+    return IdentityFile(False, public_key_of(raw[:32]), secret_key=raw[:32], line=line)
+
+
+def _read_protected(line: str) -> IdentityFile:
+    fields = line.split(" ")
+    if len(fields) != 8 or fields[0] != PROTECTED_PREFIX or fields[2] != "argon2id":
+        refuse(PARSE_ERROR, "malformed protected line")
+    values: dict[str, str] = {}
+    for name, item in zip(_PROTECTED_FIELDS, fields[3:], strict=True):
+        key, sep, value = item.partition("=")
+        if key != name or not sep:
+            refuse(PARSE_ERROR, f"expected {name}=")
+        values[name] = value
+    try:
+        public = parse_public_key(fields[1])
+        salt, nonce, ciphertext = (b64url(values[name]) for name in ("salt", "nonce", "ciphertext"))
+    except ValueError as exc:
+        refuse(PARSE_ERROR, str(exc))
+    if not all(value.isascii() and _DIGITS.fullmatch(value) for value in (values["opslimit"], values["memlimit"])):
+        refuse(PARSE_ERROR, "limits are not canonical numbers")
+    opslimit, memlimit = int(values["opslimit"]), int(values["memlimit"])
+    if not OPSLIMIT_RANGE[0] <= opslimit <= OPSLIMIT_RANGE[1]:
+        refuse(PARSE_ERROR, "opslimit out of range")
+    if not MEMLIMIT_RANGE[0] <= memlimit <= MEMLIMIT_RANGE[1]:
+        refuse(PARSE_ERROR, "memlimit out of range")
+    if len(salt) != 16 or len(nonce) != 24 or len(ciphertext) != 48:
+        refuse(PARSE_ERROR, "salt, nonce or ciphertext of the wrong length")
+    return IdentityFile(True, public, line=line, opslimit=opslimit, memlimit=memlimit, salt=salt,
+                        nonce=nonce, ciphertext=ciphertext)
+
+
+def unlock_identity(identity: IdentityFile, passphrase: str | None = None) -> bytes:
+    """The 32-byte X25519 secret key (Refused(WRONG_PASSPHRASE) or Refused(KEY_MISMATCH))."""
+    if not identity.protected:
+        return identity.secret_key
+    assert passphrase is not None, "a protected identity needs its passphrase"
+    wrapping_key = sodium.crypto_pwhash_alg(
+        32, passphrase.encode("utf-8"), identity.salt, identity.opslimit, identity.memlimit,
+        sodium.crypto_pwhash_ALG_ARGON2ID13,
+    )
+    header = identity.line[: identity.line.index(" nonce=")]
+    aad = b"secretstore identity key v1\n" + header.encode("ascii")
+    secret_key = aead_open(identity.ciphertext, aad, identity.nonce, wrapping_key)
+    if secret_key is None:
+        refuse(WRONG_PASSPHRASE, "the tag does not verify (wrong passphrase or an altered line)")
+    actual = public_key_of(secret_key)
+    if actual.box != identity.public.box or (identity.public.sign is not None and actual.sign != identity.public.sign):
+        refuse(KEY_MISMATCH, "the decrypted key is not the line's public key")
+    return secret_key
+
+
+# --- The reader's trust state (parameters) -----------------------------------------
+
+
+@dataclass
+class Reader:
+    """Who reads, and what FORMAT.md's "Trust state" says this reader decided and saw before.
+
+    ``store_files``: every file in the store (path -> bytes), the roster included:
+    the roster gives the members vouched for, and a version-1 file is read only
+    while the store holds no signed file.
+    """
+
+    secret_key: bytes | None
+    trusted: tuple[str, ...] = ()  # `secretstore trust KEY` (the reader's own key is always in E)
+    revoked: tuple[str, ...] = ()  # keys the reader revoked
+    store_id: str | None = None  # the store id recorded for this store
+    counters: dict[str, int] = field(default_factory=dict)  # path -> highest counter accepted
+    signed_seen: bool = False  # a signed file of this store was accepted before
+    store_files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def me(self) -> PublicKey | None:
+        return None if self.secret_key is None else public_key_of(self.secret_key)
+
+    def explicit(self) -> set[str]:
+        """E: the reader's own ssk2 key and the keys it trusted, minus the keys it revoked."""
+        revoked = {parse_public_key(text).box for text in self.revoked}
+        found = {text for text in self.trusted if parse_public_key(text).box not in revoked}
+        if self.me is not None:
+            found.add(self.me.text)
+        return found
+
+    def revoked_boxes(self) -> set[bytes]:
+        return {parse_public_key(text).box for text in self.revoked}
+
+
+# --- recipients.toml: the roster --------------------------------------------------
+
+ROSTER_PATH = "recipients.toml"
+ROSTER_V2 = "secretstore-recipients/v2"
+ROSTER_V1 = "secretstore-recipients/v1"
+UNMERGED_MARKER = b"# secretstore: unmerged: "
+
+
+@dataclass
+class Member:
+    public_key: PublicKey
+    label: str
+    scopes: tuple[str, ...]
+    added_by: str
+    endorsement: bytes
+
+
+@dataclass
+class Roster:
+    signed: bool
+    members: list[Member]
+    store: str = ""
+    counter: int = 0
+    signer: str = ""
+    revoked: tuple[str, ...] = ()
+    # what FORMAT.md's "Trust" item 2 gives this reader
+    store_wide: set[str] = field(default_factory=set)
+    scoped: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _load_toml(data: bytes) -> dict[str, object]:
+    if data.startswith(UNMERGED_MARKER):
+        refuse(UNMERGED, "the merge driver's marker")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        refuse(PARSE_ERROR, f"not UTF-8 TOML ({type(exc).__name__})")
+
+
+def _only(table: dict[str, object], allowed: set[str], required: set[str], what: str) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        refuse(PARSE_ERROR, f"unknown field {sorted(unknown)[0]!r} in {what}")
+    missing = required - set(table)
+    if missing:
+        refuse(PARSE_ERROR, f"missing field {sorted(missing)[0]!r} in {what}")
+
+
+def _key(value: object, what: str, *, signing: bool = False) -> PublicKey:
+    try:
+        key = parse_public_key(value)
+    except ValueError as exc:
+        refuse(PARSE_ERROR, f"{what}: {exc}")
+    if signing and key.sign is None:
+        refuse(PARSE_ERROR, f"{what} must be an ssk2 key")
+    return key
+
+
+def _bytes(value: object, size: int | None, what: str) -> bytes:
+    try:
+        raw = b64(value)
+    except ValueError as exc:
+        refuse(PARSE_ERROR, f"{what}: {exc}")
+    if size is not None and len(raw) != size:
+        refuse(PARSE_ERROR, f"{what}: {len(raw)} bytes")
+    return raw
+
+
+def is_scope_tag(tag: object) -> bool:
+    if not isinstance(tag, str):
+        return False
+    if tag == "team":
+        return True
+    entity, sep, scope_id = tag.partition(":")
+    return entity in ("project", "cluster") and bool(sep) and is_scope_id(scope_id)
+
+
+def is_scope_id(scope_id: object) -> bool:
+    return (
+        isinstance(scope_id, str) and len(scope_id) <= 128 and ".." not in scope_id
+        and scope_id.isascii() and _ID.fullmatch(scope_id) is not None
+    )
+
+
+def parse_roster(data: bytes) -> Roster:
+    """FORMAT.md "recipients.toml" and the structural rules of "Reading" (1 to 5).
+
+    FORMAT.md states rules 3 and 4 for the ``secretstore/`` family of scope
+    files; for the roster they are read with its own family,
+    ``secretstore-recipients/``.
+    """
+    document = _load_toml(data)
+    found = document.get("format")
+    if not isinstance(found, str) or not found.startswith("secretstore-recipients/"):
+        refuse(PARSE_ERROR, "not a roster")
+    if found not in (ROSTER_V2, ROSTER_V1):
+        refuse(UNSUPPORTED, f"format {found!r}")
+    v2 = found == ROSTER_V2
+    if v2:
+        _only(document, {"format", "store", "counter", "signer", "signature", "history", "revoked", "recipients"},
+              {"format", "store", "counter", "signer", "signature", "recipients"}, "the roster")
+    else:
+        _only(document, {"format", "recipients"}, {"format", "recipients"}, "the roster")
+    raw_members = document["recipients"]
+    if not isinstance(raw_members, list):
+        refuse(PARSE_ERROR, "recipients is not an array of tables")
+    members: list[Member] = []
+    for raw in raw_members:
+        if not isinstance(raw, dict):
+            refuse(PARSE_ERROR, "a recipient is not a table")
+        if v2:
+            _only(raw, {"public_key", "label", "scopes", "added_by", "endorsement"},
+                  {"public_key", "added_by", "endorsement"}, "a recipient")
+        else:
+            _only(raw, {"public_key", "label"}, {"public_key"}, "a recipient")
+        key = _key(raw["public_key"], "public_key")
+        label = raw.get("label", "")
+        if not is_label(label):
+            refuse(PARSE_ERROR, "label")
+        assert isinstance(label, str)
+        scopes: tuple[str, ...] = ()
+        added_by, endorsement = "", b""
+        if v2:
+            if "scopes" in raw:
+                tags = raw["scopes"]
+                if (
+                    not isinstance(tags, list) or not tags or not all(is_scope_tag(tag) for tag in tags)
+                    or tags != sorted(tags) or len(set(tags)) != len(tags)
+                ):
+                    refuse(PARSE_ERROR, "scopes must be a non-empty sorted list of scope tags")
+                scopes = tuple(tags)
+            added_by = _key(raw["added_by"], "added_by", signing=True).text
+            endorsement = _bytes(raw["endorsement"], 64, "endorsement")
+        if any(other.public_key.box == key.box for other in members):
+            refuse(PARSE_ERROR, "a reader is listed twice")
+        members.append(Member(key, label, scopes, added_by, endorsement))
+    if not v2:
+        return Roster(False, members)
+    if [m.public_key.text for m in members] != sorted(m.public_key.text for m in members):
+        refuse(PARSE_ERROR, "recipients are not sorted by public_key")
+    if not is_store_id(document["store"]):
+        refuse(PARSE_ERROR, "store")
+    if not is_counter(document["counter"]):
+        refuse(PARSE_ERROR, "counter")
+    signer = _key(document["signer"], "signer", signing=True)
+    signature = _bytes(document["signature"], 64, "signature")
+    history = document.get("history")
+    if history is not None and not (type(history) is int and 0 <= history <= 100):
+        refuse(PARSE_ERROR, "history")
+    revoked = document.get("revoked", [])
+    if not isinstance(revoked, list):
+        refuse(PARSE_ERROR, "revoked")
+    revoked_keys = [_key(text, "revoked") for text in revoked]
+    if {k.box for k in revoked_keys} & {m.public_key.box for m in members}:
+        refuse(PARSE_ERROR, "a key is both a recipient and revoked")
+    store, counter = document["store"], document["counter"]
+    assert isinstance(store, str) and isinstance(counter, int)
+    parts: list[bytes | str] = [
+        "secretstore signature", ROSTER_V2, "secretstore recipients", store, str(counter), signer.text,
+        "" if history is None else str(history), str(len(revoked_keys)), *(k.text for k in revoked_keys),
+        str(len(members)),
+    ]
+    for member in members:
+        parts += [member.public_key.text, member.label, str(len(member.scopes)), *member.scopes,
+                  member.added_by, member.endorsement]
+    assert signer.sign is not None
+    if not signature_valid(signature, frame(*parts), signer.sign):
+        refuse(SIGNATURE_FAILURE, "the roster's signature does not verify")
+    return Roster(True, members, store, counter, signer.text, tuple(k.text for k in revoked_keys))
+
+
+def endorsement_valid(member: Member, store: str) -> bool:
+    message = frame("secretstore endorsement", store, member.public_key.text, member.label,
+                    str(len(member.scopes)), *member.scopes)
+    adder = parse_public_key(member.added_by)
+    assert adder.sign is not None
+    return signature_valid(member.endorsement, message, adder.sign)
+
+
+def vouched(roster: Roster, reader: Reader) -> tuple[set[str], dict[str, set[str]]]:
+    """FORMAT.md "Trust" item 2: (W, the keys trusted store-wide; key -> the scopes it may write)."""
+    explicit = reader.explicit()
+    revoked = {parse_public_key(text).box for text in roster.revoked} | reader.revoked_boxes()
+    store_wide = set(explicit)
+    scoped: dict[str, set[str]] = {}
+    done: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for index, member in enumerate(roster.members):
+            key = member.public_key
+            if index in done or key.sign is None:
+                continue
+            if key.box in revoked and key.text not in explicit:
+                continue
+            if member.added_by not in store_wide or not endorsement_valid(member, roster.store):
+                continue
+            done.add(index)
+            changed = True
+            if member.scopes:
+                scoped.setdefault(key.text, set()).update(member.scopes)
+            else:
+                store_wide.add(key.text)
+    return store_wide, scoped
+
+
+def _holds_signed_files(reader: Reader, but: str) -> bool:
+    """Whether the store holds a signed file (other than ``but``): its format is a version 2."""
+    for path, data in reader.store_files.items():
+        if path == but:
+            continue
+        try:
+            document = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, RecursionError):
+            continue
+        if document.get("format") in ("secretstore/v2", ROSTER_V2):
+            return True
+    return False
+
+
+def _check_unsigned(reader: Reader, path: str) -> None:
+    """FORMAT.md "Version 1": usable only while no signed file was accepted and the store holds none."""
+    if reader.signed_seen or _holds_signed_files(reader, path):
+        refuse(UNSIGNED, f"{path} is a version-1 file in a store of signed files")
+
+
+def _check_store_and_counter(reader: Reader, path: str, store: str, counter: int | None) -> None:
+    if reader.store_id is not None and store != reader.store_id:
+        refuse(UNTRUSTED, f"{path} is of another store")
+    if counter is not None and counter < reader.counters.get(path, 0):
+        refuse(ROLLBACK, f"{path} is version {counter}, older than {reader.counters[path]}")
+
+
+def read_roster(data: bytes, reader: Reader) -> Roster:
+    """The roster if this reader accepts it (FORMAT.md "Trust"), with what it vouches for."""
+    roster = parse_roster(data)
+    if not roster.signed:
+        _check_unsigned(reader, ROSTER_PATH)
+        roster.store_wide = reader.explicit()  # members of a version-1 roster are never trusted writers
+        return roster
+    store_wide, scoped = vouched(roster, reader)
+    if reader.store_id is not None and roster.store != reader.store_id:
+        refuse(UNTRUSTED, "the roster is of another store")
+    if roster.signer not in store_wide:
+        refuse(UNTRUSTED, "the roster's signer is not trusted store-wide")
+    _check_store_and_counter(reader, ROSTER_PATH, roster.store, roster.counter)
+    roster.store_wide, roster.scoped = store_wide, scoped
+    return roster
+
+
+def writers(reader: Reader) -> tuple[set[str], dict[str, set[str]]]:
+    """Whom the reader trusts to write: from the roster when it is acceptable, else E alone."""
+    data = reader.store_files.get(ROSTER_PATH)
+    if data is None:
+        return reader.explicit(), {}
+    try:
+        roster = read_roster(data, reader)
+    except Refused:
+        return reader.explicit(), {}  # "The roster itself is used only if it is acceptable"
+    return roster.store_wide, roster.scoped
+
+
+# --- Scope file -----------------------------------------------------------------------
+
+FORMAT_V2 = "secretstore/v2"
+FORMAT_V1 = "secretstore/v1"
+
+
+@dataclass
+class Version:
+    updated: str
+    writer: str
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass
+class Entry:
+    name: str
+    updated: str
+    writer: str
+    rotate: bool
+    current: Version | None  # None: deleted
+    history: list[Version]
+
+
+@dataclass
+class Stanza:
+    public_key: PublicKey
+    label: str
+    sealed_key: bytes
+
+
+@dataclass
+class ScopeFile:
+    version: str
+    entity: str
+    scope_id: str
+    store: str
+    counter: int
+    signer: str
+    signature: bytes
+    mac: bytes
+    recipients: list[Stanza]
+    entries: list[Entry]
+
+    def mac_input(self) -> bytes:
+        """FORMAT.md "File MAC and signature" (and "Version 1"): every field, framed, in document order."""
+        v2 = self.version == FORMAT_V2
+        parts: list[bytes | str] = ["secretstore file", self.version, self.entity, self.scope_id]
+        if v2:
+            parts += [self.store, str(self.counter), self.signer]
+        parts.append(str(len(self.recipients)))
+        for stanza in self.recipients:
+            parts += [stanza.public_key.text, stanza.label, stanza.sealed_key]
+        parts.append(str(len(self.entries)))
+        for entry in self.entries:
+            parts += [entry.name, entry.updated]
+            if v2:
+                parts += [entry.writer, "rotate" if entry.rotate else "-"]
+            if entry.current is None:
+                parts.append("deleted")
+            else:
+                parts += ["live", entry.current.nonce, entry.current.ciphertext]
+            parts.append(str(len(entry.history)))
+            for old in entry.history:
+                parts.append(old.updated)
+                if v2:
+                    parts.append(old.writer)
+                parts += [old.nonce, old.ciphertext]
+        return frame(*parts)
+
+
+def scope_of_path(path: str) -> tuple[str, str | None]:
+    """(entity, id) a scope file at ``path`` must hold (FORMAT.md "Store layout")."""
+    if path == "team.toml":
+        return "team", None
+    folder, _, filename = path.partition("/")
+    entity = {"projects": "project", "clusters": "cluster"}.get(folder)
+    scope_id = filename.removesuffix(".toml")
+    assert entity is not None and filename.endswith(".toml") and is_scope_id(scope_id), path
+    return entity, scope_id
+
+
+def parse_scope_file(data: bytes, path: str) -> ScopeFile:
+    """FORMAT.md "Reading", rules 1 to 5."""
+    document = _load_toml(data)
+    found = document.get("format")
+    if not isinstance(found, str) or not found.startswith("secretstore/"):
+        refuse(PARSE_ERROR, "format is missing or not secretstore/...")
+    if found not in (FORMAT_V2, FORMAT_V1):
+        refuse(UNSUPPORTED, f"format {found!r}: a newer secretstore may have written it")
+    v2 = found == FORMAT_V2
+    # `secrets` is not marked optional in the field table: a missing one is a missing field.
+    top = {"format", "entity", "mac", "recipients", "secrets"}
+    if v2:
+        top |= {"store", "counter", "signer", "signature"}
+    _only(document, top | {"id"}, top, "the file")
+    entity, scope_id = document["entity"], document.get("id")
+    if entity not in ("team", "project", "cluster"):
+        refuse(PARSE_ERROR, "entity")
+    if entity == "team" and scope_id is not None:
+        refuse(PARSE_ERROR, "a team file has an id")
+    if entity != "team" and not is_scope_id(scope_id):
+        refuse(PARSE_ERROR, "id")
+    if (entity, scope_id) != scope_of_path(path):
+        refuse(PARSE_ERROR, f"{entity} {scope_id} found at {path}")
+    assert isinstance(entity, str)
+    store, counter, signer, signature = "", 0, "", b""
+    if v2:
+        if not is_store_id(document["store"]):
+            refuse(PARSE_ERROR, "store")
+        if not is_counter(document["counter"]):
+            refuse(PARSE_ERROR, "counter")
+        store, counter = document["store"], document["counter"]  # type: ignore[assignment]
+        signer = _key(document["signer"], "signer", signing=True).text
+        signature = _bytes(document["signature"], 64, "signature")
+    mac = _bytes(document["mac"], 32, "mac")
+    raw_recipients = document["recipients"]
+    if not isinstance(raw_recipients, list) or not raw_recipients:
+        refuse(PARSE_ERROR, "recipients must be a non-empty array of tables")
+    recipients: list[Stanza] = []
+    for raw in raw_recipients:
+        if not isinstance(raw, dict):
+            refuse(PARSE_ERROR, "a recipient is not a table")
+        _only(raw, {"public_key", "label", "sealed_key"}, {"public_key", "sealed_key"}, "a recipient")
+        key = _key(raw["public_key"], "public_key")
+        if any(other.public_key.box == key.box for other in recipients):
+            refuse(PARSE_ERROR, "a reader is listed twice")
+        label = raw.get("label", "")
+        if not is_label(label):
+            refuse(PARSE_ERROR, "label")
+        assert isinstance(label, str)
+        recipients.append(Stanza(key, label, _bytes(raw["sealed_key"], 80, "sealed_key")))
+    secrets = document["secrets"]
+    if not isinstance(secrets, dict):
+        refuse(PARSE_ERROR, "secrets is not a table")
+    entries = [_parse_entry(name, raw, v2) for name, raw in secrets.items()]
+    return ScopeFile(found, entity, str(scope_id or ""), store, counter, signer, signature, mac, recipients, entries)
+
+
+def _time(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.isascii() or not _UTC_TIME.fullmatch(value):
+        refuse(PARSE_ERROR, f"{what} is not a UTC time")
+    return value
+
+
+def _writer(table: dict[str, object], what: str) -> str:
+    if "writer" not in table:
+        return ""
+    return _key(table["writer"], f"{what} writer", signing=True).text
+
+
+def _version(table: object, v2: bool, what: str) -> Version:
+    if not isinstance(table, dict):
+        refuse(PARSE_ERROR, f"{what} is not a table")
+    fields = {"updated", "nonce", "ciphertext"}
+    _only(table, fields | ({"writer"} if v2 else set()), fields, what)
+    ciphertext = _bytes(table["ciphertext"], None, f"{what} ciphertext")
+    if len(ciphertext) <= 16:
+        refuse(PARSE_ERROR, f"{what} ciphertext is too short")
+    return Version(_time(table["updated"], what), _writer(table, what),
+                   _bytes(table["nonce"], 24, f"{what} nonce"), ciphertext)
+
+
+def _parse_entry(name: str, raw: object, v2: bool) -> Entry:
+    if not (len(name) <= 255 and name.isascii() and _NAME.fullmatch(name)):
+        refuse(PARSE_ERROR, f"invalid name {name!r}")
+    if not isinstance(raw, dict):
+        refuse(PARSE_ERROR, f"{name} is not a table")
+    allowed = {"updated", "nonce", "ciphertext", "deleted", "history"}
+    if v2:
+        allowed |= {"writer", "rotate"}
+    _only(raw, allowed, {"updated"}, name)
+    rotate = False
+    if "rotate" in raw:
+        if raw["rotate"] is not True:
+            refuse(PARSE_ERROR, f"{name}: rotate present but not true")
+        rotate = True
+    raw_history = raw.get("history", [])
+    if not isinstance(raw_history, list):
+        refuse(PARSE_ERROR, f"{name}: history is not an array of tables")
+    history = [_version(item, v2, f"{name} history") for item in raw_history]
+    if "deleted" in raw:
+        if raw["deleted"] is not True:
+            refuse(PARSE_ERROR, f"{name}: deleted present but not true")
+        if "nonce" in raw or "ciphertext" in raw or not history:
+            refuse(PARSE_ERROR, f"{name}: a deleted entry has a value or no history")
+        return Entry(name, _time(raw["updated"], name), _writer(raw, name), rotate, None, history)
+    current = _version({k: v for k, v in raw.items() if k in ("updated", "writer", "nonce", "ciphertext")}, v2, name)
+    return Entry(name, current.updated, current.writer, rotate, current, history)
+
+
+@dataclass
+class Opened:
+    """A scope file this reader accepted: its values (and how to read its history)."""
+
+    file: ScopeFile
+    value_key: bytes
+    values: dict[str, str]
+
+    def history(self) -> dict[str, list[str]]:
+        """Every history version's plaintext, oldest first (Refused(DECRYPT_FAILURE) if one fails)."""
+        return {
+            entry.name: [_decrypt(self.file, self.value_key, entry.name, old) for old in entry.history]
+            for entry in self.file.entries if entry.history
+        }
+
+
+def value_aad(entity: str, scope_id: str, name: str) -> bytes:
+    return frame("secretstore value", "secretstore/v1", entity, scope_id, name)
+
+
+def _decrypt(file: ScopeFile, value_key: bytes, name: str, version: Version) -> str:
+    plaintext = aead_open(version.ciphertext, value_aad(file.entity, file.scope_id, name), version.nonce, value_key)
+    if plaintext is None:
+        refuse(DECRYPT_FAILURE, f"{name}: the AEAD tag does not verify")
+    try:
+        return plaintext.decode("utf-8")
+    except UnicodeDecodeError:
+        refuse(DECRYPT_FAILURE, f"{name}: not UTF-8")
+
+
+def check_writer(file: ScopeFile, path: str, reader: Reader) -> None:
+    """FORMAT.md "Trust": rules 6 and 7 of "Reading" for a parsed scope file (no private key needed)."""
+    if file.version == FORMAT_V2:
+        signed = frame("secretstore signature", FORMAT_V2) + file.mac_input() + frame(file.mac)
+        signer = parse_public_key(file.signer)
+        assert signer.sign is not None
+        if not signature_valid(file.signature, signed, signer.sign):
+            refuse(SIGNATURE_FAILURE, "the signature does not verify")
+    check_trust(file, path, reader)
+
+
+def check_trust(file: ScopeFile, path: str, reader: Reader) -> None:
+    """Rule 7 (or, for a version-1 file, "Version 1"): the store, the writer, the counter."""
+    if file.version == FORMAT_V1:
+        _check_unsigned(reader, path)
+        return
+    if reader.store_id is not None and file.store != reader.store_id:
+        refuse(UNTRUSTED, f"{path} is of another store")
+    store_wide, scoped = writers(reader)
+    tag = file.entity if file.entity == "team" else f"{file.entity}:{file.scope_id}"
+    if file.signer not in store_wide and tag not in scoped.get(file.signer, set()):
+        refuse(UNTRUSTED, f"{path} is signed by a writer not trusted for {tag}")
+    _check_store_and_counter(reader, path, file.store, file.counter)
+
+
+def read_scope_file(data: bytes, path: str, reader: Reader) -> Opened:
+    """Every check of FORMAT.md "Reading", in its order, then every live value."""
+    file = parse_scope_file(data, path)
+    check_writer(file, path, reader)
+    assert reader.secret_key is not None
+    me = public_key_of(reader.secret_key)
+    mine = [stanza for stanza in file.recipients if stanza.public_key.box == me.box]
+    if not mine:
+        refuse(NOT_A_RECIPIENT, "no stanza for this reader")
+    try:
+        data_key = bytes(sodium.crypto_box_seal_open(mine[0].sealed_key, me.box, reader.secret_key))
+    except sodium_errors.CryptoError:
+        refuse(DECRYPT_FAILURE, "the sealed data key does not open")
+    if len(data_key) != 32:
+        refuse(DECRYPT_FAILURE, "the sealed data key is not 32 bytes")
+    mac_key = blake2b(b"", key=data_key, person=b"sstore-mackey-v1", size=32)
+    if not hmac.compare_digest(blake2b(file.mac_input(), key=mac_key, size=32), file.mac):
+        refuse(MAC_FAILURE, "the file MAC does not verify")
+    value_key = blake2b(b"", key=data_key, person=b"sstore-value-v1\x00", size=32)
+    values = {
+        entry.name: _decrypt(file, value_key, entry.name, entry.current)
+        for entry in file.entries if entry.current is not None
+    }
+    return Opened(file, value_key, values)
+
+
+# --- Exec snapshots -----------------------------------------------------------------
+
+SNAPSHOT_MAGIC = b"secretstore-snapshot/v1\n"
+
+
+def snapshot_name(box_public: bytes, store: str, relpath: str) -> str:
+    """The snapshot's file name. FORMAT.md's "the identity's 32 raw bytes" is read as its
+    X25519 public key (box_public), the key that names a reader."""
+    return blake2b(box_public + b"\0" + store.encode() + b"\0" + relpath.encode(), size=16).hex()
+
+
+def open_snapshot(blob: bytes, secret_key: bytes, store: str, relpath: str, file_bytes: bytes) -> dict[str, str] | None:
+    """The values a snapshot holds for exactly ``file_bytes``, or None (a miss)."""
+    if not blob.startswith(SNAPSHOT_MAGIC):
+        return None
+    nonce = blob[len(SNAPSHOT_MAGIC): len(SNAPSHOT_MAGIC) + 24]
+    if len(nonce) != 24:
+        return None
+    key = blake2b(b"", key=secret_key, person=b"sstore-snapkey-1", size=32)
+    aad = (SNAPSHOT_MAGIC + blake2b(file_bytes, person=b"sstore-snapfile1", size=32)
+           + store.encode() + b"\0" + relpath.encode())
+    plaintext = aead_open(blob[len(SNAPSHOT_MAGIC) + 24:], aad, nonce, key)
+    if plaintext is None:
+        return None
+    if not plaintext:
+        return {}
+    try:
+        items = plaintext.decode("utf-8").split("\0")
+    except UnicodeDecodeError:
+        return None
+    if len(items) % 2:
+        return None
+    return dict(zip(items[0::2], items[1::2], strict=True))
+
+
+def read_snapshot(blob: bytes, reader: Reader, store: str, relpath: str, file_bytes: bytes) -> dict[str, str] | None:
+    """FORMAT.md "Exec snapshots": the values, None for a miss, or Refused when the file's
+    writer is no longer trusted or a newer version was read (checked again every time)."""
+    assert reader.secret_key is not None
+    values = open_snapshot(blob, reader.secret_key, store, relpath, file_bytes)
+    if values is None:
+        return None
+    check_trust(parse_scope_file(file_bytes, relpath), relpath, reader)
+    return values
