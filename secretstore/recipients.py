@@ -206,6 +206,20 @@ def endorsement_valid(member: Member, store_id: str) -> bool:
     return adder.verify(member.endorsement, endorsement_input(store_id, member))
 
 
+def signer_of(data: bytes) -> tuple[str, str] | None:
+    """(signer key, its label in the file) of a signed roster, else None. Nothing is checked."""
+    import re
+
+    text = data[: 1 << 16].decode("utf-8", "ignore")
+    if f'\nformat = "{FORMAT}"\n' not in text[:200]:
+        return None
+    found = re.search(r'\nsigner = "(ssk2[A-Za-z0-9_-]+)"\n', text)
+    if found is None:
+        return None
+    label = re.search(rf'\npublic_key = "{found[1]}"\nlabel = "([^"\\\x00-\x1f]*)"\n', text)
+    return found[1], label[1] if label else ""
+
+
 def check_signature(roster: Roster, where: str) -> None:
     signer = PublicKey.decode(roster.signer)
     if not signer.verify(roster.signature, signed_input(roster)):
@@ -219,6 +233,8 @@ def parse(data: bytes, where: str) -> Roster:
     from secretstore import scopefile
     from secretstore.keys import is_valid_public_text
 
+    if data.startswith(scopefile.UNMERGED_MARKER):
+        raise scopefile.unmerged_error(data, where)
     document = scopefile.load_toml(data, where, MAX_RECIPIENTS_FILE_BYTES, arrays=True)
     found = document.get("format")
     if found not in (FORMAT, FORMAT_V1):
@@ -265,6 +281,8 @@ def parse(data: bytes, where: str) -> Roster:
         if any(other.key == member.key for other in roster.members):
             raise StoreFormatError(f"{where}: {member.public_key} is listed twice")
         roster.members.append(member)
+    if v2 and [m.public_key for m in roster.members] != sorted(m.public_key for m in roster.members):
+        raise StoreFormatError(f"{where}: recipients must be sorted by public_key")
     if v2 and {m.key.box_key for m in roster.members} & {PublicKey.decode(k).box_key for k in roster.revoked}:
         raise StoreFormatError(f"{where}: a key is both a recipient and revoked")
     return roster

@@ -457,7 +457,9 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
             raise StoreFormatError(f"{where}: a recipient label must be at most 100 printable characters")
         recipients.append(SealedKey(public_key, sealed, label))
 
-    secrets = _table(document.get("secrets", {}), "secrets", where)
+    if "secrets" not in document:
+        raise StoreFormatError(f"{where}: missing secrets table (truncated?)")
+    secrets = _table(document["secrets"], "secrets", where)
     entries: dict[str, Entry] = {}
     for name, raw_entry in secrets.items():
         if not is_valid_name(name):

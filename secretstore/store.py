@@ -343,7 +343,7 @@ class Store:
             except SecretStoreError:
                 continue
             if data is not None:
-                signer = scopefile.signer_of(data)
+                signer = scopefile.signer_of(data) if relpath != recipients.FILENAME else recipients.signer_of(data)
                 if signer is not None:
                     found.setdefault(signer[0], signer[1])
         return found

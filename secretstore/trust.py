@@ -34,6 +34,7 @@ import os
 from secretstore import fsio
 from secretstore.errors import (
     RollbackError,
+    SecretStoreError,
     StoreFormatError,
     TrustError,
     UnsignedFileError,
@@ -164,8 +165,8 @@ class State:
         elif kind == "notified":
             self.notified.append(rest[0])
         elif kind == "roster":
-            roster.update({"digest": rest[0], "explicit": rest[1], "store_wide": [], "scoped": {},
-                           "revoked": [], "labels": {}, "added_by": {}})
+            roster.update({"digest": rest[0], "explicit": rest[1], "store_id": rest[2], "store_wide": [],
+                           "scoped": {}, "revoked": [], "labels": {}, "added_by": {}})
         elif kind in ("roster-store-wide", "roster-revoked"):
             _roster_list(roster, kind[len("roster-"):].replace("-", "_")).append(rest[0])
         elif kind == "roster-scoped":
@@ -198,7 +199,7 @@ class State:
         lines += [f"notified\t{item}" for item in sorted(set(self.notified))]
         cache = self.roster
         if cache.get("digest"):
-            lines.append(f"roster\t{cache['digest']}\t{cache['explicit']}")
+            lines.append(f"roster\t{cache['digest']}\t{cache['explicit']}\t{cache.get('store_id', '')}")
             lines += [f"roster-store-wide\t{key}" for key in _roster_list(cache, "store_wide")]
             scoped = cache.get("scoped", {})
             assert isinstance(scoped, dict)
@@ -371,10 +372,18 @@ class Trust:
         self._derived = (key, derived)
         return derived
 
+    def _roster_store_id(self) -> str:
+        """The store id of the roster the derived trust came from ("" without a roster)."""
+        if self._roster is not None and self._roster[1] is not None:
+            return self._roster[1].store_id
+        cached = self.state.roster.get("store_id")
+        return cached if isinstance(cached, str) else ""
+
     def _cache_roster(self, digest: str, roster: Roster, derived: tuple[set[str], dict[str, set[str]], set[str]]) -> None:
         store_wide, scoped, revoked = derived
         cache: dict[str, object] = {
             "digest": digest,
+            "store_id": roster.store_id,
             "explicit": self._explicit_digest(),
             "store_wide": sorted(store_wide),
             "scoped": {key: sorted(tags) for key, tags in sorted(scoped.items())},
@@ -492,8 +501,9 @@ class Trust:
         elif signer not in self.explicit():
             try:
                 _store_wide, scoped, revoked = self._derive()
-                allowed = self.may_write(signer, tag)
-            except TrustError:  # a roster this reader does not accept vouches for nobody
+                # a roster vouches only for files of its own store
+                allowed = self.may_write(signer, tag) and store_id == self._roster_store_id()
+            except SecretStoreError:  # a roster this reader does not accept vouches for nobody
                 scoped, revoked, allowed = {}, set(), False
             if not allowed:
                 if signer in revoked or signer in self.state.revoked:

@@ -76,27 +76,7 @@ EXPECTATIONS = {
 }
 
 # Cases where the library does not do what FORMAT.md says (see the module docstring).
-LIBRARY_DISAGREES: dict[str, str] = {
-    "scope/counter-huge-integer":
-        "scopefile.load_toml lets tomllib's ValueError for an integer over 4,300 digits through: "
-        "an internal error, not a parse error (issue 10 item 11)",
-    "scope/legacy-unsigned-store-holds-signed-roster":
-        "Store.signers() reads signers with scopefile.signer_of, which knows only scope-file heads: a "
-        "signed recipients.toml does not count, so a version-1 file is used in a store of signed files",
-    "scope/truncate-after-recipients":
-        "scopefile.parse_reference reads a missing secrets table as empty; FORMAT.md's field table "
-        "does not make secrets optional ('Reading' rule 5: a missing field)",
-    "scope/untrusted-roster-signature-broken":
-        "Trust.check_signed catches only TrustError from the roster: a roster that fails its signature "
-        "(or does not parse) refuses the file with the roster's error instead of not being used "
-        "(FORMAT.md 'Trust': the roster is used only if it is acceptable)",
-    "roster/members-not-sorted":
-        "recipients.parse does not check that members are sorted by public_key, as FORMAT.md's "
-        "field table says they are",
-    "roster/unmerged":
-        "recipients.parse does not refuse a roster behind the merge driver's unmerged marker (a TOML "
-        "comment to it), so readers use the local side of a roster merge that failed",
-}
+LIBRARY_DISAGREES: dict[str, str] = {}
 # ``get`` decrypts only the value asked for, so it answers from a file another value of which
 # does not decrypt; FORMAT.md "Reading" rule 11 says such a file is refused and no value returned.
 GET_DISAGREES: dict[str, str] = {
