@@ -1,0 +1,116 @@
+"""Read the scopes of a context once: the one reading pipeline of the merged set.
+
+``exec``, ``export``, ``inject`` and ``get`` (and the web page) read through
+here, so every reader treats a missing store, a missing scope, a scope you
+cannot open and a snapshot the same way:
+
+- a store directory that does not exist is an error naming it (reading never
+  creates one);
+- a named project or cluster with no scope file is a warning (a typo in an id
+  would otherwise give a silent, empty run), an error under ``strict``;
+- a scope the identity is not a recipient of is skipped with a warning that
+  names the least privilege to ask for, an error under ``strict``;
+- a scope file whose exact bytes were verified before is read from its
+  encrypted snapshot (``snapshot.py``), and one verified now gets a snapshot.
+
+One public-key operation per scope file, never per value. Imports nothing
+heavy: it is on exec's start-up path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from secretstore.errors import NotFoundError, NotRecipientError, StoreMissingError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Callable
+
+    from secretstore.context import Context
+    from secretstore.identity import Identity
+    from secretstore.snapshot import Snapshots
+    from secretstore.store import Scope, Store
+
+    Layers = list[tuple[Scope, dict[str, str]]]
+
+
+def require_store(store: Store) -> None:
+    """A missing store directory is an error that names it: reading commands never create one."""
+    if not os.path.isdir(store.root):
+        raise StoreMissingError(
+            f"no store at {store.root}",
+            hint="check --store / $SECRETSTORE_DIR (or 'secretstore where'); 'secretstore set' or 'init' creates a store",
+        )
+
+
+def least_privilege_hint(scope: Scope, public_text: str) -> str:
+    """The command an owner runs to let ``public_text`` read ``scope`` and nothing more."""
+    flag = "--team" if scope.scope_id is None else f"--{scope.entity} {scope.scope_id}"
+    return f"ask an owner to run: secretstore recipients add {public_text} {flag}"
+
+
+def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
+    return NotRecipientError(
+        f"not a recipient of {scope}", hint=least_privilege_hint(scope, identity.public_text)
+    )
+
+
+def _skip_message(scope: Scope, identity: Identity) -> str:
+    return (
+        f"skipped {scope}: not a recipient "
+        f"({least_privilege_hint(scope, identity.public_text)})"
+    )
+
+
+def load_layers(
+    store: Store,
+    context: Context,
+    get_identity: Callable[[], Identity],
+    *,
+    strict: bool = False,
+    snapshot_dir: str | None = None,
+) -> tuple[Layers, list[str]]:
+    """Every value of the context's scopes (lowest precedence first), and warnings.
+
+    The identity is asked for only when some scope has a file. ``strict``
+    turns each warning (a named scope with no file, a scope you cannot open)
+    into an error; it concerns only the scopes the context wants, so a run
+    without team never fails for team.
+    """
+    require_store(store)
+    layers: Layers = []
+    warnings: list[str] = []
+    identity: Identity | None = None
+    snapshots: Snapshots | None = None
+    for scope in context.scopes():
+        data = store.read_bytes(scope)
+        if data is None:
+            if scope.scope_id is not None:
+                source = context.project_source if scope.entity == "project" else context.cluster_source
+                message = f"{scope} has no secrets in {store.root}" + (f" (from {source})" if source else "")
+                if strict:
+                    raise NotFoundError(message, hint="check the id ('secretstore scopes' lists them)")
+                warnings.append(message)
+            layers.append((scope, {}))
+            continue
+        if identity is None:
+            identity = get_identity()
+            if snapshot_dir is not None:
+                from secretstore.snapshot import Snapshots
+
+                snapshots = Snapshots(snapshot_dir, identity, store.root)
+        values = None if snapshots is None else snapshots.load(scope, data)
+        if values is None:
+            try:
+                values = store.unlock_file(scope, store.parse(scope, data), identity).values()
+            except NotRecipientError:
+                if strict:
+                    raise not_a_recipient(scope, identity) from None
+                warnings.append(_skip_message(scope, identity))
+                layers.append((scope, {}))
+                continue
+            if snapshots is not None:
+                snapshots.save(scope, data, values)
+        layers.append((scope, values))
+    return layers, warnings
