@@ -179,6 +179,14 @@ class UnlockedScope:
         self.keys = new_keys
 
 
+def _holds(unlocked: UnlockedScope, name: str, value: str) -> bool:
+    """Whether ``name``'s current value in ``unlocked`` is exactly ``value``."""
+    entry = unlocked.file.entries.get(name)
+    if entry is None or entry.current is None:
+        return False
+    return unlocked.get(name) == value
+
+
 class SharingReport:
     """What a recipients or rotate command did, scope by scope."""
 
@@ -348,10 +356,16 @@ class Store:
         """Store ``value`` under ``name``; True when the name is new in the scope."""
         return bool(self.set_many(scope, {name: value}, identity))
 
-    def set_many(self, scope: Scope, values: dict[str, str], identity: Identity) -> Names:
+    def set_many(
+        self, scope: Scope, values: dict[str, str], identity: Identity, unchanged: Names | None = None
+    ) -> Names:
         """Set every name in ``values`` in ONE atomic write; returns the names that are new.
 
         Every name and value is checked first, so one bad pair writes nothing.
+        A name whose current value is already exactly the one given is left
+        as it is (its entry keeps its bytes and time), and a call that
+        changes nothing writes nothing: re-importing the same file causes no
+        git churn. Such names are appended to ``unchanged`` when it is given.
         """
         for name, value in values.items():
             check_name(name)
@@ -364,12 +378,20 @@ class Store:
         created: Names = []
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
-            unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
+            existing = self.unlock(scope, identity)
+            unlocked = existing or self.new_scope(scope, identity)
             stamp = now()
+            changed = existing is None
             for name, value in values.items():
+                if existing is not None and _holds(existing, name, value):
+                    if unchanged is not None:
+                        unchanged.append(name)
+                    continue
+                changed = True
                 if unlocked.put(name, value, stamp):
                     created.append(name)
-            self._write(unlocked)
+            if changed:
+                self._write(unlocked)
         return created
 
     def delete(self, scope: Scope, name: str, identity: Identity) -> None:
