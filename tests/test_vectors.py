@@ -11,7 +11,6 @@ line) on stderr, no traceback, no value on either stream.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,7 +194,6 @@ def test_vector_through_the_console_script(name: str, tmp_path: Path, cli_run, i
         assert "newer" in stderr
 
 
-@pytest.mark.skipif(not os.path.exists(REPO / "secretstore" / "fastexec.py"), reason="no exec yet")
 @pytest.mark.parametrize("name", ["flip-tag", "swap-values-remac", "truncate-in-mac"])
 def test_tampered_scope_fails_exec_closed(name: str, cli_run, isolated_env) -> None:
     """exec must not run the command with part of the secrets, or with forged ones."""

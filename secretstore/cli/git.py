@@ -2,65 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from secretstore.cli.common import identity_for_read, print_json, store_of
+from secretstore.console import notice, print_lines
 
-import typer
-
-from secretstore.cli import app
-from secretstore.cli.common import StoreOpt, identity_for_read, open_store
-from secretstore.console import notice
-
-git_app = typer.Typer(
-    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
-    help="Share the store as a git checkout: 'git setup' once per clone; git calls 'git merge-driver'.",
-    no_args_is_help=True,
-)
-app.add_typer(git_app, name="git")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.cli.spec import Args
 
 
-@git_app.command("setup")
-def setup(ctx: typer.Context, store: StoreOpt = None) -> None:
-    """Write .gitattributes in the store and register the merge driver in this clone's git config."""
+def setup_command(args: Args) -> None:
     from secretstore import gitmerge
 
-    target = open_store(ctx, store)
-    changed, command = gitmerge.setup(target.root)
+    store = store_of(args)
+    changed, command = gitmerge.setup(store.root)
     if changed:
         notice("wrote .gitattributes: commit it so every clone merges scope files entry by entry")
-    typer.echo(f"merge driver: {command}")
+    print_lines([f"merge driver: {command}"])
 
 
-@git_app.command("merge-driver")
-def merge_driver(
-    base: Annotated[str, typer.Argument(metavar="BASE", help="git's %O: the common ancestor.")],
-    ours: Annotated[str, typer.Argument(metavar="OURS", help="git's %A: ours, replaced by the result.")],
-    theirs: Annotated[str, typer.Argument(metavar="THEIRS", help="git's %B: theirs.")],
-    path: Annotated[str, typer.Argument(metavar="PATH", help="git's %P: the file's path, for messages.")] = "scope file",
-) -> None:
-    """Merge a scope file three-way, entry by entry (git calls this; exit 1 marks a conflict)."""
+def merge_driver_command(args: Args) -> None:
     from secretstore import gitmerge
 
-    gitmerge.run_merge_driver(base, ours, theirs, path, identity_for_read())
+    path = args.get("path") or "scope file"
+    gitmerge.run_merge_driver(
+        str(args.get("base")), str(args.get("ours")), str(args.get("theirs")), str(path), identity_for_read()
+    )
 
 
-@app.command("doctor")
-def doctor(
-    ctx: typer.Context,
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Also unlock every scope you can open and check its MAC.")
-    ] = False,
-    store: StoreOpt = None,
-) -> None:
-    """Check the identity, the store, who each scope is sealed to, and the git setup.
-
-    Needs no key (and asks no passphrase) unless --verify is given. Exit 1 when
-    something is broken.
-    """
+def doctor_command(args: Args) -> int:
     from secretstore import doctor as diagnosis
+    from secretstore.layers import require_store
 
-    target = open_store(ctx, store)
-    findings = diagnosis.diagnose(target, identity_for_read() if verify else None)
-    for finding in findings:
-        typer.echo(f"{finding.level}: {finding.message}")
-    if any(finding.level == diagnosis.ERROR for finding in findings):
-        raise typer.Exit(1)
+    store = store_of(args)
+    require_store(store)
+    findings = diagnosis.diagnose(store, identity_for_read() if args.get("verify") else None)
+    if args.get("as_json"):
+        print_json([{"level": finding.level, "message": finding.message} for finding in findings])
+    else:
+        print_lines([f"{finding.level}: {finding.message}" for finding in findings])
+    return 1 if any(finding.level == diagnosis.ERROR for finding in findings) else 0
