@@ -213,18 +213,22 @@ def setup(root: str) -> tuple[bool, str]:
 
     Returns (whether .gitattributes changed, the driver command). Idempotent.
     """
-    if not os.path.isdir(root):
-        raise SecretStoreError(f"no store at {root}")
+    # In a fresh checkout the store directory may not exist yet: ask git about the
+    # nearest directory that does, and create the store only inside a checkout.
+    probe = os.path.abspath(root)
+    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
     try:
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
+        inside = _git(probe, "rev-parse", "--is-inside-work-tree")
     except SecretStoreError as exc:
         if "git is not installed" in exc.message:
             raise
         inside = "false"
     if inside != "true":
         raise SecretStoreError(
-            f"{root} is not inside a git checkout", hint=f"run: git -C {shlex.quote(root)} init"
+            f"{root} is not inside a git checkout", hint=f"run: git -C {shlex.quote(probe)} init"
         )
+    fsio.ensure_dir(root)
     path = os.path.join(root, ".gitattributes")
     existing = (fsio.read_file(path) or b"").decode("utf-8", "replace")
     lines = existing.splitlines()
