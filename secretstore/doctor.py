@@ -9,20 +9,26 @@ scope you can open and checks its MAC (a bad hand merge shows up here).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from secretstore import fsio
 from secretstore import identity as identities
 from secretstore.errors import NotRecipientError, SecretStoreError
+from secretstore.records import Record
 from secretstore.store import Store
 
 OK, INFO, WARN, ERROR = "ok", "info", "warning", "error"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
+    """One line of the check-up (a Record, not a dataclass: dataclasses costs start-up)."""
+
+    __slots__ = ("level", "message")
     level: str
     message: str
+
+    def __init__(self, level: str, message: str) -> None:
+        self.level = level
+        self.message = message
 
 
 def _identity_findings(store_root: str) -> tuple[list[Finding], str | None]:
