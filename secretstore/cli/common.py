@@ -14,8 +14,13 @@ from secretstore.errors import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.cli.spec import Args
+    from secretstore.context import Context
     from secretstore.identity import Identity
     from secretstore.store import Scope, Store
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def store_of(args: Args) -> Store:
@@ -23,18 +28,18 @@ def store_of(args: Args) -> Store:
     from secretstore.context import resolve_store
     from secretstore.store import Store
 
-    root, _source = resolve_store(args.get("store"), warn=warning_line)  # type: ignore[arg-type]
+    root, _source = resolve_store(_text(args.get("store")), warn=warning_line)
     return Store(root)
 
 
-def context_of(args: Args, *, project: str | None = None, cluster: str | None = None) -> object:
+def context_of(args: Args) -> Context:
     """The whole context (store, project, cluster, team) of an exec, export or inject line."""
     from secretstore.context import resolve_context
 
     return resolve_context(
-        project if project is not None else args.get("project"),  # type: ignore[arg-type]
-        cluster if cluster is not None else args.get("cluster"),  # type: ignore[arg-type]
-        store=args.get("store"),  # type: ignore[arg-type]
+        _text(args.get("project")),
+        _text(args.get("cluster")),
+        store=_text(args.get("store")),
         no_team=bool(args.get("no_team")),
         warn=warning_line,
     )

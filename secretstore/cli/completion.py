@@ -30,6 +30,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Sequence
 
+    from secretstore.store import Store
+
 SHELLS = ("bash", "zsh", "fish")
 # Options typer adds, offered after the declared ones (typer's own help texts).
 HELP_ITEMS = (("--help", "Show this message and exit."), ("-h", "Show this message and exit."))
@@ -70,7 +72,7 @@ def split_arg_string(text: str) -> list[str]:
 # --- completion sources ---------------------------------------------------------------
 
 
-def _store(values: dict[str, object]) -> object:
+def _store(values: dict[str, object]) -> Store:
     from secretstore.context import resolve_store
     from secretstore.store import Store
 
@@ -81,7 +83,7 @@ def _store(values: dict[str, object]) -> object:
 
 def _ids(values: dict[str, object], entity: str) -> list[str]:
     store = _store(values)
-    return [scope.scope_id for scope in store.scopes() if scope.entity == entity and scope.scope_id]  # type: ignore[attr-defined]
+    return [scope.scope_id for scope in store.scopes() if scope.entity == entity and scope.scope_id]
 
 
 def _source_values(param: Arg | Opt, values: dict[str, object]) -> list[str]:
@@ -99,7 +101,7 @@ def _source_values(param: Arg | Opt, values: dict[str, object]) -> list[str]:
         if entity == "team":
             from secretstore.commands.info import read_team_id
 
-            team_id = read_team_id(_store(values))  # type: ignore[arg-type]
+            team_id = read_team_id(_store(values))
             return [team_id] if team_id else []
         return []
     if source == "secret_name":
@@ -115,7 +117,7 @@ def _source_values(param: Arg | Opt, values: dict[str, object]) -> list[str]:
 
         if scope.scope_id is not None and not is_valid_id(scope.scope_id):
             return []
-        return [name for name, _updated in _store(values).list(scope)]  # type: ignore[attr-defined]
+        return [name for name, _updated in _store(values).list(scope)]
     return []
 
 

@@ -19,10 +19,11 @@ def exec_command(args: Args) -> int:
     context = context_of(args)
     masked = execution.mask_requested(bool(args.get("mask")))
     dry_run = bool(args.get("dry_run"))
+    env_file = args.get("env_file")
     environment, decided, warnings = execution.prepare(
-        context,  # type: ignore[arg-type]
-        env=args.get("env") or [],  # type: ignore[arg-type]
-        env_file=args.get("env_file"),  # type: ignore[arg-type]
+        context,
+        env=list(args.get("env") or []),  # type: ignore[call-overload]
+        env_file=env_file if isinstance(env_file, str) else None,
         refs_only=bool(args.get("refs_only")),
         no_override=bool(args.get("no_override")),
         strict=bool(args.get("strict")),

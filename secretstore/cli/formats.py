@@ -38,9 +38,7 @@ def _format_choice(value: object, allowed: tuple[str, ...], what: str) -> str | 
 
 
 def _merged(args: Args) -> dict[str, str]:
-    return execution.merged_values(
-        context_of(args), strict=bool(args.get("strict")), warn=warning_line  # type: ignore[arg-type]
-    )
+    return execution.merged_values(context_of(args), strict=bool(args.get("strict")), warn=warning_line)
 
 
 def export_command(args: Args) -> None:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 def where_command(args: Args) -> None:
     from secretstore.commands.info import where
 
-    found = where(args.get("store"), warn=warning_line)  # type: ignore[arg-type]
+    store = args.get("store")
+    found = where(store if isinstance(store, str) else None, warn=warning_line)
     if args.get("as_json"):
         print_json(found)
         return

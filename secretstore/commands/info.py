@@ -15,6 +15,8 @@ from secretstore.errors import StoreFormatError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Callable
+
     from secretstore.store import Store
 
 SETTINGS_FILE = "store.toml"
@@ -92,11 +94,11 @@ def check_team_id(store: Store, given: str) -> None:
 # --- where, scopes -------------------------------------------------------------------
 
 
-def where(store_flag: str | None = None, warn: object = None) -> dict[str, str | None]:
+def where(store_flag: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, str | None]:
     """The store, identity and snapshot cache this user's commands would use, and where each comes from."""
     from secretstore import context, paths
 
-    store, store_source = context.resolve_store(store_flag, warn=warn)  # type: ignore[arg-type]
+    store, store_source = context.resolve_store(store_flag, warn=warn)
     if os.environ.get(env_names.KEY):
         identity, identity_source = None, f"${env_names.KEY}"
     else:
