@@ -1,35 +1,13 @@
 """set, get, list, delete and import: one scope's secrets.
 
-Reading a value (``get``)
--------------------------
-
-A name that does not exist is reported before the identity is asked for: a
-passphrase typed for nothing is a bad trade, and so is "no identity" when
-the real answer is "no such secret". The slow order is: parse the names in
-the scope file (no key needed), check the name, resolve the identity (which
-may prompt for a passphrase), verify the whole file, decrypt the value.
-
-Exec's encrypted snapshot (``secretstore/snapshot.py``) holds the verified
-values of a scope file's exact bytes, so when it opens, its keys are the
-file's live names and the value can be taken from it, skipping both the
-parse and the verification (at 10,000 secrets most of the cost). Opening it
-needs the identity, though. So the snapshot is tried first only when the
-identity is a plain key, one that ``$SECRETSTORE_KEY`` or the identity file
-gives without a passphrase: reading it never prompts, and a missing, loose,
-malformed or passphrase-protected key is not an error here but simply "no
-snapshot first", after which the slow order above runs and reports whatever
-is wrong at the same point as before. With a protected key, the name is
-checked first, and the snapshot is tried after the passphrase, in place of
-the verification. So a name that does not exist never costs a prompt.
-
-A miss is read the normal way and writes no snapshot: writing one means
-decrypting every value of the scope to read one.
+How get reads a value (snapshot first, no prompt for a missing name) is
+``layers.read_value``: every way of reading scopes lives in ``layers.py``.
 """
 
 from __future__ import annotations
 
 from secretstore import paths
-from secretstore.errors import NotFoundError, NotRecipientError, SecretStoreError, UsageError
+from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.layers import not_a_recipient, require_store
 
 TYPE_CHECKING = False
@@ -45,55 +23,11 @@ NEW, REPLACED, UNCHANGED = "new", "replaced", "unchanged"
 # --- get ------------------------------------------------------------------------
 
 
-def _plain_identity() -> Identity | None:
-    """The identity when it is a plain key, read without any prompt; else None."""
-    from secretstore.identity import Identity, read_key
-
-    try:
-        key = read_key()
-    except SecretStoreError:
-        return None
-    return key if isinstance(key, Identity) else None
-
-
-def _from_snapshot(directory: str, identity: Identity, store: Store, scope: Scope, data: bytes) -> dict[str, str] | None:
-    from secretstore.snapshot import Snapshots
-
-    return Snapshots(directory, identity, store.root).load(scope, data)
-
-
 def read_secret(store: Store, scope: Scope, name: str) -> str:
-    """The value of ``name`` in ``scope`` (a checked name); see the module docstring for the order."""
-    require_store(store)
-    data = store.read_bytes(scope)
-    if data is None:
-        raise NotFoundError(f"no {scope} secret {name!r}")
-    directory = paths.snapshot_dir()
-    identity = None
-    if directory is not None:
-        identity = _plain_identity()
-        if identity is not None:
-            values = _from_snapshot(directory, identity, store, scope, data)
-            if values is not None:
-                if name not in values:
-                    raise NotFoundError(f"no {scope} secret {name!r}")
-                return values[name]
-    file = store.parse(scope, data)
-    entry = file.entries.get(name)
-    if entry is None or entry.current is None:
-        raise NotFoundError(f"no {scope} secret {name!r}")
-    if identity is None:
-        from secretstore.identity import resolve_identity
+    """The value of ``name`` in ``scope`` (a checked name): ``layers.read_value`` with the user's cache."""
+    from secretstore.layers import read_value
 
-        identity, _created = resolve_identity(create=False)  # may ask for a passphrase
-        if directory is not None:
-            values = _from_snapshot(directory, identity, store, scope, data)
-            if values is not None and name in values:
-                return values[name]
-    try:
-        return store.unlock_file(scope, file, identity).get(name)
-    except NotRecipientError:
-        raise not_a_recipient(scope, identity) from None
+    return read_value(store, scope, name, paths.snapshot_dir())
 
 
 # --- list -----------------------------------------------------------------------
