@@ -144,7 +144,7 @@ def load_layers(
 # --- one value (get) ---------------------------------------------------------------
 
 
-def _plain_identity() -> Identity | None:
+def plain_identity() -> Identity | None:
     """The identity when it is a plain key, read without any prompt; else None."""
     from secretstore.identity import Identity, read_key
 
@@ -172,7 +172,7 @@ def read_value(store: Store, scope: Scope, name: str, directory: str | None) -> 
         raise NotFoundError(f"no {scope} secret {name!r}")
     identity = None
     if directory is not None:
-        identity = _plain_identity()
+        identity = plain_identity()
         if identity is not None:
             values = _from_snapshot(directory, identity, store, scope, data)
             if values is not None:

@@ -143,6 +143,13 @@ def delete_command(args: Args) -> None:
     store = store_of(args)
     scope = scope_of(args, store)
     name = resolve_name(args.get("name"))
-    secrets.require_listed(store, scope, name, " to delete")
-    secrets.delete_secret(store, scope, name, identity_for_read())
+    from secretstore.layers import plain_identity, require_store
+
+    identity = plain_identity()  # a key that needs no passphrase: nothing to ask for
+    if identity is None:
+        # say "no such secret" before a passphrase prompt that would not help
+        secrets.require_listed(store, scope, name, " to delete")
+        identity = identity_for_read()
+    require_store(store)
+    secrets.delete_secret(store, scope, name, identity)
     print_lines([f"Deleted {scope.entity} secret '{name}'"])
