@@ -1,8 +1,12 @@
-"""What both entry points print: the typer CLI and exec's typer-free fast path.
+"""What the user sees: one door for every line secretstore prints about itself.
 
-One place for the ``secretstore: error:`` line, the internal-error report and
-the ASCII table, so the two paths cannot drift apart. Imports only ``os`` and
-``sys`` (it is on exec's start-up path).
+One place for the ``secretstore: error:`` / ``warning:`` / notice lines, the
+internal-error report and the ASCII table. Every one of them passes its text
+through ``escape``, so an untrusted string (a file name from a shared store,
+git's path argument, a label or id read from disk) cannot send a terminal
+escape sequence, move the cursor back over a warning (``\r``), or reorder
+what is shown (bidi controls). Imports only ``os`` and ``sys`` (it is on every
+command's start-up path).
 """
 
 from __future__ import annotations
@@ -39,12 +43,17 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-def printable(text: str) -> str:
-    """An untrusted string (a file name, git's path, a label) made safe to print on a terminal.
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-    Control characters (ESC, CR, ...), format characters (bidi overrides) and
-    line or paragraph separators become ``\\xNN`` / ``\\uNNNN`` escapes, so
-    a crafted name cannot move the cursor, erase a line or reorder text.
+
+def escape(text: str) -> str:
+    """``text`` with every character a terminal would act on made visible.
+
+    Control characters (C0, DEL, C1, ESC among them), format characters
+    (bidi overrides and isolates, zero-width ones), line and paragraph
+    separators and every other non-printable character become ``\\xNN``,
+    ``\\uNNNN`` or ``\\n``/``\\r``/``\\t``. Printable text, spaces and
+    non-ASCII letters are kept as they are.
     """
     if text.isprintable():
         return text
@@ -52,32 +61,50 @@ def printable(text: str) -> str:
     for char in text:
         if char.isprintable():
             out.append(char)
-        elif ord(char) < 0x100:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) < 0x10000:
-            out.append(f"\\u{ord(char):04x}")
+        elif char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
         else:
-            out.append(f"\\U{ord(char):08x}")
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def _line(text: str) -> str:
+    return f"{PROG}: {escape(text)}\n"
 
 
 def error_line(message: str, hint: str | None = None) -> None:
     """``secretstore: error: ...`` (and a ``secretstore: hint: ...`` line) on stderr."""
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.write(_line(f"error: {message}"))
     if hint:
-        sys.stderr.write(f"{PROG}: hint: {hint}\n")
+        sys.stderr.write(_line(f"hint: {hint}"))
     sys.stderr.flush()
 
 
 def warning_line(message: str) -> None:
-    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.write(_line(f"warning: {message}"))
     sys.stderr.flush()
 
 
 def notice(message: str) -> None:
     """A one-line note on stderr (stdout stays clean for data)."""
-    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.write(_line(message))
     sys.stderr.flush()
+
+
+def print_line(text: str = "") -> None:
+    """One line of data on stdout, escaped (data that is not a secret value: names, ids, tables)."""
+    write_stdout((escape(text) + "\n").encode("utf-8"))
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """``text_table`` on stdout."""
+    write_stdout((text_table(header, rows) + "\n").encode("utf-8"))
+
+
+def print_lines(lines: Sequence[str]) -> None:
+    """Several lines of data on stdout, each escaped, in one write."""
+    write_stdout("".join(escape(line) + "\n" for line in lines).encode("utf-8"))
 
 
 def write_stdout(data: bytes) -> None:
@@ -104,14 +131,14 @@ def write_stdout(data: bytes) -> None:
 
 
 def run_reporting_errors(action: Callable[[], int | None]) -> int:
-    """Run a fast path's ``action`` and map what it raises as ``cli.run`` does.
+    """Run ``action`` (a command) and map what it raises to one line and an exit code.
 
     A ``SecretStoreError`` is its message and exit code; Ctrl-C or EOF at a
     prompt is "interrupted" (130); a closed stdout is exit 1 without a word;
     any other OSError is "cannot write output"; anything else is a bug,
     reported in one line.
     """
-    from secretstore.errors import EXIT_FAILURE, SecretStoreError
+    from secretstore.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SecretStoreError
 
     try:
         code = action()
@@ -120,7 +147,7 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, EOFError):
         error_line("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         silence_stdout()
         return EXIT_FAILURE
@@ -134,13 +161,17 @@ def run_reporting_errors(action: Callable[[], int | None]) -> int:
 
 def report_internal_error(exc: BaseException) -> int:
     """A bug: one line, without locals or values; the traceback only with SECRETSTORE_DEBUG=1."""
-    if os.environ.get("SECRETSTORE_DEBUG"):
+    from secretstore import env
+
+    if os.environ.get(env.DEBUG):
         raise exc
     error_line(
         f"internal error: {type(exc).__name__} (set SECRETSTORE_DEBUG=1 for a traceback; "
         "please report it)"
     )
-    return 1
+    from secretstore.errors import EXIT_FAILURE
+
+    return EXIT_FAILURE
 
 
 def disable_core_dumps() -> None:
@@ -154,7 +185,12 @@ def disable_core_dumps() -> None:
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """An ASCII table in the style Gradient's CLI prints (``list``, ``exec --dry-run``)."""
+    """An ASCII table in the style Gradient's CLI prints (``list``, ``exec --dry-run``).
+
+    Every cell is escaped first, so widths count what the terminal shows.
+    """
+    header = [escape(cell) for cell in header]
+    rows = [[escape(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
 

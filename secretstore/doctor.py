@@ -27,6 +27,8 @@ OK, INFO, WARN, ERROR = "ok", "info", "warning", "error"
 
 
 class Finding(Record):
+    """One line of the check-up (a Record, not a dataclass: dataclasses costs start-up)."""
+
     __slots__ = ("level", "message")
     level: str
     message: str

@@ -6,8 +6,13 @@ variables, never what a secret holds.
 
 from __future__ import annotations
 
+# Every exit code secretstore itself chooses (the README's "Exit codes" table).
+EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CANNOT_EXECUTE = 126  # exec: the program exists but cannot be executed (shell convention)
+EXIT_NOT_FOUND = 127  # exec: the program was not found (shell convention)
+EXIT_INTERRUPTED = 130  # Ctrl-C (or end of input at a prompt) while secretstore itself ran
 
 
 class SecretStoreError(Exception):
@@ -22,6 +27,10 @@ class SecretStoreError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class StoreMissingError(SecretStoreError):
+    """The store directory does not exist (a reading command never creates it)."""
 
 
 class UsageError(SecretStoreError):
@@ -94,10 +103,10 @@ class LimitError(SecretStoreError):
 class CommandNotFoundError(SecretStoreError):
     """The program to run does not exist (shell convention: 127)."""
 
-    exit_code = 127
+    exit_code = EXIT_NOT_FOUND
 
 
 class CommandNotExecutableError(SecretStoreError):
     """The program to run exists but cannot be executed (shell convention: 126)."""
 
-    exit_code = 126
+    exit_code = EXIT_CANNOT_EXECUTE

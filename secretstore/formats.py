@@ -10,14 +10,15 @@ name a secret, a line number or the input's source (file name).
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from secretstore.errors import NotFoundError, StoreFormatError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # json, base64 and typing are imported where used: export and import start fast
+    from typing import Any
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -131,6 +132,8 @@ def _render_dotenv(items: list[tuple[str, str]]) -> str:
 
 
 def _render_json(items: list[tuple[str, str]]) -> str:
+    import json
+
     return json.dumps(dict(items), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -178,6 +181,8 @@ def _render_k8s(items: list[tuple[str, str]], name: str, namespace: str | None) 
     else:
         lines.append("data:")
         for key, value in items:
+            import base64
+
             encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
             lines.append(f'  "{key}": "{encoded}"')
     return "\n".join(lines) + "\n"
@@ -312,6 +317,8 @@ def parse_json(text: str, *, source: str = "<input>") -> dict[str, str]:
     string, or a key given twice raises StoreFormatError naming the source and
     the key or the line and column; never a value.  A leading BOM is ignored.
     """
+    import json
+
     src = _source(source)
     try:
         data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates)

@@ -452,21 +452,19 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
     result (or, for a file that cannot be merged at all, ours unchanged) is
     written behind the unmerged marker, so no reader uses it before it is resolved.
     """
-    from secretstore.console import printable
-
     relpath = store_relpath(path)
     if relpath is None:
-        raise MergeConflictError(f"{printable(path)} is not a secretstore file; the merge driver leaves it alone")
+        raise MergeConflictError(f"{path} is not a secretstore file; the merge driver leaves it alone")
     store_root = os.path.abspath(path[: len(path) - len(relpath)] or ".")
     store = Store(store_root)
     base_bytes = fsio.read_file(base) or b""
     our_bytes = fsio.read_file(ours)
     their_bytes = fsio.read_file(theirs)
     if our_bytes is None or their_bytes is None:
-        raise SecretStoreError(f"{printable(path)}: git gave the merge driver a missing file")
+        raise SecretStoreError(f"{path}: git gave the merge driver a missing file")
     if not base_bytes.strip():  # added on both sides: no common ancestor
         base_bytes = b""
-    shown = printable(path)
+    shown = path
     try:
         if relpath == recipients.FILENAME:
             fsio.atomic_write(ours, merge_rosters(base_bytes or None, our_bytes, their_bytes, identity, store))
@@ -591,18 +589,22 @@ def setup(root: str) -> tuple[bool, str]:
 
     Returns (whether .gitattributes changed, the driver command). Idempotent.
     """
-    if not os.path.isdir(root):
-        raise SecretStoreError(f"no store at {root}")
+    # In a fresh checkout the store directory may not exist yet: ask git about the
+    # nearest directory that does, and create the store only inside a checkout.
+    probe = os.path.abspath(root)
+    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
     try:
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
+        inside = _git(probe, "rev-parse", "--is-inside-work-tree")
     except SecretStoreError as exc:
         if "git is not installed" in exc.message:
             raise
         inside = "false"
     if inside != "true":
         raise SecretStoreError(
-            f"{root} is not inside a git checkout", hint=f"run: git -C {shlex.quote(root)} init"
+            f"{root} is not inside a git checkout", hint=f"run: git -C {shlex.quote(probe)} init"
         )
+    fsio.ensure_dir(root)
     path = os.path.join(root, ".gitattributes")
     existing = (fsio.read_file(path) or b"").decode("utf-8", "replace")
     lines = existing.splitlines()

@@ -1,6 +1,6 @@
 """Where the store, the identity and the snapshot cache live: flags > environment > user dirs.
 
-Nothing else in the package reads these environment variables.
+Nothing else in the package reads these environment variables (their names live in ``env.py``).
 
 The user dirs are platformdirs' (``user_data_dir``, ``user_config_dir``,
 ``user_cache_dir``, ``user_state_dir``). On Linux, in the common case (an absolute ``$XDG_*_HOME``
@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import sys
 
+from secretstore import env
+
 APP_NAME = "secretstore"
-ENV_STORE = "SECRETSTORE_DIR"
-ENV_IDENTITY = "SECRETSTORE_IDENTITY"
-ENV_CACHE_DIR = "SECRETSTORE_CACHE_DIR"
-ENV_CACHE = "SECRETSTORE_CACHE"
-ENV_STATE_DIR = "SECRETSTORE_STATE_DIR"
+ENV_STORE = env.STORE
+ENV_IDENTITY = env.IDENTITY
+ENV_CACHE_DIR = env.CACHE_DIR
+ENV_CACHE = env.CACHE
+ENV_STATE_DIR = env.STATE_DIR
 IDENTITY_FILENAME = "identity"
 SNAPSHOTS = "snapshots"
 
@@ -91,6 +93,6 @@ def snapshot_dir() -> str | None:
 
     ``$SECRETSTORE_CACHE_DIR`` > the user cache dir, plus ``snapshots``.
     """
-    if os.environ.get(ENV_CACHE, "").strip().lower() in ("0", "off", "no", "false"):
+    if env.is_off(os.environ.get(ENV_CACHE)):
         return None
     return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), SNAPSHOTS)

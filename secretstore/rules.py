@@ -67,7 +67,7 @@ def is_valid_label(label: str) -> bool:
 
 def check_entity(entity: str) -> str:
     if entity not in ENTITIES:
-        raise UsageError(f"unknown entity {entity!r}: choose one of team, project, cluster")
+        raise UsageError(f"unknown entity {entity!r} (team, project or cluster)")
     return entity
 
 

@@ -24,7 +24,7 @@ The cache is best effort: a snapshot that is missing, unreadable, stale or
 damaged is a miss, and a snapshot that cannot be written is skipped, both in
 silence. One file per (identity, store, scope), replaced in place.
 ``export`` and ``inject`` read and write snapshots as exec does; ``get``
-(``fastget.py``) only reads them. ``SECRETSTORE_CACHE=0`` turns it off;
+(``layers.read_value``) only reads them. ``SECRETSTORE_CACHE=0`` turns it off;
 FORMAT.md describes the file.
 """
 

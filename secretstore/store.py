@@ -88,11 +88,15 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
+def least_privilege_hint(scope: Scope, public_text: str) -> str:
+    """The command an owner runs to let ``public_text`` read ``scope`` and nothing more."""
     flag = "--team" if scope.scope_id is None else f"--{scope.entity} {scope.scope_id}"
+    return f"ask an owner to run: secretstore recipients add {public_text} {flag}"
+
+
+def not_a_recipient(scope: Scope, identity: Identity) -> NotRecipientError:
     return NotRecipientError(
-        f"not a recipient of {scope}: ask an owner to run "
-        f"secretstore recipients add {identity.public_text} {flag}"
+        f"not a recipient of {scope}", hint=least_privilege_hint(scope, identity.public_text)
     )
 
 
@@ -203,6 +207,14 @@ class UnlockedScope:
         self.file.entries = envelope.reencrypt(self.file, self.keys, new_keys, self.scope.relpath)
         self.file.recipients = envelope.stanzas(to, new_keys)
         self.keys = new_keys
+
+
+def _holds(unlocked: UnlockedScope, name: str, value: str) -> bool:
+    """Whether ``name``'s current value in ``unlocked`` is exactly ``value``."""
+    entry = unlocked.file.entries.get(name)
+    if entry is None or entry.current is None:
+        return False
+    return unlocked.get(name) == value
 
 
 class VersionInfo(Record):
@@ -324,6 +336,16 @@ class Store:
             )
             self._trusts[key] = found
         return found
+
+    def label_of(self, key: str) -> str:
+        """A label for a public key from what this user already knows (the trust state, the
+        roster it accepted): for messages and the audit log; "" when none is known."""
+        label = self.state().writers.get(key, {}).get("label", "")
+        if label:
+            return label
+        labels = self.state().roster.get("labels")
+        found = labels.get(key, "") if isinstance(labels, dict) else ""
+        return found if isinstance(found, str) else ""
 
     def read_roster_bytes(self) -> bytes | None:
         """``recipients.toml``'s bytes, refused like a scope file if anyone but you could have written it."""
@@ -455,17 +477,19 @@ class Store:
         return values
 
     def read_values(
-        self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots | None = None, *, save: bool = True
+        self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots | None = None, *,
+        save: bool = True, file: ScopeFile | None = None,
     ) -> dict[str, str]:
         """Every live value of ``scope`` from its file's ``data``, through exec's snapshot when one opens.
 
-        A miss reads the file in full and (with ``save``) keeps a new snapshot.
+        A miss reads the file in full (``file``: ``data`` already parsed) and,
+        with ``save``, keeps a new snapshot.
         """
         if snapshots is not None:
             values = self.from_snapshot(scope, data, identity, snapshots)
             if values is not None:
                 return values
-        values = self.unlock_file(scope, self.parse(scope, data), identity).values()
+        values = self.unlock_file(scope, file or self.parse(scope, data), identity).values()
         if snapshots is not None and save:
             snapshots.save(scope, data, values)
         return values
@@ -585,10 +609,16 @@ class Store:
         """Store ``value`` under ``name``; True when the name is new in the scope."""
         return bool(self.set_many(scope, {name: value}, identity))
 
-    def set_many(self, scope: Scope, values: dict[str, str], identity: Identity) -> Names:
+    def set_many(
+        self, scope: Scope, values: dict[str, str], identity: Identity, unchanged: Names | None = None
+    ) -> Names:
         """Set every name in ``values`` in ONE atomic write; returns the names that are new.
 
         Every name and value is checked first, so one bad pair writes nothing.
+        A name whose current value is already exactly the one given is left
+        as it is (its entry keeps its bytes and time), and a call that
+        changes nothing writes nothing: re-importing the same file causes no
+        git churn. Such names are appended to ``unchanged`` when it is given.
         """
         for name, value in values.items():
             check_name(name)
@@ -601,13 +631,21 @@ class Store:
         created: Names = []
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
-            unlocked = self.unlock(scope, identity) or self.new_scope(scope, identity)
+            existing = self.unlock(scope, identity)
+            unlocked = existing or self.new_scope(scope, identity)
             stamp = now()
+            changed = existing is None
             keep = self.history_limit(identity)
             for name, value in values.items():
+                if existing is not None and _holds(existing, name, value):
+                    if unchanged is not None:
+                        unchanged.append(name)
+                    continue
+                changed = True
                 if unlocked.put(name, value, stamp, identity.public_text, keep):
                     created.append(name)
-            self._write(unlocked, identity)
+            if changed:
+                self._write(unlocked, identity)
         return created
 
     def history_limit(self, identity: Identity) -> int:

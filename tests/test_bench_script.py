@@ -19,6 +19,7 @@ def test_bench_runs_one_round() -> None:
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     out = done.stdout.decode()
     for row in ("python -c pass", "exec -- true (3 scopes x 50)", "exec --mask -- true",
-                "list team", "get team", "--help"):
+                "list team", "get team", "set team (writes)", "import team (writes)", "delete team (writes)",
+                "export", "identity", "recipients list", "doctor", "scopes", "--help", "completion"):
         assert row in out
-    assert "exec -- true:" in out
+    assert "exec -- true:" in out and "over 3x:" in out

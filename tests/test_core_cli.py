@@ -54,7 +54,8 @@ def test_set_list_get_delete_gradient_messages(capsys, monkeypatch) -> None:  # 
     assert json.loads(out)[0]["id"] is None
 
 
-def test_empty_scope_list_json(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_empty_scope_list_json(capsys, monkeypatch, isolated_env) -> None:  # type: ignore[no-untyped-def]
+    os.makedirs(isolated_env["store"])
     assert call(capsys, monkeypatch, "list", "cluster", "--id=c1", "--json")[:2] == (0, "[]\n")
 
 
@@ -71,7 +72,7 @@ def test_value_file_and_literal_value_not_stripped(capsys, monkeypatch, tmp_path
     pem = "-----BEGIN FAKE KEY-----\nAAAA\n-----END FAKE KEY-----\n"
     (tmp_path / "key.pem").write_text(pem)
     assert call(capsys, monkeypatch, "set", "team", "--name=TLS", "--value-file", str(tmp_path / "key.pem"))[0] == 0
-    assert call(capsys, monkeypatch, "get", "team", "--name=TLS")[1] == pem.rstrip("\n")
+    assert call(capsys, monkeypatch, "get", "team", "--name=TLS")[1] == pem  # byte for byte
     assert call(capsys, monkeypatch, "set", "team", "--name=LIT", "--value", "trail\n")[0] == 0
     assert call(capsys, monkeypatch, "get", "team", "--name=LIT")[1] == "trail\n"
 
@@ -79,9 +80,9 @@ def test_value_file_and_literal_value_not_stripped(capsys, monkeypatch, tmp_path
 @pytest.mark.parametrize(
     ("args", "stdin", "code", "message"),
     [
-        (["set", "org", "--name=A", "--value=fake"], b"", 2, "'org' is not one of"),
+        (["set", "org", "--name=A", "--value=fake"], b"", 2, "unknown entity 'org' (team, project or cluster)"),
         (["set", "project", "--name=A", "--value=fake"], b"", 2, "project secrets need --id"),
-        (["set", "team", "--id=x", "--name=A", "--value=fake"], b"", 2, "team secrets take no --id"),
+        (["set", "team", "--id=../x", "--name=A", "--value=fake"], b"", 2, "invalid team id"),
         (["set", "team", "--name=9A", "--value=fake"], b"", 2, "invalid secret name '9A'"),
         (["set", "cluster", "--id=../etc", "--name=A", "--value=fake"], b"", 2, "invalid cluster id"),
         (["set", "team", "--name=A"], b"", 2, "secret value from stdin is empty"),
@@ -99,6 +100,7 @@ def test_value_file_and_literal_value_not_stripped(capsys, monkeypatch, tmp_path
 def test_bad_input_one_line_error_and_nothing_written(  # type: ignore[no-untyped-def]
     capsys, monkeypatch, isolated_env, args, stdin, code, message
 ) -> None:
+    os.makedirs(isolated_env["store"])  # an empty store: a missing one is its own error (test_fail_closed.py)
     got_code, out, err = call(capsys, monkeypatch, *args, stdin=stdin)
     assert got_code == code
     assert out == ""
@@ -138,7 +140,7 @@ def test_store_flag_overrides_environment(capsys, monkeypatch, tmp_path: Path) -
     assert call(capsys, monkeypatch, "--store", str(other), "set", "team", "--name=A", "--value=fake")[0] == 0
     assert call(capsys, monkeypatch, "set", "team", "--name=B", "--value=fake", "--store", str(other))[0] == 0
     assert (other / "team.toml").exists()
-    assert call(capsys, monkeypatch, "list", "team")[1] == "No data found\n"
+    assert call(capsys, monkeypatch, "list", "team")[0] == 1  # the environment's store does not exist
 
 
 def test_platformdirs_default_honours_xdg(capsys, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -207,8 +209,10 @@ def test_hidden_prompt_with_confirmation(cli_run) -> None:  # type: ignore[no-un
     assert b"fake-typed" not in output  # never echoed
     assert b"Set team secret 'PROMPTED'" in output
     assert cli_run("get", "team", "--name=PROMPTED").stdout == b"fake-typed"
-    output = _run_on_pty(["set", "team", "--name=OTHER"], answers=[b"fake-one\n", b"fake-two\n"])
-    assert b"the two values differ" in output
+    answers = [b"fake-one\n", b"fake-two\n"] * 3  # a mismatch asks again, three times at most
+    output = _run_on_pty(["set", "team", "--name=OTHER"], answers=answers)
+    assert output.count(b"the two values differ; try again") == 3
+    assert b"the two values differed 3 times; nothing was stored" in output
     assert b"OTHER" not in cli_run("list", "team").stdout
 
 

@@ -1,4 +1,4 @@
-"""secretstore exec through the real console script, the fast parser, and its parity with typer.
+"""secretstore exec through the real console script, and the fast parser reading its declaration.
 
 Fake values only. Every subprocess has a timeout.
 """
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import fastexec
 from secretstore.identity import Identity, resolve_identity, unprotected_text
 from secretstore.store import TEAM, Scope, Store
 from tests.conftest import console_script
@@ -142,12 +141,17 @@ def test_not_recipient_warns_unless_strict(seeded: Store, cli_run: Run) -> None:
     seeded.set(Scope("cluster", "theirs"), "THEIRS", "fake-theirs", Identity.generate("stranger"))
     done = cli_run("exec", "--cluster", "theirs", "--", "true")
     assert done.returncode == 0
-    assert b"secretstore: warning: not a recipient of cluster theirs" in done.stderr
+    assert b"secretstore: warning: skipped cluster theirs: not a recipient" in done.stderr
+    # least privilege: the hint asks for this cluster only, not every scope of the store
+    assert done.stderr.rstrip().endswith(b"--cluster theirs)")
     done = cli_run("exec", "--strict", "--cluster", "theirs", "--", "true")
     assert done.returncode != 0 and b"not a recipient" in done.stderr
+    assert b"secretstore: hint: ask an owner to run: secretstore recipients add ssk1" in done.stderr
+    assert b"--cluster theirs\n" in done.stderr
 
 
-def test_no_store_no_identity_still_runs(cli_run: Run, isolated_env: dict[str, str]) -> None:
+def test_an_empty_store_and_no_identity_still_runs(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    os.makedirs(isolated_env["store"])
     done = cli_run("exec", "--", "sh", "-c", "exit 0")
     assert done.returncode == 0, done.stderr
     assert not os.path.exists(isolated_env["identity"])
@@ -261,14 +265,15 @@ def test_global_store_flag_before_exec(seeded: Store, cli_run: Run, tmp_path: Pa
 # --- the fast path -------------------------------------------------------------------------
 
 
-def test_fast_path_imports_no_typer(seeded: Store) -> None:
+def test_exec_imports_no_typer(seeded: Store) -> None:
     done = subprocess.run([PY, "-X", "importtime", "-m", "secretstore", "exec", "--", "true"],
                           capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     modules = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
-    assert "secretstore.fastexec" in modules
+    assert "secretstore.commands.exec" in modules and "secretstore.cli.parser" in modules
     assert "secretstore.store" in modules
-    for heavy in ("typer", "click", "rich", "secretstore.cli", "dotenv", "json", "tomli_w"):
+    for heavy in ("typer", "typer._click", "click", "rich", "pydantic", "secretstore.cli.framework",
+                  "dotenv", "json", "tomli_w", "yaml"):
         assert heavy not in modules, heavy
 
 
@@ -279,67 +284,50 @@ def test_help_comes_from_typer(cli_run: Run) -> None:
     assert "Usage" in out and "--refs-only" in out and "--no-override" in out
 
 
-def _typer_option_names() -> set[str]:
-    import typer.main
-
-    from secretstore.cli import app
-
-    group = typer.main.get_command(app)
-    command = group.commands["exec"]  # type: ignore[attr-defined]
-    names: set[str] = set()
-    for param in command.params:
-        if param.param_type_name == "option":
-            names.update(name for name in param.opts if name not in ("--help", "-h"))
-    return names
-
-
-def test_fast_parser_accepts_exactly_the_typer_options() -> None:
-    fast = set(fastexec.VALUE_OPTIONS) | set(fastexec.FLAG_OPTIONS)
-    assert fast == _typer_option_names()
-
-
 COMMAND_LINES = [
-    ["--", "true"],
-    ["true", "--mask"],  # options end at the command
-    ["--project", "p1", "--cluster=c1", "--", "cmd", "-x", "--project", "q"],
-    ["--env", "A=1", "--env=B=secret:x", "--env", "C=", "--", "cmd"],
-    ["--refs-only", "--no-override", "--strict", "--mask", "--dry-run", "--", "cmd"],
-    ["--store", "/tmp/somewhere", "cmd", "arg"],
-    ["--mask", "cmd", "--", "x"],
-    ["--allow-var", "PATH", "--allow-var=LD_PRELOAD", "--", "cmd"],
+    (["--", "true"], {"command": ["true"]}),
+    (["true", "--mask"], {"command": ["true", "--mask"], "mask": False}),  # options end at the command
+    (["--project", "p1", "--cluster=c1", "--", "cmd", "-x", "--project", "q"],
+     {"project": "p1", "cluster": "c1", "command": ["cmd", "-x", "--project", "q"]}),
+    (["--env", "A=1", "--env=B=secret:x", "--env", "C=", "--", "cmd"], {"env": ["A=1", "B=secret:x", "C="]}),
+    (["--refs-only", "--no-override", "--strict", "--mask", "--dry-run", "--no-team", "--", "cmd"],
+     {"refs_only": True, "no_override": True, "strict": True, "mask": True, "dry_run": True, "no_team": True}),
+    (["--store", "/tmp/somewhere", "cmd", "arg"], {"store": "/tmp/somewhere", "command": ["cmd", "arg"]}),
+    (["--mask", "cmd", "--", "x"], {"mask": True, "command": ["cmd", "--", "x"]}),
+    (["--env-file", ".env", "--json", "--dry-run", "--", "x"], {"env_file": ".env", "as_json": True}),
+    (["--allow-var", "PATH", "--allow-var=LD_PRELOAD", "--", "cmd"], {"allow_vars": ["PATH", "LD_PRELOAD"]}),
 ]
 
 
-@pytest.mark.parametrize("args", COMMAND_LINES)
-def test_fast_and_typer_parse_the_same(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from secretstore import cli
-    from secretstore.cli import exec as exec_module
+@pytest.mark.parametrize(("args", "expected"), COMMAND_LINES)
+def test_the_parser_reads_exec_lines_from_the_declaration(args: list[str], expected: dict[str, object]) -> None:
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
 
-    seen: list[fastexec.ExecOptions] = []
-    monkeypatch.setattr(exec_module, "run_exec", lambda options: seen.append(options) or 0)
-    assert cli.run(["exec", *args]) == 0
-    fast = fastexec.parse(args)
-    assert fast is not None
-    assert repr(seen[0]) == repr(fast)
-    assert seen[0].env == fast.env
+    for word in ("exec", "run"):
+        parsed = parse([word, *args], ROOT)
+        assert parsed.kind == "run" and parsed.path == ["exec"]
+        for key, value in expected.items():
+            assert parsed.values[key] == value, (key, parsed.values[key])
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["--help"], ["-h"], ["--bogus", "--", "x"], [], ["--project"], ["--project", "--", "x"],
-     ["--mask=yes", "--", "x"], ["--env", "--", "x"], ["--"]],
+    ("args", "kind"),
+    [(["--help"], "help"), (["-h"], "help"), (["--bogus", "--", "x"], "fallback"), ([], "fallback"),
+     (["--project"], "fallback"), (["--mask=yes", "--", "x"], "fallback"), (["--"], "fallback")],
 )
-def test_fast_parser_hands_unusual_lines_to_typer(args: list[str]) -> None:
-    assert fastexec.parse(args) is None
+def test_unusual_exec_lines_go_to_help_or_typer(args: list[str], kind: str) -> None:
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
+
+    assert parse(["exec", *args], ROOT).kind == kind
 
 
-def test_split_global() -> None:
-    assert fastexec.split_global(["exec", "--", "x"]) == (None, ["--", "x"])
-    assert fastexec.split_global(["--store", "/s", "exec", "x"]) == ("/s", ["x"])
-    assert fastexec.split_global(["--store=/s", "exec", "x"]) == ("/s", ["x"])
-    assert fastexec.split_global(["list", "team"]) is None
-    assert fastexec.split_global(["--store", "exec"]) is None
-    assert fastexec.split_global(["--version", "exec"]) is None
+def test_a_usage_error_comes_from_typer(cli_run: Run) -> None:
+    done = cli_run("exec", "--bogus", "--", "true")
+    assert done.returncode == 2
+    assert done.stderr.startswith(b"secretstore: error: No such option: --bogus")
+    assert b"Traceback" not in done.stderr
 
 
 def test_fast_path_is_the_one_that_runs(seeded: Store, cli_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

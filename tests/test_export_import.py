@@ -158,8 +158,8 @@ def test_import_dry_run_writes_nothing(isolated_env: dict[str, str], cli_run: Ru
     done = _import(cli_run, tmp_path, "OLD=fake-new\nNEW=fake-x\n", "team", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().splitlines() == [
-        "Would replace team secret 'OLD'",
-        "Would set team secret 'NEW'",
+        "Would replace team secret 'OLD' (replaced)",
+        "Would set team secret 'NEW' (new)",
     ]
     assert Path(store.path(TEAM)).read_bytes() == before
 

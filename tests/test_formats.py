@@ -531,7 +531,7 @@ def test_parse_json_strips_input_from_decoder_message(monkeypatch: pytest.Monkey
     def fake_loads(text: str, **kwargs: object) -> object:
         raise json.JSONDecodeError("Invalid \\escape: 'fake-value'", text, 7)
 
-    monkeypatch.setattr(formats.json, "loads", fake_loads)
+    monkeypatch.setattr(json, "loads", fake_loads)  # formats imports json where it parses
     with pytest.raises(StoreFormatError) as info:
         parse_json('{"A": "\\fake-value"}', source="in.json")
     assert str(info.value) == "in.json: invalid JSON at line 1 column 8: Invalid \\escape"

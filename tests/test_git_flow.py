@@ -119,9 +119,12 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=key_env).stdout == "gpu-hf"
     denied = node.ss("get", "team", "--name=WANDB_API_KEY", env=key_env, ok=False)
     assert denied.returncode == 1
-    assert f"not a recipient of team: ask an owner to run secretstore recipients add {node_key} --team" in denied.stderr
+    assert "secretstore: error: not a recipient of team\n" in denied.stderr
+    assert f"secretstore: hint: ask an owner to run: secretstore recipients add {node_key} --team" in denied.stderr
     ran = node.ss("exec", "--cluster=gpu-a", "--", "sh", "-c", 'printf %s "$HF_TOKEN"', env=key_env)
-    assert ran.stdout == "gpu-hf" and "not a recipient of team" in ran.stderr
+    assert ran.stdout == "gpu-hf" and "skipped team: not a recipient" in ran.stderr
+    ran = node.ss("exec", "--no-team", "--cluster=gpu-a", "--", "sh", "-c", 'printf %s "$HF_TOKEN"', env=key_env)
+    assert (ran.stdout, ran.stderr) == ("gpu-hf", "")
     assert not Path(node.env["SECRETSTORE_IDENTITY"]).exists()
     # without SECRETSTORE_TRUST the node cannot tell writers apart: said once, an error with --strict
     unverified = {**key_env, "SECRETSTORE_TRUST": ""}
@@ -175,3 +178,44 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     alice.git("push", "-q", "origin", "main")
     bob.git("pull", "-q", "--no-rebase", "origin", "main")
     assert bob.ss("get", "team", "--name=ALICE_ONLY").stdout == "fake-alice-only"
+
+
+def test_the_walkthrough_for_users_who_kept_the_default_store(team, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """docs/sharing.md's walkthrough, verbatim: no SECRETSTORE_DIR, a .secretstore.toml naming the checkout."""
+    alice, bob, origin = team
+    for person in (alice, bob):
+        del person.env["SECRETSTORE_DIR"]
+        person.env["XDG_DATA_HOME"] = str(tmp_path / person.name / "data")  # the default store lives here
+
+    def ss(person: Person, cwd: Path, *args: str) -> str:
+        done = subprocess.run([console_script(), *args], env=person.env, cwd=cwd, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, (person.name, args, done.stderr)
+        return done.stdout
+
+    def git(person: Person, cwd: Path, *args: str) -> None:
+        subprocess.run(["git", *args], env=person.env, cwd=cwd, capture_output=True, timeout=60, check=True)
+
+    alice_key = ss(alice, tmp_path, "init").strip()
+    bob_key = ss(bob, tmp_path, "init").strip()
+    git(alice, tmp_path, "init", "-q", "-b", "main", "team-secrets")
+    checkout = tmp_path / "team-secrets"
+    (checkout / ".secretstore.toml").write_text('store = "."\n')
+    ss(alice, checkout, "git", "setup")
+    ss(alice, checkout, "set", "team", "--name", "WANDB_API_KEY", "--value", "fake-wandb")
+    ss(alice, checkout, "recipients", "add", bob_key, "--label", "bob")
+    assert ss(alice, checkout, "where").startswith(f"store: {checkout} (from {checkout / '.secretstore.toml'})")
+    git(alice, checkout, "add", "-A")
+    git(alice, checkout, "commit", "-q", "-m", "team store")
+    git(alice, checkout, "remote", "add", "origin", str(origin))
+    git(alice, checkout, "push", "-q", "origin", "main")
+    assert not (tmp_path / "alice" / "data" / "secretstore").exists()  # the default store was left alone
+
+    git(bob, tmp_path / "bob", "clone", "-q", str(origin), "team-secrets")
+    clone = tmp_path / "bob" / "team-secrets"
+    ss(bob, clone, "git", "setup")
+    ss(bob, clone, "trust", alice_key, "--label", "alice")  # after checking Alice's key with her
+    assert ss(bob, clone, "get", "team", "--name", "WANDB_API_KEY") == "fake-wandb"
+    ss(bob, clone, "set", "project", "--id", "prj42", "--name", "DB_PASSWORD", "--value", "fake-db")
+    assert (clone / "projects" / "prj42.toml").exists()
+    assert not (tmp_path / "bob" / "data" / "secretstore").exists()

@@ -298,7 +298,8 @@ def test_merge_matches_a_three_way_model(tmp_path_factory, base_ops, our_ops, th
             for op, name, value in ops:
                 if op == "set":
                     store.set(TEAM, name, value, me)
-                    model[name] = (value, next(version))
+                    if model.get(name, ("", 0))[0] != value:  # the value it holds: nothing is written
+                        model[name] = (value, next(version))
                 elif name in model:
                     store.delete(TEAM, name, me)
                     del model[name]

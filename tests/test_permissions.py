@@ -427,7 +427,7 @@ def _imported_by_exec(tmp_path: Path) -> set[str]:
 
 def test_the_exec_fast_path_looks_up_no_group_for_a_private_store(filled, tmp_path: Path) -> None:
     modules = _imported_by_exec(tmp_path)
-    assert "secretstore.fastexec" in modules
+    assert "secretstore.commands.exec" in modules
     for lookup in ("grp", "pwd", "shlex"):
         assert lookup not in modules, lookup
 

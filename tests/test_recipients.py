@@ -150,10 +150,10 @@ def test_cli_add_list_remove(capsys, monkeypatch, people) -> None:  # type: igno
     as_user(monkeypatch, node)
     code, out, err = call(capsys, monkeypatch, "get", "team", "--name=A")
     assert (code, out) == (1, "")
-    assert err.splitlines()[0] == (
-        "secretstore: error: not a recipient of team: ask an owner to run "
-        f"secretstore recipients add {node.public_text} --team"
-    )
+    assert err.splitlines() == [
+        "secretstore: error: not a recipient of team",
+        f"secretstore: hint: ask an owner to run: secretstore recipients add {node.public_text} --team",
+    ]
     as_user(monkeypatch, alice)
     code, out, _ = call(capsys, monkeypatch, "recipients", "remove", bob.public_text)
     assert code == 0 and "rotated: team, cluster gpu-a" in out

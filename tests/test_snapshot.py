@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import merge
+from secretstore import context
+from secretstore import layers as layers_module
 from secretstore.errors import TamperedError
 from secretstore.identity import Identity, resolve_identity
 from secretstore.snapshot import MAGIC, Snapshots
@@ -21,7 +22,7 @@ from secretstore.store import TEAM, Scope, Store
 
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
 PROJECT = Scope("project", "prj42")
-CONTEXT = merge.Context("prj42", None)
+CONTEXT = context.Context("prj42", None)
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def store(isolated_env: dict[str, str], me: Identity) -> Store:
 
 
 def _load(store: Store, me: Identity, cache: str) -> list[tuple[Scope, dict[str, str]]]:
-    layers, warnings = merge.load_layers(store, CONTEXT, lambda: me, snapshot_dir=cache)
+    layers, warnings = layers_module.load_layers(store, CONTEXT, lambda: me, snapshot_dir=cache)
     assert warnings == []
     return layers
 
@@ -180,7 +181,7 @@ def test_no_snapshot_for_a_scope_it_cannot_open(isolated_env: dict[str, str], me
     store = Store(isolated_env["store"])
     store.set(TEAM, "T", "fake-team", Identity.generate("someone else"))
     cache = str(tmp_path / "snaps")
-    layers, warnings = merge.load_layers(store, merge.Context(), lambda: me, snapshot_dir=cache)
+    layers, warnings = layers_module.load_layers(store, context.Context(), lambda: me, snapshot_dir=cache)
     assert layers == [(TEAM, {})] and len(warnings) == 1
     assert _snapshot_files(cache) == []
 

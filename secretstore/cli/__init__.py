@@ -1,124 +1,93 @@
-"""The typer app: parse, call one library function, print.
+"""The command line: declarations, a fast parser, handlers, and typer for help and usage errors.
 
-Only this package imports typer. ``run`` maps every error to a one-line
-message on stderr and a documented exit code; no traceback reaches the user.
+``run`` is the whole CLI. An ordinary command line is parsed from
+``cli/declarations.py`` by ``cli/parser.py`` and handed to its handler
+without importing typer. ``--help`` prints typer's rendering of the same
+declarations, cached per version (``cli/helpcache.py``); a completion request
+is answered in typer's protocol (``cli/completion.py``); a line that is not
+well formed, ``--install-completion`` and ``--show-completion`` go to typer
+itself (``cli/framework.py``). Every error becomes one line on stderr and a
+documented exit code; no traceback reaches the user.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
-
-import typer
 
 from secretstore import __version__
 from secretstore.console import (
     PROG,
     disable_core_dumps,
-    error_line,
-    report_internal_error,
-    silence_stdout,
-)
-from secretstore.errors import EXIT_FAILURE, EXIT_USAGE, SecretStoreError
-
-app = typer.Typer(
-    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
-    name=PROG,
-    help=(
-        "A local, offline-first secret store. Secrets live sealed with libsodium in "
-        "per-scope files (team, cluster, project) and reach programs through "
-        "'secretstore exec -- CMD'. Precedence: project > cluster > team."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    print_line,
+    run_reporting_errors,
 )
 
-secrets_app = typer.Typer(
-    rich_markup_mode=None,  # plain help: no boxes, '\b' blocks kept as written
-    help="Gradient-compatible spelling: 'secretstore secrets set|list|get|delete ...'.",
-    no_args_is_help=True,
-)
-app.add_typer(secrets_app, name="secrets")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Sequence
+
+    from secretstore.cli.spec import Command
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"{PROG} {__version__}")
-        raise typer.Exit()
+def execute(command: Command, path: Sequence[str], values: dict[str, object], root_values: dict[str, object]) -> int:
+    """Run ``command``'s handler with ``values``: what both parsers end in.
 
+    Applies what every command shares first: the global ``--store`` (the
+    command's own wins), Gradient's ``--apiKey`` (ignored, with a note),
+    ``--optionsFile`` and ``--createOptionsFile``.
+    """
+    from secretstore.cli.spec import Args
 
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    store: str | None = typer.Option(
-        None, "--store", metavar="DIR", help="Store directory (default: $SECRETSTORE_DIR, then the user data dir)."
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    ctx.obj = {"store": store}
+    if not values.get("store") and root_values.get("store"):
+        values["store"] = root_values["store"]
+    if command.gradient and (values.get("api_key") or values.get("options_file") or values.get("create_options_file")):
+        from secretstore.cli import gradient
 
+        if gradient.apply(command, path, values):
+            return 0  # --createOptionsFile: the template is written, the command does not run
+    for argument in command.args():
+        if argument.required and values.get(argument.dest) in (None, []):
+            from secretstore.errors import UsageError
 
-def _click_exception_types() -> tuple[type[BaseException], type[BaseException]]:
-    """typer's ClickException and Abort, whether typer vendors click or depends on it."""
-    mro = typer.BadParameter.__mro__
-    click_exception = next(cls for cls in mro if cls.__name__ == "ClickException")
-    return click_exception, typer.Abort
-
-
-COMMAND_MODULES = ("secrets", "exec", "formats", "identity", "recipients", "git", "trust", "ui")
-
-
-def _register_commands() -> None:
-    """Import each command module: importing one registers its commands on ``app``."""
-    import importlib
-
-    for module in COMMAND_MODULES:
-        importlib.import_module(f"secretstore.cli.{module}")
-
-
-_register_commands()
+            raise UsageError(f"missing argument {argument.metavar}")
+    module_name, _sep, function_name = command.handler.partition(":")
+    # __import__ rather than importlib.import_module: importlib costs every run an import
+    module = __import__(f"secretstore.cli.{module_name}", fromlist=[function_name])
+    handler = getattr(module, function_name)
+    code = handler(Args(command, path, values))
+    return 0 if code is None else int(code)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the exit code; never raise."""
+    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return the exit code; never raise."""
+    from secretstore import env
+
     disable_core_dumps()
-    click_exception, abort = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        result = app(args=args, prog_name=PROG, standalone_mode=False)
-    except SecretStoreError as exc:
-        error_line(exc.message, exc.hint)
-        return exc.exit_code
-    except click_exception as exc:
-        code = getattr(exc, "exit_code", EXIT_USAGE)
-        message = exc.format_message()  # type: ignore[attr-defined]
-        if message:  # empty when click already printed the help (no arguments)
-            error_line(message, "run 'secretstore --help' or 'secretstore COMMAND --help'")
-        return int(code) if code else EXIT_USAGE
-    except (abort, KeyboardInterrupt, EOFError):
-        error_line("interrupted")
-        return 130
-    except BrokenPipeError:
-        silence_stdout()
-        return EXIT_FAILURE
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except OSError as exc:  # e.g. printing to a full disk: one line, not "internal error"
-        error_line(f"cannot write output: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    except Exception as exc:  # a bug: say so in one line, without locals or values
-        return report_internal_error(exc)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        silence_stdout()
-        return EXIT_FAILURE
-    except OSError as exc:
-        error_line(f"cannot write output: {exc.strerror or exc}")
-        return EXIT_FAILURE
-    return result if isinstance(result, int) else 0
+    if os.environ.get(env.COMPLETE):
+        from secretstore.cli import completion
+
+        answered = completion.answer(os.environ[env.COMPLETE])
+        if answered is not None:
+            return answered
+        from secretstore.cli import framework
+
+        return framework.run_typer(args)
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
+
+    parsed = parse(args, ROOT)
+    if parsed.kind == "run":
+        command = parsed.command
+        assert command is not None
+        return run_reporting_errors(lambda: execute(command, parsed.path, parsed.values, parsed.root_values))
+    if parsed.kind == "help":
+        from secretstore.cli import helpcache
+
+        return run_reporting_errors(lambda: helpcache.show(parsed.path))
+    if parsed.kind == "version":
+        return run_reporting_errors(lambda: print_line(f"{PROG} {__version__}"))
+    from secretstore.cli import framework
+
+    return framework.run_typer(args)

@@ -1,54 +1,66 @@
-"""Pieces every command module shares: the store, the identity, option types."""
+"""What the handlers share: the store and scope of a command line, the identity, reading input, JSON.
+
+No typer here: handlers run on the fast path.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from enum import StrEnum
-from typing import Annotated
 
-import typer
-
-from secretstore import paths
-from secretstore.console import notice
+from secretstore.console import notice, print_line, stdin_is_tty, warning_line, write_stdout
 from secretstore.errors import UsageError
-from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
-from secretstore.store import Scope, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.cli.spec import Args
+    from secretstore.context import Context
+    from secretstore.identity import Identity
+    from secretstore.store import Scope, Store
 
 
-class Entity(StrEnum):
-    team = "team"
-    project = "project"
-    cluster = "cluster"
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
-EntityArg = Annotated[
-    Entity,
-    typer.Argument(metavar="ENTITY", help="Scope of the secret: team, project or cluster.", show_default=False),
-]
-IdOpt = Annotated[
-    str | None,
-    typer.Option("--id", metavar="ID", help="Project or cluster id (required for project and cluster, refused for team)."),
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", metavar="NAME", help="Secret name: a letter, then letters, digits or '_' (prompted when missing)."),
-]
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", metavar="DIR", help="Store directory (default: $SECRETSTORE_DIR, then the user data dir)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+def store_of(args: Args) -> Store:
+    """The store of this command line: --store > $SECRETSTORE_DIR > .secretstore.toml > default."""
+    from secretstore.context import resolve_store
+    from secretstore.store import Store
+
+    root, _source = resolve_store(_text(args.get("store")), warn=warning_line)
+    return Store(root)
 
 
-def open_store(ctx: typer.Context, store_flag: str | None = None) -> Store:
-    """The store named by the command's --store, else the global --store, else the environment."""
-    root_flag = (ctx.find_root().obj or {}).get("store")
-    return Store(paths.store_dir(store_flag or root_flag))
+def context_of(args: Args, *, allow_vars: bool = False) -> Context:
+    """The whole context (store, project, cluster, team) of an exec, export or inject line;
+    ``allow_vars`` (exec) also reads the names the dotfile lets exec inject."""
+    from secretstore.context import resolve_context
+
+    return resolve_context(
+        _text(args.get("project")),
+        _text(args.get("cluster")),
+        store=_text(args.get("store")),
+        no_team=bool(args.get("no_team")),
+        warn=warning_line,
+        allow_vars=allow_vars,
+    )
 
 
-def scope_of(entity: Entity, scope_id: str | None) -> Scope:
-    return Scope.of(entity.value, scope_id)
+def scope_of(args: Args, store: Store | None = None) -> Scope:
+    """The scope of ENTITY and --id, validated; an --id given for team is checked against the store."""
+    from secretstore.rules import check_entity
+    from secretstore.store import Scope
+
+    entity = args.get("entity")
+    scope_id = args.get("scope_id")
+    check_entity(entity if isinstance(entity, str) else "")
+    if entity == "team" and isinstance(scope_id, str) and scope_id:
+        from secretstore.commands.info import check_team_id
+
+        check_team_id(store if store is not None else store_of(args), scope_id)
+        scope_id = None
+    return Scope.of(str(entity), scope_id if isinstance(scope_id, str) else None)
 
 
 def identity_for_write(store: Store) -> Identity:
@@ -56,7 +68,10 @@ def identity_for_write(store: Store) -> Identity:
 
     A first identity is never created inside ``store``: a shared (git) store would publish it.
     """
-    if not os.environ.get(ENV_KEY):
+    from secretstore import env, paths
+    from secretstore.identity import check_outside_store, resolve_identity
+
+    if not os.environ.get(env.KEY):
         path = paths.identity_path()
         if not os.path.lexists(path):
             check_outside_store(path, store.root)
@@ -70,31 +85,58 @@ def identity_for_write(store: Store) -> Identity:
 
 
 def identity_for_read() -> Identity:
+    from secretstore.identity import resolve_identity
+
     identity, _created = resolve_identity(create=False)
     return identity
 
 
-def forget_snapshot(store: Store, scope: Scope, identity: Identity) -> None:
-    """Drop ``scope``'s exec snapshot, so a deleted value does not stay in the cache."""
-    directory = paths.snapshot_dir()
-    if directory is not None:
-        from secretstore.snapshot import Snapshots
-
-        Snapshots(directory, identity, store.root).forget(scope)
+def read_bytes(path: str | None, what: str) -> tuple[bytes, str]:
+    """(bytes, source) of the file at ``path``, or of stdin for None or '-'."""
+    if path is None or path == "-":
+        return sys.stdin.buffer.read(), "stdin"
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), path
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def read_text(path: str | None, what: str) -> tuple[str, str]:
     """(text, source) of the file at ``path``, or of stdin for None or '-'."""
-    if path is None or path == "-":
-        raw, source = sys.stdin.buffer.read(), "stdin"
-    else:
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
-        source = path
+    raw, source = read_bytes(path, what)
     try:
         return raw.decode("utf-8"), source
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not valid UTF-8") from None
+
+
+def print_json(data: object) -> None:
+    import json
+
+    write_stdout((json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def prompt_line(label: str) -> str:
+    """Ask for one line on the terminal (echoed: for names, never for values)."""
+    sys.stderr.write(f"{label}: ")
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\r\n")
+
+
+__all__ = [
+    "context_of",
+    "identity_for_read",
+    "identity_for_write",
+    "print_json",
+    "print_line",
+    "prompt_line",
+    "read_bytes",
+    "read_text",
+    "scope_of",
+    "stdin_is_tty",
+    "store_of",
+]

@@ -1,71 +1,63 @@
 """set / list / get / delete: Gradient's command lines, with 'gradient' replaced by 'secretstore'.
 
-Each command is registered twice: top level and under the ``secrets`` group.
+Handlers: read the parsed line, prompt where Gradient prompts, call
+``secretstore.commands.secrets``, print Gradient's messages.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-from typing import Annotated
-
-import typer
-
-from secretstore.cli import app, secrets_app
 from secretstore.cli.common import (
-    EntityArg,
-    IdOpt,
-    JsonOpt,
-    NameOpt,
-    StoreOpt,
-    forget_snapshot,
     identity_for_read,
     identity_for_write,
-    open_store,
-    read_text,
+    print_json,
+    prompt_line,
+    read_bytes,
     scope_of,
+    store_of,
 )
-from secretstore.console import stdin_is_tty, text_table, warning_line
-from secretstore.errors import NotFoundError, UsageError
-from secretstore.fastget import print_secret
-from secretstore.loadervars import store_warning
+from secretstore.commands import secrets
+from secretstore.console import (
+    notice,
+    print_lines,
+    print_table,
+    stdin_is_tty,
+    stdout_is_tty,
+    warning_line,
+    write_stdout,
+)
+from secretstore.errors import UsageError
 from secretstore.rules import check_name, check_value, strip_one_newline
-from secretstore.store import Scope, Store
 
-ValueOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--value",
-        metavar="VALUE",
-        help=(
-            "The value. Prefer '-' (read stdin) or --value-file: a value on the command line "
-            "lands in shell history and is visible to other users in ps. Without --value you "
-            "get a hidden prompt, or stdin when it is piped."
-        ),
-    ),
-]
-ValueFileOpt = Annotated[
-    str | None,
-    typer.Option("--value-file", metavar="PATH", help="Read the value from a file ('-' for stdin); one trailing newline is dropped."),
-]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.cli.spec import Args
+    from secretstore.store import Scope
+
+PROMPT_ATTEMPTS = 3
 
 
-def _read_stream_value(path: str | None) -> str:
-    text, source = read_text(path, "value file")
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not valid UTF-8") from None
+
+
+def _from_stdin() -> str:
+    raw, source = read_bytes(None, "value")
+    text = strip_one_newline(_decode(raw, source))
+    if not text:
+        raise UsageError("secret value from stdin is empty")
+    return check_value(text)
+
+
+def _from_file(path: str) -> str:
+    """A file's bytes exactly: a PEM or OpenSSH key keeps its trailing newline."""
+    raw, source = read_bytes(path, "value file")
+    text = _decode(raw, source)
     if not text:
         raise UsageError(f"secret value from {source} is empty")
-    return check_value(strip_one_newline(text))
-
-
-def _prompt_value(name: str) -> str:
-    try:
-        first = getpass.getpass(f"Value for {name}: ")
-        second = getpass.getpass(f"Value for {name} (again): ")
-    except EOFError:
-        raise UsageError("no value given") from None
-    if first != second:
-        raise UsageError("the two values differ; nothing was stored")
-    return check_value(first)
+    return check_value(text)
 
 
 def read_value(value: str | None, value_file: str | None) -> str | None:
@@ -73,118 +65,118 @@ def read_value(value: str | None, value_file: str | None) -> str | None:
     if value is not None and value_file is not None:
         raise UsageError("give --value or --value-file, not both")
     if value_file is not None:
-        return _read_stream_value(value_file)
-    if value == "-":
-        return _read_stream_value(None)
-    if value is not None:
-        return check_value(value)
-    if stdin_is_tty():
-        return None
-    return _read_stream_value(None)
+        return _from_stdin() if value_file == "-" else _from_file(value_file)
+    if value == "-" or value is None:
+        return None if stdin_is_tty() else _from_stdin()
+    return check_value(value)
 
 
-def resolve_name(name: str | None) -> str:
-    if name is None:
+def prompt_value(name: str) -> str:
+    """A hidden prompt, asked twice; a mismatch asks again (up to three times)."""
+    import getpass
+
+    for _attempt in range(PROMPT_ATTEMPTS):
+        try:
+            first = getpass.getpass(f"Value for {name}: ")
+            second = getpass.getpass(f"Value for {name} (again): ")
+        except EOFError:
+            raise UsageError("no value given") from None
+        if first == second:
+            return check_value(first)
+        notice("the two values differ; try again")
+    raise UsageError(f"the two values differed {PROMPT_ATTEMPTS} times; nothing was stored")
+
+
+def resolve_name(name: object) -> str:
+    """--name, else asked for on a terminal (Gradient prompts for it too)."""
+    if not isinstance(name, str):
         if not stdin_is_tty():
             raise UsageError("missing --name")
-        name = typer.prompt("Name")
-    return check_name(name.strip() if name else "")
+        try:
+            name = prompt_line("Name")
+        except EOFError:
+            raise UsageError("no name given") from None
+    return check_name(name.strip())
 
 
-def set_secret(
-    ctx: typer.Context,
-    entity: EntityArg,
-    scope_id: IdOpt = None,
-    name: NameOpt = None,
-    value: ValueOpt = None,
-    value_file: ValueFileOpt = None,
-    store: StoreOpt = None,
-) -> None:
-    """Set a secret (create or replace).
+def set_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    value = read_value(args.get("value"), args.get("value_file"))  # type: ignore[arg-type]
+    identity = identity_for_write(store)
+    if value is None:  # prompt after the passphrase, so a wrong one loses nothing typed
+        value = prompt_value(name)
+    outcome = secrets.set_secret(store, scope, name, value, identity)
+    print_lines([f"Set {scope.entity} secret '{name}'"])
+    from secretstore.loadervars import store_warning
 
-    \b
-      secretstore set team --name=WANDB_API_KEY            # hidden prompt
-      printf %s "$TOKEN" | secretstore set cluster --id=gpu-a --name=HF_TOKEN --value -
-      secretstore set project --id=prj42 --name=TLS_KEY --value-file key.pem
-    """
-    scope = scope_of(entity, scope_id)
-    secret_name = resolve_name(name)
-    secret_value = read_value(value, value_file)  # given values fail fast, before any key work
-    target = open_store(ctx, store)
-    identity = identity_for_write(target)
-    if secret_value is None:  # prompt after the passphrase, so a wrong one loses nothing typed
-        secret_value = _prompt_value(secret_name)
-    target.set(scope, secret_name, secret_value, identity)
-    typer.echo(f"Set {scope.entity} secret '{secret_name}'")
-    if (held_back := store_warning(secret_name)) is not None:
+    if (held_back := store_warning(name)) is not None:
         warning_line(held_back)
+    if outcome == secrets.UNCHANGED:
+        notice(f"{scope} secret '{name}' already had this value; nothing was written")
 
 
-def list_secrets(
-    ctx: typer.Context,
-    entity: EntityArg,
-    scope_id: IdOpt = None,
-    as_json: JsonOpt = False,
-    store: StoreOpt = None,
-) -> None:
-    """List secret names in a scope (values are never shown; no key needed)."""
-    scope = scope_of(entity, scope_id)
-    rows = open_store(ctx, store).list(scope)
-    if as_json:
-        payload = [
+def list_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    rows = secrets.list_secrets(store, scope)
+    if args.get("as_json"):
+        print_json([
             {"name": name, "entity": scope.entity, "id": scope.scope_id, "updated": updated}
             for name, updated in rows
-        ]
-        typer.echo(json.dumps(payload, indent=2))
+        ])
         return
     if not rows:
-        typer.echo("No data found")
+        print_lines(["No data found"])
         return
-    typer.echo(text_table(["Name", "Updated"], [list(row) for row in rows]))
+    if args.get("long"):
+        print_table(["Name", "Updated"], [list(row) for row in rows])
+    else:
+        print_table(["Name"], [[name] for name, _updated in rows])
 
 
-def get_secret(
-    ctx: typer.Context,
-    entity: EntityArg,
-    scope_id: IdOpt = None,
-    name: NameOpt = None,
-    store: StoreOpt = None,
-) -> None:
-    """Print a secret's value exactly (a newline is added only on a terminal)."""
-    # secretstore.main answers most get lines in secretstore.fastget, without typer;
-    # this runs for the ones it hands over (a --name prompt, for one). Both end in print_secret.
-    scope = scope_of(entity, scope_id)
-    secret_name = resolve_name(name)
-    print_secret(open_store(ctx, store), scope, secret_name)
+def get_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    version = args.get("version")
+    if isinstance(version, str):
+        value = secrets.read_version(store, scope, name, version_number(version), identity_for_read())
+    else:
+        value = secrets.read_secret(store, scope, name)
+    newline = b"\n" if stdout_is_tty() and not value.endswith("\n") else b""
+    write_stdout(value.encode("utf-8") + newline)
 
 
-def require_listed(target: Store, scope: Scope, name: str, purpose: str = "") -> None:
-    """Say 'no such secret' before asking for a key that would not help."""
-    if name not in {listed for listed, _updated in target.list(scope)}:
-        raise NotFoundError(f"no {scope} secret {name!r}{purpose}")
+def delete_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    from secretstore.layers import plain_identity, require_store
+
+    identity = plain_identity()  # a key that needs no passphrase: nothing to ask for
+    if identity is None:
+        # say "no such secret" before a passphrase prompt that would not help
+        secrets.require_listed(store, scope, name, " to delete")
+        identity = identity_for_read()
+    require_store(store)
+    purge = bool(args.get("purge"))
+    secrets.delete_secret(store, scope, name, identity, purge=purge)
+    if purge:
+        print_lines([f"Deleted {scope.entity} secret '{name}' and every earlier version of it"])
+        notice("git history, and anyone who read it, may still hold old encrypted copies: change the value at its source")
+    else:
+        print_lines([f"Deleted {scope.entity} secret '{name}'"])
+        notice(f"'secretstore undelete {_scope_words(scope)} --name {name}' brings it back while its history lasts")
 
 
-def delete_secret(
-    ctx: typer.Context,
-    entity: EntityArg,
-    scope_id: IdOpt = None,
-    name: NameOpt = None,
-    store: StoreOpt = None,
-) -> None:
-    """Delete a secret."""
-    scope = scope_of(entity, scope_id)
-    secret_name = resolve_name(name)
-    target = open_store(ctx, store)
-    require_listed(target, scope, secret_name, " to delete")
-    identity = identity_for_read()
-    target.delete(scope, secret_name, identity)
-    forget_snapshot(target, scope, identity)
-    typer.echo(f"Deleted {scope.entity} secret '{secret_name}'")
+def version_number(text: str) -> int:
+    """--version K / --to K: 0 is the current value, 1 the one before it, and so on."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"--version takes a number (0: the current value, 1: the one before): not {text!r}")
+    return int(text)
 
 
-for _group in (app, secrets_app):
-    _group.command("set")(set_secret)
-    _group.command("list")(list_secrets)
-    _group.command("get")(get_secret)
-    _group.command("delete")(delete_secret)
-
+def _scope_words(scope: Scope) -> str:
+    return scope.entity if scope.scope_id is None else f"{scope.entity} --id {scope.scope_id}"

@@ -1,48 +1,20 @@
-"""``secretstore ui``: the local web page (Gradient's Secrets tab). Parsing only: the page
-is ``secretstore.ui``, an optional extra this module never imports at load time."""
+"""``secretstore ui``: the local web page (Gradient's Secrets tab). The page is
+``secretstore.ui``, an optional extra this module imports only when the command runs."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from secretstore.cli.common import store_of
+from secretstore.errors import UsageError
 
-import typer
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.cli.spec import Args
 
-from secretstore.cli import app
-from secretstore.cli.common import StoreOpt, open_store
 
-
-@app.command("ui")
-def ui_command(
-    ctx: typer.Context,
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port",
-            metavar="N",
-            min=0,
-            max=65535,
-            help="Port on 127.0.0.1 to serve on (default 0: a free port chosen at random).",
-        ),
-    ] = 0,
-    no_browser: Annotated[
-        bool,
-        typer.Option("--no-browser", help="Only print the login URL; do not open a browser."),
-    ] = False,
-    store: StoreOpt = None,
-) -> int:
-    """Serve the Secrets page on 127.0.0.1 until Ctrl-C (needs the ui extra).
-
-    Prints one URL with a one-time login token on stdout and opens it in your
-    browser. The page lists, creates and deletes secrets of every scope and
-    shows the precedence, never a value. Ctrl-C stops it (exit 0).
-
-    \b
-      secretstore ui
-      secretstore ui --no-browser --port 8765
-    """
+def ui_command(args: Args) -> int:
+    port_text = args.get("port") or "0"
+    if not (isinstance(port_text, str) and port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise UsageError(f"--port takes a port number from 0 to 65535 (0: a free one), not {port_text!r}")
     from secretstore import ui
 
-    code = ui.serve(open_store(ctx, store).root, port=port, open_browser=not no_browser)
-    if code:
-        raise typer.Exit(code)
-    return 0
+    return ui.serve(store_of(args).root, port=int(port_text), open_browser=not args.get("no_browser"))

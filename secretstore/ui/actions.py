@@ -1,9 +1,10 @@
 """What the page does, as calls into the library: the same rules, locks and checks as the CLI.
 
 Nothing here reads or writes a store file: listing, setting and deleting go
-through ``Store``, precedence through ``merge``, so every check the library
-makes (MAC, recipients, file permissions, the store lock, and whatever it
-checks next) applies to the page as it does to the command line. Values come
+through ``Store``, precedence through ``context``, ``layers`` and
+``precedence``, so every check the library makes (signatures and whom you
+trust, MAC, recipients, file permissions, the store lock) applies to the page
+as it does to the command line. Values come
 in from a form and go to ``Store.set``; none is ever returned from here.
 
 No web framework is imported: routes in ``app.py`` call these functions.
@@ -14,12 +15,16 @@ from __future__ import annotations
 import os
 import threading
 
-from secretstore import merge, paths
+from secretstore import paths
 from secretstore.console import notice
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
 from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
 from secretstore.rules import check_name, check_value, strip_one_newline
 from secretstore.store import TEAM, Scope, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from secretstore.context import Context
 
 
 class Keys:
@@ -127,7 +132,7 @@ class Precedence:
 
     __slots__ = ("context", "rows", "warnings")
 
-    def __init__(self, context: merge.Context, rows: list[Row], warnings: list[str]) -> None:
+    def __init__(self, context: Context, rows: list[Row], warnings: list[str]) -> None:
         self.context = context
         self.rows = rows
         self.warnings = warnings
@@ -137,9 +142,13 @@ def precedence(store: Store, keys: Keys, project: str | None, cluster: str | Non
     """Resolve the context as exec does (blank fields fall back to ``$SECRETSTORE_PROJECT`` /
     ``$SECRETSTORE_CLUSTER`` and ``.secretstore.toml`` where the server was started), read the
     layers with the same checks, apply project > cluster > team, and keep only names."""
-    context = merge.resolve_context(project or None, cluster or None)
-    layers, warnings = merge.load_layers(store, context, keys.for_read)
-    merged = merge.merge_scopes(layers)
+    from secretstore import layers as reading
+    from secretstore import precedence as ranking
+    from secretstore.context import resolve_context
+
+    context = resolve_context(project or None, cluster or None, store=store.root, check_store=False)
+    layers, warnings = reading.load_layers(store, context, keys.for_read)
+    merged = ranking.merge_scopes(layers)
     rows = [
         Row(name, str(item.scope), [str(scope) for scope in item.overrides])
         for name, item in merged.items()
@@ -154,8 +163,8 @@ def form_value(single_line: str, multi_line: str) -> str:
     """The value from the page's two fields (one of them filled), checked as the CLI checks it.
 
     The password field is used as typed, as ``--value`` is. The text area is a
-    pasted file: browsers send its line breaks as CRLF, which become LF, and
-    one trailing newline is dropped, as ``--value-file`` drops it.
+    paste: browsers send its line breaks as CRLF, which become LF, and one
+    trailing newline is dropped, as from stdin or a prompt.
     """
     if single_line and multi_line:
         raise UsageError("give the value in one field, not both; nothing was stored")
@@ -170,6 +179,9 @@ def set_secret(store: Store, keys: Keys, scope: Scope, name: str, value: str) ->
     check_value(value)
     identity, created = keys.for_write()
     store.set(scope, name, value, identity)
+    from secretstore.commands.secrets import record
+
+    record(store, "ui set", scope, [name], identity)
     return f"Set {scope.entity} secret '{name}'", created
 
 
@@ -184,12 +196,9 @@ def delete_secret(store: Store, keys: Keys, scope: Scope, name: str) -> str:
     """Delete a secret as ``secretstore delete`` does (and drop exec's snapshot of the scope)."""
     require_listed(store, scope, name)
     identity = keys.for_read()
-    store.delete(scope, name, identity)
-    directory = paths.snapshot_dir()
-    if directory is not None:
-        from secretstore.snapshot import Snapshots
+    from secretstore.commands.secrets import delete_secret as delete
 
-        Snapshots(directory, identity, store.root).forget(scope)
+    delete(store, scope, name, identity)  # the CLI's own use case: snapshot dropped, audit line written
     return f"Deleted {scope.entity} secret '{name}'"
 
 

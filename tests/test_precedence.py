@@ -1,4 +1,4 @@
-"""merge: context resolution, precedence, references, skipping unreadable scopes. Fake values only."""
+"""context resolution, layers (skipping unreadable scopes), precedence and references. Fake values only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretstore import crypto, merge
+from secretstore import context as contexts
+from secretstore import crypto
+from secretstore import layers as layers_module
+from secretstore import precedence
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.identity import Identity, resolve_identity
 from secretstore.store import TEAM, Scope, Store
@@ -35,7 +38,7 @@ def test_precedence_every_combination(present: tuple[str, ...]) -> None:
         else (scopes[entity], {})
         for entity in ("team", "cluster", "project")
     ]
-    merged = merge.merge_scopes(layers)
+    merged = precedence.merge_scopes(layers)
     if not present:
         assert merged == {}
         return
@@ -50,7 +53,7 @@ def test_precedence_every_combination(present: tuple[str, ...]) -> None:
 
 
 def test_merged_repr_hides_values() -> None:
-    merged = merge.merge_scopes([(TEAM, {"K": "fake-super-secret"})])
+    merged = precedence.merge_scopes([(TEAM, {"K": "fake-super-secret"})])
     assert "fake-super-secret" not in repr(merged)
 
 
@@ -58,13 +61,13 @@ def test_merged_repr_hides_values() -> None:
 
 
 def _dotfile(directory: Path, text: str) -> Path:
-    path = directory / merge.DOTFILE
+    path = directory / contexts.DOTFILE
     path.write_text(text)
     return path
 
 
 def test_context_none(tmp_path: Path) -> None:
-    context = merge.resolve_context(environ={}, cwd=str(tmp_path))
+    context = contexts.resolve_context(environ={}, cwd=str(tmp_path))
     assert (context.project, context.cluster) == (None, None)
     assert context.scopes() == [TEAM]
 
@@ -73,7 +76,7 @@ def test_context_dotfile_in_a_parent(tmp_path: Path) -> None:
     path = _dotfile(tmp_path, 'project = "prj-dot"\ncluster = "gpu-dot"  \n# a comment\n')
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
-    context = merge.resolve_context(environ={}, cwd=str(deep))
+    context = contexts.resolve_context(environ={}, cwd=str(deep))
     assert (context.project, context.cluster) == ("prj-dot", "gpu-dot")
     assert context.project_source == str(path)
     assert context.scopes() == [TEAM, Scope("cluster", "gpu-dot"), Scope("project", "prj-dot")]
@@ -84,15 +87,15 @@ def test_context_nearest_dotfile_wins(tmp_path: Path) -> None:
     inner = tmp_path / "inner"
     inner.mkdir()
     _dotfile(inner, "project = 'inner'\n")
-    assert merge.resolve_context(environ={}, cwd=str(inner)).project == "inner"
+    assert contexts.resolve_context(environ={}, cwd=str(inner)).project == "inner"
 
 
 def test_context_env_beats_dotfile_and_flags_beat_env(tmp_path: Path) -> None:
     _dotfile(tmp_path, 'project = "prj-dot"\ncluster = "gpu-dot"\n')
-    env = {merge.ENV_PROJECT: "prj-env", merge.ENV_CLUSTER: "gpu-env"}
-    context = merge.resolve_context(environ=env, cwd=str(tmp_path))
+    env = {contexts.ENV_PROJECT: "prj-env", contexts.ENV_CLUSTER: "gpu-env"}
+    context = contexts.resolve_context(environ=env, cwd=str(tmp_path))
     assert (context.project, context.cluster) == ("prj-env", "gpu-env")
-    context = merge.resolve_context("prj-flag", "gpu-flag", environ=env, cwd=str(tmp_path))
+    context = contexts.resolve_context("prj-flag", "gpu-flag", environ=env, cwd=str(tmp_path))
     assert (context.project, context.cluster) == ("prj-flag", "gpu-flag")
     assert context.project_source == "--project"
 
@@ -100,51 +103,54 @@ def test_context_env_beats_dotfile_and_flags_beat_env(tmp_path: Path) -> None:
 def test_context_each_resolved_on_its_own(tmp_path: Path) -> None:
     """A --cluster flag with the project from the dotfile, and the other way round with env."""
     _dotfile(tmp_path, 'project = "prj-dot"\ncluster = "gpu-dot"\n')
-    context = merge.resolve_context(None, "gpu-flag", environ={}, cwd=str(tmp_path))
+    context = contexts.resolve_context(None, "gpu-flag", environ={}, cwd=str(tmp_path))
     assert (context.project, context.cluster) == ("prj-dot", "gpu-flag")
-    context = merge.resolve_context(None, None, environ={merge.ENV_PROJECT: "prj-env"}, cwd=str(tmp_path))
+    context = contexts.resolve_context(None, None, environ={contexts.ENV_PROJECT: "prj-env"}, cwd=str(tmp_path))
     assert (context.project, context.cluster) == ("prj-env", "gpu-dot")
 
 
 def test_context_empty_env_counts_as_unset(tmp_path: Path) -> None:
     _dotfile(tmp_path, 'project = "prj-dot"\n')
-    context = merge.resolve_context(environ={merge.ENV_PROJECT: ""}, cwd=str(tmp_path))
+    context = contexts.resolve_context(environ={contexts.ENV_PROJECT: ""}, cwd=str(tmp_path))
     assert context.project == "prj-dot"
 
 
 def test_dotfile_full_toml_and_errors(tmp_path: Path) -> None:
     _dotfile(tmp_path, '[x]\n')
     with pytest.raises(UsageError, match="unknown key 'x'"):
-        merge.resolve_context(environ={}, cwd=str(tmp_path))
+        contexts.resolve_context(environ={}, cwd=str(tmp_path))
     _dotfile(tmp_path, 'project = "a\\u0062c"  # escapes need the real parser\n')
-    assert merge.resolve_context(environ={}, cwd=str(tmp_path)).project == "abc"
+    assert contexts.resolve_context(environ={}, cwd=str(tmp_path)).project == "abc"
     _dotfile(tmp_path, 'project = "../etc"\n')
     with pytest.raises(UsageError, match="invalid project id"):
-        merge.resolve_context(environ={}, cwd=str(tmp_path))
+        contexts.resolve_context(environ={}, cwd=str(tmp_path))
     _dotfile(tmp_path, "project = 42\n")
     with pytest.raises(UsageError, match="must be a string"):
-        merge.resolve_context(environ={}, cwd=str(tmp_path))
+        contexts.resolve_context(environ={}, cwd=str(tmp_path))
     _dotfile(tmp_path, 'project = "unterminated\n')
     with pytest.raises(UsageError, match="not valid TOML"):
-        merge.resolve_context(environ={}, cwd=str(tmp_path))
+        contexts.resolve_context(environ={}, cwd=str(tmp_path))
 
 
 def test_invalid_id_from_env_names_its_source(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"\$SECRETSTORE_CLUSTER"):
-        merge.resolve_context(environ={merge.ENV_CLUSTER: "a/b"}, cwd=str(tmp_path))
+        contexts.resolve_context(environ={contexts.ENV_CLUSTER: "a/b"}, cwd=str(tmp_path))
 
 
 def test_dotfile_not_read_when_flags_and_env_decide(tmp_path: Path) -> None:
     _dotfile(tmp_path, "this is not toml at all [[[\n")
-    context = merge.resolve_context("p", None, environ={merge.ENV_CLUSTER: "c"}, cwd=str(tmp_path))
-    assert (context.project, context.cluster) == ("p", "c")
+    environ = {contexts.ENV_CLUSTER: "c", "SECRETSTORE_DIR": str(tmp_path / "s")}
+    context = contexts.resolve_context("p", None, no_team=True, environ=environ, cwd=str(tmp_path))
+    assert (context.project, context.cluster, context.team) == ("p", "c", False)
+    with pytest.raises(UsageError, match="not valid TOML"):  # it may still say team = false
+        contexts.resolve_context("p", None, environ=environ, cwd=str(tmp_path))
 
 
 # --- the environment ---------------------------------------------------------------------
 
 
-def _merged() -> dict[str, merge.Merged]:
-    return merge.merge_scopes(
+def _merged() -> dict[str, precedence.Merged]:
+    return precedence.merge_scopes(
         [
             (TEAM, {"SHARED": "fake-team", "TEAM_ONLY": "fake-team-only", "wandb_key": "fake-wandb"}),
             (CLUSTER, {"SHARED": "fake-cluster"}),
@@ -154,7 +160,7 @@ def _merged() -> dict[str, merge.Merged]:
 
 
 def test_secrets_override_inherited_by_default() -> None:
-    env, decided = merge.build_environment(_merged(), {"SHARED": "inherited", "PATH": "/bin"})
+    env, decided = precedence.build_environment(_merged(), {"SHARED": "inherited", "PATH": "/bin"})
     assert env["SHARED"] == "fake-project"
     assert env["PATH"] == "/bin"
     row = {item.name: item for item in decided}["SHARED"]
@@ -164,7 +170,7 @@ def test_secrets_override_inherited_by_default() -> None:
 
 
 def test_no_override_lets_inherited_win() -> None:
-    env, decided = merge.build_environment(_merged(), {"SHARED": "inherited"}, no_override=True)
+    env, decided = precedence.build_environment(_merged(), {"SHARED": "inherited"}, no_override=True)
     assert env["SHARED"] == "inherited"
     assert env["TEAM_ONLY"] == "fake-team-only"
     row = {item.name: item for item in decided}["SHARED"]
@@ -176,7 +182,7 @@ def test_no_override_lets_inherited_win() -> None:
 
 
 def test_explicit_literal_wins_over_secret_and_inherited() -> None:
-    env, decided = merge.build_environment(
+    env, decided = precedence.build_environment(
         _merged(), {"SHARED": "inherited"}, [("SHARED", "typed")], no_override=True
     )
     assert env["SHARED"] == "typed"
@@ -185,7 +191,7 @@ def test_explicit_literal_wins_over_secret_and_inherited() -> None:
 
 
 def test_references_explicit_and_inherited() -> None:
-    env, decided = merge.build_environment(
+    env, decided = precedence.build_environment(
         _merged(),
         {"INHERITED_REF": "secret:TEAM_ONLY", "NOT_A_REF": "xsecret:TEAM_ONLY"},
         [("MY_KEY", "secret:wandb_key"), ("BOTH", "secret:SHARED")],
@@ -201,14 +207,14 @@ def test_references_explicit_and_inherited() -> None:
 
 
 def test_secret_values_are_not_references() -> None:
-    merged = merge.merge_scopes([(TEAM, {"LOOKS_LIKE_REF": "secret:OTHER"})])
-    env, _ = merge.build_environment(merged, {})
+    merged = precedence.merge_scopes([(TEAM, {"LOOKS_LIKE_REF": "secret:OTHER"})])
+    env, _ = precedence.build_environment(merged, {})
     assert env["LOOKS_LIKE_REF"] == "secret:OTHER"
 
 
 def test_missing_references_fail_naming_variable_and_secret() -> None:
     with pytest.raises(NotFoundError) as caught:
-        merge.build_environment(
+        precedence.build_environment(
             _merged(),
             {"INHERITED_REF": "secret:gone_too"},
             [("MY_KEY", "secret:nope")],
@@ -221,7 +227,7 @@ def test_missing_references_fail_naming_variable_and_secret() -> None:
 
 
 def test_refs_only_injects_only_referenced() -> None:
-    env, decided = merge.build_environment(
+    env, decided = precedence.build_environment(
         _merged(), {}, [("MY_KEY", "secret:wandb_key")], refs_only=True
     )
     assert env == {"MY_KEY": "fake-wandb"}
@@ -229,21 +235,21 @@ def test_refs_only_injects_only_referenced() -> None:
 
 
 def test_mask_values_only_secrets_longest_first() -> None:
-    _env, decided = merge.build_environment(
+    _env, decided = precedence.build_environment(
         _merged(), {"SHARED": "x"}, [("LIT", "typed-literal"), ("R", "secret:TEAM_ONLY")]
     )
-    values = merge.mask_values(decided)
+    values = precedence.mask_values(decided)
     assert "typed-literal" not in values
     assert values[0] == "fake-team-only"
     assert set(values) == {"fake-project", "fake-team-only", "fake-wandb"}
 
 
 def test_env_assignment_parsing() -> None:
-    assert merge.parse_env_assignment("A=b=c") == ("A", "b=c")
-    assert merge.parse_env_assignment("A=") == ("A", "")
+    assert precedence.parse_env_assignment("A=b=c") == ("A", "b=c")
+    assert precedence.parse_env_assignment("A=") == ("A", "")
     for bad in ("A", "=x", "A=\x00"):
         with pytest.raises(UsageError):
-            merge.parse_env_assignment(bad)
+            precedence.parse_env_assignment(bad)
 
 
 # --- reading the store --------------------------------------------------------------------
@@ -277,9 +283,9 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
 
     monkeypatch.setattr(Store, "parse", counting_parse)
     monkeypatch.setattr(crypto, "open_data_key", counting_open)
-    context = merge.Context("prj42", "gpu-a")
-    layers, warnings = merge.load_layers(store, context, _identity)
-    assert warnings == []
+    context = contexts.Context("prj42", "gpu-a")
+    layers, warnings = layers_module.load_layers(store, context, _identity)
+    assert warnings == [f"cluster gpu-a has no secrets in {store.root}"]  # named, but no file
     assert calls == [TEAM, PROJECT]  # the cluster has no file: not even parsed
     assert len(opened) == 2  # one public-key operation per scope file, not per value
     assert layers[0][1]["T7"] == "fake-team-7"
@@ -290,7 +296,8 @@ def test_load_layers_needs_no_identity_when_no_scope_exists(isolated_env: dict[s
     def no_identity() -> Identity:
         raise AssertionError("identity asked for with nothing to read")
 
-    layers, _ = merge.load_layers(Store(isolated_env["store"]), merge.Context(), no_identity)
+    os.makedirs(isolated_env["store"])
+    layers, _ = layers_module.load_layers(Store(isolated_env["store"]), contexts.Context(), no_identity)
     assert layers == [(TEAM, {})]
 
 
@@ -300,16 +307,17 @@ def test_not_recipient_is_skipped_with_warning_unless_strict(isolated_env: dict[
     stranger = Identity.generate("stranger")
     store.set(TEAM, "T", "fake-team", me)
     store.set(CLUSTER, "C", "fake-cluster", stranger)
-    context = merge.Context(None, "gpu-a")
-    layers, warnings = merge.load_layers(store, context, _identity)
+    context = contexts.Context(None, "gpu-a")
+    layers, warnings = layers_module.load_layers(store, context, _identity)
     assert layers == [(TEAM, {"T": "fake-team"}), (CLUSTER, {})]
-    assert len(warnings) == 1 and "not a recipient of cluster gpu-a" in warnings[0]
+    assert len(warnings) == 1 and "skipped cluster gpu-a: not a recipient" in warnings[0]
+    assert "secretstore recipients add ssk1" in warnings[0] and warnings[0].endswith("--cluster gpu-a)")
     with pytest.raises(NotRecipientError):
-        merge.load_layers(store, context, _identity, strict=True)
+        layers_module.load_layers(store, context, _identity, strict=True)
 
 
 def test_find_dotfile_stops_at_root(tmp_path: Path) -> None:
-    assert merge.find_dotfile(str(tmp_path)) in (None, os.path.join("/", merge.DOTFILE))
+    assert contexts.find_dotfile(str(tmp_path)) in (None, os.path.join("/", contexts.DOTFILE))
 
 
 # --- the fast environment agrees with the explained one -------------------------------
@@ -350,13 +358,13 @@ def test_environment_equals_build_environment(
     flags = {"refs_only": refs_only, "no_override": no_override, "searched": "team",
              "withheld": withheld}
     try:
-        expected = merge.build_environment(merge.merge_scopes(layers), inherited, explicit, **flags)[0]
+        expected = precedence.build_environment(precedence.merge_scopes(layers), inherited, explicit, **flags)[0]
     except NotFoundError as exc:
         with pytest.raises(NotFoundError) as fast_error:
-            merge.environment(layers, inherited, explicit, **flags)
+            precedence.environment(layers, inherited, explicit, **flags)
         assert fast_error.value.message == exc.message
         return
-    assert merge.environment(layers, inherited, explicit, **flags) == expected
+    assert precedence.environment(layers, inherited, explicit, **flags) == expected
 
 
 def test_inherited_credential_never_comes_back_under_no_override() -> None:
@@ -364,7 +372,7 @@ def test_inherited_credential_never_comes_back_under_no_override() -> None:
     layers = [(TEAM, {"SECRETSTORE_KEY": "fake-secret-named-like-a-key"})]
     inherited = {"SECRETSTORE_KEY": "fake-node-key"}
     for env in (
-        merge.build_environment(merge.merge_scopes(layers), inherited, no_override=True)[0],
-        merge.environment(layers, inherited, no_override=True),
+        precedence.build_environment(precedence.merge_scopes(layers), inherited, no_override=True)[0],
+        precedence.environment(layers, inherited, no_override=True),
     ):
         assert env["SECRETSTORE_KEY"] == "fake-secret-named-like-a-key"

@@ -1,25 +1,23 @@
-"""secretstore get without typer: the fast parser, its parity with the typer command, the snapshot.
+"""secretstore get: the fast parser's path, typer's path to the same handler, the snapshot.
 
-The fast path runs through the real console script (``secretstore.main`` routes
-``get`` to ``secretstore.fastget``); the typer path runs in a subprocess that
-calls ``secretstore.cli.run`` directly, which is what the console script does
-for every line the fast parser hands over. Fake values only. Every subprocess
-has a timeout; no test measures time.
+The fast path runs through the real console script; the typer path runs in a
+subprocess that hands the line to typer (``cli.framework.run_typer``), which
+builds its command from the same declaration and calls the same handler. Both
+must print the same bytes. Fake values only. Every subprocess has a timeout;
+no test measures time.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from secretstore import fastget
+from secretstore.commands.secrets import read_secret
 from secretstore.errors import NotFoundError
 from secretstore.identity import Identity, resolve_identity, write_identity_file
 from secretstore.scopefile import ScopeFile
@@ -30,7 +28,7 @@ CLUSTER = Scope("cluster", "gpu-a")
 PROJECT = Scope("project", "prj42")
 THEIRS = Scope("cluster", "theirs")  # sealed to someone else only
 PY = sys.executable
-TYPER = "import sys; from secretstore.cli import run; sys.exit(run(sys.argv[1:]))"
+TYPER = "import sys; from secretstore.cli.framework import run_typer; sys.exit(run_typer(sys.argv[1:]))"
 PW = "fake-passphrase"
 TEAM_VALUES = {
     "TOKEN": "fake-token",
@@ -65,8 +63,10 @@ def fast_and_typer(args: list[str], env: dict[str, str] | None = None) -> tuple[
 
 
 def takes_fast_path(argv: list[str]) -> bool:
-    split = fastget.split_command(argv)
-    return split is not None and fastget.parse(split[1], split[0]) is not None
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
+
+    return parse(argv, ROOT).kind == "run"
 
 
 def snapshot_files(isolated_env: dict[str, str]) -> list[Path]:
@@ -79,98 +79,56 @@ def make_snapshots(cli_run: Run, env: dict[str, str] | None = None) -> None:
     assert done.returncode == 0, done.stderr
 
 
-# --- the parser against the typer command -------------------------------------------------
-
-
-def _typer_get(path: tuple[str, ...]) -> Any:
-    """The click command typer builds for ``secretstore <path>``."""
-    import typer.main
-
-    from secretstore.cli import app
-
-    command: Any = typer.main.get_command(app)
-    for word in path:
-        command = command.commands[word]
-    return command
-
-
-@pytest.mark.parametrize("path", [("get",), ("secrets", "get")])
-def test_fast_parser_accepts_exactly_the_typer_options(path: tuple[str, ...]) -> None:
-    from secretstore.cli.common import Entity
-
-    command = _typer_get(path)
-    options: set[str] = set()
-    arguments = []
-    for param in command.params:
-        if param.param_type_name == "option":
-            options.update(name for name in param.opts if name not in ("--help", "-h"))
-            # one value each, given once (the last wins): what the fast parser assumes
-            assert (param.nargs, param.multiple, param.is_flag, param.secondary_opts) == (1, False, False, [])
-        else:
-            arguments.append((param.name, param.nargs, param.required))
-    assert options == set(fastget.VALUE_OPTIONS)
-    assert arguments == [("entity", 1, True)]
-    assert tuple(entity.value for entity in Entity) == fastget.ENTITIES
-    assert list(path) in fastget.COMMANDS
-
+# --- the parser ------------------------------------------------------------------------------
 
 COMMAND_LINES = [
-    ["get", "team", "--name", "TOKEN"],
-    ["get", "--name=TOKEN", "team"],
-    ["get", "cluster", "--id", "gpu-a", "--name", "HF"],
-    ["get", "--id=prj42", "--name=DB", "project", "--store", "/tmp/fastget-s"],
-    ["get", "team", "--name", "FIRST", "--name", "LAST"],  # the last one wins
-    ["get", "--name", "TOKEN", "--", "team"],
-    ["get", "team", "--name", "  PADDED\t"],  # stripped, as typer's command does
-    ["get", "project", "--id", "p1", "--id=p2", "--name=X"],
-    ["secrets", "get", "team", "--name=TOKEN"],
-    ["--store", "/tmp/fastget-g", "get", "team", "--name=T"],
-    ["--store=/tmp/fastget-g", "secrets", "get", "team", "--name=T"],
-    ["--store=/tmp/fastget-g", "get", "team", "--name=T", "--store=/tmp/fastget-c"],  # the command's wins
-    ["get", "team", "--store", "relative/dir", "--name=T"],
+    (["get", "team", "--name", "TOKEN"], {"entity": "team", "name": "TOKEN"}),
+    (["get", "--name=TOKEN", "team"], {"entity": "team", "name": "TOKEN"}),
+    (["get", "cluster", "--id", "gpu-a", "--name", "HF"], {"entity": "cluster", "scope_id": "gpu-a"}),
+    (["get", "--id=prj42", "--name=DB", "project", "--store", "/tmp/get-s"], {"store": "/tmp/get-s"}),
+    (["get", "team", "--name", "FIRST", "--name", "LAST"], {"name": "LAST"}),  # the last one wins
+    (["get", "--name", "TOKEN", "--", "team"], {"entity": "team"}),
+    (["get", "team", "--name", "-A"], {"name": "-A"}),  # as click: the next word is the value
+    (["secrets", "get", "team", "--name=TOKEN"], {"name": "TOKEN"}),
+    (["get", "team", "--apiKey", "k", "--name=T"], {"api_key": "k"}),
 ]
 
 
-@pytest.mark.parametrize("argv", COMMAND_LINES)
-def test_fast_and_typer_parse_the_same(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from secretstore import cli
+@pytest.mark.parametrize(("argv", "expected"), COMMAND_LINES)
+def test_the_parser_reads_get_lines_from_the_declaration(argv: list[str], expected: dict[str, str]) -> None:
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
 
-    secrets_module = importlib.import_module("secretstore.cli.secrets")
-    seen: list[tuple[str, Scope, str]] = []
-    monkeypatch.setattr(secrets_module, "print_secret",
-                        lambda store, scope, name: seen.append((store.root, scope, name)))
-    assert cli.run(argv) == 0
-    split = fastget.split_command(argv)
-    assert split is not None
-    options = fastget.parse(split[1], split[0])
-    assert options is not None
-    store, scope, name = fastget.resolve(options)
-    assert seen == [(store.root, scope, name)]
+    parsed = parse(argv, ROOT)
+    assert parsed.kind == "run" and parsed.path[-1] == "get"
+    for key, value in expected.items():
+        assert parsed.values[key] == value
+
+
+def test_the_global_store_reaches_the_command() -> None:
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
+
+    for argv, root in ((["--store", "/s", "get", "team", "--name=T"], "/s"),
+                       (["--store=/s", "secrets", "get", "team", "--name=T"], "/s")):
+        parsed = parse(argv, ROOT)
+        assert parsed.kind == "run" and parsed.root_values["store"] == root
 
 
 @pytest.mark.parametrize(
-    "args",
-    [[], ["--help"], ["-h"], ["team"], ["team", "--name"], ["team", "--name", "--id"],
-     ["team", "--name=A", "--help"], ["team", "extra", "--name=A"], ["Team", "--name=A"],
-     ["bogus", "--name=A"], ["team", "--name=A", "--bogus"], ["team", "--name="],
-     ["team", "--id=", "--name=A"], ["--name=A"], ["-", "--name=A"], ["team", "-n", "A"],
-     ["team", "--name", "-A"], ["--", "team", "--name=A"]],
+    ("args", "kind"),
+    [([], "fallback"), (["--help"], "help"), (["-h"], "help"), (["team", "--name"], "fallback"),
+     (["team", "--name=A", "--help"], "help"), (["team", "extra", "--name=A"], "fallback"),
+     (["team", "--name=A", "--bogus"], "fallback"), (["team", "-n", "A"], "fallback")],
 )
-def test_fast_parser_hands_unusual_lines_to_typer(args: list[str]) -> None:
-    assert fastget.parse(args) is None
+def test_unusual_get_lines_go_to_help_or_typer(args: list[str], kind: str) -> None:
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.parser import parse
+
+    assert parse(["get", *args], ROOT).kind == kind
 
 
-def test_split_command() -> None:
-    assert fastget.split_command(["get", "team"]) == (None, ["team"])
-    assert fastget.split_command(["secrets", "get", "team"]) == (None, ["team"])
-    assert fastget.split_command(["--store", "/s", "get", "x"]) == ("/s", ["x"])
-    assert fastget.split_command(["--store=/s", "secrets", "get"]) == ("/s", [])
-    for argv in (["list", "team"], ["secrets", "list", "team"], ["--store", "get"], ["--store=", "get"],
-                 ["--store", "-x", "get"], ["--version", "get"], ["secrets", "--help", "get"], ["exec", "get"]):
-        assert fastget.split_command(argv) is None, argv
-
-
-# --- the same bytes, exit codes and errors as the typer command ---------------------------
+# --- the same bytes, exit codes and errors on both paths -------------------------------------
 
 
 def _drop_identity(store: Store, env: dict[str, str]) -> None:
@@ -194,26 +152,27 @@ CASES: dict[str, tuple[list[str], int, bytes, str, Callable[[Store, dict[str, st
     "unknown name, no identity": (["get", "team", "--name=NOPE"], 1, b"", "no team secret 'NOPE'",
                                   _drop_identity, True),
     "known name, no identity": (["get", "team", "--name=TOKEN"], 1, b"", "no identity at", _drop_identity, True),
-    "unknown entity": (["get", "bogus", "--name=TOKEN"], 2, b"", "Invalid value for 'ENTITY'", None, False),
-    "team --id": (["get", "team", "--id", "x", "--name=TOKEN"], 2, b"", "team secrets take no --id", None, True),
+    "unknown entity": (["get", "bogus", "--name=TOKEN"], 2, b"", "unknown entity 'bogus' (team, project or cluster)",
+                       None, True),
+    "team --id": (["get", "team", "--id", "x", "--name=TOKEN"], 0, b"fake-token", "", None, True),  # as Gradient
     "project without --id": (["get", "project", "--name=DB"], 2, b"", "project secrets need --id", None, True),
     "invalid id": (["get", "project", "--id=a..b", "--name=DB"], 2, b"", "invalid project id", None, True),
     "invalid name": (["get", "team", "--name=bad-name"], 2, b"", "invalid secret name 'bad-name'", None, True),
     "not a recipient": (["get", "cluster", "--id=theirs", "--name=THEIRS"], 1, b"",
                         "not a recipient of cluster theirs", None, True),
     "tampered": (["get", "team", "--name=TOKEM"], 1, b"", "team.toml: the signature does not match the file", _tamper, True),
-    "no store": (["get", "team", "--name=TOKEN", "--store=/nonexistent/fastget"], 1, b"",
-                 "no team secret 'TOKEN'", None, True),
-    "global --store": (["--store", "/nonexistent/fastget", "get", "team", "--name=TOKEN"], 1, b"",
-                       "no team secret 'TOKEN'", None, True),
-    "missing --name": (["get", "team"], 2, b"", "missing --name", None, False),
+    "no store": (["get", "team", "--name=TOKEN", "--store=/nonexistent/get"], 1, b"",
+                 "no store at /nonexistent/get", None, True),
+    "global --store": (["--store", "/nonexistent/get", "get", "team", "--name=TOKEN"], 1, b"",
+                       "no store at /nonexistent/get", None, True),
+    "missing --name": (["get", "team"], 2, b"", "missing --name", None, True),
     "help": (["get", "--help"], 0, b"", "", None, False),
 }
 
 
 @pytest.mark.parametrize("with_snapshot", [False, True], ids=["no-snapshot", "snapshot"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_fast_path_prints_what_typer_prints(case: str, with_snapshot: bool, seeded: Store, cli_run: Run,
+def test_both_paths_print_the_same(case: str, with_snapshot: bool, seeded: Store, cli_run: Run,
                                             isolated_env: dict[str, str]) -> None:
     argv, code, stdout, first_error, setup, fast = CASES[case]
     if with_snapshot:
@@ -240,7 +199,8 @@ def test_global_store_forms(seeded: Store, cli_run: Run, tmp_path: Path, monkeyp
     monkeypatch.setenv("SECRETSTORE_DIR", str(tmp_path / "elsewhere"))
     for argv in (["--store", seeded.root, "get", "team", "--name=TOKEN"],
                  [f"--store={seeded.root}", "secrets", "get", "team", "--name=TOKEN"],
-                 ["get", "team", "--name=TOKEN", "--store", seeded.root]):
+                 ["get", "team", "--name=TOKEN", "--store", seeded.root],
+                 ["--store", str(tmp_path / "other"), "get", "team", "--name=TOKEN", "--store", seeded.root]):
         assert takes_fast_path(argv)
         by_fast, by_typer = fast_and_typer(argv)
         assert (by_fast.returncode, by_fast.stdout, by_fast.stderr) == (0, b"fake-token", b""), argv
@@ -275,13 +235,14 @@ def test_a_reader_that_went_away_is_exit_1_and_silent(seeded: Store) -> None:
 
 
 @pytest.mark.parametrize("argv", [["get", "team", "--name", "TOKEN"], ["secrets", "get", "team", "--name=NOPE"],
-                                  ["--store=/nonexistent/fastget", "get", "project", "--name=X"]])
-def test_fast_path_imports_no_typer(seeded: Store, argv: list[str]) -> None:
+                                  ["--store=/nonexistent/get", "get", "project", "--name=X"]])
+def test_get_imports_no_typer(seeded: Store, argv: list[str]) -> None:
     done = subprocess.run([PY, "-X", "importtime", "-m", "secretstore", *argv],
                           capture_output=True, timeout=60, check=False)
     modules = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
-    assert "secretstore.fastget" in modules
-    for heavy in ("typer", "click", "pydantic", "rich", "secretstore.cli", "platformdirs", "json"):
+    assert "secretstore.commands.secrets" in modules
+    for heavy in ("typer", "typer._click", "click", "pydantic", "rich", "secretstore.cli.framework",
+                  "platformdirs", "json", "yaml"):
         assert heavy not in modules, heavy
 
 
@@ -313,10 +274,10 @@ def test_a_snapshot_that_opens_answers_without_parsing(seeded: Store, cli_run: R
     make_snapshots(cli_run)
     _refuse_full_read(monkeypatch)
     for name, value in TEAM_VALUES.items():
-        assert fastget.read_secret(seeded, TEAM, name) == value
-    assert fastget.read_secret(seeded, PROJECT, "DB") == "fake-project-db"
+        assert read_secret(seeded, TEAM, name) == value
+    assert read_secret(seeded, PROJECT, "DB") == "fake-project-db"
     with pytest.raises(NotFoundError, match="^no team secret 'NOPE'$"):
-        fastget.read_secret(seeded, TEAM, "NOPE")
+        read_secret(seeded, TEAM, "NOPE")
 
 
 def test_a_changed_file_is_read_the_full_way_and_no_snapshot_is_written(
@@ -329,7 +290,7 @@ def test_a_changed_file_is_read_the_full_way_and_no_snapshot_is_written(
         assert (done.returncode, done.stdout, done.stderr) == (0, value, b"")
     assert {path: path.read_bytes() for path in snapshot_files(isolated_env)} == before
     full_reads = _count_full_reads(monkeypatch)
-    assert fastget.read_secret(seeded, TEAM, "OTHER") == "fake-other"
+    assert read_secret(seeded, TEAM, "OTHER") == "fake-other"
     assert full_reads == [TEAM]
 
 
@@ -343,7 +304,7 @@ def test_a_damaged_snapshot_is_ignored(seeded: Store, cli_run: Run, isolated_env
     done = cli_run("get", "team", "--name=ML")
     assert (done.returncode, done.stdout, done.stderr) == (0, b"fake-line-1\nfake-line-2", b"")
     full_reads = _count_full_reads(monkeypatch)
-    assert fastget.read_secret(seeded, TEAM, "TOKEN") == "fake-token"
+    assert read_secret(seeded, TEAM, "TOKEN") == "fake-token"
     assert full_reads == [TEAM]
 
 
@@ -359,7 +320,7 @@ def test_a_missing_name_never_needs_the_identity(seeded: Store, cli_run: Run, is
 
     monkeypatch.setattr("secretstore.identity.resolve_identity", no_identity)
     with pytest.raises(NotFoundError, match="^no team secret 'NOPE'$"):
-        fastget.read_secret(seeded, TEAM, "NOPE")
+        read_secret(seeded, TEAM, "NOPE")
 
 
 @pytest.fixture
@@ -386,7 +347,7 @@ def test_a_protected_identity_is_unlocked_only_for_a_name_that_exists(
     # With the passphrase, the snapshot replaces the verification.
     monkeypatch.setenv("SECRETSTORE_PASSPHRASE", PW)
     full_reads = _count_full_reads(monkeypatch)
-    assert fastget.read_secret(protected, TEAM, "TOKEN") == "fake-token"
+    assert read_secret(protected, TEAM, "TOKEN") == "fake-token"
     assert full_reads == []
 
 

@@ -1,0 +1,166 @@
+"""Gradient's options on every command: ``--apiKey``, ``--optionsFile``, ``--createOptionsFile``.
+
+As in Gradient's CLI, an options file is YAML whose keys are the command's
+option names as spelt on the command line without dashes (``id``, ``name``,
+``value``, ``apiKey``, ``entity`` for the ENTITY argument, ...). It is read
+with PyYAML's safe loader only. Unlike Gradient, a value given on the
+command line wins over the file's. A key that is another command's option is
+ignored (one file can serve ``set`` and ``get``); a key no command knows is
+an error, so a typo is not silently dropped. ``--createOptionsFile FILE`` writes such
+a file from the options given (or their defaults) and exits without running
+the command; it never writes a secret value or an API key (their keys are
+written empty). ``--apiKey`` is accepted and ignored, with one note on
+stderr: there is no server, and the key is never stored or printed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from secretstore.console import notice
+from secretstore.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Sequence
+
+    from secretstore.cli.spec import Arg, Command, Opt
+
+# Never written to a template: a secret value, an API key.
+NEVER_WRITTEN = ("value", "api_key")
+# Gradient's own options, and --store: not part of a template.
+_NOT_TEMPLATED = ("options_file", "create_options_file", "store")
+MAX_OPTIONS_FILE = 1024 * 1024
+
+
+def _file_key(param: Arg | Opt) -> str:
+    from secretstore.cli.spec import Opt
+
+    return param.key if isinstance(param, Opt) else param.dest
+
+
+def read_options_file(path: str) -> dict[str, object]:
+    """The mapping in a YAML options file (safe loading), or a one-line error."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_OPTIONS_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read options file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_OPTIONS_FILE:
+        raise UsageError(f"options file {path} is larger than 1 MiB")
+    import yaml
+
+    try:
+        document = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise UsageError(f"options file {path} is not valid YAML{at}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise UsageError(f"options file {path} must hold a mapping of option names to values")
+    return document
+
+
+def _as_value(param: Arg | Opt, raw: object, path: str) -> object:
+    from secretstore.cli.spec import Opt
+
+    key = _file_key(param)
+    if isinstance(param, Opt) and param.flag:
+        if not isinstance(raw, bool):
+            raise UsageError(f"options file {path}: {key} must be true or false")
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float, list)):
+        raise UsageError(f"options file {path}: {key} must be a string")
+    items = raw if isinstance(raw, list) else [raw]
+    texts = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise UsageError(f"options file {path}: {key} must be a string")
+        texts.append(str(item))
+    repeatable = (isinstance(param, Opt) and param.repeatable) or getattr(param, "variadic", False)
+    if repeatable:
+        return texts
+    if len(texts) != 1:
+        raise UsageError(f"options file {path}: {key} takes one value")
+    return texts[0]
+
+
+def _every_key() -> set[str]:
+    """Every option name any command takes: a key no command knows is a typo, and an error."""
+    from secretstore.cli.declarations import ROOT
+    from secretstore.cli.spec import Group
+
+    keys: set[str] = set()
+    pending: list[object] = [ROOT]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Group):
+            pending.extend(item.commands)
+        else:
+            keys.update(_file_key(param) for param in item.params)  # type: ignore[attr-defined]
+    return keys
+
+
+def merge_options_file(command: Command, values: dict[str, object], path: str) -> None:
+    """Fill the options the command line left unset from the file at ``path``."""
+    document = read_options_file(path)
+    params = {_file_key(p): p for p in command.params if p.dest not in _NOT_TEMPLATED}
+    for key, raw in document.items():
+        param = params.get(str(key))
+        if param is None:
+            if str(key) in _every_key():
+                continue  # another command's option (one file serves set and get, as in Gradient)
+            known = ", ".join(sorted(params))
+            raise UsageError(f"options file {path}: unknown option {str(key)!r}", hint=f"{command.name} takes: {known}")
+        if raw is None:
+            continue
+        given = values.get(param.dest)
+        if given not in (None, False, [], getattr(param, "default", None)):
+            continue  # the command line wins
+        values[param.dest] = _as_value(param, raw, path)
+
+
+def write_template(command: Command, values: dict[str, object], path: str) -> None:
+    """Gradient's ``--createOptionsFile``: the command's options as YAML, never a value or key."""
+    import yaml
+
+    from secretstore import fsio
+
+    template: dict[str, object] = {}
+    withheld = []
+    for param in command.params:
+        if param.dest in _NOT_TEMPLATED:
+            continue
+        value = values.get(param.dest)
+        if param.dest in NEVER_WRITTEN:
+            if value:
+                withheld.append(_file_key(param))
+            value = None
+        if value == []:
+            value = None
+        template[_file_key(param)] = value
+    text = yaml.safe_dump(template, default_flow_style=False, sort_keys=False)
+    fsio.atomic_write(os.path.abspath(path), text.encode("utf-8"))
+    notice(f"wrote an options template to {path}; the command was not run")
+    if withheld:
+        notice(f"left out of the template: {', '.join(withheld)} (a secret value or key is never written)")
+
+
+def apply(command: Command, path: Sequence[str], values: dict[str, object]) -> bool:
+    """Apply Gradient's options to ``values``; True when the command must not run."""
+    if values.get("api_key"):
+        notice("--apiKey is ignored: secretstore has no server (the key is not stored)")
+    values["api_key"] = None
+    options_file = values.get("options_file")
+    if isinstance(options_file, str):
+        merge_options_file(command, values, options_file)
+        if values.get("api_key"):
+            notice("apiKey in the options file is ignored: secretstore has no server")
+            values["api_key"] = None
+    target = values.get("create_options_file")
+    if isinstance(target, str):
+        write_template(command, values, target)
+        return True
+    return False

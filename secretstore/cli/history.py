@@ -1,0 +1,122 @@
+"""history / rollback / undelete / audit: nothing a user does is irreversible or untraceable."""
+
+from __future__ import annotations
+
+from secretstore.cli.common import identity_for_read, print_json, scope_of, store_of
+from secretstore.cli.secrets import resolve_name, version_number
+from secretstore.commands import secrets
+from secretstore.console import print_lines, print_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from collections.abc import Mapping
+
+    from secretstore.cli.spec import Args
+
+
+def history_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    found = secrets.versions(store, scope, name)
+    rows = [
+        {"version": v.number, "state": v.state, "updated": v.updated, "writer": v.writer,
+         "label": store.label_of(v.writer) if v.writer else ""}
+        for v in found
+    ]
+    if args.get("as_json"):
+        print_json(rows)
+        return
+    print_table(
+        ["Version", "State", "Updated", "By"],
+        [[str(r["version"]), str(r["state"]), str(r["updated"]), _who(r)] for r in rows],
+    )
+
+
+def _who(row: Mapping[str, object]) -> str:
+    writer, label = row["writer"], row["label"]
+    if not writer:
+        return "unknown (written by 0.1)"
+    return f"{label} ({str(writer)[:16]}...)" if label else f"{str(writer)[:16]}..."
+
+
+def rollback_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    number = version_number(str(args.get("to") or ""))
+    secrets.rollback(store, scope, name, number, identity_for_read())
+    print_lines([f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"])
+
+
+def undelete_command(args: Args) -> None:
+    store = store_of(args)
+    scope = scope_of(args, store)
+    name = resolve_name(args.get("name"))
+    secrets.undelete(store, scope, name, identity_for_read())
+    print_lines([f"Undeleted {scope.entity} secret '{name}'"])
+
+
+def audit_command(args: Args) -> int:
+    from secretstore import audit
+    from secretstore.errors import UsageError
+    from secretstore.layers import require_store
+
+    store = store_of(args)
+    require_store(store)
+    if args.get("verify"):
+        problems = audit.verify(store.root)
+        if problems:
+            print_lines(problems)
+            return 1
+        files = audit.generations(store.root)
+        print_lines([f"ok: the audit log's chain is intact ({len(files)} file(s))" if files
+                     else "ok: no audit log yet"])
+        return 0
+    since = args.get("since")
+    if isinstance(since, str) and not _is_time_prefix(since):
+        raise UsageError(f"--since takes a UTC date or time such as 2026-12-01 or 2026-12-01T09:00: not {since!r}")
+    wanted = args.get("name")
+    rows: list[dict[str, object]] = []
+    damaged = 0
+    for entry in audit.read(store.root):
+        fields = entry.fields
+        if fields is None:
+            damaged += 1
+            continue
+        if fields.get("command") == "rotated":
+            continue
+        if isinstance(since, str) and str(fields.get("time", "")) < since:
+            continue
+        if isinstance(wanted, str) and wanted not in _names(fields):
+            continue
+        rows.append({k: v for k, v in fields.items() if k != "prev"})
+    if damaged:
+        from secretstore.console import warning_line
+
+        warning_line(f"{damaged} damaged line(s) of the audit log were skipped; run 'secretstore audit --verify'")
+    if args.get("as_json"):
+        print_json(rows)
+        return 0
+    if not rows:
+        print_lines(["No data found"])
+        return 0
+    print_table(
+        ["Time", "Command", "Scope", "Names", "By"],
+        [[str(r.get("time", "")), str(r.get("command", "")), str(r.get("scope", "")),
+          ", ".join(str(n) for n in _names(r)),
+          str(r.get("label") or str(r.get("key", ""))[:16])]
+         for r in rows],
+    )
+    return 0
+
+
+def _names(row: Mapping[str, object]) -> list[str]:
+    names = row.get("names")
+    return [str(name) for name in names] if isinstance(names, list) else []
+
+
+def _is_time_prefix(text: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is not None

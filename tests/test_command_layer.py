@@ -1,0 +1,357 @@
+"""Issue 11: one declaration per command, Gradient's command lines verbatim, what a new user missed.
+
+Through the real console script, and in-process through ``cli.run``.
+Fake secret values only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from secretstore.cli import run
+from secretstore.cli.declarations import ROOT
+from secretstore.cli.spec import Command, Group
+from secretstore.identity import resolve_identity
+from secretstore.store import TEAM, Scope, Store
+from tests.conftest import console_script, run_on_pty
+
+Run = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+def call(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
+         stdin: bytes = b"") -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _commands(group: Group, prefix: str = "") -> list[tuple[str, Command]]:
+    found = []
+    for item in group.commands:
+        if isinstance(item, Group):
+            found += _commands(item, f"{prefix}{item.name} ")
+        else:
+            found.append((f"{prefix}{item.name}", item))
+    return found
+
+
+# --- one declaration ------------------------------------------------------------------------
+
+
+def test_every_command_is_declared_once_with_help_and_a_handler() -> None:
+    import importlib
+
+    commands = _commands(ROOT)
+    assert {"set", "list", "get", "delete", "exec", "export", "import", "inject", "where", "scopes",
+            "secrets set", "recipients list", "git setup"} <= {path for path, _ in commands}
+    for path, command in commands:
+        assert command.summary and command.help, path
+        module, _sep, function = command.handler.partition(":")
+        assert callable(getattr(importlib.import_module(f"secretstore.cli.{module}"), function)), path
+        dests = [param.dest for param in command.params]
+        assert len(dests) == len(set(dests)), path
+        flags = [flag for param in command.opts() for flag in param.flags]
+        assert len(flags) == len(set(flags)), path
+
+
+def test_typer_is_built_from_the_same_declarations() -> None:
+    from secretstore.cli.framework import click_command
+
+    group = click_command()
+    for path, command in _commands(ROOT):
+        click_command_at = group
+        for word in path.split():
+            click_command_at = click_command_at.commands[word]
+        typer_options = {name for param in click_command_at.params if param.param_type_name == "option"
+                         for name in param.opts if name not in ("-h", "--help")}
+        assert typer_options == {flag for opt in command.opts() for flag in opt.flags}, path
+        for alias in command.aliases:
+            assert alias in group.commands
+
+
+def test_no_framework_wording_in_any_help(cli_run: Run) -> None:
+    for path, _command in [("", None), *_commands(ROOT)]:
+        done = cli_run(*path.split(), "--help")
+        assert done.returncode == 0, path
+        out = done.stdout.decode()
+        for word in ("<str>", "<list[str]>", "{ENTITY}", "{CMD}", "[default: None]"):
+            assert word not in out, (path, word)
+
+
+def test_bare_secretstore_prints_help_on_stdout(cli_run: Run) -> None:
+    for argv in ([], ["recipients"], ["git"], ["secrets"]):
+        done = cli_run(*argv)
+        assert done.returncode == 0 and done.stderr == b""
+        assert done.stdout.startswith(b"Usage: secretstore")
+
+
+def test_help_is_typers_rendering_and_is_cached(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    from secretstore.cli.framework import render_help
+
+    first = cli_run("set", "--help")
+    cached = list((Path(isolated_env["cache"]) / "help").iterdir())
+    assert len(cached) == 1
+    assert cli_run("set", "--help").stdout == first.stdout == render_help(["set"]).encode()
+    # a tampered cache is not printed
+    text = cached[0].read_text()
+    cached[0].write_text(text.replace("Set a secret", "Set a \x1b[31msecret"))
+    assert cli_run("set", "--help").stdout == first.stdout
+    done = cli_run("set", "--help", env={"SECRETSTORE_CACHE": "0"})
+    assert done.stdout == first.stdout
+
+
+def test_help_imports_no_typer_once_cached(cli_run: Run) -> None:
+    cli_run("--help")
+    done = subprocess.run([sys.executable, "-X", "importtime", console_script(), "--help"], capture_output=True,
+                          timeout=60, check=False)
+    modules = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    assert "secretstore.cli.helpcache" in modules and "typer" not in modules
+
+
+@pytest.mark.parametrize("argv", [["list", "team"], ["set", "team", "--name=A", "--value=fake-a"], ["scopes"],
+                                  ["where"], ["identity"], ["recipients", "list"], ["doctor"]])
+def test_ordinary_commands_import_no_typer(argv: list[str], cli_run: Run) -> None:
+    cli_run("set", "team", "--name=SEED", "--value=fake-seed")
+    done = subprocess.run([sys.executable, "-X", "importtime", console_script(), *argv], capture_output=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-500:]
+    modules = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    assert not {"typer", "typer._click", "click", "pydantic", "rich", "secretstore.cli.framework"} & modules
+
+
+def test_unknown_entity_in_our_words(cli_run: Run) -> None:
+    for argv in (["set", "tema", "--name=A", "--value=fake"], ["list", "tema"], ["get", "tema", "--name=A"]):
+        done = cli_run(*argv)
+        assert done.returncode == 2
+        assert done.stderr == b"secretstore: error: unknown entity 'tema' (team, project or cluster)\n"
+
+
+# --- Gradient's command lines -------------------------------------------------------------------
+
+
+def test_secrets_list_team_prints_gradients_table(cli_run: Run) -> None:
+    for name in ("aws_access_key_id", "aws_secret_access_key"):
+        assert cli_run("secrets", "set", "team", f"--name={name}", "--value=fake").returncode == 0
+    done = cli_run("secrets", "list", "team")
+    assert done.stdout.decode() == (
+        "+-----------------------+\n"
+        "| Name                  |\n"
+        "+-----------------------+\n"
+        "| aws_access_key_id     |\n"
+        "| aws_secret_access_key |\n"
+        "+-----------------------+\n"
+    )
+    for flag in ("--long", "-l"):
+        lines = cli_run("secrets", "list", "team", flag).stdout.decode().splitlines()
+        assert lines[1].split("|")[1:3] == [" Name                  ", " Updated              "]
+    assert [row["name"] for row in json.loads(cli_run("list", "team", "--json").stdout)] == [
+        "aws_access_key_id", "aws_secret_access_key"]
+
+
+def test_team_id_is_accepted_and_checked_against_the_store(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    assert cli_run("secrets", "set", "team", "--id", "te1234567", "--name=A", "--value=fake").returncode == 0
+    assert cli_run("secrets", "list", "team", "--id", "te1234567").returncode == 0
+    done = cli_run("init", "--team", "te1234567")
+    assert done.returncode == 0, done.stderr
+    assert "team_id = \"te1234567\"" in (Path(isolated_env["store"]) / "store.toml").read_text()
+    assert cli_run("get", "team", "--id=te1234567", "--name=A").stdout == b"fake"
+    done = cli_run("get", "team", "--id=te7654321", "--name=A")
+    assert done.returncode == 2
+    assert done.stderr.startswith(b"secretstore: error: team id 'te7654321' does not match this store's team "
+                                  b"'te1234567'\n")
+    assert cli_run("init", "--team", "te7654321").returncode == 2
+
+
+def test_api_key_is_accepted_ignored_and_never_shown(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    key = "fake-api-key-0123456789"
+    for argv in (["set", "team", "--name=A", "--value=fake-a"], ["list", "team"], ["get", "team", "--name=A"],
+                 ["delete", "team", "--name=A"], ["scopes"], ["exec", "--dry-run", "--", "true"]):
+        done = cli_run(*argv, "--apiKey", key) if argv[0] != "exec" else cli_run("exec", "--apiKey", key,
+                                                                                   *argv[1:])
+        assert done.returncode == 0, (argv, done.stderr)
+        assert done.stderr.count(b"--apiKey is ignored") == 1
+        assert key.encode() not in done.stdout + done.stderr
+    for path in Path(isolated_env["store"]).rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes()
+
+
+def test_options_file_and_create_options_file(cli_run: Run, tmp_path: Path) -> None:
+    template = tmp_path / "set.yaml"
+    done = cli_run("secrets", "set", "project", "--id", "prj42", "--name", "DB", "--value", "fake-never-written",
+                   "--apiKey", "fake-key", "--createOptionsFile", str(template))
+    assert done.returncode == 0 and done.stdout == b""
+    text = template.read_text()
+    assert "fake-never-written" not in text and "fake-key" not in text
+    import yaml
+
+    assert yaml.safe_load(text) == {"entity": "project", "id": "prj42", "name": "DB", "value": None,
+                                    "value-file": None, "apiKey": None}
+    assert not os.path.exists(os.environ["SECRETSTORE_DIR"])  # nothing ran
+    options = tmp_path / "options.yaml"
+    options.write_text("entity: project\nid: prj42\nname: DB\nvalue: fake-from-file\n")
+    done = cli_run("secrets", "set", "--optionsFile", str(options))
+    assert (done.returncode, done.stdout) == (0, b"Set project secret 'DB'\n"), done.stderr
+    assert cli_run("get", "project", "--id=prj42", "--name=DB").stdout == b"fake-from-file"
+    # the command line wins over the file
+    done = cli_run("secrets", "get", "--optionsFile", str(options), "--name", "OTHER")
+    assert b"no project prj42 secret 'OTHER'" in done.stderr
+    options.write_text("entity: team\nnmae: TYPO\n")
+    done = cli_run("get", "--optionsFile", str(options))
+    assert done.returncode == 2 and b"unknown option 'nmae'" in done.stderr
+    options.write_text("!!python/object/apply:os.system ['echo unsafe']\n")
+    done = cli_run("get", "team", "--optionsFile", str(options))
+    assert done.returncode == 2 and b"not valid YAML" in done.stderr and b"unsafe" not in done.stdout
+
+
+def test_name_is_prompted_on_a_terminal_and_a_mismatch_asks_again(cli_run: Run) -> None:
+    code, output = run_on_pty([console_script(), "secrets", "set", "team"],
+                              answers=[b"PROMPTED\n", b"fake-one\n", b"fake-two\n", b"fake-ok\n", b"fake-ok\n"])
+    assert code == 0, output
+    assert b"the two values differ; try again" in output
+    assert b"Set team secret 'PROMPTED'" in output and b"fake-ok" not in output
+    assert cli_run("get", "team", "--name=PROMPTED").stdout == b"fake-ok"
+
+
+def test_value_dash_on_a_terminal_is_a_hidden_prompt(cli_run: Run) -> None:
+    code, output = run_on_pty([console_script(), "set", "team", "--name=HIDDEN", "--value", "-"],
+                              answers=[b"fake-hidden\n", b"fake-hidden\n"])
+    assert code == 0, output
+    assert b"fake-hidden" not in output
+    assert cli_run("get", "team", "--name=HIDDEN").stdout == b"fake-hidden"
+
+
+def test_init_passphrase_from_the_environment(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    env = {"SECRETSTORE_PASSPHRASE": "fake-pass-one", "SECRETSTORE_ARGON2_LIMITS": "interactive"}
+    done = cli_run("init", "--passphrase", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "PROTECTED" in Path(isolated_env["identity"]).read_text()
+    done = cli_run("set", "team", "--name=A", "--value=fake-a", env=env)
+    assert done.returncode == 0, done.stderr
+    os.unlink(isolated_env["identity"])
+    env["SECRETSTORE_NEW_PASSPHRASE"] = "fake-pass-two"
+    assert cli_run("init", "--passphrase", env=env).returncode == 0
+    env["SECRETSTORE_PASSPHRASE"] = "fake-pass-two"  # the new one won
+    assert cli_run("identity", env=env).returncode == 0
+    done = cli_run("set", "project", "--id=p2", "--name=B", "--value=fake-b", env=env)  # a scope of its own
+    assert done.returncode == 0, done.stderr
+
+
+# --- what a new user missed ----------------------------------------------------------------------
+
+
+def test_where_prints_store_identity_and_cache(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    done = cli_run("where")
+    assert done.stdout.decode().splitlines() == [
+        f"store: {isolated_env['store']} (from $SECRETSTORE_DIR, does not exist yet)",
+        f"identity: {isolated_env['identity']} (from $SECRETSTORE_IDENTITY)",
+        f"cache: {isolated_env['cache']}/snapshots (from $SECRETSTORE_CACHE_DIR)",
+    ]
+    found = json.loads(cli_run("where", "--json").stdout)
+    assert found["store"] == isolated_env["store"] and found["identity"] == isolated_env["identity"]
+
+
+def test_scopes_lists_counts(cli_run: Run, isolated_env: dict[str, str]) -> None:
+    store = Store(isolated_env["store"])
+    me = resolve_identity(create=True)[0]
+    store.set_many(TEAM, {"A": "fake-a", "B": "fake-b"}, me)
+    store.set(Scope("project", "prj42"), "C", "fake-c", me)
+    store.set(Scope("cluster", "gpu-a"), "D", "fake-d", me)
+    done = cli_run("scopes")
+    assert done.stdout.decode().splitlines() == [
+        "+---------+-------+---------+",
+        "| Entity  | Id    | Secrets |",
+        "+---------+-------+---------+",
+        "| team    | -     | 2       |",
+        "| project | prj42 | 1       |",
+        "| cluster | gpu-a | 1       |",
+        "+---------+-------+---------+",
+    ]
+    assert json.loads(cli_run("scopes", "--json").stdout) == [
+        {"entity": "team", "id": None, "secrets": 2},
+        {"entity": "project", "id": "prj42", "secrets": 1},
+        {"entity": "cluster", "id": "gpu-a", "secrets": 1},
+    ]
+
+
+def test_json_on_every_command_that_prints_data(cli_run: Run) -> None:
+    assert cli_run("set", "team", "--name=A", "--value=fake-a").returncode == 0
+    for argv in (["list", "team"], ["scopes"], ["recipients", "list"], ["doctor"], ["where"], ["identity"],
+                 ["exec", "--dry-run", "--env", "X=secret:A", "--", "true"]):
+        done = cli_run(*argv[:1], "--json", *argv[1:]) if argv[0] == "exec" else cli_run(*argv, "--json")
+        assert done.returncode == 0, (argv, done.stderr)
+        json.loads(done.stdout)
+    rows = json.loads(cli_run("exec", "--json", "--dry-run", "--env", "X=secret:A", "--", "true").stdout)
+    assert {"name": "X", "source": "--env", "reference": "A", "reference_scope": "team", "overrides": [],
+            "secret": True} in rows
+    assert "fake-a" not in json.dumps(rows)
+
+
+def test_run_is_exec(cli_run: Run) -> None:
+    assert cli_run("set", "team", "--name=A", "--value=fake-a").returncode == 0
+    done = cli_run("run", "--", "sh", "-c", 'printf %s "$A"')
+    assert (done.returncode, done.stdout) == (0, b"fake-a")
+
+
+def test_exec_env_file(cli_run: Run, tmp_path: Path) -> None:
+    assert cli_run("set", "team", "--name=wandb_key", "--value=fake-wandb").returncode == 0
+    assert cli_run("set", "team", "--name=PLAIN", "--value=fake-secret-plain").returncode == 0
+    env_file = tmp_path / ".env"
+    env_file.write_text("WANDB_API_KEY=secret:wandb_key\nPLAIN=from-file\nMODE='train'\n")
+    show = ["--", "sh", "-c", 'printf "%s|%s|%s" "$WANDB_API_KEY" "$PLAIN" "$MODE"']
+    done = cli_run("exec", "--env-file", str(env_file), *show)
+    assert (done.returncode, done.stdout) == (0, b"fake-wandb|from-file|train"), done.stderr
+    done = cli_run("exec", "--env-file", str(env_file), "--env", "MODE=eval", *show)
+    assert done.stdout == b"fake-wandb|from-file|eval"  # --env wins over the file
+    env_file.write_text("X=secret:missing_name\n")
+    done = cli_run("exec", "--env-file", str(env_file), "--", "true")
+    assert done.returncode == 1 and b"X references secret 'missing_name'" in done.stderr
+
+
+def test_the_dotfile_may_name_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SECRETSTORE_DIR")
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    (repo / ".secretstore.toml").write_text('store = "secrets"\nproject = "prj42"\n')
+    env = dict(os.environ)
+    done = subprocess.run([console_script(), "set", "project", "--id=prj42", "--name=DB", "--value=fake-db"],
+                          cwd=repo / "sub", env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (repo / "secrets" / "projects" / "prj42.toml").exists()
+    done = subprocess.run([console_script(), "exec", "--", "sh", "-c", 'printf %s "$DB"'], cwd=repo / "sub",
+                          env=env, capture_output=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, b"fake-db"), done.stderr
+    done = subprocess.run([console_script(), "where"], cwd=repo, env=env, capture_output=True, timeout=60,
+                          check=False)
+    assert done.stdout.decode().splitlines()[0] == f"store: {repo / 'secrets'} (from {repo / '.secretstore.toml'})"
+
+
+def test_git_setup_in_a_fresh_checkout_creates_the_store(cli_run: Run, tmp_path: Path) -> None:
+    checkout = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True, timeout=60)
+    store = checkout / "secrets"
+    done = cli_run("--store", str(store), "git", "setup")
+    assert done.returncode == 0, done.stderr
+    assert (store / ".gitattributes").exists()
+    outside = tmp_path / "not-a-checkout" / "store"
+    done = cli_run("--store", str(outside), "git", "setup")
+    assert done.returncode == 1 and b"is not inside a git checkout" in done.stderr
+    assert not outside.exists()
+
+
+def test_in_process_and_console_script_agree(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                              cli_run: Run) -> None:
+    assert call(capsys, monkeypatch, "set", "team", "--name=A", "--value=fake-a")[0] == 0
+    for argv in (["list", "team"], ["scopes", "--json"], ["where"], ["list", "tema"], ["--help"], []):
+        code, out, err = call(capsys, monkeypatch, *argv)
+        done = cli_run(*argv)
+        assert (code, out.encode(), err.encode()) == (done.returncode, done.stdout, done.stderr), argv
