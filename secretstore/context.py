@@ -183,15 +183,18 @@ def _read_trusted(path: str, warn: Warn | None) -> bytes | None:
             if warn is not None:
                 warn(f"ignoring {path}: {problem}")
             return None
+        from secretstore import limits
+
         chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
+        size = 0
+        while chunk := os.read(fd, 65536):
             chunks.append(chunk)
-            if sum(len(c) for c in chunks) > 65536:
-                raise UsageError(f"{path}: too large for a .secretstore.toml (over 64 KiB)")
-        return b"".join(chunks)
+            size += len(chunk)
+            if size > limits.MAX_DOTFILE_BYTES:
+                break
+        data = b"".join(chunks)
+        limits.check_size(data, path, limits.MAX_DOTFILE_BYTES)  # never a huge file read whole
+        return data
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     finally:

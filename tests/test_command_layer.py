@@ -292,7 +292,7 @@ def test_json_on_every_command_that_prints_data(cli_run: Run) -> None:
         json.loads(done.stdout)
     rows = json.loads(cli_run("exec", "--json", "--dry-run", "--env", "X=secret:A", "--", "true").stdout)
     assert {"name": "X", "source": "--env", "reference": "A", "reference_scope": "team", "overrides": [],
-            "secret": True} in rows
+            "secret": True, "injected": True} in rows
     assert "fake-a" not in json.dumps(rows)
 
 

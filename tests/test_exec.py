@@ -146,7 +146,7 @@ def test_not_recipient_warns_unless_strict(seeded: Store, cli_run: Run) -> None:
     assert done.stderr.rstrip().endswith(b"--cluster theirs)")
     done = cli_run("exec", "--strict", "--cluster", "theirs", "--", "true")
     assert done.returncode != 0 and b"not a recipient" in done.stderr
-    assert b"secretstore: hint: ask an owner to run: secretstore recipients add ssk1" in done.stderr
+    assert b"secretstore: hint: ask an owner to run: secretstore recipients add ssk2" in done.stderr
     assert b"--cluster theirs\n" in done.stderr
 
 

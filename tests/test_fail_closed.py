@@ -16,7 +16,7 @@ import pytest
 
 from secretstore import context as contexts
 from secretstore.errors import UsageError
-from secretstore.identity import Identity, resolve_identity
+from secretstore.identity import Identity, resolve_identity, unprotected_text
 from secretstore.store import TEAM, Scope, Store
 
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
@@ -135,8 +135,8 @@ def node(isolated_env: dict[str, str]) -> dict[str, str]:
     node_key = Identity.generate("node")
     store.set(TEAM, "TEAM_ONLY", "fake-team", owner)
     store.set(CLUSTER, "HF_TOKEN", "fake-cluster", owner)
-    store.add_recipient(node_key.recipient, owner, CLUSTER)
-    return {"SECRETSTORE_KEY": node_key.file_text(None)}
+    store.add_recipient(node_key.public, owner, CLUSTER)
+    return {"SECRETSTORE_KEY": unprotected_text(node_key)}
 
 
 def test_10_4_no_team_neither_reads_nor_warns(node: dict[str, str], cli_run: Run, tmp_path: Path) -> None:

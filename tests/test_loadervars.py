@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import loadervars, merge
+from secretstore import loadervars, precedence
 from secretstore.errors import UsageError
 from secretstore.identity import resolve_identity
 from secretstore.store import TEAM, Scope, Store
@@ -107,10 +107,10 @@ def test_withheld_is_not_injected_but_can_be_referenced() -> None:
     inherited = {"PATH": "/usr/bin", "MINE": "secret:PATH"}
     explicit = [("ALSO_MINE", "secret:PATH")]
     for no_override in (False, True):
-        env, decided = merge.build_environment(
-            merge.merge_scopes(layers), inherited, explicit, no_override=no_override, withheld={"PATH"}
+        env, decided = precedence.build_environment(
+            precedence.merge_scopes(layers), inherited, explicit, no_override=no_override, withheld={"PATH"}
         )
-        fast = merge.environment(layers, inherited, explicit, no_override=no_override, withheld={"PATH"})
+        fast = precedence.environment(layers, inherited, explicit, no_override=no_override, withheld={"PATH"})
         assert env == fast
         assert env["PATH"] == "/usr/bin"
         assert env["MINE"] == env["ALSO_MINE"] == "/store/bin"  # the user chose these variables

@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secretstore import context as contexts
-from secretstore import crypto
+from secretstore import crypto, precedence
 from secretstore import layers as layers_module
-from secretstore import precedence
 from secretstore.errors import NotFoundError, NotRecipientError, UsageError
 from secretstore.identity import Identity, resolve_identity
 from secretstore.store import TEAM, Scope, Store
@@ -311,7 +310,7 @@ def test_not_recipient_is_skipped_with_warning_unless_strict(isolated_env: dict[
     layers, warnings = layers_module.load_layers(store, context, _identity)
     assert layers == [(TEAM, {"T": "fake-team"}), (CLUSTER, {})]
     assert len(warnings) == 1 and "skipped cluster gpu-a: not a recipient" in warnings[0]
-    assert "secretstore recipients add ssk1" in warnings[0] and warnings[0].endswith("--cluster gpu-a)")
+    assert "secretstore recipients add ssk2" in warnings[0] and warnings[0].endswith("--cluster gpu-a)")
     with pytest.raises(NotRecipientError):
         layers_module.load_layers(store, context, _identity, strict=True)
 

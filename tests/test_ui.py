@@ -27,8 +27,10 @@ from typing import Any
 import pytest
 from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
 
+from secretstore import context as contexts
 from secretstore import identity as identities
-from secretstore import merge
+from secretstore import layers as reading
+from secretstore import precedence
 from secretstore.errors import NotFoundError
 from secretstore.identity import create_identity
 from secretstore.rules import MAX_VALUE_BYTES
@@ -660,9 +662,9 @@ def test_precedence_shows_where_each_name_comes_from(signed_in: Ui, store: Store
     rows = re.findall(r'<tr><td class="name">(\w+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>', text)
     assert rows == [("SHARED", "project prj42", "team, cluster gpu-a"), ("TEAM_ONLY", "team", "-")]
     # the same answer as exec --dry-run computes
-    context = merge.resolve_context("prj42", "gpu-a")
-    layers, _ = merge.load_layers(store, context, lambda: identity)
-    assert [(n, str(m.scope)) for n, m in merge.merge_scopes(layers).items()] == [(r[0], r[1]) for r in rows]
+    context = contexts.resolve_context("prj42", "gpu-a", store=store.root, check_store=False)
+    layers, _ = reading.load_layers(store, context, lambda: identity)
+    assert [(n, str(m.scope)) for n, m in precedence.merge_scopes(layers).items()] == [(r[0], r[1]) for r in rows]
     only_team = signed_in.get("/precedence").text
     assert re.findall(r'<td class="name">(\w+)</td><td>([^<]*)</td>', only_team) == [
         ("SHARED", "team"), ("TEAM_ONLY", "team")]
@@ -688,7 +690,7 @@ def test_precedence_warns_about_a_scope_it_cannot_open(signed_in: Ui, store: Sto
     store.set(PROJECT, "THEIRS", VALUE, other)
     store.set(TEAM, "MINE", VALUE, identity)
     text = signed_in.get("/precedence?project=prj42").text
-    assert "not a recipient of project prj42" in text
+    assert "skipped project prj42: not a recipient" in text
     assert re.findall(r'<td class="name">(\w+)</td>', text) == ["MINE"]
 
 
@@ -716,9 +718,10 @@ def test_not_a_recipient_is_a_message_with_the_hint(signed_in: Ui, store: Store,
     store.set(TEAM, "THEIRS", VALUE, other)
     before = Path(store.path(TEAM)).read_bytes()
     signed_in.create("/team", "MINE", VALUE)
-    shown = messages(signed_in.get("/team"))
-    assert shown == ["not a recipient of team: ask an owner to run "
-                     f"secretstore recipients add {identity.public_text} --team"], shown
+    page = signed_in.get("/team")
+    assert messages(page) == ["not a recipient of team"], messages(page)
+    hints = [unescape(hint) for hint in re.findall(r'<p class="hint">(.*?)</p>', page.text)]
+    assert f"ask an owner to run: secretstore recipients add {identity.public_text} --team" in hints
     assert Path(store.path(TEAM)).read_bytes() == before
     assert names_listed(signed_in.get("/team")) == ["THEIRS"]  # listing needs no key
 
@@ -843,14 +846,15 @@ def test_the_page_and_the_cli_write_at_the_same_time(signed_in: Ui, page: Page, 
 # --- the ui package stays out of the CLI's way ---------------------------------------------
 
 
-def test_exec_imports_nothing_of_the_page(identity) -> None:
+def test_exec_imports_nothing_of_the_page(identity, store) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "secretstore", "exec", "--", "true"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line]
-    assert "secretstore.fastexec" in imported  # the check sees exec's imports
-    assert [m for m in imported if m.startswith(("secretstore.ui", "secretstore.cli", "werkzeug", "jinja2",
-                                                 "markupsafe", "typer"))] == []
+    assert "secretstore.commands.exec" in imported  # the check sees exec's imports
+    assert [m for m in imported if m.startswith(("secretstore.ui", "secretstore.cli.ui", "secretstore.cli.framework",
+                                                 "werkzeug", "jinja2", "markupsafe", "typer"))] == []
 
 
 def test_the_cli_loads_the_ui_command_without_the_web_stack() -> None:

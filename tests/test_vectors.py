@@ -79,12 +79,7 @@ EXPECTATIONS = {
 LIBRARY_DISAGREES: dict[str, str] = {}
 # ``get`` decrypts only the value asked for, so it answers from a file another value of which
 # does not decrypt; FORMAT.md "Reading" rule 11 says such a file is refused and no value returned.
-GET_DISAGREES: dict[str, str] = {
-    f"scope/{name}": "get returns the other values of a file with a value that does not decrypt"
-    for name in ("decrypt-failure-swap-values", "decrypt-failure-move-value-from-project",
-                 "decrypt-failure-move-value-between-names", "decrypt-failure-value-not-utf8",
-                 "legacy-decrypt-failure-swap-values")
-}
+GET_DISAGREES: dict[str, str] = {}
 # Scope files run through the console script by default; every other one with --run-slow.
 CLI_CASES = {
     "success-team", "success-project-opened-by-b", "success-cluster-history-deleted", "success-no-secrets",
