@@ -254,6 +254,7 @@ Scopes = list[Scope]
 Unlocked = list[UnlockedScope]
 Names = list[str]
 Versions = list[VersionInfo]
+Listing = list[tuple[str, str, str | None, bool]]
 
 # Crash-consistency tests kill a multi-scope rotation between two files here.
 CRASH_BETWEEN_SCOPES = "between-scopes"
@@ -425,11 +426,19 @@ class Store:
         The file is verified (signature and trust) with ``me`` (default: the
         caller's public key), so the names are the ones a trusted writer wrote.
         """
+        return [(name, updated) for name, updated, _writer, _rotate in self.listing(scope, me)]
+
+    def listing(self, scope: Scope, me: PublicKey | None = None) -> Listing:
+        """(name, updated, writer, rotate needed) of each live secret, sorted; verified as ``list``."""
         file = self.load(scope)
         if file is None:
             return []
         self.verify(scope, file, caller_public_key() if me is None else me)
-        return sorted((name, file.entries[name].updated) for name in file.live_names())
+        found = []
+        for name in sorted(file.live_names()):
+            entry = file.entries[name]
+            found.append((name, entry.updated, entry.writer, entry.rotate))
+        return found
 
     def unlock_file(
         self, scope: Scope, file: ScopeFile, identity: Identity, where: str = "", *, check_counter: bool = True

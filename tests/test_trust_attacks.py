@@ -9,88 +9,26 @@ flows keep working with no step beyond trusting a teammate's key once.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import console_script
+from tests.sharing_helpers import Person, team_of
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 
-class Person:
-    """One user: an identity, a trust state and a cache of their own, and a clone."""
-
-    def __init__(self, root: Path, name: str, base_env: dict[str, str]) -> None:
-        self.name = name
-        home = root / name
-        self.store = home / "store"
-        self.env = dict(base_env)
-        self.env.update(
-            SECRETSTORE_DIR=str(self.store),
-            SECRETSTORE_IDENTITY=str(home / "identity"),
-            SECRETSTORE_STATE_DIR=str(home / "state"),
-            SECRETSTORE_CACHE_DIR=str(home / "cache"),
-            GIT_AUTHOR_NAME=name, GIT_COMMITTER_NAME=name,
-            GIT_AUTHOR_EMAIL=f"{name}@example.invalid", GIT_COMMITTER_EMAIL=f"{name}@example.invalid",
-        )
-        self.key = ""
-
-    def ss(self, *args: str, ok: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([console_script(), *args], env={**self.env, **(env or {})}, capture_output=True,
-                              text=True, timeout=60, check=False)
-        if ok:
-            assert done.returncode == 0, (self.name, args, done.stdout, done.stderr)
-        return done
-
-    def git(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["git", "-C", str(self.store), *args], env=self.env, capture_output=True,
-                              text=True, timeout=60, check=False)
-        if ok:
-            assert done.returncode == 0, (self.name, args, done.stdout, done.stderr)
-        return done
-
-    def init(self) -> str:
-        self.key = self.ss("init").stdout.strip()
-        return self.key
-
-    def clone(self, origin: Path) -> None:
-        subprocess.run(["git", "clone", "-q", str(origin), str(self.store)], env=self.env, check=True)
-        self.ss("git", "setup")
-
-    def publish(self, message: str) -> None:
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", message)
-        self.git("push", "-q", "origin", "HEAD:main")
-
-    def pull(self, *extra: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.git("pull", "-q", "--no-edit", *extra, "origin", "main", ok=ok)
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, object]:
-    home = tmp_path / "home"
-    home.mkdir()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SECRETSTORE_", "GIT_", "XDG_"))}
-    base.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(home / "gitconfig"))
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(origin)], env=base, check=True)
-    people = {name: Person(tmp_path, name, base) for name in ("alice", "bob", "carol", "mallory", "node")}
-    for person in people.values():
-        person.init()
+    """alice's team store (team and cluster gpu-a) pushed to origin; mallory holds a clone, no key."""
+    people = team_of(tmp_path, ("alice", "bob", "carol", "mallory", "node"))
     alice = people["alice"]
-    alice.store.mkdir(parents=True)
-    alice.git("init", "-q", "-b", "main")
-    alice.ss("git", "setup")
     alice.ss("set", "team", "--name=WANDB_API_KEY", "--value=fake-team-wandb")
     alice.ss("set", "cluster", "--id=gpu-a", "--name=HF_TOKEN", "--value=fake-gpu-hf")
-    alice.git("remote", "add", "origin", str(origin))
     alice.publish("the team store")
-    people["mallory"].clone(origin)  # push access, no key to any scope
-    return {"origin": origin, **people}
+    people["mallory"].clone(people["origin"])  # type: ignore[attr-defined]  # push access, no key to any scope
+    return people
 
 
 def mallory_writes_team(mallory: Person, alice_key: str, names: dict[str, str]) -> None:

@@ -33,6 +33,16 @@ def scopes_command(args: Args) -> None:
 
     rows = scope_counts(store_of(args))
     if args.get("as_json"):
-        print_json([{"entity": entity, "id": scope_id, "secrets": count} for entity, scope_id, count in rows])
+        print_json([
+            {"entity": entity, "id": scope_id, "secrets": count, "rotate_needed": rotate, "refused": problem or None}
+            for entity, scope_id, count, rotate, problem in rows
+        ])
         return
-    print_table(["Entity", "Id", "Secrets"], [[entity, scope_id or "-", str(count)] for entity, scope_id, count in rows])
+    print_table(
+        ["Entity", "Id", "Secrets", "Rotate needed"],
+        [[entity, scope_id or "-", "refused" if problem else str(count), str(rotate) if rotate else "-"]
+         for entity, scope_id, count, rotate, problem in rows],
+    )
+    for entity, scope_id, _count, _rotate, problem in rows:
+        if problem:
+            warning_line(f"{entity if scope_id is None else f'{entity} {scope_id}'}: {problem}")

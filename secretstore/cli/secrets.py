@@ -31,7 +31,7 @@ from secretstore.rules import check_name, check_value, strip_one_newline
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.cli.spec import Args
-    from secretstore.store import Scope
+    from secretstore.store import Scope, Store
 
 PROMPT_ATTEMPTS = 3
 
@@ -123,17 +123,27 @@ def list_command(args: Args) -> None:
     rows = secrets.list_secrets(store, scope)
     if args.get("as_json"):
         print_json([
-            {"name": name, "entity": scope.entity, "id": scope.scope_id, "updated": updated}
-            for name, updated in rows
+            {"name": name, "entity": scope.entity, "id": scope.scope_id, "updated": updated,
+             "writer": writer, "rotate_needed": rotate}
+            for name, updated, writer, rotate in rows
         ])
         return
     if not rows:
         print_lines(["No data found"])
         return
     if args.get("long"):
-        print_table(["Name", "Updated"], [list(row) for row in rows])
+        print_table(["Name", "Updated", "By", "Rotate needed"], [
+            [name, updated, _by(store, writer), "yes" if rotate else "-"] for name, updated, writer, rotate in rows
+        ])
     else:
-        print_table(["Name"], [[name] for name, _updated in rows])
+        print_table(["Name"], [[name] for name, _updated, _writer, _rotate in rows])
+
+
+def _by(store: Store, writer: str | None) -> str:
+    if writer is None:
+        return "unknown (0.1)"
+    label = store.label_of(writer)
+    return f"{label} ({writer[:16]}...)" if label else f"{writer[:16]}..."
 
 
 def get_command(args: Args) -> None:

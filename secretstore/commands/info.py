@@ -120,19 +120,37 @@ def where(store_flag: str | None = None, warn: Callable[[str], None] | None = No
     }
 
 
-def scope_counts(store: Store) -> list[tuple[str, str | None, int]]:
-    """(entity, id, number of secrets) for team and every project and cluster; needs no key."""
+def scope_counts(store: Store) -> list[tuple[str, str | None, int, int, str]]:
+    """(entity, id, number of secrets, how many need rotating, why it was refused or "") for team
+    and every project and cluster; needs no private key.
+
+    Each file is verified as ``list`` verifies it (signature, whom you trust); one that is
+    refused is listed with the reason instead of its counts, so one bad file hides nothing else.
+    """
+    from secretstore.errors import SecretStoreError
     from secretstore.layers import require_store
-    from secretstore.store import TEAM
+    from secretstore.store import TEAM, caller_public_key
 
     require_store(store)
-    rows: list[tuple[str, str | None, int]] = []
+    me = caller_public_key()
+    rows: list[tuple[str, str | None, int, int, str]] = []
     found = store.scopes()
     if TEAM not in found:
-        rows.append(("team", None, 0))
+        rows.append(("team", None, 0, 0, ""))
     for scope in found:
-        file = store.load(scope)
-        rows.append((scope.entity, scope.scope_id, 0 if file is None else len(file.live_names())))
+        try:
+            file = store.load(scope)
+            if file is not None:
+                store.verify(scope, file, me)
+        except SecretStoreError as exc:
+            rows.append((scope.entity, scope.scope_id, 0, 0, exc.message))
+            continue
+        if file is None:
+            rows.append((scope.entity, scope.scope_id, 0, 0, ""))
+            continue
+        live = file.live_names()
+        rotate = sum(1 for name in live if file.entries[name].rotate)
+        rows.append((scope.entity, scope.scope_id, len(live), rotate, ""))
     order = {"team": 0, "project": 1, "cluster": 2}
     rows.sort(key=lambda row: (order[row[0]], row[1] or ""))
     return rows

@@ -57,10 +57,10 @@ def _public_text() -> str:
 # --- list -----------------------------------------------------------------------
 
 
-def list_secrets(store: Store, scope: Scope) -> list[tuple[str, str]]:
-    """(name, updated) of each secret in ``scope``, sorted; needs no key."""
+def list_secrets(store: Store, scope: Scope) -> list[tuple[str, str, str | None, bool]]:
+    """(name, updated, writer, rotate needed) of each secret in ``scope``, sorted; needs no key."""
     require_store(store)
-    return store.list(scope)
+    return store.listing(scope)
 
 
 def require_listed(store: Store, scope: Scope, name: str, purpose: str = "") -> None:

@@ -1,0 +1,237 @@
+"""History, undo, audit and offboarding (issue 12), through the real console script.
+
+Values seen in any output are fake; every check that output holds no value
+greps for the values themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from secretstore import audit, crypto, scopefile
+from secretstore.keys import PublicKey, encode_key
+from secretstore.store import TEAM, Store
+from tests.sharing_helpers import Person, team_of
+
+VALUES = ("fake-v1-alpha", "fake-v2-bravo", "fake-v3-charlie")
+
+
+def set_values(cli_run, name: str, *values: str) -> None:  # type: ignore[no-untyped-def]
+    for value in values:
+        done = cli_run("set", "team", f"--name={name}", f"--value={value}")
+        assert done.returncode == 0, done.stderr
+
+
+def no_value_in(*outputs: bytes) -> None:
+    for output in outputs:
+        for value in VALUES:
+            assert value.encode() not in output
+
+
+def test_history_lists_versions_without_values_and_get_reads_one(cli_run) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", *VALUES)
+    done = cli_run("history", "team", "--name=TOKEN", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [(r["version"], r["state"]) for r in rows] == [(0, "current"), (1, "previous"), (2, "previous")]
+    me = cli_run("identity").stdout.decode().strip()
+    assert all(r["writer"] == me for r in rows)
+    table = cli_run("history", "team", "--name=TOKEN")
+    no_value_in(done.stdout, table.stdout, table.stderr)
+    for number, value in ((0, VALUES[2]), (1, VALUES[1]), (2, VALUES[0])):
+        got = cli_run("get", "team", "--name=TOKEN", f"--version={number}")
+        assert (got.returncode, got.stdout) == (0, value.encode())
+    missing = cli_run("get", "team", "--name=TOKEN", "--version=3")
+    assert missing.returncode == 1 and b"has no version 3 (versions 0 to 2 are kept)" in missing.stderr
+    bad = cli_run("get", "team", "--name=TOKEN", "--version=-1")
+    assert bad.returncode == 2
+
+
+def test_history_is_bounded_at_ten_previous_values(cli_run) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", *(f"fake-{n:02d}" for n in range(13)))
+    rows = json.loads(cli_run("history", "team", "--name=TOKEN", "--json").stdout)
+    assert len(rows) == 11  # the current value and the 10 before it
+    assert cli_run("get", "team", "--name=TOKEN", "--version=10").stdout == b"fake-02"
+
+
+def test_delete_undelete_and_rollback(cli_run) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", VALUES[0], VALUES[1])
+    deleted = cli_run("delete", "team", "--name=TOKEN")
+    assert deleted.returncode == 0 and b"secretstore undelete team --name TOKEN" in deleted.stderr
+    assert cli_run("get", "team", "--name=TOKEN").returncode == 1
+    rows = json.loads(cli_run("history", "team", "--name=TOKEN", "--json").stdout)
+    assert rows[0]["state"] == "deleted" and len(rows) == 3
+    assert cli_run("undelete", "team", "--name=TOKEN").returncode == 0
+    assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[1].encode()
+    again = cli_run("undelete", "team", "--name=TOKEN")
+    assert again.returncode == 2 and b"is not deleted" in again.stderr
+    assert cli_run("rollback", "team", "--name=TOKEN", "--to=2").returncode == 0  # back to the first value
+    assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[0].encode()
+    refused = cli_run("rollback", "team", "--name=TOKEN", "--to=0")
+    assert refused.returncode == 2 and b"previous version" in refused.stderr
+
+
+def test_purge_removes_every_version(cli_run, isolated_env) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "LEAKED", VALUES[0], VALUES[1])
+    set_values(cli_run, "KEPT", VALUES[2])
+    path = Path(isolated_env["store"]) / "team.toml"
+    before = scopefile.parse(path.read_bytes(), "team.toml")
+    old_ciphertexts = [v.ciphertext for v in (before.entries["LEAKED"].current, *before.entries["LEAKED"].history)]
+    done = cli_run("delete", "team", "--name=LEAKED", "--purge")
+    assert done.returncode == 0 and b"every earlier version" in done.stdout
+    after = path.read_bytes()
+    assert b"LEAKED" not in after
+    for ciphertext in old_ciphertexts:
+        assert scopefile._b64(ciphertext).encode() not in after
+    assert cli_run("undelete", "team", "--name=LEAKED").returncode == 1
+    assert cli_run("get", "team", "--name=KEPT").stdout == VALUES[2].encode()
+
+
+def test_history_values_only_for_recipients(cli_run, isolated_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", VALUES[0], VALUES[1])
+    stranger = {"SECRETSTORE_IDENTITY": str(tmp_path / "stranger" / "identity")}
+    assert cli_run("init", env=stranger).returncode == 0
+    me = cli_run("identity").stdout.decode().strip()
+    assert cli_run("trust", me, env=stranger).returncode == 0
+    refused = cli_run("get", "team", "--name=TOKEN", "--version=1", env=stranger)
+    assert refused.returncode == 1 and b"not a recipient of team" in refused.stderr
+    no_value_in(refused.stdout, refused.stderr)
+
+
+def test_rollback_after_a_removal_is_sealed_to_todays_recipients(cli_run, isolated_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
+    bob_key = cli_run("init", env=bob).stdout.decode().strip()
+    set_values(cli_run, "TOKEN", VALUES[0])
+    assert cli_run("recipients", "add", bob_key, "--label=bob").returncode == 0
+    set_values(cli_run, "TOKEN", VALUES[1])
+    store = Store(isolated_env["store"])
+    from secretstore.identity import load_identity
+
+    bob_identity = load_identity(bob["SECRETSTORE_IDENTITY"])
+    kept = store.unlock(TEAM, bob_identity)  # Bob keeps the data key before he is removed
+    assert kept is not None
+    removed = cli_run("recipients", "remove", bob_key)
+    assert removed.returncode == 0
+    assert b"could read these secrets" in removed.stderr and b"team: TOKEN" in removed.stderr
+    assert cli_run("rollback", "team", "--name=TOKEN", "--to=1").returncode == 0
+    assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[0].encode()
+    file = scopefile.parse((Path(isolated_env["store"]) / "team.toml").read_bytes(), "team.toml")
+    assert all(PublicKey.decode(s.public_key).box_key != bob_identity.box_key for s in file.recipients)
+    entry = file.entries["TOKEN"]
+    for version in (entry.current, *entry.history):  # no version opens with the key Bob kept
+        assert version is not None
+        with pytest.raises(Exception, match="does not decrypt"):
+            scopefile.decrypt(file, kept.keys, "TOKEN", version, "team.toml")
+
+
+def test_offboarding_marks_rotate_needed_until_set_again(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
+    bob_key = cli_run("init", env=bob).stdout.decode().strip()
+    set_values(cli_run, "TOKEN", VALUES[0])
+    set_values(cli_run, "OTHER", VALUES[1])
+    assert cli_run("recipients", "add", bob_key).returncode == 0
+    assert cli_run("recipients", "remove", bob_key).returncode == 0
+    listed = json.loads(cli_run("list", "team", "--json").stdout)
+    assert {row["name"]: row["rotate_needed"] for row in listed} == {"OTHER": True, "TOKEN": True}
+    assert b"yes" in cli_run("list", "team", "--long").stdout
+    doctor = cli_run("doctor").stdout
+    assert b"rotate needed (a removed recipient could read them): OTHER, TOKEN" in doctor
+    scopes = json.loads(cli_run("scopes", "--json").stdout)
+    assert scopes[0]["rotate_needed"] == 2
+    set_values(cli_run, "TOKEN", VALUES[2])  # changed at its source and set again
+    listed = json.loads(cli_run("list", "team", "--json").stdout)
+    assert {row["name"]: row["rotate_needed"] for row in listed} == {"OTHER": True, "TOKEN": False}
+
+
+def test_audit_log_records_reads_and_changes_never_values(cli_run, isolated_env) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", VALUES[0])
+    assert cli_run("get", "team", "--name=TOKEN").returncode == 0
+    assert cli_run("exec", "--", "true").returncode == 0
+    assert cli_run("export").returncode == 0
+    assert cli_run("delete", "team", "--name=TOKEN").returncode == 0
+    done = cli_run("audit", "--json")
+    rows = json.loads(done.stdout)
+    assert [r["command"] for r in rows] == ["set", "get", "exec", "export", "delete"]
+    assert all(r["names"] == ["TOKEN"] and r["scope"] == "team" for r in rows)
+    me = cli_run("identity").stdout.decode().strip()
+    assert all(r["key"] == me for r in rows)
+    log = Path(audit.log_path(isolated_env["store"])).read_bytes()
+    no_value_in(done.stdout, log, cli_run("audit").stdout)
+    assert json.loads(cli_run("audit", "--json", "--name=NOPE").stdout) == []
+    assert len(json.loads(cli_run("audit", "--json", "--since=2000-01-01").stdout)) == 5
+    assert json.loads(cli_run("audit", "--json", "--since=2999-01-01").stdout) == []
+    assert cli_run("audit", "--since=yesterday").returncode == 2
+    assert cli_run("audit", "--verify").returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["edit", "remove"])
+def test_audit_verify_finds_an_edited_or_removed_line(cli_run, isolated_env, damage) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", VALUES[0])
+    for _ in range(3):
+        cli_run("get", "team", "--name=TOKEN")
+    path = Path(audit.log_path(isolated_env["store"]))
+    lines = path.read_text().splitlines(keepends=True)
+    if damage == "edit":
+        lines[1] = lines[1].replace('"get"', '"set"')
+    else:
+        del lines[2]
+    path.write_text("".join(lines))
+    done = cli_run("audit", "--verify")
+    assert done.returncode == 1 and b"a line was removed or edited" in done.stdout
+    # a damaged log never breaks a command
+    assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[0].encode()
+
+
+def test_a_low_order_key_is_refused_as_a_recipient(cli_run) -> None:  # type: ignore[no-untyped-def]
+    set_values(cli_run, "TOKEN", VALUES[0])
+    _public, secret = crypto.new_keypair()
+    sign_key = crypto.signing_keypair(secret)[0]
+    for weak in (encode_key("ssk2", bytes(32) + sign_key), encode_key("ssk1", bytes(32))):
+        done = cli_run("recipients", "add", weak)
+        assert done.returncode == 2 and b"weak (low-order) key" in done.stderr
+        assert b"internal error" not in done.stderr
+
+
+# --- two people's histories in git ------------------------------------------------------------
+
+
+pytestmark_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+@pytestmark_git
+def test_two_peoples_histories_merge_and_undelete_after_a_merge(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    people = team_of(tmp_path, ("alice", "bob"))
+    alice, bob = people["alice"], people["bob"]
+    assert isinstance(alice, Person) and isinstance(bob, Person)
+    alice.ss("set", "team", "--name=A", "--value=fake-a1")
+    alice.ss("set", "team", "--name=GONE", "--value=fake-gone")
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("start")
+    bob.clone(people["origin"])  # type: ignore[arg-type]
+    bob.ss("trust", alice.key)
+    # at the same time: Alice changes A twice and deletes GONE; Bob changes B and A's neighbour
+    alice.ss("set", "team", "--name=A", "--value=fake-a2")
+    alice.ss("set", "team", "--name=A", "--value=fake-a3")
+    alice.ss("delete", "team", "--name=GONE")
+    alice.git("commit", "-q", "-am", "alice")
+    bob.ss("set", "team", "--name=B", "--value=fake-b1")
+    bob.ss("set", "team", "--name=B", "--value=fake-b2")
+    bob.publish("bob")
+    merged = alice.pull("--no-rebase")
+    assert "CONFLICT" not in merged.stdout + merged.stderr
+    a_rows = json.loads(alice.ss("history", "team", "--name=A", "--json").stdout)
+    b_rows = json.loads(alice.ss("history", "team", "--name=B", "--json").stdout)
+    assert len(a_rows) == 3 and len(b_rows) == 2
+    assert b_rows[0]["writer"] == bob.key and a_rows[0]["writer"] == alice.key
+    assert alice.ss("get", "team", "--name=B", "--version=1").stdout == "fake-b1"
+    alice.ss("undelete", "team", "--name=GONE")  # after the merge
+    assert alice.ss("get", "team", "--name=GONE").stdout == "fake-gone"
+    alice.git("commit", "-q", "-am", "undelete")
+    alice.git("push", "-q", "origin", "HEAD:main")
+    bob.pull("--no-rebase")
+    assert bob.ss("get", "team", "--name=GONE").stdout == "fake-gone"
+    assert bob.ss("get", "team", "--name=A", "--version=2").stdout == "fake-a1"
