@@ -3,4 +3,4 @@
 This package is imported on the ``exec`` fast path, so it imports nothing.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
