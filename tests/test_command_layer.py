@@ -268,18 +268,18 @@ def test_scopes_lists_counts(cli_run: Run, isolated_env: dict[str, str]) -> None
     store.set(Scope("cluster", "gpu-a"), "D", "fake-d", me)
     done = cli_run("scopes")
     assert done.stdout.decode().splitlines() == [
-        "+---------+-------+---------+",
-        "| Entity  | Id    | Secrets |",
-        "+---------+-------+---------+",
-        "| team    | -     | 2       |",
-        "| project | prj42 | 1       |",
-        "| cluster | gpu-a | 1       |",
-        "+---------+-------+---------+",
+        "+---------+-------+---------+---------------+",
+        "| Entity  | Id    | Secrets | Rotate needed |",
+        "+---------+-------+---------+---------------+",
+        "| team    | -     | 2       | -             |",
+        "| project | prj42 | 1       | -             |",
+        "| cluster | gpu-a | 1       | -             |",
+        "+---------+-------+---------+---------------+",
     ]
     assert json.loads(cli_run("scopes", "--json").stdout) == [
-        {"entity": "team", "id": None, "secrets": 2},
-        {"entity": "project", "id": "prj42", "secrets": 1},
-        {"entity": "cluster", "id": "gpu-a", "secrets": 1},
+        {"entity": "team", "id": None, "secrets": 2, "rotate_needed": 0, "refused": None},
+        {"entity": "project", "id": "prj42", "secrets": 1, "rotate_needed": 0, "refused": None},
+        {"entity": "cluster", "id": "gpu-a", "secrets": 1, "rotate_needed": 0, "refused": None},
     ]
 
 
