@@ -55,6 +55,8 @@ def _digest(line: bytes) -> str:
 
 
 def _json_string(text: str) -> str:
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # names, scopes, keys: nothing to escape (printable ASCII has no control chars)
     out = ['"']
     for char in text:
         if char in '"\\':
@@ -109,12 +111,28 @@ def record(
     when: str | None = None,
 ) -> bool:
     """Append one record; False (and nothing raised) when the log cannot be written."""
+    return record_many(store_root, command, [(scope, names)], key=key, label=label, detail=detail, when=when)
+
+
+def record_many(
+    store_root: str,
+    command: str,
+    scopes: Iterable[tuple[str, Iterable[str]]],
+    *,
+    key: str = "",
+    label: str = "",
+    detail: str = "",
+    when: str | None = None,
+) -> bool:
+    """Append one record per (scope, names), chained, under one lock (exec reads three scopes);
+    False (and nothing raised) when the log cannot be written."""
     if not enabled():
         return False
     import time
 
     path = log_path(store_root)
     stamp = when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    where = os.path.realpath(store_root)
     try:
         fd = _open_locked(path)
     except (OSError, SecretStoreError):
@@ -123,14 +141,19 @@ def record(
         if os.fstat(fd).st_size >= MAX_BYTES:
             fd = _rotate(path, fd)
         previous = _last_line(fd)
-        fields: list[tuple[str, object]] = [
-            ("time", stamp), ("command", command), ("store", os.path.realpath(store_root)),
-            ("scope", scope), ("names", sorted(set(names))), ("key", key), ("label", label),
-        ]
-        if detail:
-            fields.append(("detail", detail))
-        fields.append(("prev", _digest(previous) if previous else GENESIS))
-        os.write(fd, (encode(fields) + "\n").encode("utf-8", "replace"))
+        lines = []
+        for scope, names in scopes:
+            fields: list[tuple[str, object]] = [
+                ("time", stamp), ("command", command), ("store", where),
+                ("scope", scope), ("names", sorted(set(names))), ("key", key), ("label", label),
+            ]
+            if detail:
+                fields.append(("detail", detail))
+            fields.append(("prev", _digest(previous) if previous else GENESIS))
+            line = encode(fields).encode("utf-8", "replace")
+            lines.append(line)
+            previous = line
+        os.write(fd, b"".join(line + b"\n" for line in lines))
         return True
     except OSError:
         return False

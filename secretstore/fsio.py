@@ -11,8 +11,6 @@ store file that anyone but you could have written (``check_writers``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from secretstore import limits
 from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatError, UsageError
@@ -361,24 +359,37 @@ def clean_stale_temps(directory: str) -> int:
     return removed
 
 
-@contextmanager
-def locked(directory: str) -> Iterator[None]:
+class locked:  # lower case: used as ``with fsio.locked(directory):``, like the function it was
     """Hold an exclusive ``flock`` on ``directory`` (created if missing) for the block.
 
     Anyone who can read the directory can ``flock`` it too, so the wait is
-    bounded: ``lock_timeout()`` seconds, then ``LockTimeoutError``.
+    bounded: ``lock_timeout()`` seconds, then ``LockTimeoutError``. (A class, not
+    ``contextlib.contextmanager``: exec, which never writes, then skips that import.)
     """
-    timeout = lock_timeout()
-    ensure_dir(directory)
-    if os.environ.get(_NO_LOCK_ENV) == "1":
-        yield
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        _acquire(fd, directory, timeout)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+
+    __slots__ = ("_directory", "_fd")
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        timeout = lock_timeout()
+        ensure_dir(self._directory)
+        if os.environ.get(_NO_LOCK_ENV) == "1":
+            return
+        fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _acquire(fd, self._directory, timeout)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 def lock_timeout() -> float:

@@ -277,7 +277,7 @@ def _unb64(text: object, what: str, where: str) -> bytes:
 
 def _timestamp(value: object, what: str, where: str) -> str:
     text = _string(value, what, where)
-    if _TIMESTAMP_RE.fullmatch(text) is None:
+    if _timestamp_re().fullmatch(text) is None:
         raise StoreFormatError(f"{where}: {what} must be a UTC time like 2026-01-31T12:00:00Z")
     return text
 
@@ -647,7 +647,6 @@ def _text(plaintext: bytes, name: str, where: str) -> str:
 
 _SAFE = r'[^"\\\x00-\x1f\x7f]*'  # a basic string that needs no escape
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
-_TIMESTAMP_RE = re.compile(_TIMESTAMP)
 _B64 = r"[A-Za-z0-9+/=]*"
 _KEY = r"ssk2[A-Za-z0-9_-]+"
 _HEAD_RE = re.compile(
@@ -659,26 +658,44 @@ _HEAD_RE = re.compile(
     rf'signer = "({_KEY})"\n'
     rf'signature = "({_B64})"\n)?'
     rf'mac = "({_B64})"\n'
-)
-_RECIPIENT_RE = re.compile(
-    r"\n\[\[recipients\]\]\n"
-    rf'public_key = "({_SAFE})"\n'
-    rf'(?:label = "({_SAFE})"\n)?'
-    rf'sealed_key = "({_B64})"\n'
-)
-_ENTRY_RE = re.compile(
-    r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]\n"
-    rf'updated = "({_TIMESTAMP})"\n'
-    rf'(?:writer = "({_KEY})"\n)?'
-    rf'(?:nonce = "({_B64})"\nciphertext = "({_B64})"\n|deleted = true\n)'
-    r"(rotate = true\n)?"
-    r"((?:\n\[\[secrets\.\1\.history\]\]\n"
-    rf'updated = "{_TIMESTAMP}"\n(?:writer = "{_KEY}"\n)?nonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
-)
-_HISTORY_RE = re.compile(
-    r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
-    rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
-)
+)  # the head alone is all a snapshot check (``read_head``) needs
+
+
+# The rest are compiled on first use: exec from a snapshot never parses a whole file.
+@functools.cache
+def _recipient_re() -> re.Pattern[str]:
+    return re.compile(
+        r"\n\[\[recipients\]\]\n"
+        rf'public_key = "({_SAFE})"\n'
+        rf'(?:label = "({_SAFE})"\n)?'
+        rf'sealed_key = "({_B64})"\n'
+    )
+
+
+@functools.cache
+def _entry_re() -> re.Pattern[str]:
+    return re.compile(
+        r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]\n"
+        rf'updated = "({_TIMESTAMP})"\n'
+        rf'(?:writer = "({_KEY})"\n)?'
+        rf'(?:nonce = "({_B64})"\nciphertext = "({_B64})"\n|deleted = true\n)'
+        r"(rotate = true\n)?"
+        r"((?:\n\[\[secrets\.\1\.history\]\]\n"
+        rf'updated = "{_TIMESTAMP}"\n(?:writer = "{_KEY}"\n)?nonce = "{_B64}"\nciphertext = "{_B64}"\n)*)'
+    )
+
+
+@functools.cache
+def _history_re() -> re.Pattern[str]:
+    return re.compile(
+        r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
+        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
+    )
+
+
+@functools.cache
+def _timestamp_re() -> re.Pattern[str]:
+    return re.compile(_TIMESTAMP)
 
 
 def parse_canonical(data: bytes) -> ScopeFile | None:
@@ -722,7 +739,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         pos = head.end()
         recipients: list[SealedKey] = []
         seen_keys: set[bytes] = set()
-        while (stanza := _RECIPIENT_RE.match(text, pos)) is not None:
+        while (stanza := _recipient_re().match(text, pos)) is not None:
             public_key, label, sealed_text = stanza.groups()
             sealed = a2b(sealed_text)
             box_key = _box_key(public_key)
@@ -743,7 +760,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
             pos += len("\n[secrets]\n")
         else:
             nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
-            match_entry = _ENTRY_RE.match
+            match_entry = _entry_re().match
             writers: set[str] = set()  # each distinct writer key is checked once
             while (found := match_entry(text, pos)) is not None:
                 name, updated, writer, nonce_text, ciphertext_text, rotate, history_text = found.groups()
@@ -754,7 +771,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
                 history: tuple[Version, ...] = ()
                 if history_text:
                     versions = []
-                    for old in _HISTORY_RE.finditer(history_text):
+                    for old in _history_re().finditer(history_text):
                         old_writer = old[2]
                         if old_writer is not None:
                             if not v2:

@@ -32,6 +32,22 @@ def test_records_chain_and_verify(store: str) -> None:
     assert os.stat(audit.log_path(store)).st_mode & 0o777 == 0o600
 
 
+def test_several_scopes_at_once_chain_like_single_records(store: str) -> None:
+    assert audit.record(store, "set", scope="team", names=["A"], key="ssk2x")
+    assert audit.record_many(store, "exec", [("team", ["A", "B"]), ("project prj42", ["C"]),
+                                             ("cluster gpu-a", ["caf\u00e9", 'q"\\'])], key="ssk2x")
+    entries = lines_of(store)
+    assert [(e["command"], e["scope"]) for e in entries] == [
+        ("set", "team"), ("exec", "team"), ("exec", "project prj42"), ("exec", "cluster gpu-a")]
+    assert entries[3]["names"] == ["caf\u00e9", 'q"\\']
+    assert audit.verify(store) == []
+    # the batch is chained line by line: dropping its middle line is seen
+    path = Path(audit.log_path(store))
+    kept = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(kept[:2] + kept[3:]))
+    assert audit.verify(store) != []
+
+
 @pytest.mark.parametrize("damage", ["edit", "remove", "remove-first", "garbage"])
 def test_a_removed_or_edited_line_breaks_the_chain(store: str, damage: str) -> None:
     for index in range(4):

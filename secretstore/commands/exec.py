@@ -81,13 +81,10 @@ def record_reads(context: Context, command: str, found: Layers) -> None:
 
     if not audit.enabled():
         return
-    from secretstore.commands.secrets import record
+    from secretstore.commands.secrets import record_scopes
     from secretstore.store import Store
 
-    store = Store(context.store)
-    for scope, values in found:
-        if values:
-            record(store, command, scope, sorted(values))
+    record_scopes(Store(context.store), command, [(scope, sorted(values)) for scope, values in found if values])
 
 
 def merged_values(

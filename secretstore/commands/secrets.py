@@ -39,9 +39,19 @@ def record(store: Store, command: str, scope: Scope | None, names: list[str], id
 
     if not audit.enabled():
         return
+    record_scopes(store, command, [(scope, names)], identity, detail)
+
+
+def record_scopes(store: Store, command: str, scopes: list[tuple[Scope | None, list[str]]],
+                  identity: Identity | None = None, detail: str = "") -> None:
+    """``record`` for several scopes at once: one line each, written under one lock."""
+    from secretstore import audit
+
+    if not audit.enabled() or not scopes:
+        return
     key = identity.public_text if identity is not None else _public_text()
-    audit.record(store.root, command, scope="" if scope is None else str(scope), names=names, key=key,
-                 label=store.label_of(key), detail=detail)
+    audit.record_many(store.root, command, [("" if scope is None else str(scope), names) for scope, names in scopes],
+                      key=key, label=store.label_of(key), detail=detail)
 
 
 def _public_text() -> str:

@@ -94,7 +94,9 @@ def find_program(command: str, search_path: "str | None" = None) -> str:
     if "/" in command:
         candidates = [command]
     else:
-        directories = os.get_exec_path() if search_path is None else search_path.split(os.pathsep)
+        if search_path is None:  # os.get_exec_path(), without the warnings import it costs
+            search_path = os.environ.get("PATH", os.defpath)
+        directories = search_path.split(os.pathsep)
         candidates = [os.path.join(directory, command) for directory in directories]
     refused: str | None = None  # why the first candidate that exists was passed over
     for candidate in candidates:
