@@ -1,11 +1,14 @@
 """What the page does, as calls into the library: the same rules, locks and checks as the CLI.
 
 Nothing here reads or writes a store file: listing, setting and deleting go
-through ``Store``, precedence through ``context``, ``layers`` and
-``precedence``, so every check the library makes (signatures and whom you
-trust, MAC, recipients, file permissions, the store lock) applies to the page
-as it does to the command line. Values come
-in from a form and go to ``Store.set``; none is ever returned from here.
+through ``Store`` and the CLI's use cases (``commands.secrets``: delete,
+versions, undelete, rollback, each with its audit line), precedence through
+``context``, ``layers`` and ``precedence``;
+so every check the library makes (signatures and whom you trust, rollback,
+unmerged files, MAC, recipients, file permissions, the store lock) applies to
+the page as it does to the command line. Values come in from a form and go to
+``Store.set``; none is ever returned from here (a version is listed by its
+number, time and writer only).
 
 No web framework is imported: routes in ``app.py`` call these functions.
 """
@@ -20,11 +23,13 @@ from secretstore.console import notice
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
 from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
 from secretstore.rules import check_name, check_value, strip_one_newline
-from secretstore.store import TEAM, Scope, Store
+from secretstore.store import TEAM, Scope, Store, VersionInfo, caller_public_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.context import Context
+    from secretstore.keys import PublicKey
+
 
 
 class Keys:
@@ -54,6 +59,14 @@ class Keys:
             if self._identity is None:  # none at the start; says "no identity at ..." if still none
                 self._identity, _created = resolve_identity(create=False, prompt=_never_prompt)
             return self._identity
+
+    def me(self) -> PublicKey | None:
+        """The caller's public key, for trust decisions and "you": the unlocked identity's,
+        else the identity file's (no unlocking), else None."""
+        with self._lock:
+            if self._identity is not None:
+                return self._identity.public
+        return caller_public_key()
 
     def for_write(self) -> tuple[Identity, bool]:
         """(identity, created now): a first identity is made as the CLI makes it, never in the store."""
@@ -86,18 +99,68 @@ def created_identity_message(identity: Identity) -> str:
 # --- reading ------------------------------------------------------------------------
 
 
+class Listed:
+    """A name on the Secrets tab: when it last changed, and whether it needs a new value."""
+
+    __slots__ = ("name", "rotate", "updated")
+
+    def __init__(self, name: str, updated: str, rotate: bool = False) -> None:
+        self.name = name
+        self.updated = updated
+        self.rotate = rotate
+
+
+class Listing:
+    """A scope's live names, and its deleted names whose history still holds a value."""
+
+    __slots__ = ("deleted", "live")
+
+    def __init__(self, live: list[Listed], deleted: list[Listed]) -> None:
+        self.live = live
+        self.deleted = deleted
+
+    @property
+    def rotate_needed(self) -> list[str]:
+        return [row.name for row in self.live if row.rotate]
+
+
+def scope_listing(store: Store, keys: Keys, scope: Scope) -> Listing:
+    """What ``secretstore list --long`` knows, and the deleted names ``undelete`` can bring back.
+
+    The file is parsed and verified (signature, whom you trust, not rolled
+    back, not unmerged) as ``Store.list`` does before anything it says is used;
+    no private key is needed. "Rotate needed" marks a live value a removed
+    recipient could read (``doctor`` shows the same). A deleted name is kept in
+    the file only with the value it had (FORMAT.md); a purge, or a store that
+    keeps no history, drops the name instead.
+    """
+    file = store.load(scope)
+    if file is None:
+        return Listing([], [])
+    store.verify(scope, file, keys.me())
+    live, deleted = [], []
+    for name in sorted(file.entries):
+        entry = file.entries[name]
+        if entry.current is not None:
+            live.append(Listed(name, entry.updated, entry.rotate))
+        else:
+            deleted.append(Listed(name, entry.updated))
+    return Listing(live, deleted)
+
+
 class ScopeSummary:
     """A scope on the index: how many secrets it holds, or why that cannot be told."""
 
-    __slots__ = ("count", "error", "scope")
+    __slots__ = ("count", "error", "rotate", "scope")
 
-    def __init__(self, scope: Scope, count: int = 0, error: str = "") -> None:
+    def __init__(self, scope: Scope, count: int = 0, error: str = "", rotate: int = 0) -> None:
         self.scope = scope
         self.count = count
         self.error = error
+        self.rotate = rotate
 
 
-def scope_summaries(store: Store) -> list[ScopeSummary]:
+def scope_summaries(store: Store, keys: Keys) -> list[ScopeSummary]:
     """Team (always), then every project and cluster that has a file, with its count."""
     found = store.scopes()
     if TEAM not in found:
@@ -105,15 +168,85 @@ def scope_summaries(store: Store) -> list[ScopeSummary]:
     summaries = []
     for scope in found:
         try:
-            summaries.append(ScopeSummary(scope, len(store.list(scope))))
+            listing = scope_listing(store, keys, scope)
         except (SecretStoreError, OSError) as exc:  # one unreadable scope does not hide the others
             summaries.append(ScopeSummary(scope, error=describe_error(exc)))
+        else:
+            summaries.append(ScopeSummary(scope, len(listing.live), rotate=len(listing.rotate_needed)))
     return summaries
 
 
-def list_secrets(store: Store, scope: Scope) -> list[tuple[str, str]]:
-    """(name, updated) of each secret, as ``secretstore list`` shows them."""
-    return store.list(scope)
+# --- a name's versions -------------------------------------------------------------
+
+
+class Shown:
+    """A writer as the page names it: a label (or "you"), a short key, the whole key."""
+
+    __slots__ = ("key", "label", "short")
+
+    def __init__(self, key: str, label: str) -> None:
+        self.key = key
+        self.label = label
+        self.short = key[:16] + "..." if len(key) > 19 else key
+
+    @classmethod
+    def of(cls, key: str | None, label: str, me: PublicKey | None) -> Shown:
+        if not key:
+            return cls("", "")
+        if me is not None and key == me.text:
+            return cls(key, "you")
+        return cls(key, label)
+
+
+class VersionRow:
+    __slots__ = ("number", "state", "updated", "writer")
+
+    def __init__(self, info: VersionInfo, writer: Shown) -> None:
+        self.number = info.number
+        self.state = info.state  # current, deleted or previous
+        self.updated = info.updated
+        self.writer = writer
+
+
+class History:
+    """A name's versions, newest first (0 is its current value or its deletion); no value."""
+
+    __slots__ = ("name", "rows", "scope")
+
+    def __init__(self, scope: Scope, name: str, rows: list[VersionRow]) -> None:
+        self.scope = scope
+        self.name = name
+        self.rows = rows
+
+    @property
+    def deleted(self) -> bool:
+        return self.rows[0].state == "deleted"
+
+    def version(self, number: int) -> VersionRow:
+        """Version ``number`` (1 or more: one a rollback can go back to), in the library's words."""
+        if not 0 <= number < len(self.rows):
+            raise NotFoundError(
+                f"{self.scope} secret {self.name!r} has no version {number} "
+                f"(versions 0 to {len(self.rows) - 1} are kept)"
+            )
+        if number == 0:
+            raise NotFoundError(
+                f"version 0 of {self.scope} secret {self.name!r} is its "
+                f"{'deletion' if self.deleted else 'current value'}: "
+                "a rollback goes back to version 1 or older"
+            )
+        return self.rows[number]
+
+
+def history(store: Store, keys: Keys, scope: Scope, name: str) -> History:
+    """``secretstore history``: the versions of ``name`` without values, the file verified first."""
+    from secretstore.commands import secrets
+
+    check_name(name)
+    me = keys.me()
+    found = secrets.versions(store, scope, name)
+    rows = [VersionRow(info, Shown.of(info.writer, store.label_of(info.writer or ""), me)) for info in found]
+    return History(scope, name, rows)
 
 
 class Row:
@@ -183,6 +316,30 @@ def set_secret(store: Store, keys: Keys, scope: Scope, name: str, value: str) ->
 
     record(store, "ui set", scope, [name], identity)
     return f"Set {scope.entity} secret '{name}'", created
+
+
+def undelete(store: Store, keys: Keys, scope: Scope, name: str) -> str:
+    """Bring a deleted name back as ``secretstore undelete`` does (its audit line, snapshot dropped).
+
+    The file is verified first: ``Store.undelete`` tells "not deleted" from
+    "deleted" before its rollback checks the writer, and the page says nothing
+    a file from an untrusted writer claims.
+    """
+    from secretstore.commands import secrets
+
+    check_name(name)
+    secrets.versions(store, scope, name)  # verifies the file (signature, trust, not rolled back)
+    secrets.undelete(store, scope, name, keys.for_read())
+    return f"Undeleted {scope.entity} secret '{name}'"
+
+
+def rollback(store: Store, keys: Keys, scope: Scope, name: str, number: int) -> str:
+    """Make version ``number`` the value again, as a new version, as ``secretstore rollback`` does."""
+    from secretstore.commands import secrets
+
+    check_name(name)
+    secrets.rollback(store, scope, name, number, keys.for_read())
+    return f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"
 
 
 def require_listed(store: Store, scope: Scope, name: str) -> None:
