@@ -922,6 +922,100 @@ def test_names_a_removed_recipient_could_read_are_marked_until_set_again(signed_
     assert "1 rotate needed" in signed_in.get("/").text
 
 
+# --- whom you trust: refusals on the page ---------------------------------------------------------
+
+
+def _write_as_someone_else(store_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           scope: Scope) -> identities.Identity:
+    """A teammate, with their own trust state, writes ``scope``: a file this user has not accepted."""
+    mallory = identities.Identity.generate()
+    own_state = os.environ["SECRETSTORE_STATE_DIR"]
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", str(tmp_path / "mallory-state"))
+    Store(store_root).set(scope, "THEIRS", VALUE + "-theirs", mallory)
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", own_state)
+    return mallory
+
+
+def test_a_file_signed_by_an_untrusted_writer_is_refused(signed_in: Ui, store: Store, identity, tmp_path,
+                                                         monkeypatch, cli_run) -> None:
+    mallory = _write_as_someone_else(store.root, tmp_path, monkeypatch, PROJECT)
+    before = Path(store.path(PROJECT)).read_bytes()
+    expected = f"projects/prj42.toml is signed by {mallory.public_text}, whom you do not trust: refusing to use it"
+    trust_hint = f"if this is a teammate's key (check it with them), run: secretstore trust {mallory.public_text}"
+    page = signed_in.get("/projects/prj42")
+    assert (page.status_code, messages(page), hints(page)) == (200, [expected], [trust_hint])
+    assert names_listed(page) == []
+    # a write is refused with the same words, and writes nothing
+    signed_in.create("/projects/prj42", "MINE", VALUE + "-mine")
+    assert messages(signed_in.get("/projects/prj42"))[0] == expected
+    assert Path(store.path(PROJECT)).read_bytes() == before
+    # so are its versions, its rollback and its undelete
+    versions = signed_in.get("/projects/prj42/secrets/THEIRS/versions")
+    assert messages(versions) == [expected] and version_rows(versions) == []
+    confirm = signed_in.get("/projects/prj42/secrets/THEIRS/versions/1/rollback")
+    assert confirm.status_code == 403 and expected in unescape(confirm.text)
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/projects/prj42/secrets/THEIRS/undelete")
+    signed_in.post("/projects/prj42/secrets/THEIRS/undelete", {"csrf_token": token})
+    assert messages(signed_in.get("/projects/prj42/secrets/THEIRS/versions"))[0] == expected
+    assert Path(store.path(PROJECT)).read_bytes() == before
+    assert f"unreadable: {expected}" in unescape(signed_in.get("/").text)
+    # trusting the key in the terminal is seen by the running page at once
+    assert cli_run("trust", mallory.public_text).returncode == 0
+    assert names_listed(signed_in.get("/projects/prj42")) == ["THEIRS"]
+
+
+def test_a_rolled_back_file_is_refused(signed_in: Ui, store: Store, identity, cli_run) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    path = Path(store.path(TEAM))
+    old = path.read_bytes()
+    signed_in.create("/team", "TOKEN", VALUE + "-2")
+    signed_in.get("/team")  # the page has read version 2
+    path.write_bytes(old)  # an old copy put back
+    expected = ("team.toml is version 1, older than version 2 you already read: it was rolled back "
+                "(an old copy put back, or a revert); refusing to use it")
+    revert_hint = "if it was reverted on purpose, accept it with: secretstore accept-revert team"
+    page = signed_in.get("/team")
+    assert (messages(page), hints(page), names_listed(page)) == ([expected], [revert_hint], [])
+    signed_in.create("/team", "MORE", VALUE + "-3")
+    assert messages(signed_in.get("/team")) == [expected, expected]  # the write's and the listing's
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/team/secrets/TOKEN/delete")
+    signed_in.post("/team/secrets/TOKEN/delete", {"csrf_token": token})
+    versions = signed_in.get("/team/secrets/TOKEN/versions")
+    assert messages(versions) == [expected, expected]
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/team/secrets/TOKEN/versions/1/rollback")
+    signed_in.post("/team/secrets/TOKEN/versions/1/rollback", {"csrf_token": token})
+    assert messages(signed_in.get("/team")) == [expected, expected]
+    assert path.read_bytes() == old
+    # accepting the revert in the terminal is seen by the running page
+    assert cli_run("accept-revert", "team").returncode == 0
+    assert names_listed(signed_in.get("/team")) == ["TOKEN"]
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-1"
+
+
+def test_an_unmerged_file_is_refused(signed_in: Ui, store: Store, identity) -> None:
+    from secretstore.scopefile import UNMERGED_MARKER
+
+    store.set_many(TEAM, {"TOKEN": VALUE, "OTHER": VALUE + "-other"}, identity)
+    store.delete(TEAM, "OTHER", identity)
+    path = Path(store.path(TEAM))
+    unmerged = UNMERGED_MARKER + b"TOKEN\n" + path.read_bytes()  # what the merge driver leaves
+    path.write_bytes(unmerged)
+    expected = "team.toml is unmerged: both sides of a git merge changed TOKEN"
+    resolve_hint = ("for each name run: secretstore git resolve ENTITY [--id ID] --name NAME --ours (or --theirs); "
+                    "then git add FILE")
+    page = signed_in.get("/team")
+    assert (messages(page), hints(page), names_listed(page)) == ([expected], [resolve_hint], [])
+    signed_in.create("/team", "MORE", VALUE + "-more")
+    assert messages(signed_in.get("/team"))[0] == expected
+    assert messages(signed_in.get("/team/secrets/OTHER/versions")) == [expected]
+    signed_in.post("/team/secrets/OTHER/undelete",
+                   {"csrf_token": signed_in.page.gate.new_form_token(session_of(signed_in),
+                                                                    "/team/secrets/OTHER/undelete")})
+    assert messages(signed_in.get("/team/secrets/OTHER/versions"))[0] == expected
+    assert path.read_bytes() == unmerged
+    assert f"unreadable: {expected}" in unescape(signed_in.get("/").text)
+
+
 # --- scopes ----------------------------------------------------------------------------
 
 
