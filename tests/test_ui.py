@@ -175,6 +175,14 @@ def version_rows(response: TestResponse) -> list[tuple[str, str, str]]:
     return [(number, state, re.sub(r"<[^>]+>", "", by)) for number, state, by in rows]
 
 
+def audit_rows(response: TestResponse) -> list[list[str]]:
+    """The cells of each row of an audit page, as text."""
+    body = response.text.split('<table class="list audit">', 1)[-1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[-1], re.S)
+    return [[" ".join(unescape(re.sub(r"<[^>]+>", "", cell)).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in rows]
+
+
 @pytest.fixture
 def identity(isolated_env: dict[str, str]) -> identities.Identity:
     return create_identity(isolated_env["identity"])
@@ -271,6 +279,7 @@ ROUTES = [
     ("POST", "/projects/prj42/secrets"), ("POST", "/team/secrets/TOKEN/delete"),
     ("GET", "/team/secrets/TOKEN/versions"), ("POST", "/team/secrets/TOKEN/undelete"),
     ("GET", "/team/secrets/TOKEN/versions/1/rollback"), ("POST", "/team/secrets/TOKEN/versions/1/rollback"),
+    ("GET", "/audit"), ("GET", "/team/audit"), ("GET", "/projects/prj42/audit"),
 ]
 
 
@@ -323,7 +332,7 @@ def _every_kind_of_response(ui: Ui) -> list[TestResponse]:
                   ui.get("/nope"), ui.get("/projects/bad..id"), ui.post("/team/secrets", {}),
                   ui.create("/team", "TOKEN", VALUE), ui.get("/team/secrets/TOKEN/delete")]
     responses += [ui.create("/team", "TOKEN", VALUE + "-2"), ui.get("/team/secrets/TOKEN/versions"),
-                  ui.get("/team/secrets/TOKEN/versions/1/rollback"),
+                  ui.get("/team/secrets/TOKEN/versions/1/rollback"), ui.get("/audit"), ui.get("/team/audit"),
                   ui.delete("/team", "TOKEN"), ui.get("/team"), ui.get("/team/secrets/TOKEN/versions"),
                   ui.get("/team/secrets/TOKEN/undelete")]
     return responses
@@ -920,6 +929,125 @@ def test_names_a_removed_recipient_could_read_are_marked_until_set_again(signed_
     signed_in.create("/team", "A", VALUE + "-a2")  # a new value clears the mark
     assert rotate_marked(signed_in.get("/team")) == ["B"]
     assert "1 rotate needed" in signed_in.get("/").text
+
+
+# --- the audit log ------------------------------------------------------------------------------
+
+
+def test_the_audit_page_shows_recent_entries_newest_first(signed_in: Ui, store: Store, identity,
+                                                          cli_run) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    signed_in.create("/projects/prj42", "HF_TOKEN", VALUE + "-2")
+    signed_in.delete("/team", "TOKEN")
+    signed_in.undelete("/team", "TOKEN")
+    assert cli_run("get", "team", "--name=TOKEN").returncode == 0
+    page = signed_in.get("/audit")
+    assert page.status_code == 200
+    short = identity.public_text[:16] + "..."
+    rows = audit_rows(page)
+    assert [row[1:] for row in rows] == [
+        ["get", "team", "TOKEN", f"you {short}"],  # the terminal's read, by the same key
+        ["undelete", "team", "TOKEN", f"you {short}"],
+        ["delete", "team", "TOKEN", f"you {short}"],
+        ["ui set", "project prj42", "HF_TOKEN", f"you {short}"],
+        ["ui set", "team", "TOKEN", f"you {short}"],
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row[0]) for row in rows)
+    assert "5 entries, newest first." in page.text
+    assert "chain is broken" not in page.text
+
+
+def test_a_scopes_audit_tab_shows_its_own_entries(signed_in: Ui, store: Store, identity) -> None:
+    signed_in.create("/team", "TOKEN", VALUE)
+    signed_in.create("/projects/prj42", "HF_TOKEN", VALUE)
+    signed_in.create("/projects/prj42", "OTHER", VALUE)
+    tab = signed_in.get("/projects/prj42/audit")
+    assert '<a href="/projects/prj42/audit" class="active" aria-current="page">Audit</a>' in tab.text
+    assert [row[1:3] for row in audit_rows(tab)] == [["ui set", "OTHER"], ["ui set", "HF_TOKEN"]]
+    only = signed_in.get("/projects/prj42/audit?name=HF_TOKEN")
+    assert [row[1:3] for row in audit_rows(only)] == [["ui set", "HF_TOKEN"]]
+    assert '<a href="/projects/prj42/audit">Show all</a>' in only.text
+    versions = signed_in.get("/projects/prj42/secrets/HF_TOKEN/versions")
+    assert 'href="/projects/prj42/audit?name=HF_TOKEN"' in versions.text
+    assert "No data found" in signed_in.get("/clusters/gpu-a/audit").text
+    assert '<a href="/team/audit">Audit</a>' in signed_in.get("/team").text
+
+
+def test_the_audit_page_warns_of_a_broken_chain(signed_in: Ui, store: Store, identity) -> None:
+    from secretstore import audit
+
+    for number in range(3):
+        signed_in.create("/team", f"N{number}", VALUE)
+    assert "chain is broken" not in signed_in.get("/audit").text
+    path = Path(audit.log_path(store.root))
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[2])  # a line removed
+    page = signed_in.get("/audit")
+    assert audit.verify(store.root)
+    shown = messages(page)
+    assert shown[0] == "The audit log's chain is broken: a line was removed or edited (1 problem)."
+    assert "does not follow the line before it" in page.text
+    assert "secretstore audit --verify lists every break" in hints(page)[0]
+    assert [(row[1], row[3]) for row in audit_rows(page)] == [("ui set", "N2"), ("ui set", "N0")]
+    # also on a scope's tab
+    assert "chain is broken" in signed_in.get("/team/audit").text
+
+
+def test_the_audit_page_skips_a_damaged_line_and_says_so(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    signed_in.create("/team", "TOKEN", VALUE)
+    path = Path(audit.log_path(store.root))
+    path.write_bytes(path.read_bytes() + b"not json at all\n")
+    page = signed_in.get("/audit")
+    assert "1 damaged line of the log was skipped." in messages(page)
+    assert [(row[1], row[3]) for row in audit_rows(page)] == [("ui set", "TOKEN")]
+
+
+def test_the_audit_page_escapes_what_the_log_holds(signed_in: Ui, store: Store) -> None:
+    """Labels come from a shared roster; the page prints them as text."""
+    from secretstore import audit
+
+    audit.record(store.root, "set", scope="team", names=["A"], key="ssk2-not-really",
+                 label='<img src=x onerror="alert(1)">', detail="</td><script>x</script>")
+    page = signed_in.get("/audit")
+    assert "<img src=x" not in page.text and "<script>x" not in page.text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page.text
+
+
+def test_an_audit_line_naming_many_secrets_is_shortened(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    audit.record(store.root, "exec", scope="team", names=[f"N{n:03}" for n in range(40)], key="")
+    row = audit_rows(signed_in.get("/audit"))[0]
+    assert row[3].endswith(f"N{actions.AUDIT_NAMES - 1:03} and {40 - actions.AUDIT_NAMES} more")
+    assert row[4] == "unknown"
+
+
+def test_the_audit_page_shows_the_newest_entries_only(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    for number in range(actions.AUDIT_ROWS + 5):
+        audit.record(store.root, "get", scope="team", names=[f"N{number}"], key="")
+    page = signed_in.get("/audit")
+    rows = audit_rows(page)
+    assert len(rows) == actions.AUDIT_ROWS
+    assert rows[0][3] == f"N{actions.AUDIT_ROWS + 4}" and rows[-1][3] == "N5"
+    assert f"The newest {actions.AUDIT_ROWS} of {actions.AUDIT_ROWS + 5} entries" in page.text
+
+
+def test_the_audit_page_says_when_the_log_is_off(signed_in: Ui, monkeypatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_AUDIT", "0")
+    signed_in.create("/team", "TOKEN", VALUE)
+    page = signed_in.get("/audit")
+    assert "The audit log is turned off (SECRETSTORE_AUDIT): nothing new is recorded." in messages(page)
+    assert "No data found" in page.text
+
+
+def test_an_invalid_name_filter_is_a_message(signed_in: Ui) -> None:
+    page = signed_in.get("/audit?name=bad-name")
+    assert page.status_code == 200
+    assert messages(page) == ["invalid secret name 'bad-name': use a letter, then letters, digits or '_'"]
 
 
 # --- whom you trust: refusals on the page ---------------------------------------------------------

@@ -3,7 +3,7 @@
 Nothing here reads or writes a store file: listing, setting and deleting go
 through ``Store`` and the CLI's use cases (``commands.secrets``: delete,
 versions, undelete, rollback, each with its audit line), precedence through
-``context``, ``layers`` and ``precedence``;
+``context``, ``layers`` and ``precedence``, the audit log through ``audit``;
 so every check the library makes (signatures and whom you trust, rollback,
 unmerged files, MAC, recipients, file permissions, the store lock) applies to
 the page as it does to the command line. Values come in from a form and go to
@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.context import Context
     from secretstore.keys import PublicKey
 
+AUDIT_ROWS = 200  # the newest entries an audit page shows
+AUDIT_NAMES = 12  # names shown per audit entry (an exec line names every secret it read)
 
 
 class Keys:
@@ -357,6 +359,72 @@ def delete_secret(store: Store, keys: Keys, scope: Scope, name: str) -> str:
 
     delete(store, scope, name, identity)  # the CLI's own use case: snapshot dropped, audit line written
     return f"Deleted {scope.entity} secret '{name}'"
+
+
+# --- the audit log ------------------------------------------------------------------
+
+
+class AuditRow:
+    """One line of the audit log as the page shows it: never a value (the log holds none)."""
+
+    __slots__ = ("command", "detail", "more", "names", "scope", "time", "writer")
+
+    def __init__(self, fields: dict[str, object], me: PublicKey | None) -> None:
+        names = fields.get("names")
+        listed = [str(name) for name in names] if isinstance(names, list) else []
+        self.time = str(fields.get("time", ""))
+        self.command = str(fields.get("command", ""))
+        self.scope = str(fields.get("scope", ""))
+        self.names = listed[:AUDIT_NAMES]
+        self.more = len(listed) - len(self.names)
+        self.detail = str(fields.get("detail", ""))
+        key, label = fields.get("key"), fields.get("label")
+        self.writer = Shown.of(key if isinstance(key, str) else "", label if isinstance(label, str) else "", me)
+
+
+class AuditView:
+    """The newest entries of this user's audit log for the store (or one scope, one name),
+    with what ``secretstore audit --verify`` would report."""
+
+    __slots__ = ("damaged", "enabled", "path", "problems", "rows", "total")
+
+    def __init__(self) -> None:
+        self.rows: list[AuditRow] = []  # newest first, at most AUDIT_ROWS
+        self.total = 0  # entries that match
+        self.damaged = 0  # lines that are not records (skipped)
+        self.problems: list[str] = []  # breaks of the hash chain
+        self.enabled = True
+        self.path = ""
+
+
+def audit_view(store: Store, keys: Keys, scope: Scope | None = None, name: str | None = None) -> AuditView:
+    """The log read and its chain checked as ``secretstore audit`` and ``audit --verify`` do."""
+    from secretstore import audit
+
+    if name is not None:
+        check_name(name)
+    view = AuditView()
+    view.enabled = audit.enabled()
+    view.path = audit.log_path(store.root)
+    me = keys.me()
+    matching: list[dict[str, object]] = []
+    for entry in audit.read(store.root):
+        fields = entry.fields
+        if fields is None:
+            view.damaged += 1
+            continue
+        if fields.get("command") == "rotated":
+            continue
+        if scope is not None and fields.get("scope") != str(scope):
+            continue
+        names = fields.get("names")
+        if name is not None and not (isinstance(names, list) and name in names):
+            continue
+        matching.append(fields)
+    view.total = len(matching)
+    view.rows = [AuditRow(fields, me) for fields in reversed(matching[-AUDIT_ROWS:])]
+    view.problems = audit.verify(store.root)
+    return view
 
 
 def describe_error(exc: BaseException) -> str:

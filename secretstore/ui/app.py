@@ -119,14 +119,15 @@ class Tab:
 
 
 def scope_tabs(scope: Scope, active: str) -> list[Tab]:
-    """The tabs of a scope page: its secrets (each name's versions from there) and the
-    precedence view for it."""
+    """The tabs of a scope page: its secrets (each name's versions from there), its lines of
+    the audit log, and the precedence view for it."""
     if scope.entity == "team":
         precedence = "/precedence"
     else:
         precedence = f"/precedence?{scope.entity}={quote(scope.scope_id or '', safe='')}"
     return [
         Tab("Secrets", scope_url(scope), active == "secrets"),
+        Tab("Audit", f"{scope_url(scope)}/audit", active == "audit"),
         Tab("Precedence", precedence, active == "precedence"),
     ]
 
@@ -167,6 +168,7 @@ class Page:
         for prefix, defaults in (("/team", {"kind": "team"}), ("/<any(projects, clusters):kind>/<scope_id>", None)):
             scope_rules += [
                 Rule(prefix, endpoint="scope", methods=["GET"], defaults=defaults),
+                Rule(f"{prefix}/audit", endpoint="audit", methods=["GET"], defaults=defaults),
                 Rule(f"{prefix}/secrets", endpoint="create", methods=["POST"], defaults=defaults),
                 Rule(f"{prefix}/secrets/<name>/delete", endpoint="delete", methods=["GET", "POST"],
                      defaults=defaults),
@@ -181,6 +183,7 @@ class Page:
             Rule("/", endpoint="index", methods=["GET"]),
             Rule("/open", endpoint="open_scope", methods=["GET"]),
             Rule("/precedence", endpoint="precedence", methods=["GET"]),
+            Rule("/audit", endpoint="store_audit", methods=["GET"]),
             Rule("/<any(projects, clusters):kind>", endpoint="missing_id", methods=["GET", "POST"]),
             Rule("/<any(projects, clusters):kind>/", endpoint="missing_id", methods=["GET", "POST"]),
             *scope_rules,
@@ -189,7 +192,9 @@ class Page:
             "index": self.index,
             "open_scope": self.open_scope,
             "precedence": self.precedence,
+            "store_audit": self.store_audit,
             "scope": self.scope_page,
+            "audit": self.scope_audit,
             "create": self.create,
             "delete": self.delete,
             "versions": self.versions,
@@ -493,6 +498,7 @@ class Page:
             error=error,
             undelete_action=undelete_action,
             undelete_token=undelete_token,
+            audit_url=f"{back}/audit?name={quote(name, safe='')}",
         )
 
     def undelete(self, request: Request, session: Session, kind: str, name: str,
@@ -548,6 +554,55 @@ class Page:
             back=versions_url,
             action=action,
             token=self.gate.new_form_token(session, action),
+        )
+
+    def store_audit(self, request: Request, session: Session) -> Response:
+        return self._audit(request, session, None)
+
+    def scope_audit(self, request: Request, session: Session, kind: str,
+                    scope_id: str | None = None) -> Response:
+        try:
+            scope = self._scope(kind, scope_id)
+        except SecretStoreError as exc:
+            return self.error_page(404, exc.message, exc.hint, session=session)
+        return self._audit(request, session, scope)
+
+    def _audit(self, request: Request, session: Session, scope: Scope | None) -> Response:
+        name = request.args.get("name", "").strip() or None
+        view: actions.AuditView | None = None
+        error: Flash | None = None
+        try:
+            view = actions.audit_view(self.store, self.keys, scope, name)
+        except (SecretStoreError, OSError) as exc:
+            error = Flash("error", actions.describe_error(exc), getattr(exc, "hint", None))
+        rows = []
+        if view is not None:
+            for row in view.rows:
+                rows.append({
+                    "time": row.time,
+                    "time_text": updated_text(row.time),
+                    "command": row.command,
+                    "scope": row.scope,
+                    "names": row.names,
+                    "more": row.more,
+                    "detail": row.detail,
+                    "writer": row.writer,
+                })
+        heading = "Store" if scope is None else scope_title(scope)
+        return self.render(
+            "audit.html",
+            session,
+            title=f"Audit · {heading}",
+            heading=heading,
+            scope=scope,
+            tabs=[] if scope is None else scope_tabs(scope, "audit"),
+            back="/" if scope is None else scope_url(scope),
+            name=name or "",
+            here=request.path,
+            view=view,
+            rows=rows,
+            error=error,
+            limit=actions.AUDIT_ROWS,
         )
 
     def precedence(self, request: Request, session: Session) -> Response:
