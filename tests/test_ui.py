@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from werkzeug.test import Client, EnvironBuilder, TestResponse, run_wsgi_app
@@ -125,6 +126,16 @@ class Ui:
         action = f"{scope_path}/secrets/{name}/delete"
         return self.post(action, self.form(action, action))
 
+    def undelete(self, scope_path: str, name: str) -> TestResponse:
+        """Undelete as the versions page's button does."""
+        action = f"{scope_path}/secrets/{name}/undelete"
+        return self.post(action, self.form(f"{scope_path}/secrets/{name}/versions", action))
+
+    def rollback(self, scope_path: str, name: str, number: int) -> TestResponse:
+        """Roll back through the confirmation page's form."""
+        action = f"{scope_path}/secrets/{name}/versions/{number}/rollback"
+        return self.post(action, self.form(action, action))
+
 
 def session_of(ui: Ui) -> Session:
     cookie = ui.client.get_cookie(f"secretstore_{PORT}", domain="127.0.0.1")
@@ -141,7 +152,35 @@ def messages(response: TestResponse) -> list[str]:
 
 
 def names_listed(response: TestResponse) -> list[str]:
-    return re.findall(r'<td class="name">([^<]*)</td>', response.text)
+    """The live names on a Secrets tab (a "rotate needed" mark may follow a name)."""
+    return re.findall(r'<td class="name">([^<]*?)(?: <span class="badge[^"]*"[^>]*>[^<]*</span>)?</td>', response.text)
+
+
+def rotate_marked(response: TestResponse) -> list[str]:
+    return re.findall(r'<td class="name">(\w+) <span class="badge warn"[^>]*>rotate needed</span></td>', response.text)
+
+
+def deleted_listed(response: TestResponse) -> list[str]:
+    return re.findall(r'<td class="deleted-name">([^<]*)</td>', response.text)
+
+
+def hints(response: TestResponse) -> list[str]:
+    return [unescape(hint) for hint in re.findall(r'<p class="hint">(.*?)</p>', response.text, re.S)]
+
+
+def version_rows(response: TestResponse) -> list[tuple[str, str, str]]:
+    """(number, state, by) of each row of a versions page."""
+    rows = re.findall(r'<tr>\s*<td class="count">(\d+)</td>\s*<td><span class="state \w+">(\w+)</span></td>'
+                      r'\s*<td><time[^>]*>[^<]*</time></td>\s*<td>(.*?)</td>', response.text, re.S)
+    return [(number, state, re.sub(r"<[^>]+>", "", by)) for number, state, by in rows]
+
+
+def audit_rows(response: TestResponse) -> list[list[str]]:
+    """The cells of each row of an audit page, as text."""
+    body = response.text.split('<table class="list audit">', 1)[-1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[-1], re.S)
+    return [[" ".join(unescape(re.sub(r"<[^>]+>", "", cell)).split()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in rows]
 
 
 @pytest.fixture
@@ -238,6 +277,9 @@ ROUTES = [
     ("GET", "/precedence"), ("GET", "/open?entity=project&id=x"), ("GET", "/nonexistent"),
     ("GET", "/team/secrets/TOKEN/delete"), ("POST", "/team/secrets"),
     ("POST", "/projects/prj42/secrets"), ("POST", "/team/secrets/TOKEN/delete"),
+    ("GET", "/team/secrets/TOKEN/versions"), ("POST", "/team/secrets/TOKEN/undelete"),
+    ("GET", "/team/secrets/TOKEN/versions/1/rollback"), ("POST", "/team/secrets/TOKEN/versions/1/rollback"),
+    ("GET", "/audit"), ("GET", "/team/audit"), ("GET", "/projects/prj42/audit"),
 ]
 
 
@@ -289,12 +331,16 @@ def _every_kind_of_response(ui: Ui) -> list[TestResponse]:
     responses += [ui.get("/"), ui.get("/team"), ui.get("/projects/prj42"), ui.get("/precedence"),
                   ui.get("/nope"), ui.get("/projects/bad..id"), ui.post("/team/secrets", {}),
                   ui.create("/team", "TOKEN", VALUE), ui.get("/team/secrets/TOKEN/delete")]
+    responses += [ui.create("/team", "TOKEN", VALUE + "-2"), ui.get("/team/secrets/TOKEN/versions"),
+                  ui.get("/team/secrets/TOKEN/versions/1/rollback"), ui.get("/audit"), ui.get("/team/audit"),
+                  ui.delete("/team", "TOKEN"), ui.get("/team"), ui.get("/team/secrets/TOKEN/versions"),
+                  ui.get("/team/secrets/TOKEN/undelete")]
     return responses
 
 
 def test_every_response_carries_the_security_headers(ui: Ui) -> None:
     responses = _every_kind_of_response(ui)
-    assert {r.status_code for r in responses} >= {200, 303, 400, 401, 403, 404}
+    assert {r.status_code for r in responses} >= {200, 303, 400, 401, 403, 404, 405}
     for response in responses:
         headers = response.headers
         csp = headers["Content-Security-Policy"]
@@ -589,6 +635,515 @@ def test_delete_with_an_invalid_name_is_not_found(signed_in: Ui) -> None:
     assert "invalid secret name" in response.text
 
 
+# --- versions, undelete, rollback ------------------------------------------------------------
+
+
+def test_each_name_links_to_its_versions(signed_in: Ui, store: Store, identity) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    signed_in.create("/team", "TOKEN", VALUE + "-2")
+    listing = signed_in.get("/team")
+    assert '<a class="button small" href="/team/secrets/TOKEN/versions">Versions</a>' in listing.text
+    page = signed_in.get("/team/secrets/TOKEN/versions")
+    assert page.status_code == 200
+    short = identity.public_text[:16] + "..."
+    assert version_rows(page) == [("0", "current", f"you {short}"), ("1", "previous", f"you {short}")]
+    assert f'<code title="{identity.public_text}">{short}</code>' in page.text
+    # the same versions as secretstore history, never a value
+    assert [(v.number, v.state) for v in store.versions(TEAM, "TOKEN")] == [(0, "current"), (1, "previous")]
+    assert "Undelete" not in page.text  # a live name has nothing to undelete
+    assert '<a class="button small" href="/team/secrets/TOKEN/versions/1/rollback">Roll back to 1</a>' in page.text
+    assert "/versions/0/rollback" not in page.text
+
+
+def test_versions_name_each_writer_by_label(signed_in: Ui, store: Store, identity) -> None:
+    bob = identities.Identity.generate()
+    store.set(PROJECT, "SHARED", VALUE + "-bob", bob)  # bob writes with the same trust state: a writer
+    store.trust(identity.public).trust_key(bob.public.with_label("bob"))
+    store.add_recipient(identity.public, bob, PROJECT)
+    signed_in.create("/projects/prj42", "SHARED", VALUE + "-mine")
+    rows = version_rows(signed_in.get("/projects/prj42/secrets/SHARED/versions"))
+    assert rows == [("0", "current", f"you {identity.public_text[:16]}..."),
+                    ("1", "previous", f"bob {bob.public_text[:16]}...")]
+
+
+def test_delete_lists_the_name_as_deleted_and_undelete_brings_it_back(signed_in: Ui, store: Store,
+                                                                      identity) -> None:
+    store.set_many(TEAM, {"TOKEN": VALUE + "-token", "OTHER": VALUE + "-other"}, identity)
+    assert deleted_listed(signed_in.get("/team")) == []
+    signed_in.delete("/team", "TOKEN")
+    listing = signed_in.get("/team")
+    assert names_listed(listing) == ["OTHER"]
+    assert deleted_listed(listing) == ["TOKEN"]
+    assert "Deleted, can be brought back" in listing.text
+    assert listing.text.count('href="/team/secrets/TOKEN/versions"') == 1
+    versions = signed_in.get("/team/secrets/TOKEN/versions")
+    assert [row[:2] for row in version_rows(versions)] == [("0", "deleted"), ("1", "previous")]
+    assert '<form method="post" action="/team/secrets/TOKEN/undelete" class="undelete">' in versions.text
+    response = signed_in.undelete("/team", "TOKEN")
+    assert (response.status_code, response.headers["Location"], response.data) == (303, "/team", b"")
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-token"
+    page = signed_in.get("/team")
+    assert messages(page) == ["Undeleted team secret 'TOKEN'"]
+    assert names_listed(page) == ["OTHER", "TOKEN"]
+    assert deleted_listed(page) == [] and "Deleted, can be brought back" not in page.text
+    # the value came back as a new version; the one it was is kept before it
+    assert [row[:2] for row in version_rows(signed_in.get("/team/secrets/TOKEN/versions"))] == [
+        ("0", "current"), ("1", "previous")]
+
+
+def test_a_deleted_project_name_is_undeleted_in_its_own_scope(signed_in: Ui, store: Store, identity) -> None:
+    store.set(PROJECT, "HF_TOKEN", VALUE, identity)
+    store.set(TEAM, "HF_TOKEN", VALUE + "-team", identity)
+    signed_in.delete("/projects/prj42", "HF_TOKEN")
+    assert deleted_listed(signed_in.get("/projects/prj42")) == ["HF_TOKEN"]
+    assert deleted_listed(signed_in.get("/team")) == []
+    assert signed_in.undelete("/projects/prj42", "HF_TOKEN").headers["Location"] == "/projects/prj42"
+    assert store.get(PROJECT, "HF_TOKEN", identity) == VALUE
+
+
+def test_a_replayed_undelete_is_refused_and_writes_nothing(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    store.delete(TEAM, "TOKEN", identity)
+    fields = signed_in.form("/team/secrets/TOKEN/versions", "/team/secrets/TOKEN/undelete")
+    assert signed_in.post("/team/secrets/TOKEN/undelete", fields).status_code == 303
+    store.delete(TEAM, "TOKEN", identity)  # deleted again, so a replay would have work to do
+    before = Path(store.path(TEAM)).read_bytes()
+    replayed = signed_in.post("/team/secrets/TOKEN/undelete", fields)
+    assert replayed.status_code == 403 and "already sent" in replayed.text
+    assert signed_in.post("/team/secrets/TOKEN/undelete", {}).status_code == 403
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert store.list(TEAM) == []
+
+
+def test_an_undelete_token_only_works_for_its_own_name(signed_in: Ui, store: Store, identity) -> None:
+    store.set_many(TEAM, {"A": VALUE, "B": VALUE}, identity)
+    store.delete(TEAM, "A", identity)
+    store.delete(TEAM, "B", identity)
+    fields = signed_in.form("/team/secrets/A/versions", "/team/secrets/A/undelete")
+    assert signed_in.post("/team/secrets/B/undelete", fields).status_code == 403
+    assert signed_in.post("/projects/prj42/secrets/A/undelete", fields).status_code == 403
+    assert store.list(TEAM) == []
+
+
+def test_undeleting_a_name_that_came_back_meanwhile_says_so(signed_in: Ui, store: Store, identity,
+                                                            cli_run) -> None:
+    store.set(TEAM, "TOKEN", VALUE, identity)
+    store.delete(TEAM, "TOKEN", identity)
+    fields = signed_in.form("/team/secrets/TOKEN/versions", "/team/secrets/TOKEN/undelete")
+    assert cli_run("undelete", "team", "--name=TOKEN").returncode == 0  # the terminal was quicker
+    before = Path(store.path(TEAM)).read_bytes()
+    response = signed_in.post("/team/secrets/TOKEN/undelete", fields)
+    assert response.headers["Location"] == "/team/secrets/TOKEN/versions"
+    assert messages(signed_in.get("/team/secrets/TOKEN/versions")) == ["team secret 'TOKEN' is not deleted"]
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_a_purged_name_is_gone_from_the_page(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "LEAKED", VALUE, identity)
+    store.delete(TEAM, "LEAKED", identity, purge=True)
+    store.set(TEAM, "OTHER", VALUE, identity)
+    page = signed_in.get("/team")
+    assert deleted_listed(page) == [] and names_listed(page) == ["OTHER"]
+    response = signed_in.get("/team/secrets/LEAKED/versions")
+    assert response.status_code == 404
+    assert "no team secret &#39;LEAKED&#39;" in response.text
+
+
+@pytest.mark.parametrize(("path", "status", "message"), [
+    ("/team/secrets/NEVER/versions", 404, "no team secret &#39;NEVER&#39;"),
+    ("/team/secrets/bad-name/versions", 404, "invalid secret name"),
+    ("/projects/bad..id/secrets/A/versions", 404, "invalid project id"),
+    ("/team/secrets/A/undelete", 405, "method not allowed"),
+])
+def test_versions_of_what_is_not_there(signed_in: Ui, store: Store, identity, path: str, status: int,
+                                       message: str) -> None:
+    store.set(TEAM, "A", VALUE, identity)
+    response = signed_in.get(path)
+    assert response.status_code == status
+    assert message in response.text
+
+
+def test_rollback_asks_for_confirmation_then_rolls_back(signed_in: Ui, store: Store, identity) -> None:
+    for number in range(3):
+        store.set(TEAM, "TOKEN", f"{VALUE}-{number}", identity)
+    confirm = signed_in.get("/team/secrets/TOKEN/versions/2/rollback")
+    assert confirm.status_code == 200
+    assert "Make version 2 of the team secret <code>TOKEN</code> its value again?" in confirm.text
+    assert '<a class="button" href="/team/secrets/TOKEN/versions">Cancel</a>' in confirm.text
+    assert store.get(TEAM, "TOKEN", identity) == f"{VALUE}-2"  # a GET changes nothing
+    response = signed_in.rollback("/team", "TOKEN", 2)
+    assert (response.status_code, response.headers["Location"], response.data) == (
+        303, "/team/secrets/TOKEN/versions", b"")
+    assert store.get(TEAM, "TOKEN", identity) == f"{VALUE}-0"
+    assert store.get_version(TEAM, "TOKEN", 1, identity) == f"{VALUE}-2"  # the replaced value is kept
+    page = signed_in.get("/team/secrets/TOKEN/versions")
+    assert messages(page) == ["Rolled team secret 'TOKEN' back to version 2, as a new version"]
+    assert [row[:2] for row in version_rows(page)] == [("0", "current"), ("1", "previous"), ("2", "previous"),
+                                                       ("3", "previous")]
+
+
+def test_rollback_of_a_deleted_name_brings_that_version_back(signed_in: Ui, store: Store, identity) -> None:
+    store.set(CLUSTER, "TOKEN", VALUE + "-old", identity)
+    store.set(CLUSTER, "TOKEN", VALUE + "-new", identity)
+    store.delete(CLUSTER, "TOKEN", identity)
+    confirm = signed_in.get("/clusters/gpu-a/secrets/TOKEN/versions/2/rollback")
+    assert "the name, now deleted, comes back with it" in confirm.text
+    signed_in.rollback("/clusters/gpu-a", "TOKEN", 2)
+    assert store.get(CLUSTER, "TOKEN", identity) == VALUE + "-old"
+    assert names_listed(signed_in.get("/clusters/gpu-a")) == ["TOKEN"]
+
+
+def test_a_replayed_rollback_is_refused_and_writes_nothing(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE + "-a", identity)
+    store.set(TEAM, "TOKEN", VALUE + "-b", identity)
+    action = "/team/secrets/TOKEN/versions/1/rollback"
+    fields = signed_in.form(action, action)
+    assert signed_in.post(action, fields).status_code == 303
+    before = Path(store.path(TEAM)).read_bytes()
+    replayed = signed_in.post(action, fields)
+    assert replayed.status_code == 403 and "already sent" in replayed.text
+    assert Path(store.path(TEAM)).read_bytes() == before
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-a"
+
+
+def test_a_rollback_token_only_works_for_its_own_version(signed_in: Ui, store: Store, identity) -> None:
+    for number in range(3):
+        store.set(TEAM, "TOKEN", f"{VALUE}-{number}", identity)
+    before = Path(store.path(TEAM)).read_bytes()
+    fields = signed_in.form("/team/secrets/TOKEN/versions/2/rollback", "/team/secrets/TOKEN/versions/2/rollback")
+    assert signed_in.post("/team/secrets/TOKEN/versions/1/rollback", fields).status_code == 403
+    delete_token = signed_in.form("/team/secrets/TOKEN/delete", "/team/secrets/TOKEN/delete")
+    assert signed_in.post("/team/secrets/TOKEN/versions/1/rollback", delete_token).status_code == 403
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_a_rollback_from_another_origin_is_refused(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE + "-a", identity)
+    store.set(TEAM, "TOKEN", VALUE + "-b", identity)
+    action = "/team/secrets/TOKEN/versions/1/rollback"
+    response = signed_in.post(action, signed_in.form(action, action), headers={"Sec-Fetch-Site": "same-site"})
+    assert response.status_code == 403 and "another site" in response.text
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-b"
+
+
+@pytest.mark.parametrize(("number", "message"), [
+    ("0", "version 0 of team secret &#39;TOKEN&#39; is its current value"),
+    ("3", "team secret &#39;TOKEN&#39; has no version 3 (versions 0 to 1 are kept)"),
+    ("abc", "&#39;abc&#39; is not a version number"),
+    ("-1", "&#39;-1&#39; is not a version number"),
+    ("9" * 5000, "is not a version number"),
+    ("%D9%A1", "is not a version number"),  # an Arabic-Indic digit one: not a version number here
+])
+def test_rollback_to_a_version_that_is_not_kept_is_not_found(signed_in: Ui, page: Page, store: Store, identity,
+                                                             number: str, message: str) -> None:
+    store.set(TEAM, "TOKEN", VALUE + "-a", identity)
+    store.set(TEAM, "TOKEN", VALUE + "-b", identity)
+    before = Path(store.path(TEAM)).read_bytes()
+    response = signed_in.get(f"/team/secrets/TOKEN/versions/{number}/rollback")
+    assert response.status_code == 404
+    assert message in response.text[:200000]
+    assert "Traceback" not in response.text
+    # a form for it, were one made, writes nothing either
+    action = f"/team/secrets/TOKEN/versions/{number}/rollback"
+    token = page.gate.new_form_token(session_of(signed_in), unquote(action))
+    signed_in.post(action, {"csrf_token": token})
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_a_posted_rollback_to_a_version_that_is_gone_says_so(signed_in: Ui, store: Store, identity) -> None:
+    store.set(TEAM, "TOKEN", VALUE + "-a", identity)
+    store.set(TEAM, "TOKEN", VALUE + "-b", identity)
+    action = "/team/secrets/TOKEN/versions/1/rollback"
+    fields = signed_in.form(action, action)
+    store.delete(TEAM, "TOKEN", identity, purge=True)
+    store.set(TEAM, "TOKEN", VALUE + "-c", identity)  # a new name with no history
+    before = Path(store.path(TEAM)).read_bytes()
+    assert signed_in.post(action, fields).headers["Location"] == "/team/secrets/TOKEN/versions"
+    shown = messages(signed_in.get("/team/secrets/TOKEN/versions"))
+    assert shown == ["team secret 'TOKEN' has no version 1 (versions 0 to 0 are kept)"]
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_rollback_and_undelete_drop_execs_snapshot(signed_in: Ui, store: Store, identity, cli_run) -> None:
+    from secretstore import paths
+    from secretstore.snapshot import Snapshots
+
+    store.set(PROJECT, "TOKEN", VALUE + "-a", identity)
+    store.set(PROJECT, "TOKEN", VALUE + "-b", identity)
+    snapshot = Snapshots(paths.snapshot_dir() or "", identity, store.root).path(PROJECT)
+    assert cli_run("exec", "--project", "prj42", "--", "true").returncode == 0
+    assert os.path.exists(snapshot)
+    signed_in.rollback("/projects/prj42", "TOKEN", 1)
+    assert not os.path.exists(snapshot)
+    signed_in.delete("/projects/prj42", "TOKEN")
+    store.set(PROJECT, "OTHER", VALUE + "-other", identity)
+    assert cli_run("exec", "--project", "prj42", "--", "true").returncode == 0
+    assert os.path.exists(snapshot)
+    signed_in.undelete("/projects/prj42", "TOKEN")
+    assert not os.path.exists(snapshot)
+    done = cli_run("exec", "--project", "prj42", "--", "sh", "-c", 'test "$TOKEN" = "$0"', VALUE + "-a")
+    assert done.returncode == 0, done.stderr
+
+
+def test_undelete_and_rollback_messages_match_the_cli(signed_in: Ui, store: Store, identity, cli_run) -> None:
+    for scope_path, scope in (("/team", TEAM), ("/projects/prj42", PROJECT)):
+        store.set(scope, "SAME", VALUE + "-1", identity)
+        store.set(scope, "SAME", VALUE + "-2", identity)
+        store.delete(scope, "SAME", identity)
+        signed_in.undelete(scope_path, "SAME")
+        shown = messages(signed_in.get(scope_path))
+        store.delete(scope, "SAME", identity)
+        flags = ["team"] if scope is TEAM else ["project", "--id=prj42"]
+        done = cli_run("undelete", *flags, "--name=SAME")
+        assert [done.stdout.decode().strip()] == shown
+        signed_in.rollback(scope_path, "SAME", 2)
+        shown = messages(signed_in.get(f"{scope_path}/secrets/SAME/versions"))
+        done = cli_run("rollback", *flags, "--name=SAME", "--to=2")
+        assert [done.stdout.decode().strip()] == shown
+    # and a refusal in the CLI's words
+    store.set(TEAM, "LIVE", VALUE, identity)
+    fields = {"csrf_token": signed_in.page.gate.new_form_token(session_of(signed_in), "/team/secrets/LIVE/undelete")}
+    signed_in.post("/team/secrets/LIVE/undelete", fields)
+    shown = messages(signed_in.get("/team/secrets/LIVE/versions"))
+    done = cli_run("undelete", "team", "--name=LIVE")
+    assert done.stderr.decode().splitlines()[0] == f"secretstore: error: {shown[0]}"
+
+
+# --- rotate needed -----------------------------------------------------------------------------
+
+
+def test_names_a_removed_recipient_could_read_are_marked_until_set_again(signed_in: Ui, store: Store,
+                                                                         identity) -> None:
+    store.set_many(TEAM, {"A": VALUE + "-a", "B": VALUE + "-b"}, identity)
+    store.set(PROJECT, "C", VALUE + "-c", identity)
+    bob = identities.Identity.generate()
+    store.add_recipient(bob.public, identity, TEAM)
+    assert rotate_marked(signed_in.get("/team")) == []
+    store.remove_recipient(bob.public, identity, TEAM)
+    page = signed_in.get("/team")
+    assert rotate_marked(page) == ["A", "B"]
+    assert names_listed(page) == ["A", "B"]
+    assert rotate_marked(signed_in.get("/projects/prj42")) == []
+    index = signed_in.get("/").text
+    assert re.search(r'<a href="/team">team</a>.*?<span class="badge warn">2 rotate needed</span> 2</td>', index, re.S)
+    signed_in.create("/team", "A", VALUE + "-a2")  # a new value clears the mark
+    assert rotate_marked(signed_in.get("/team")) == ["B"]
+    assert "1 rotate needed" in signed_in.get("/").text
+
+
+# --- the audit log ------------------------------------------------------------------------------
+
+
+def test_the_audit_page_shows_recent_entries_newest_first(signed_in: Ui, store: Store, identity,
+                                                          cli_run) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    signed_in.create("/projects/prj42", "HF_TOKEN", VALUE + "-2")
+    signed_in.delete("/team", "TOKEN")
+    signed_in.undelete("/team", "TOKEN")
+    assert cli_run("get", "team", "--name=TOKEN").returncode == 0
+    page = signed_in.get("/audit")
+    assert page.status_code == 200
+    short = identity.public_text[:16] + "..."
+    rows = audit_rows(page)
+    assert [row[1:] for row in rows] == [
+        ["get", "team", "TOKEN", f"you {short}"],  # the terminal's read, by the same key
+        ["undelete", "team", "TOKEN", f"you {short}"],
+        ["delete", "team", "TOKEN", f"you {short}"],
+        ["ui set", "project prj42", "HF_TOKEN", f"you {short}"],
+        ["ui set", "team", "TOKEN", f"you {short}"],
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", row[0]) for row in rows)
+    assert "5 entries, newest first." in page.text
+    assert "chain is broken" not in page.text
+
+
+def test_a_scopes_audit_tab_shows_its_own_entries(signed_in: Ui, store: Store, identity) -> None:
+    signed_in.create("/team", "TOKEN", VALUE)
+    signed_in.create("/projects/prj42", "HF_TOKEN", VALUE)
+    signed_in.create("/projects/prj42", "OTHER", VALUE)
+    tab = signed_in.get("/projects/prj42/audit")
+    assert '<a href="/projects/prj42/audit" class="active" aria-current="page">Audit</a>' in tab.text
+    assert [row[1:3] for row in audit_rows(tab)] == [["ui set", "OTHER"], ["ui set", "HF_TOKEN"]]
+    only = signed_in.get("/projects/prj42/audit?name=HF_TOKEN")
+    assert [row[1:3] for row in audit_rows(only)] == [["ui set", "HF_TOKEN"]]
+    assert '<a href="/projects/prj42/audit">Show all</a>' in only.text
+    versions = signed_in.get("/projects/prj42/secrets/HF_TOKEN/versions")
+    assert 'href="/projects/prj42/audit?name=HF_TOKEN"' in versions.text
+    assert "No data found" in signed_in.get("/clusters/gpu-a/audit").text
+    assert '<a href="/team/audit">Audit</a>' in signed_in.get("/team").text
+
+
+def test_the_audit_page_warns_of_a_broken_chain(signed_in: Ui, store: Store, identity) -> None:
+    from secretstore import audit
+
+    for number in range(3):
+        signed_in.create("/team", f"N{number}", VALUE)
+    assert "chain is broken" not in signed_in.get("/audit").text
+    path = Path(audit.log_path(store.root))
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[2])  # a line removed
+    page = signed_in.get("/audit")
+    assert audit.verify(store.root)
+    shown = messages(page)
+    assert shown[0] == "The audit log's chain is broken: a line was removed or edited (1 problem)."
+    assert "does not follow the line before it" in page.text
+    assert "secretstore audit --verify lists every break" in hints(page)[0]
+    assert [(row[1], row[3]) for row in audit_rows(page)] == [("ui set", "N2"), ("ui set", "N0")]
+    # also on a scope's tab
+    assert "chain is broken" in signed_in.get("/team/audit").text
+
+
+def test_the_audit_page_skips_a_damaged_line_and_says_so(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    signed_in.create("/team", "TOKEN", VALUE)
+    path = Path(audit.log_path(store.root))
+    path.write_bytes(path.read_bytes() + b"not json at all\n")
+    page = signed_in.get("/audit")
+    assert "1 damaged line of the log was skipped." in messages(page)
+    assert [(row[1], row[3]) for row in audit_rows(page)] == [("ui set", "TOKEN")]
+
+
+def test_the_audit_page_escapes_what_the_log_holds(signed_in: Ui, store: Store) -> None:
+    """Labels come from a shared roster; the page prints them as text."""
+    from secretstore import audit
+
+    audit.record(store.root, "set", scope="team", names=["A"], key="ssk2-not-really",
+                 label='<img src=x onerror="alert(1)">', detail="</td><script>x</script>")
+    page = signed_in.get("/audit")
+    assert "<img src=x" not in page.text and "<script>x" not in page.text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page.text
+
+
+def test_an_audit_line_naming_many_secrets_is_shortened(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    audit.record(store.root, "exec", scope="team", names=[f"N{n:03}" for n in range(40)], key="")
+    row = audit_rows(signed_in.get("/audit"))[0]
+    assert row[3].endswith(f"N{actions.AUDIT_NAMES - 1:03} and {40 - actions.AUDIT_NAMES} more")
+    assert row[4] == "unknown"
+
+
+def test_the_audit_page_shows_the_newest_entries_only(signed_in: Ui, store: Store) -> None:
+    from secretstore import audit
+
+    for number in range(actions.AUDIT_ROWS + 5):
+        audit.record(store.root, "get", scope="team", names=[f"N{number}"], key="")
+    page = signed_in.get("/audit")
+    rows = audit_rows(page)
+    assert len(rows) == actions.AUDIT_ROWS
+    assert rows[0][3] == f"N{actions.AUDIT_ROWS + 4}" and rows[-1][3] == "N5"
+    assert f"The newest {actions.AUDIT_ROWS} of {actions.AUDIT_ROWS + 5} entries" in page.text
+
+
+def test_the_audit_page_says_when_the_log_is_off(signed_in: Ui, monkeypatch) -> None:
+    monkeypatch.setenv("SECRETSTORE_AUDIT", "0")
+    signed_in.create("/team", "TOKEN", VALUE)
+    page = signed_in.get("/audit")
+    assert "The audit log is turned off (SECRETSTORE_AUDIT): nothing new is recorded." in messages(page)
+    assert "No data found" in page.text
+
+
+def test_an_invalid_name_filter_is_a_message(signed_in: Ui) -> None:
+    page = signed_in.get("/audit?name=bad-name")
+    assert page.status_code == 200
+    assert messages(page) == ["invalid secret name 'bad-name': use a letter, then letters, digits or '_'"]
+
+
+# --- whom you trust: refusals on the page ---------------------------------------------------------
+
+
+def _write_as_someone_else(store_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           scope: Scope) -> identities.Identity:
+    """A teammate, with their own trust state, writes ``scope``: a file this user has not accepted."""
+    mallory = identities.Identity.generate()
+    own_state = os.environ["SECRETSTORE_STATE_DIR"]
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", str(tmp_path / "mallory-state"))
+    Store(store_root).set(scope, "THEIRS", VALUE + "-theirs", mallory)
+    monkeypatch.setenv("SECRETSTORE_STATE_DIR", own_state)
+    return mallory
+
+
+def test_a_file_signed_by_an_untrusted_writer_is_refused(signed_in: Ui, store: Store, identity, tmp_path,
+                                                         monkeypatch, cli_run) -> None:
+    mallory = _write_as_someone_else(store.root, tmp_path, monkeypatch, PROJECT)
+    before = Path(store.path(PROJECT)).read_bytes()
+    expected = f"projects/prj42.toml is signed by {mallory.public_text}, whom you do not trust: refusing to use it"
+    trust_hint = f"if this is a teammate's key (check it with them), run: secretstore trust {mallory.public_text}"
+    page = signed_in.get("/projects/prj42")
+    assert (page.status_code, messages(page), hints(page)) == (200, [expected], [trust_hint])
+    assert names_listed(page) == []
+    # a write is refused with the same words, and writes nothing
+    signed_in.create("/projects/prj42", "MINE", VALUE + "-mine")
+    assert messages(signed_in.get("/projects/prj42"))[0] == expected
+    assert Path(store.path(PROJECT)).read_bytes() == before
+    # so are its versions, its rollback and its undelete
+    versions = signed_in.get("/projects/prj42/secrets/THEIRS/versions")
+    assert messages(versions) == [expected] and version_rows(versions) == []
+    confirm = signed_in.get("/projects/prj42/secrets/THEIRS/versions/1/rollback")
+    assert confirm.status_code == 403 and expected in unescape(confirm.text)
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/projects/prj42/secrets/THEIRS/undelete")
+    signed_in.post("/projects/prj42/secrets/THEIRS/undelete", {"csrf_token": token})
+    assert messages(signed_in.get("/projects/prj42/secrets/THEIRS/versions"))[0] == expected
+    assert Path(store.path(PROJECT)).read_bytes() == before
+    assert f"unreadable: {expected}" in unescape(signed_in.get("/").text)
+    # trusting the key in the terminal is seen by the running page at once
+    assert cli_run("trust", mallory.public_text).returncode == 0
+    assert names_listed(signed_in.get("/projects/prj42")) == ["THEIRS"]
+
+
+def test_a_rolled_back_file_is_refused(signed_in: Ui, store: Store, identity, cli_run) -> None:
+    signed_in.create("/team", "TOKEN", VALUE + "-1")
+    path = Path(store.path(TEAM))
+    old = path.read_bytes()
+    signed_in.create("/team", "TOKEN", VALUE + "-2")
+    signed_in.get("/team")  # the page has read version 2
+    path.write_bytes(old)  # an old copy put back
+    expected = ("team.toml is version 1, older than version 2 you already read: it was rolled back "
+                "(an old copy put back, or a revert); refusing to use it")
+    revert_hint = "if it was reverted on purpose, accept it with: secretstore accept-revert team"
+    page = signed_in.get("/team")
+    assert (messages(page), hints(page), names_listed(page)) == ([expected], [revert_hint], [])
+    signed_in.create("/team", "MORE", VALUE + "-3")
+    assert messages(signed_in.get("/team")) == [expected, expected]  # the write's and the listing's
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/team/secrets/TOKEN/delete")
+    signed_in.post("/team/secrets/TOKEN/delete", {"csrf_token": token})
+    versions = signed_in.get("/team/secrets/TOKEN/versions")
+    assert messages(versions) == [expected, expected]
+    token = signed_in.page.gate.new_form_token(session_of(signed_in), "/team/secrets/TOKEN/versions/1/rollback")
+    signed_in.post("/team/secrets/TOKEN/versions/1/rollback", {"csrf_token": token})
+    assert messages(signed_in.get("/team")) == [expected, expected]
+    assert path.read_bytes() == old
+    # accepting the revert in the terminal is seen by the running page
+    assert cli_run("accept-revert", "team").returncode == 0
+    assert names_listed(signed_in.get("/team")) == ["TOKEN"]
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-1"
+
+
+def test_an_unmerged_file_is_refused(signed_in: Ui, store: Store, identity) -> None:
+    from secretstore.scopefile import UNMERGED_MARKER
+
+    store.set_many(TEAM, {"TOKEN": VALUE, "OTHER": VALUE + "-other"}, identity)
+    store.delete(TEAM, "OTHER", identity)
+    path = Path(store.path(TEAM))
+    unmerged = UNMERGED_MARKER + b"TOKEN\n" + path.read_bytes()  # what the merge driver leaves
+    path.write_bytes(unmerged)
+    expected = "team.toml is unmerged: both sides of a git merge changed TOKEN"
+    resolve_hint = ("for each name run: secretstore git resolve ENTITY [--id ID] --name NAME --ours (or --theirs); "
+                    "then git add FILE")
+    page = signed_in.get("/team")
+    assert (messages(page), hints(page), names_listed(page)) == ([expected], [resolve_hint], [])
+    signed_in.create("/team", "MORE", VALUE + "-more")
+    assert messages(signed_in.get("/team"))[0] == expected
+    assert messages(signed_in.get("/team/secrets/OTHER/versions")) == [expected]
+    signed_in.post("/team/secrets/OTHER/undelete",
+                   {"csrf_token": signed_in.page.gate.new_form_token(session_of(signed_in),
+                                                                    "/team/secrets/OTHER/undelete")})
+    assert messages(signed_in.get("/team/secrets/OTHER/versions"))[0] == expected
+    assert path.read_bytes() == unmerged
+    assert f"unreadable: {expected}" in unescape(signed_in.get("/").text)
+
+
 # --- scopes ----------------------------------------------------------------------------
 
 
@@ -742,10 +1297,10 @@ def test_a_file_others_can_write_is_refused_on_the_page(signed_in: Ui, store: St
 
 
 def test_a_bug_is_a_plain_500_page_without_internals(signed_in: Ui, monkeypatch, capfd) -> None:
-    def broken(*args: object) -> list[tuple[str, str]]:
+    def broken(*args: object) -> actions.Listing:
         raise RuntimeError("internal detail /secret/path")
 
-    monkeypatch.setattr(actions, "list_secrets", broken)
+    monkeypatch.setattr(actions, "scope_listing", broken)
     response = signed_in.get("/team")
     assert response.status_code == 500
     assert "internal error (RuntimeError)" in response.text

@@ -3,8 +3,10 @@ Debian's chromedriver, against the real ``secretstore ui`` started as a subproce
 
 It signs in with the printed link, opens a project from the index, creates a
 secret with the password field and one with the text area, lists them, looks
-at the precedence, deletes one through the confirmation page, and saves
-screenshots under the test's tmp dir. Every response the browser received
+at the precedence, deletes one through the confirmation page, opens its
+versions from the list of deleted names, undeletes it, rolls it back through
+the confirmation page, reads the Audit tab, and saves screenshots under the
+test's tmp dir. Every response the browser received
 (status, headers, and the body of every page, read through the DevTools
 protocol right after it loaded) and every page's source is checked for the
 values: none may hold one.
@@ -238,6 +240,46 @@ def test_sign_in_create_list_and_delete_in_chromium(filled: Store, driver: Any, 
             refusal = "no team secret 'WANDB_API_KEY' to delete"
         assert refusal in driver.find_element(By.CSS_SELECTOR, ".flash.error").text
 
+        # The deleted name is listed as one that can be brought back; its versions page has no
+        # value, and Undelete brings it back.
+        driver.get(server.origin + "/team")
+        seen.step()
+        deleted = driver.find_element(By.CSS_SELECTOR, "section.deleted")
+        assert [c.text for c in deleted.find_elements(By.CSS_SELECTOR, "td.deleted-name")] == ["WANDB_API_KEY"]
+        seen.step(deleted.find_element(By.LINK_TEXT, "Versions").click)
+        assert driver.current_url == server.origin + "/team/secrets/WANDB_API_KEY/versions"
+        versions = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")][:3]
+                    for row in driver.find_elements(By.CSS_SELECTOR, "table.versions tbody tr")]
+        assert [row[:2] for row in versions] == [["0", "deleted"], ["1", "previous"]]
+        driver.save_screenshot(str(tmp_path / "versions.png"))
+        seen.step(driver.find_element(By.CSS_SELECTOR, "form.undelete button[type=submit]").click)
+        assert driver.current_url == server.origin + "/team"
+        assert driver.find_element(By.CSS_SELECTOR, ".flash.ok").text == "Undeleted team secret 'WANDB_API_KEY'"
+        assert [c.text for c in driver.find_elements(By.CSS_SELECTOR, "td.name")] == ["SHARED", "WANDB_API_KEY"]
+        assert driver.find_elements(By.CSS_SELECTOR, "section.deleted") == []
+
+        # Roll it back to version 1 (the value undelete brought back) through the confirmation page.
+        driver.get(server.origin + "/team/secrets/WANDB_API_KEY/versions")
+        seen.step()
+        seen.step(driver.find_element(By.LINK_TEXT, "Roll back to 1").click)
+        assert "Make version 1 of the team secret WANDB_API_KEY its value again?" in driver.find_element(
+            By.CSS_SELECTOR, ".confirm").text
+        seen.step(driver.find_element(By.CSS_SELECTOR, ".confirm button[type=submit]").click)
+        assert driver.find_element(By.CSS_SELECTOR, ".flash.ok").text == (
+            "Rolled team secret 'WANDB_API_KEY' back to version 1, as a new version")
+
+        # The team's Audit tab: what the page did, newest first, by this identity; never a value.
+        seen.step(driver.find_element(By.LINK_TEXT, "Back to Team").click)
+        seen.step(driver.find_element(By.LINK_TEXT, "Audit").click)
+        assert driver.current_url == server.origin + "/team/audit"
+        commands = [" ".join(cell.text.split()) for cell in driver.find_elements(By.CSS_SELECTOR, "table.audit td.command")]
+        assert commands[:4] == ["rollback (to version 1)", "undelete", "delete", "ui set"]
+        assert driver.find_elements(By.CSS_SELECTOR, ".flash.error") == []  # the chain is intact
+        driver.save_screenshot(str(tmp_path / "audit.png"))
+        driver.get(server.origin + "/audit")
+        seen.step()
+        assert "project prj42" in driver.find_element(By.CSS_SELECTOR, "table.audit").text
+
         # The browser saw every kind of response, and its console reported no policy violation.
         statuses = {response["status"] for response in seen.responses}
         assert {200, 303} <= statuses and statuses & {403, 404}
@@ -261,6 +303,9 @@ def test_sign_in_create_list_and_delete_in_chromium(filled: Store, driver: Any, 
     identity = load_identity(isolated_env["identity"])
     assert filled.get(Scope("project", "prj42"), "TLS_KEY", identity) == (
         f"-----BEGIN KEY-----\n{VALUE}-pem\n-----END KEY-----")
-    assert [name for name, _ in filled.list(TEAM)] == ["SHARED"]
-    for name in ("create-secret-form.png", "secrets-tab-created.png", "precedence.png", "confirm-delete.png", "secrets-tab-deleted.png"):
+    assert [name for name, _ in filled.list(TEAM)] == ["SHARED", "WANDB_API_KEY"]
+    assert filled.get(TEAM, "WANDB_API_KEY", identity) == VALUE + "-wandb"
+    assert [v.state for v in filled.versions(TEAM, "WANDB_API_KEY")] == ["current", "previous", "previous"]
+    for name in ("create-secret-form.png", "secrets-tab-created.png", "precedence.png", "confirm-delete.png",
+                 "secrets-tab-deleted.png", "versions.png", "audit.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name

@@ -1,11 +1,14 @@
 """What the page does, as calls into the library: the same rules, locks and checks as the CLI.
 
 Nothing here reads or writes a store file: listing, setting and deleting go
-through ``Store``, precedence through ``context``, ``layers`` and
-``precedence``, so every check the library makes (signatures and whom you
-trust, MAC, recipients, file permissions, the store lock) applies to the page
-as it does to the command line. Values come
-in from a form and go to ``Store.set``; none is ever returned from here.
+through ``Store`` and the CLI's use cases (``commands.secrets``: delete,
+versions, undelete, rollback, each with its audit line), precedence through
+``context``, ``layers`` and ``precedence``, the audit log through ``audit``;
+so every check the library makes (signatures and whom you trust, rollback,
+unmerged files, MAC, recipients, file permissions, the store lock) applies to
+the page as it does to the command line. Values come in from a form and go to
+``Store.set``; none is ever returned from here (a version is listed by its
+number, time and writer only).
 
 No web framework is imported: routes in ``app.py`` call these functions.
 """
@@ -20,11 +23,15 @@ from secretstore.console import notice
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
 from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
 from secretstore.rules import check_name, check_value, strip_one_newline
-from secretstore.store import TEAM, Scope, Store
+from secretstore.store import TEAM, Scope, Store, VersionInfo, caller_public_key
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.context import Context
+    from secretstore.keys import PublicKey
+
+AUDIT_ROWS = 200  # the newest entries an audit page shows
+AUDIT_NAMES = 12  # names shown per audit entry (an exec line names every secret it read)
 
 
 class Keys:
@@ -54,6 +61,14 @@ class Keys:
             if self._identity is None:  # none at the start; says "no identity at ..." if still none
                 self._identity, _created = resolve_identity(create=False, prompt=_never_prompt)
             return self._identity
+
+    def me(self) -> PublicKey | None:
+        """The caller's public key, for trust decisions and "you": the unlocked identity's,
+        else the identity file's (no unlocking), else None."""
+        with self._lock:
+            if self._identity is not None:
+                return self._identity.public
+        return caller_public_key()
 
     def for_write(self) -> tuple[Identity, bool]:
         """(identity, created now): a first identity is made as the CLI makes it, never in the store."""
@@ -86,18 +101,68 @@ def created_identity_message(identity: Identity) -> str:
 # --- reading ------------------------------------------------------------------------
 
 
+class Listed:
+    """A name on the Secrets tab: when it last changed, and whether it needs a new value."""
+
+    __slots__ = ("name", "rotate", "updated")
+
+    def __init__(self, name: str, updated: str, rotate: bool = False) -> None:
+        self.name = name
+        self.updated = updated
+        self.rotate = rotate
+
+
+class Listing:
+    """A scope's live names, and its deleted names whose history still holds a value."""
+
+    __slots__ = ("deleted", "live")
+
+    def __init__(self, live: list[Listed], deleted: list[Listed]) -> None:
+        self.live = live
+        self.deleted = deleted
+
+    @property
+    def rotate_needed(self) -> list[str]:
+        return [row.name for row in self.live if row.rotate]
+
+
+def scope_listing(store: Store, keys: Keys, scope: Scope) -> Listing:
+    """What ``secretstore list --long`` knows, and the deleted names ``undelete`` can bring back.
+
+    The file is parsed and verified (signature, whom you trust, not rolled
+    back, not unmerged) as ``Store.list`` does before anything it says is used;
+    no private key is needed. "Rotate needed" marks a live value a removed
+    recipient could read (``doctor`` shows the same). A deleted name is kept in
+    the file only with the value it had (FORMAT.md); a purge, or a store that
+    keeps no history, drops the name instead.
+    """
+    file = store.load(scope)
+    if file is None:
+        return Listing([], [])
+    store.verify(scope, file, keys.me())
+    live, deleted = [], []
+    for name in sorted(file.entries):
+        entry = file.entries[name]
+        if entry.current is not None:
+            live.append(Listed(name, entry.updated, entry.rotate))
+        else:
+            deleted.append(Listed(name, entry.updated))
+    return Listing(live, deleted)
+
+
 class ScopeSummary:
     """A scope on the index: how many secrets it holds, or why that cannot be told."""
 
-    __slots__ = ("count", "error", "scope")
+    __slots__ = ("count", "error", "rotate", "scope")
 
-    def __init__(self, scope: Scope, count: int = 0, error: str = "") -> None:
+    def __init__(self, scope: Scope, count: int = 0, error: str = "", rotate: int = 0) -> None:
         self.scope = scope
         self.count = count
         self.error = error
+        self.rotate = rotate
 
 
-def scope_summaries(store: Store) -> list[ScopeSummary]:
+def scope_summaries(store: Store, keys: Keys) -> list[ScopeSummary]:
     """Team (always), then every project and cluster that has a file, with its count."""
     found = store.scopes()
     if TEAM not in found:
@@ -105,15 +170,85 @@ def scope_summaries(store: Store) -> list[ScopeSummary]:
     summaries = []
     for scope in found:
         try:
-            summaries.append(ScopeSummary(scope, len(store.list(scope))))
+            listing = scope_listing(store, keys, scope)
         except (SecretStoreError, OSError) as exc:  # one unreadable scope does not hide the others
             summaries.append(ScopeSummary(scope, error=describe_error(exc)))
+        else:
+            summaries.append(ScopeSummary(scope, len(listing.live), rotate=len(listing.rotate_needed)))
     return summaries
 
 
-def list_secrets(store: Store, scope: Scope) -> list[tuple[str, str]]:
-    """(name, updated) of each secret, as ``secretstore list`` shows them."""
-    return store.list(scope)
+# --- a name's versions -------------------------------------------------------------
+
+
+class Shown:
+    """A writer as the page names it: a label (or "you"), a short key, the whole key."""
+
+    __slots__ = ("key", "label", "short")
+
+    def __init__(self, key: str, label: str) -> None:
+        self.key = key
+        self.label = label
+        self.short = key[:16] + "..." if len(key) > 19 else key
+
+    @classmethod
+    def of(cls, key: str | None, label: str, me: PublicKey | None) -> Shown:
+        if not key:
+            return cls("", "")
+        if me is not None and key == me.text:
+            return cls(key, "you")
+        return cls(key, label)
+
+
+class VersionRow:
+    __slots__ = ("number", "state", "updated", "writer")
+
+    def __init__(self, info: VersionInfo, writer: Shown) -> None:
+        self.number = info.number
+        self.state = info.state  # current, deleted or previous
+        self.updated = info.updated
+        self.writer = writer
+
+
+class History:
+    """A name's versions, newest first (0 is its current value or its deletion); no value."""
+
+    __slots__ = ("name", "rows", "scope")
+
+    def __init__(self, scope: Scope, name: str, rows: list[VersionRow]) -> None:
+        self.scope = scope
+        self.name = name
+        self.rows = rows
+
+    @property
+    def deleted(self) -> bool:
+        return self.rows[0].state == "deleted"
+
+    def version(self, number: int) -> VersionRow:
+        """Version ``number`` (1 or more: one a rollback can go back to), in the library's words."""
+        if not 0 <= number < len(self.rows):
+            raise NotFoundError(
+                f"{self.scope} secret {self.name!r} has no version {number} "
+                f"(versions 0 to {len(self.rows) - 1} are kept)"
+            )
+        if number == 0:
+            raise NotFoundError(
+                f"version 0 of {self.scope} secret {self.name!r} is its "
+                f"{'deletion' if self.deleted else 'current value'}: "
+                "a rollback goes back to version 1 or older"
+            )
+        return self.rows[number]
+
+
+def history(store: Store, keys: Keys, scope: Scope, name: str) -> History:
+    """``secretstore history``: the versions of ``name`` without values, the file verified first."""
+    from secretstore.commands import secrets
+
+    check_name(name)
+    me = keys.me()
+    found = secrets.versions(store, scope, name)
+    rows = [VersionRow(info, Shown.of(info.writer, store.label_of(info.writer or ""), me)) for info in found]
+    return History(scope, name, rows)
 
 
 class Row:
@@ -185,6 +320,30 @@ def set_secret(store: Store, keys: Keys, scope: Scope, name: str, value: str) ->
     return f"Set {scope.entity} secret '{name}'", created
 
 
+def undelete(store: Store, keys: Keys, scope: Scope, name: str) -> str:
+    """Bring a deleted name back as ``secretstore undelete`` does (its audit line, snapshot dropped).
+
+    The file is verified first: ``Store.undelete`` tells "not deleted" from
+    "deleted" before its rollback checks the writer, and the page says nothing
+    a file from an untrusted writer claims.
+    """
+    from secretstore.commands import secrets
+
+    check_name(name)
+    secrets.versions(store, scope, name)  # verifies the file (signature, trust, not rolled back)
+    secrets.undelete(store, scope, name, keys.for_read())
+    return f"Undeleted {scope.entity} secret '{name}'"
+
+
+def rollback(store: Store, keys: Keys, scope: Scope, name: str, number: int) -> str:
+    """Make version ``number`` the value again, as a new version, as ``secretstore rollback`` does."""
+    from secretstore.commands import secrets
+
+    check_name(name)
+    secrets.rollback(store, scope, name, number, keys.for_read())
+    return f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"
+
+
 def require_listed(store: Store, scope: Scope, name: str) -> None:
     """Say 'no such secret' as ``secretstore delete`` does, before any key work."""
     check_name(name)
@@ -200,6 +359,72 @@ def delete_secret(store: Store, keys: Keys, scope: Scope, name: str) -> str:
 
     delete(store, scope, name, identity)  # the CLI's own use case: snapshot dropped, audit line written
     return f"Deleted {scope.entity} secret '{name}'"
+
+
+# --- the audit log ------------------------------------------------------------------
+
+
+class AuditRow:
+    """One line of the audit log as the page shows it: never a value (the log holds none)."""
+
+    __slots__ = ("command", "detail", "more", "names", "scope", "time", "writer")
+
+    def __init__(self, fields: dict[str, object], me: PublicKey | None) -> None:
+        names = fields.get("names")
+        listed = [str(name) for name in names] if isinstance(names, list) else []
+        self.time = str(fields.get("time", ""))
+        self.command = str(fields.get("command", ""))
+        self.scope = str(fields.get("scope", ""))
+        self.names = listed[:AUDIT_NAMES]
+        self.more = len(listed) - len(self.names)
+        self.detail = str(fields.get("detail", ""))
+        key, label = fields.get("key"), fields.get("label")
+        self.writer = Shown.of(key if isinstance(key, str) else "", label if isinstance(label, str) else "", me)
+
+
+class AuditView:
+    """The newest entries of this user's audit log for the store (or one scope, one name),
+    with what ``secretstore audit --verify`` would report."""
+
+    __slots__ = ("damaged", "enabled", "path", "problems", "rows", "total")
+
+    def __init__(self) -> None:
+        self.rows: list[AuditRow] = []  # newest first, at most AUDIT_ROWS
+        self.total = 0  # entries that match
+        self.damaged = 0  # lines that are not records (skipped)
+        self.problems: list[str] = []  # breaks of the hash chain
+        self.enabled = True
+        self.path = ""
+
+
+def audit_view(store: Store, keys: Keys, scope: Scope | None = None, name: str | None = None) -> AuditView:
+    """The log read and its chain checked as ``secretstore audit`` and ``audit --verify`` do."""
+    from secretstore import audit
+
+    if name is not None:
+        check_name(name)
+    view = AuditView()
+    view.enabled = audit.enabled()
+    view.path = audit.log_path(store.root)
+    me = keys.me()
+    matching: list[dict[str, object]] = []
+    for entry in audit.read(store.root):
+        fields = entry.fields
+        if fields is None:
+            view.damaged += 1
+            continue
+        if fields.get("command") == "rotated":
+            continue
+        if scope is not None and fields.get("scope") != str(scope):
+            continue
+        names = fields.get("names")
+        if name is not None and not (isinstance(names, list) and name in names):
+            continue
+        matching.append(fields)
+    view.total = len(matching)
+    view.rows = [AuditRow(fields, me) for fields in reversed(matching[-AUDIT_ROWS:])]
+    view.problems = audit.verify(store.root)
+    return view
 
 
 def describe_error(exc: BaseException) -> str:

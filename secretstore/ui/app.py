@@ -38,7 +38,7 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from secretstore.console import error_line
-from secretstore.errors import SecretStoreError
+from secretstore.errors import NotFoundError, SecretStoreError, StoreMissingError
 from secretstore.rules import MAX_VALUE_BYTES, check_name
 from secretstore.store import TEAM, Scope, Store
 from secretstore.ui import actions
@@ -81,6 +81,23 @@ def scope_url(scope: Scope) -> str:
     return f"/{_SEGMENTS[scope.entity]}/{quote(scope.scope_id, safe='')}"
 
 
+def secret_url(scope: Scope, name: str, *rest: str) -> str:
+    """``/team/secrets/NAME/versions`` and the like: a name's own pages."""
+    return "/".join([scope_url(scope), "secrets", quote(name, safe=""), *rest])
+
+
+def version_number(text: str) -> int | None:
+    """A version number from a URL (0, 1, 2...), or None: digits only, and few of them."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        return None
+    return int(text)
+
+
+def refusal_status(exc: BaseException) -> int:
+    """The status of a page the library refused: 404 for what is not there, else 403."""
+    return 404 if isinstance(exc, (NotFoundError, StoreMissingError)) else 403
+
+
 def scope_title(scope: Scope) -> str:
     return "Team" if scope.scope_id is None else f"{scope.entity.capitalize()} {scope.scope_id}"
 
@@ -102,14 +119,15 @@ class Tab:
 
 
 def scope_tabs(scope: Scope, active: str) -> list[Tab]:
-    """The tabs of a scope page. A name's history, undelete and the audit log will be
-    tabs here once the store keeps them (issue 12)."""
+    """The tabs of a scope page: its secrets (each name's versions from there), its lines of
+    the audit log, and the precedence view for it."""
     if scope.entity == "team":
         precedence = "/precedence"
     else:
         precedence = f"/precedence?{scope.entity}={quote(scope.scope_id or '', safe='')}"
     return [
         Tab("Secrets", scope_url(scope), active == "secrets"),
+        Tab("Audit", f"{scope_url(scope)}/audit", active == "audit"),
         Tab("Precedence", precedence, active == "precedence"),
     ]
 
@@ -146,29 +164,42 @@ class Page:
             "frame-ancestors 'none'; "
             "base-uri 'none'"
         )
+        scope_rules = []
+        for prefix, defaults in (("/team", {"kind": "team"}), ("/<any(projects, clusters):kind>/<scope_id>", None)):
+            scope_rules += [
+                Rule(prefix, endpoint="scope", methods=["GET"], defaults=defaults),
+                Rule(f"{prefix}/audit", endpoint="audit", methods=["GET"], defaults=defaults),
+                Rule(f"{prefix}/secrets", endpoint="create", methods=["POST"], defaults=defaults),
+                Rule(f"{prefix}/secrets/<name>/delete", endpoint="delete", methods=["GET", "POST"],
+                     defaults=defaults),
+                Rule(f"{prefix}/secrets/<name>/versions", endpoint="versions", methods=["GET"],
+                     defaults=defaults),
+                Rule(f"{prefix}/secrets/<name>/undelete", endpoint="undelete", methods=["POST"],
+                     defaults=defaults),
+                Rule(f"{prefix}/secrets/<name>/versions/<number>/rollback", endpoint="rollback",
+                     methods=["GET", "POST"], defaults=defaults),
+            ]
         self.routes = Map([
             Rule("/", endpoint="index", methods=["GET"]),
             Rule("/open", endpoint="open_scope", methods=["GET"]),
             Rule("/precedence", endpoint="precedence", methods=["GET"]),
-            Rule("/team", endpoint="scope", methods=["GET"], defaults={"kind": "team"}),
-            Rule("/team/secrets", endpoint="create", methods=["POST"], defaults={"kind": "team"}),
-            Rule("/team/secrets/<name>/delete", endpoint="delete", methods=["GET", "POST"],
-                 defaults={"kind": "team"}),
+            Rule("/audit", endpoint="store_audit", methods=["GET"]),
             Rule("/<any(projects, clusters):kind>", endpoint="missing_id", methods=["GET", "POST"]),
             Rule("/<any(projects, clusters):kind>/", endpoint="missing_id", methods=["GET", "POST"]),
-            Rule("/<any(projects, clusters):kind>/<scope_id>", endpoint="scope", methods=["GET"]),
-            Rule("/<any(projects, clusters):kind>/<scope_id>/secrets", endpoint="create",
-                 methods=["POST"]),
-            Rule("/<any(projects, clusters):kind>/<scope_id>/secrets/<name>/delete",
-                 endpoint="delete", methods=["GET", "POST"]),
+            *scope_rules,
         ])
         self._handlers: dict[str, Callable[..., Response]] = {
             "index": self.index,
             "open_scope": self.open_scope,
             "precedence": self.precedence,
+            "store_audit": self.store_audit,
             "scope": self.scope_page,
+            "audit": self.scope_audit,
             "create": self.create,
             "delete": self.delete,
+            "versions": self.versions,
+            "undelete": self.undelete,
+            "rollback": self.rollback,
             "missing_id": self.missing_id,
         }
 
@@ -279,7 +310,7 @@ class Page:
         return response
 
     def index(self, request: Request, session: Session) -> Response:
-        summaries = actions.scope_summaries(self.store)
+        summaries = actions.scope_summaries(self.store, self.keys)
         rows = [
             {
                 "entity": summary.scope.entity,
@@ -287,6 +318,7 @@ class Page:
                 "url": scope_url(summary.scope),
                 "count": summary.count,
                 "error": summary.error,
+                "rotate": summary.rotate,
             }
             for summary in summaries
         ]
@@ -320,16 +352,28 @@ class Page:
             return self.error_page(404, exc.message, exc.hint, session=session)
         error: Flash | None = None
         rows = []
+        deleted = []
         try:
-            for name, updated in actions.list_secrets(self.store, scope):
-                rows.append({
-                    "name": name,
-                    "updated": updated,
-                    "updated_text": updated_text(updated),
-                    "delete_url": f"{scope_url(scope)}/secrets/{quote(name, safe='')}/delete",
-                })
+            listing = actions.scope_listing(self.store, self.keys, scope)
         except (SecretStoreError, OSError) as exc:
             error = Flash("error", actions.describe_error(exc), getattr(exc, "hint", None))
+        else:
+            for row in listing.live:
+                rows.append({
+                    "name": row.name,
+                    "updated": row.updated,
+                    "updated_text": updated_text(row.updated),
+                    "rotate": row.rotate,
+                    "versions_url": secret_url(scope, row.name, "versions"),
+                    "delete_url": secret_url(scope, row.name, "delete"),
+                })
+            for row in listing.deleted:
+                deleted.append({
+                    "name": row.name,
+                    "updated": row.updated,
+                    "updated_text": updated_text(row.updated),
+                    "versions_url": secret_url(scope, row.name, "versions"),
+                })
         create_action = f"{scope_url(scope)}/secrets"
         return self.render(
             "scope.html",
@@ -339,6 +383,7 @@ class Page:
             scope_label=str(scope),
             tabs=scope_tabs(scope, "secrets"),
             rows=rows,
+            deleted=deleted,
             error=error,
             create_action=create_action,
             create_token=self.gate.new_form_token(session, create_action),
@@ -382,9 +427,9 @@ class Page:
         try:
             actions.require_listed(self.store, scope, name)
         except (SecretStoreError, OSError) as exc:
-            return self.error_page(404, actions.describe_error(exc), getattr(exc, "hint", None),
+            return self.error_page(refusal_status(exc), actions.describe_error(exc), getattr(exc, "hint", None),
                                    session=session, back=back)
-        action = f"{back}/secrets/{quote(name, safe='')}/delete"
+        action = secret_url(scope, name, "delete")
         return self.render(
             "confirm_delete.html",
             session,
@@ -395,6 +440,169 @@ class Page:
             back=back,
             action=action,
             token=self.gate.new_form_token(session, action),
+        )
+
+    def _scope_and_name(self, session: Session, kind: str, scope_id: str | None,
+                        name: str) -> tuple[Scope, Response | None]:
+        """The scope and a valid name from the URL, or the 404 page saying why not."""
+        try:
+            scope = self._scope(kind, scope_id)
+        except SecretStoreError as exc:
+            return TEAM, self.error_page(404, exc.message, exc.hint, session=session)
+        try:
+            check_name(name)
+        except SecretStoreError as exc:
+            return scope, self.error_page(404, exc.message, exc.hint, session=session, back=scope_url(scope))
+        return scope, None
+
+    def versions(self, request: Request, session: Session, kind: str, name: str,
+                 scope_id: str | None = None) -> Response:
+        scope, refused = self._scope_and_name(session, kind, scope_id, name)
+        if refused is not None:
+            return refused
+        back = scope_url(scope)
+        error: Flash | None = None
+        found: actions.History | None = None
+        try:
+            found = actions.history(self.store, self.keys, scope, name)
+        except (NotFoundError, StoreMissingError) as exc:
+            return self.error_page(404, exc.message, exc.hint, session=session, back=back)
+        except (SecretStoreError, OSError) as exc:
+            error = Flash("error", actions.describe_error(exc), getattr(exc, "hint", None))
+        rows = []
+        undelete_action = secret_url(scope, name, "undelete")
+        undelete_token = ""
+        if found is not None:
+            for row in found.rows:
+                rows.append({
+                    "number": row.number,
+                    "state": row.state,
+                    "updated": row.updated,
+                    "updated_text": updated_text(row.updated),
+                    "writer": row.writer,
+                    "rollback_url": secret_url(scope, name, "versions", str(row.number), "rollback")
+                    if row.number > 0 else "",
+                })
+            if found.deleted:
+                undelete_token = self.gate.new_form_token(session, undelete_action)
+        return self.render(
+            "versions.html",
+            session,
+            title=f"{name} versions",
+            heading=scope_title(scope),
+            scope_label=str(scope),
+            name=name,
+            back=back,
+            rows=rows,
+            deleted=found is not None and found.deleted,
+            error=error,
+            undelete_action=undelete_action,
+            undelete_token=undelete_token,
+            audit_url=f"{back}/audit?name={quote(name, safe='')}",
+        )
+
+    def undelete(self, request: Request, session: Session, kind: str, name: str,
+                 scope_id: str | None = None) -> Response:
+        scope, refused = self._scope_and_name(session, kind, scope_id, name)
+        if refused is not None:
+            return refused
+        try:
+            message = actions.undelete(self.store, self.keys, scope, name)
+        except (SecretStoreError, OSError) as exc:
+            self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+            return self.redirect(secret_url(scope, name, "versions"))
+        self.gate.flash(session, Flash("ok", message))
+        return self.redirect(scope_url(scope))
+
+    def rollback(self, request: Request, session: Session, kind: str, name: str, number: str,
+                 scope_id: str | None = None) -> Response:
+        scope, refused = self._scope_and_name(session, kind, scope_id, name)
+        if refused is not None:
+            return refused
+        versions_url = secret_url(scope, name, "versions")
+        chosen = version_number(number)
+        if chosen is None:
+            return self.error_page(404, f"{number!r} is not a version number (0, 1, 2...)",
+                                   session=session, back=versions_url)
+        if request.method == "POST":
+            try:
+                message = actions.rollback(self.store, self.keys, scope, name, chosen)
+            except (SecretStoreError, OSError) as exc:
+                self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+            else:
+                self.gate.flash(session, Flash("ok", message))
+            return self.redirect(versions_url)
+        try:
+            found = actions.history(self.store, self.keys, scope, name)
+            version = found.version(chosen)
+        except (SecretStoreError, OSError) as exc:
+            return self.error_page(refusal_status(exc), actions.describe_error(exc), getattr(exc, "hint", None),
+                                   session=session, back=versions_url)
+        action = secret_url(scope, name, "versions", str(chosen), "rollback")
+        return self.render(
+            "confirm_rollback.html",
+            session,
+            title=f"Roll back {name}",
+            heading=scope_title(scope),
+            scope_url=scope_url(scope),
+            scope_label=str(scope),
+            name=name,
+            number=chosen,
+            deleted=found.deleted,
+            updated_text=updated_text(version.updated),
+            writer=version.writer,
+            back=versions_url,
+            action=action,
+            token=self.gate.new_form_token(session, action),
+        )
+
+    def store_audit(self, request: Request, session: Session) -> Response:
+        return self._audit(request, session, None)
+
+    def scope_audit(self, request: Request, session: Session, kind: str,
+                    scope_id: str | None = None) -> Response:
+        try:
+            scope = self._scope(kind, scope_id)
+        except SecretStoreError as exc:
+            return self.error_page(404, exc.message, exc.hint, session=session)
+        return self._audit(request, session, scope)
+
+    def _audit(self, request: Request, session: Session, scope: Scope | None) -> Response:
+        name = request.args.get("name", "").strip() or None
+        view: actions.AuditView | None = None
+        error: Flash | None = None
+        try:
+            view = actions.audit_view(self.store, self.keys, scope, name)
+        except (SecretStoreError, OSError) as exc:
+            error = Flash("error", actions.describe_error(exc), getattr(exc, "hint", None))
+        rows = []
+        if view is not None:
+            for row in view.rows:
+                rows.append({
+                    "time": row.time,
+                    "time_text": updated_text(row.time),
+                    "command": row.command,
+                    "scope": row.scope,
+                    "names": row.names,
+                    "more": row.more,
+                    "detail": row.detail,
+                    "writer": row.writer,
+                })
+        heading = "Store" if scope is None else scope_title(scope)
+        return self.render(
+            "audit.html",
+            session,
+            title=f"Audit · {heading}",
+            heading=heading,
+            scope=scope,
+            tabs=[] if scope is None else scope_tabs(scope, "audit"),
+            back="/" if scope is None else scope_url(scope),
+            name=name or "",
+            here=request.path,
+            view=view,
+            rows=rows,
+            error=error,
+            limit=actions.AUDIT_ROWS,
         )
 
     def precedence(self, request: Request, session: Session) -> Response:
