@@ -584,9 +584,8 @@ class Store:
                         break
                 except SecretStoreError:
                     continue
-        known = trust.store_id_for_write()
         if trust.state.store_id or trust.state.signed or trust.known_store_id():
-            return known
+            return trust.store_id_for_write()
         others = {key: label for key, label in self.signers().items() if key != identity.public_text}
         if others:
             shown = ", ".join(f"{key} ({label})" if label else key for key, label in sorted(others.items()))
@@ -595,7 +594,7 @@ class Store:
                 "refusing to add a file to it",
                 hint="check the keys with their owners, then run: secretstore trust KEY",
             )
-        return known
+        return trust.store_id_for_write()  # a new store: its first file starts its id
 
     def new_scope(self, scope: Scope, identity: Identity) -> UnlockedScope:
         keys = envelope.new_keys()

@@ -189,6 +189,23 @@ def test_a_node_with_secretstore_trust_refuses_a_forged_cluster_file(world, tmp_
     assert f"clusters/gpu-a.toml is signed by {mallory.key}" in one_line_error(done.stderr)
 
 
+def test_a_newcomer_who_trusts_nobody_cannot_start_a_second_store_in_a_shared_one(world) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = world["alice"], world["bob"]
+    bob.clone(world["origin"])
+    done = bob.ss("set", "project", "--id=prj99", "--name=DB", "--value=fake-bob-db", ok=False)
+    assert done.returncode == 1
+    line = one_line_error(done.stderr)
+    assert f"this store holds files signed by {alice.key}" in line and "none of which you have accepted" in line
+    assert "secretstore trust KEY" in done.stderr
+    assert not (bob.store / "projects" / "prj99.toml").exists()
+    # once Bob trusts Alice, his new file joins her store (same store id), and Alice, trusting Bob, reads it
+    bob.ss("trust", alice.key, "--label=alice")
+    bob.ss("set", "project", "--id=prj99", "--name=DB", "--value=fake-bob-db")
+    store_ids = {line for path in ("team.toml", "projects/prj99.toml")
+                 for line in (bob.store / path).read_text().splitlines() if line.startswith("store = ")}
+    assert len(store_ids) == 1, store_ids
+
+
 # --- the legitimate flows ----------------------------------------------------------------
 
 
