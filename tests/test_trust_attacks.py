@@ -62,7 +62,8 @@ def test_a_forged_scope_file_is_refused_and_never_injected(world) -> None:  # ty
     mallory_writes_team(mallory, alice.key, {"PATH": str(evil), "LD_PRELOAD": f"{evil}/x.so",
                                               "PYTHONPATH": str(evil), "WANDB_API_KEY": "fake-mallory"})
     alice.pull()
-    for args in (["get", "team", "--name=WANDB_API_KEY"], ["exec", "--", "true"], ["export"]):
+    for args in (["get", "team", "--name=WANDB_API_KEY"], ["exec", "--", "true"], ["export"],
+                 ["history", "team", "--name=WANDB_API_KEY"], ["undelete", "team", "--name=WANDB_API_KEY"]):
         done = alice.ss(*args, ok=False)
         assert done.returncode == 1 and "fake-mallory" not in done.stdout
         assert f"team.toml is signed by {mallory.key}" in one_line_error(done.stderr)

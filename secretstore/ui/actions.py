@@ -323,14 +323,13 @@ def set_secret(store: Store, keys: Keys, scope: Scope, name: str, value: str) ->
 def undelete(store: Store, keys: Keys, scope: Scope, name: str) -> str:
     """Bring a deleted name back as ``secretstore undelete`` does (its audit line, snapshot dropped).
 
-    The file is verified first: ``Store.undelete`` tells "not deleted" from
-    "deleted" before its rollback checks the writer, and the page says nothing
-    a file from an untrusted writer claims.
+    ``Store.undelete`` verifies the file (signature, trust, not rolled back)
+    before it says "not deleted" or "no such secret": the page says nothing a
+    file from an untrusted writer claims.
     """
     from secretstore.commands import secrets
 
     check_name(name)
-    secrets.versions(store, scope, name)  # verifies the file (signature, trust, not rolled back)
     secrets.undelete(store, scope, name, keys.for_read())
     return f"Undeleted {scope.entity} secret '{name}'"
 
