@@ -124,16 +124,18 @@ class UnlockedScope:
         return scopefile.decrypt_live(self.file, self.keys, self.scope.relpath)
 
     def put(self, name: str, value: str, updated: str, writer: str | None = None,
-            keep: int = DEFAULT_HISTORY) -> bool:
+            keep: int = DEFAULT_HISTORY, *, restored: bool = False) -> bool:
         """Set ``name``; True when it is new (or was deleted).
 
         The value it replaces joins the name's history (the newest ``keep``
-        previous values are kept). A new value clears "rotate needed".
+        previous values are kept). A new value clears "rotate needed"; a
+        ``restored`` one (rollback, undelete: an old value brought back) keeps it.
         """
         previous = self.file.entries.get(name)
         version = scopefile.encrypt(self.file, self.keys, name, value, updated, writer)
         history = () if previous is None else _kept(previous, keep)
-        self.file.entries[name] = Entry(version, updated, history, writer)
+        rotate = restored and previous is not None and previous.rotate
+        self.file.entries[name] = Entry(version, updated, history, writer, rotate)
         return previous is None or previous.current is None
 
     def remove(self, name: str, updated: str, writer: str | None = None, keep: int = DEFAULT_HISTORY,
@@ -713,7 +715,7 @@ class Store:
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r}")
             value = unlocked.version_value(name, number)
-            unlocked.put(name, value, now(), identity.public_text, self.history_limit(identity))
+            unlocked.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
             self._write(unlocked, identity)
 
     def undelete(self, scope: Scope, name: str, identity: Identity) -> None:
@@ -875,11 +877,10 @@ class Store:
                 exposed = sorted(unlocked.file.entries)
                 unlocked.rekey([r for r in unlocked.recipients() if r != recipient])
                 for name in exposed:  # it could read them: "rotate needed" until each is set again
-                    entry = unlocked.file.entries[name]
-                    if entry.current is not None:
-                        unlocked.file.entries[name] = Entry(
-                            entry.current, entry.updated, entry.history, entry.writer, True
-                        )
+                    entry = unlocked.file.entries[name]  # a deleted name too: undelete brings its value back
+                    unlocked.file.entries[name] = Entry(
+                        entry.current, entry.updated, entry.history, entry.writer, True
+                    )
                 self._write(unlocked, identity)
                 report.changed.append(unlocked.scope)
                 report.exposed.append((unlocked.scope, exposed))

@@ -147,6 +147,27 @@ def test_offboarding_marks_rotate_needed_until_set_again(cli_run, tmp_path) -> N
     assert {row["name"]: row["rotate_needed"] for row in listed} == {"OTHER": True, "TOKEN": False}
 
 
+def test_an_old_value_brought_back_keeps_its_rotate_mark(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
+    bob_key = cli_run("init", env=bob).stdout.decode().strip()
+    set_values(cli_run, "TOKEN", VALUES[0], VALUES[1])
+    set_values(cli_run, "GONE", VALUES[2])
+    assert cli_run("recipients", "add", bob_key).returncode == 0
+    assert cli_run("delete", "team", "--name=GONE").returncode == 0  # deleted while Bob could read it
+    assert cli_run("recipients", "remove", bob_key).returncode == 0
+
+    def marks() -> dict[str, bool]:
+        return {row["name"]: row["rotate_needed"] for row in json.loads(cli_run("list", "team", "--json").stdout)}
+
+    assert marks() == {"TOKEN": True}
+    assert cli_run("undelete", "team", "--name=GONE").returncode == 0  # Bob knows this value
+    assert marks() == {"GONE": True, "TOKEN": True}
+    assert cli_run("rollback", "team", "--name=TOKEN", "--to=1").returncode == 0  # so he does this one
+    assert marks() == {"GONE": True, "TOKEN": True}
+    set_values(cli_run, "TOKEN", "fake-v4-delta")  # a new value, from its source
+    assert marks() == {"GONE": True, "TOKEN": False}
+
+
 def test_audit_log_records_reads_and_changes_never_values(cli_run, isolated_env) -> None:  # type: ignore[no-untyped-def]
     set_values(cli_run, "TOKEN", VALUES[0])
     assert cli_run("get", "team", "--name=TOKEN").returncode == 0
