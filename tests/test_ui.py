@@ -1223,6 +1223,15 @@ def test_precedence_shows_where_each_name_comes_from(signed_in: Ui, store: Store
     only_team = signed_in.get("/precedence").text
     assert re.findall(r'<td class="name">(\w+)</td><td>([^<]*)</td>', only_team) == [
         ("SHARED", "team"), ("TEAM_ONLY", "team")]
+    # the view decrypted the values to tell readable scopes from others: the audit log says so, as for exec
+    from secretstore import audit
+
+    logged = [(e.fields["command"], e.fields["scope"], e.fields["names"]) for e in audit.read(store.root)
+              if e.fields is not None and e.fields.get("command") == "ui precedence"]
+    assert logged == [("ui precedence", "team", ["SHARED", "TEAM_ONLY"]),
+                      ("ui precedence", "cluster gpu-a", ["SHARED"]),
+                      ("ui precedence", "project prj42", ["SHARED"]),
+                      ("ui precedence", "team", ["SHARED", "TEAM_ONLY"])]
 
 
 def test_precedence_falls_back_to_the_environment_as_exec_does(signed_in: Ui, store: Store, identity,

@@ -283,6 +283,10 @@ def precedence(store: Store, keys: Keys, project: str | None, cluster: str | Non
 
     context = resolve_context(project or None, cluster or None, store=store.root, check_store=False)
     layers, warnings = reading.load_layers(store, context, keys.for_read)
+    from secretstore.commands.secrets import record_scopes
+
+    # the values were decrypted (to know which scopes can be read), as exec --dry-run does: logged as a read
+    record_scopes(store, "ui precedence", [(scope, sorted(values)) for scope, values in layers if values])
     merged = ranking.merge_scopes(layers)
     rows = [
         Row(name, str(item.scope), [str(scope) for scope in item.overrides])
