@@ -15,15 +15,12 @@ MAX_ID_LENGTH = 128
 MAX_VALUE_BYTES = 64 * 1024
 MAX_LABEL_LENGTH = 100
 
-_ID_PUNCTUATION = frozenset("._-")
-
-
 def is_valid_name(name: str) -> bool:
     return (
         0 < len(name) <= MAX_NAME_LENGTH
         and name.isascii()
         and name[0].isalpha()
-        and all(c.isalnum() or c == "_" for c in name)
+        and name.replace("_", "").isalnum()  # ASCII only (above), so [A-Za-z0-9]; one C call, not one per char
     )
 
 
@@ -46,7 +43,7 @@ def is_valid_id(scope_id: str) -> bool:
         and scope_id.isascii()
         and scope_id[0].isalnum()
         and ".." not in scope_id
-        and all(c.isalnum() or c in _ID_PUNCTUATION for c in scope_id)
+        and scope_id.replace(".", "").replace("_", "").replace("-", "").isalnum()
     )
 
 
