@@ -42,6 +42,8 @@ def test_history_lists_versions_without_values_and_get_reads_one(cli_run) -> Non
     assert all(r["writer"] == me for r in rows)
     table = cli_run("history", "team", "--name=TOKEN")
     no_value_in(done.stdout, table.stdout, table.stderr)
+    assert table.stdout.decode().count(f"| you ({me[:16]}...) |") == 3  # your own writes say so
+    assert f"| you ({me[:16]}...) |" in cli_run("audit", "--name=TOKEN").stdout.decode()
     for number, value in ((0, VALUES[2]), (1, VALUES[1]), (2, VALUES[0])):
         got = cli_run("get", "team", "--name=TOKEN", f"--version={number}")
         assert (got.returncode, got.stdout) == (0, value.encode())

@@ -27,16 +27,30 @@ def history_command(args: Args) -> None:
     if args.get("as_json"):
         print_json(rows)
         return
+    me = _my_key()
     print_table(
         ["Version", "State", "Updated", "By"],
-        [[str(r["version"]), str(r["state"]), str(r["updated"]), _who(r)] for r in rows],
+        [[str(r["version"]), str(r["state"]), str(r["updated"]), _who(r, me)] for r in rows],
     )
 
 
-def _who(row: Mapping[str, object]) -> str:
+def _my_key() -> str:
+    """The caller's public key text ("" without an identity): their own writes read "you"."""
+    from secretstore.errors import SecretStoreError
+    from secretstore.store import caller_public_key
+
+    try:
+        me = caller_public_key()
+    except SecretStoreError:
+        return ""
+    return "" if me is None else me.text
+
+
+def _who(row: Mapping[str, object], me: str) -> str:
     writer, label = row["writer"], row["label"]
     if not writer:
         return "unknown (written by 0.1)"
+    label = label or ("you" if writer == me else "")
     return f"{label} ({str(writer)[:16]}...)" if label else f"{str(writer)[:16]}..."
 
 
@@ -101,11 +115,13 @@ def audit_command(args: Args) -> int:
     if not rows:
         print_lines(["No data found"])
         return 0
+    me = _my_key()
     print_table(
         ["Time", "Command", "Scope", "Names", "By"],
         [[str(r.get("time", "")), str(r.get("command", "")), str(r.get("scope", "")),
           ", ".join(str(n) for n in _names(r)),
-          str(r.get("label") or str(r.get("key", ""))[:16])]
+          _who({"writer": r.get("key") or "", "label": r.get("label") or ""}, me) if r.get("key")
+          else str(r.get("label") or "")]
          for r in rows],
     )
     return 0
