@@ -494,8 +494,10 @@ class Trust:
     def check_signed(self, relpath: str, tag: str, store_id: str, counter: int, signer: str,
                      label_hint: str = "", *, check_counter: bool = True) -> None:
         """Refuse a signed file (its signature already checked) of another store, by an
-        untrusted writer, or older than the version already read; record its counter."""
-        self._check_store_id(relpath, store_id)
+        untrusted writer, or older than the version already read; record its counter.
+
+        Who signed is checked before which store the file claims: a forged file is
+        named for what it is (a writer you do not trust), not for the id it carries."""
         if self.mode == UNVERIFIED:
             self._warn_unverified()
         elif signer not in self.explicit():
@@ -511,6 +513,7 @@ class Trust:
                 self._first_contact()
                 raise self._untrusted(relpath, signer, label_hint, scopes=sorted(scoped.get(signer, ())))
             self._notice_vouched(signer, tag)
+        self._check_store_id(relpath, store_id)
         if check_counter:
             self._check_counter(relpath, tag, counter)
         self._accept_signed(store_id)

@@ -207,6 +207,26 @@ def test_a_newcomer_who_trusts_nobody_cannot_start_a_second_store_in_a_shared_on
     assert len(store_ids) == 1, store_ids
 
 
+def test_a_file_copied_in_from_another_store_is_refused_even_from_a_trusted_writer(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    alice = world["alice"]
+    other = tmp_path / "alice-other-store"  # Alice's own second store: same key, another store id
+    alice.ss("--store", str(other), "set", "team", "--name=WANDB_API_KEY", "--value=fake-other-store")
+    kept = (alice.store / "team.toml").read_bytes()
+    (alice.store / "team.toml").write_bytes((other / "team.toml").read_bytes())
+    done = alice.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    assert done.returncode == 1 and "fake-other-store" not in done.stdout
+    line = one_line_error(done.stderr)
+    assert "team.toml belongs to another store" in line and "refusing to use it" in line
+    # a file by a writer nobody trusts is named for that first, whatever store id it carries
+    mallory = world["mallory"]
+    mallory.ss("--store", str(tmp_path / "mallory-own"), "set", "team", "--name=X", "--value=fake-m")
+    (alice.store / "team.toml").write_bytes((tmp_path / "mallory-own" / "team.toml").read_bytes())
+    done = alice.ss("get", "team", "--name=X", ok=False)
+    assert f"team.toml is signed by {mallory.key}" in one_line_error(done.stderr)
+    (alice.store / "team.toml").write_bytes(kept)
+    assert alice.ss("get", "team", "--name=WANDB_API_KEY").stdout == "fake-team-wandb"
+
+
 # --- the legitimate flows ----------------------------------------------------------------
 
 
