@@ -121,7 +121,7 @@ class PublicKey:
         else:
             raise ValueError(f"public key must start with {PUBLIC_PREFIX}")
         if crypto.is_low_order(box_key):
-            raise ValueError("public key is a weak (low-order) key that anyone could read for")
+            raise ValueError("public key is a weak (low-order) key: anyone could read what is sealed to it")
         return cls(box_key, sign_key, label)
 
     @classmethod

@@ -273,7 +273,8 @@ def test_sign_in_create_list_and_delete_in_chromium(filled: Store, driver: Any, 
         seen.step(driver.find_element(By.LINK_TEXT, "Audit").click)
         assert driver.current_url == server.origin + "/team/audit"
         commands = [" ".join(cell.text.split()) for cell in driver.find_elements(By.CSS_SELECTOR, "table.audit td.command")]
-        assert commands[:4] == ["rollback (to version 1)", "undelete", "delete", "ui set"]
+        # the precedence view decrypted the team's values before the delete: a read, logged
+        assert commands[:5] == ["rollback (to version 1)", "undelete", "delete", "ui precedence", "ui set"]
         assert driver.find_elements(By.CSS_SELECTOR, ".flash.error") == []  # the chain is intact
         driver.save_screenshot(str(tmp_path / "audit.png"))
         driver.get(server.origin + "/audit")
