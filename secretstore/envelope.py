@@ -13,13 +13,13 @@ the MAC is verified (``open_file``) before any value is decrypted.
 
 from __future__ import annotations
 
-from secretstore import crypto, scopefile
+from secretstore import crypto, limits, scopefile
 from secretstore.errors import TamperedError
 from secretstore.scopefile import FORMAT, Entry, ScopeFile, SealedKey
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from secretstore.keys import Identity, PublicKey
 
@@ -71,18 +71,67 @@ def check_signature(file: ScopeFile, where: str) -> bytes:
 
 
 def seal(
-    file: ScopeFile, keys: crypto.FileKeys, writer: Identity, *, store_id: str, counter: int
+    file: ScopeFile,
+    keys: crypto.FileKeys,
+    writer: Identity,
+    *,
+    store_id: str,
+    counter: int,
+    warn: Callable[[str], None] | None = None,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (format 2)."""
+    """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (format 2).
+
+    Never a file a reader would refuse as too large (``limits``): over
+    ``max_bytes`` (default: the reading cap), the oldest earlier versions are dropped, every name keeping
+    the same number, until it fits (``warn`` says how many are kept); a file
+    over the cap with no earlier version left but a deleted name's last one
+    raises ``LimitError`` and nothing is written.
+    """
     file.entries = dict(sorted(file.entries.items()))
     file.version = FORMAT
     file.store_id = store_id
     file.counter = counter
     file.signer = writer.public_text
+    data = _signed_bytes(file, keys, writer)
+    if max_bytes is None:
+        max_bytes = limits.MAX_SCOPE_FILE_BYTES
+    if len(data) <= max_bytes:
+        return data
+    where = f"{scopefile.describe(file.entity, file.scope_id)}"
+    deepest = max((len(entry.history) for entry in file.entries.values()), default=0)
+    for keep in range(deepest - 1, -1, -1):
+        file.entries = {name: _trimmed(entry, keep) for name, entry in file.entries.items()}
+        data = _signed_bytes(file, keys, writer)
+        if len(data) <= max_bytes:
+            if warn is not None:
+                warn(f"{where} would be larger than {limits.size_text(max_bytes)}, the most a reader accepts: "
+                     f"kept {keep} earlier version(s) per name (a deleted name keeps its last), "
+                     "dropping the older ones")
+            return data
+    from secretstore.errors import LimitError
+
+    raise LimitError(
+        f"{where} would be {len(data) / (1 << 20):.1f} MiB, over the {limits.size_text(max_bytes)} a reader "
+        "accepts, even without earlier versions: nothing was written",
+        hint="move some secrets to another project or cluster scope, or store large files elsewhere",
+    )
+
+
+def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> bytes:
     body = scopefile.mac_input(file)
     file.mac = crypto.compute_mac(keys, body)
     file.signature = writer.sign(scopefile.signed_input(file, body))
     return scopefile.serialize(file)
+
+
+def _trimmed(entry: Entry, keep: int) -> Entry:
+    """``entry`` with its newest ``keep`` earlier versions (a deleted name keeps at least one)."""
+    keep = max(keep, 1) if entry.current is None else keep
+    if len(entry.history) <= keep:
+        return entry
+    history = entry.history[len(entry.history) - keep:] if keep else ()
+    return Entry(entry.current, entry.updated, history, entry.writer, entry.rotate)
 
 
 def reencrypt(file: ScopeFile, old: crypto.FileKeys, new: crypto.FileKeys, where: str) -> dict[str, Entry]:

@@ -32,7 +32,7 @@ import shlex
 import subprocess
 import sys
 
-from secretstore import crypto, envelope, fsio, recipients, scopefile
+from secretstore import crypto, envelope, fsio, limits, recipients, scopefile
 from secretstore.errors import NotRecipientError, SecretStoreError, TrustError, UsageError
 from secretstore.keys import Identity, PublicKey
 from secretstore.recipients import Member, Roster
@@ -87,6 +87,16 @@ class _Side:
             return self.file.entries.get(name) != base.file.entries.get(name)
         return self.states.get(name) != base.states.get(name)
 
+
+
+# A merged file may get an "unmerged" marker line naming its conflicting names: room for it.
+_MARKER_ROOM = 4 << 20
+
+
+def _warning(message: str) -> None:
+    from secretstore.console import warning_line
+
+    warning_line(message)
 
 def _decrypt_states(file: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[str, _State]:
     def plain(name: str, version: Version) -> str:
@@ -282,7 +292,8 @@ def merge_scope_files(
     trust = store.trust(identity.public)
     counter = trust.next_counter(scope.relpath, max(our_side.file.counter, their_side.file.counter))
     store_id = next(iter(store_ids)) if store_ids else trust.store_id_for_write()
-    data = envelope.seal(merged, keys, identity, store_id=store_id, counter=counter)
+    data = envelope.seal(merged, keys, identity, store_id=store_id, counter=counter, warn=_warning,
+                         max_bytes=limits.MAX_SCOPE_FILE_BYTES - _MARKER_ROOM)
     trust.wrote(scope.relpath, store_id, counter)
     return data, conflicts
 
@@ -534,7 +545,8 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
         remaining = [n for n in pending if n != name]
         trust = store.trust(identity.public)
         counter = trust.next_counter(scope.relpath, merged_file.counter)
-        sealed = envelope.seal(unlocked.file, unlocked.keys, identity, store_id=merged_file.store_id, counter=counter)
+        sealed = envelope.seal(unlocked.file, unlocked.keys, identity, store_id=merged_file.store_id,
+                               counter=counter, warn=_warning, max_bytes=limits.MAX_SCOPE_FILE_BYTES - _MARKER_ROOM)
         if remaining:
             sealed = UNMERGED_MARKER + " ".join(remaining).encode() + b"\n" + sealed
         fsio.atomic_write(store.path(scope), sealed)

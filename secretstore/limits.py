@@ -29,12 +29,15 @@ The caps, derived from what a writer produces:
   the 16-byte tag is 4 * ceil(65552 / 3) = 87,404 base64 characters, so the
   longest line a writer makes (``ciphertext = "..."``) is 87,419 bytes:
   ``MAX_LINE_BYTES`` is 96 KiB.
-* A version (current or previous) of a short value takes about 170 bytes in
-  5 lines, one of the 64 KiB maximum about 87.5 KB. A scope file keeps up to
-  10 previous versions per name: 10,000 names of short values with full
-  history are about 19 MB. ``MAX_SCOPE_FILE_BYTES`` is 32 MiB: 1.7 times
-  that, or 383 versions at the maximum size (34 certificates of 64 KiB with
-  full history).
+* A version (current or previous) of a short value takes about 310 bytes
+  with its writer's key (measured: 10,000 names of 40-character values with
+  10 versions each make a 30.8 MB file), one of the 64 KiB maximum about
+  87.6 KB. A scope file keeps up to 10 previous versions per name: 10,000
+  names of short values with full history (11 versions) are about 34 MB.
+  ``MAX_SCOPE_FILE_BYTES`` is 64 MiB: 1.9 times that, or 766 versions at the
+  maximum size. A writer never makes a larger file (``envelope.seal`` drops
+  the oldest earlier versions first, or refuses the write), so a reader's
+  cap never locks a store's own users out.
 * Writers' lines average at least 21 bytes (a deleted one-letter name with
   one short previous version: 197 bytes in 9 lines): a file may have one
   line per 16 bytes, plus 1,024 for short hand-edited files, so tomllib's
@@ -57,7 +60,7 @@ import re
 
 from secretstore.errors import StoreFormatError
 
-MAX_SCOPE_FILE_BYTES = 32 * 1024 * 1024
+MAX_SCOPE_FILE_BYTES = 64 * 1024 * 1024
 MAX_RECIPIENTS_FILE_BYTES = 256 * 1024
 MAX_DOTFILE_BYTES = 64 * 1024
 # a reader's own trust state and audit log generations (trust.py, audit.py): a roster cache of
@@ -104,7 +107,7 @@ def _bad_line(arrays: bool) -> re.Pattern[bytes]:
 
 
 def size_text(count: int) -> str:
-    """``32 MiB``, ``96 KiB``, or bytes."""
+    """``64 MiB``, ``96 KiB``, or bytes."""
     for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= size and count % size == 0:
             return f"{count // size} {unit}"

@@ -41,6 +41,12 @@ _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
 DEFAULT_HISTORY = 10  # previous values kept per name, unless the roster says otherwise
 
 
+def _warning(message: str) -> None:
+    from secretstore.console import warning_line
+
+    warning_line(message)
+
+
 def _kept(entry: Entry, keep: int) -> tuple[scopefile.Version, ...]:
     """``entry``'s history after its current value (if any) joins it: the newest ``keep`` versions."""
     versions = entry.history if entry.current is None else (*entry.history, entry.current)
@@ -611,7 +617,7 @@ class Store:
         file = unlocked.file
         store_id = file.store_id or self._store_id_for_new_file(identity)
         counter = trust.next_counter(relpath, file.counter)
-        data = envelope.seal(file, unlocked.keys, identity, store_id=store_id, counter=counter)
+        data = envelope.seal(file, unlocked.keys, identity, store_id=store_id, counter=counter, warn=_warning)
         fsio.atomic_write(self.path(unlocked.scope), data)
         trust.wrote(relpath, store_id, counter)
 

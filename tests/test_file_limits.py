@@ -104,12 +104,12 @@ def test_crafted_file_is_refused_by_the_merge_driver(team_file: Path, cli_run, t
     assert ours.read_bytes() == good  # nothing written
 
 
-def test_a_60_mb_scope_file_is_refused_without_reading_it(team_file: Path, cli_run) -> None:
-    with team_file.open("ab") as handle:  # a 60 MB "value" appended to a valid file
-        handle.write(b'# ' + b"A" * 60_000_000 + b"\n")
+def test_a_70_mb_scope_file_is_refused_without_reading_it(team_file: Path, cli_run) -> None:
+    with team_file.open("ab") as handle:  # a 70 MB "value" appended to a valid file
+        handle.write(b'# ' + b"A" * 70_000_000 + b"\n")
     for command in (["list", "team"], ["get", "team", "--name=KEEP"], ["exec", "--", "true"]):
         done = cli_run(*command, timeout=120)
-        one_line_error(done, str(team_file), "is larger than 32 MiB")
+        one_line_error(done, str(team_file), "is larger than 64 MiB")
 
 
 def test_a_big_file_is_never_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,3 +269,56 @@ def test_recipients_parse_uses_its_own_cap() -> None:
     data += b"# filler\n" * ((limits.MAX_RECIPIENTS_FILE_BYTES // 9) + 1)
     with pytest.raises(StoreFormatError, match="larger than 256 KiB"):
         recipients.parse(data, "recipients.toml")
+
+
+# --- the writer never makes a file the reader refuses ------------------------------------------
+
+
+def test_a_write_over_the_cap_drops_the_oldest_versions_and_stays_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from secretstore.identity import Identity
+    from secretstore.store import TEAM, Store
+
+    store, me = Store(str(tmp_path / "store")), Identity.generate("test")
+    for number in range(11):  # 10 earlier versions of each
+        store.set_many(TEAM, {"A": f"fake-a-{number:02d}", "B": f"fake-b-{number:02d}"}, me)
+    store.set(TEAM, "GONE", "fake-gone-1", me)
+    store.set(TEAM, "GONE", "fake-gone-2", me)
+    store.delete(TEAM, "GONE", me)
+    path = Path(store.path(TEAM))
+    full = path.stat().st_size
+    monkeypatch.setattr(limits, "MAX_SCOPE_FILE_BYTES", full - 1500)  # a few versions too many
+    store.set(TEAM, "A", "fake-a-new", me)
+    assert "kept" in capsys.readouterr().err  # said once, on stderr
+    assert path.stat().st_size <= full - 1500
+    assert store.get(TEAM, "A", me) == "fake-a-new" and store.get(TEAM, "B", me) == "fake-b-10"
+    kept = {name: len(store.versions(TEAM, name, me.public)) for name in ("A", "B", "GONE")}
+    assert kept["A"] == kept["B"] and 1 < kept["A"] < 12  # the same number of earlier versions each
+    assert kept["GONE"] == 1 + min(2, kept["A"] - 1)
+    for _ in range(12):  # tighter and tighter, down to no earlier version at all
+        monkeypatch.setattr(limits, "MAX_SCOPE_FILE_BYTES", path.stat().st_size - 1)
+        store.set(TEAM, "B", f"fake-b-{_:02d}-again", me)
+        if len(store.versions(TEAM, "B", me.public)) == 1:
+            break
+    assert len(store.versions(TEAM, "A", me.public)) == 1
+    assert len(store.versions(TEAM, "GONE", me.public)) == 2  # a deleted name keeps what undelete brings back
+    store.undelete(TEAM, "GONE", me)
+    assert store.get(TEAM, "GONE", me) == "fake-gone-2"
+
+
+def test_a_write_that_cannot_fit_is_refused_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secretstore.errors import LimitError
+    from secretstore.identity import Identity
+    from secretstore.store import TEAM, Store
+
+    store, me = Store(str(tmp_path / "store")), Identity.generate("test")
+    store.set(TEAM, "A", "fake-a", me)
+    path = Path(store.path(TEAM))
+    before = path.read_bytes()
+    monkeypatch.setattr(limits, "MAX_SCOPE_FILE_BYTES", len(before) + 10)
+    with pytest.raises(LimitError, match="even without earlier versions: nothing was written"):
+        store.set(TEAM, "BIG", "fake-" + "x" * 4000, me)
+    assert path.read_bytes() == before
