@@ -224,7 +224,7 @@ def snapshot_key(secret_key: bytes) -> bytes:
 
 
 def snapshot_digest(data: bytes) -> bytes:
-    """BLAKE2b-256 of a scope file's bytes, as a snapshot binds it."""
+    """BLAKE2b-256 of a scope file's head, as a snapshot binds it."""
     return _blake2b(data, MAC_BYTES, person=_SNAPSHOT_DIGEST_PERSON)
 
 

@@ -484,7 +484,7 @@ def read_private_file(path: str) -> bytes | None:
 
 
 def read_store_file(
-    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES
+    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, prefix: int | None = None
 ) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
@@ -494,6 +494,8 @@ def read_store_file(
     directory is opened (below the root, without following a link) and the
     next name opened relative to it, so the directories checked are the ones
     the file was read through. Nothing is checked when the file does not exist.
+    With ``prefix``, only the file's first ``prefix`` bytes are read (exec's
+    snapshot check needs only a scope file's head), after the same checks.
     """
     *subdirs, filename = relpath.split("/")
     path = root
@@ -515,7 +517,7 @@ def read_store_file(
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened, max_bytes)
+        return _read_regular(fd, path, opened, max_bytes, prefix)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -529,10 +531,13 @@ def _open_error(path: str, exc: OSError) -> SecretStoreError:
     return SecretStoreError(f"cannot read {path}: {exc.strerror}")
 
 
-def _read_regular(fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int) -> bytes:
+def _read_regular(
+    fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int, prefix: int | None = None
+) -> bytes:
     """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
 
     At most ``max_bytes + 1`` bytes are read; more than ``max_bytes`` is refused.
+    With ``prefix``, at most the first ``prefix`` bytes (a file over the cap is still refused).
     """
     import stat
 
@@ -547,12 +552,13 @@ def _read_regular(fd: int, path: str, directories: list[tuple[str, int]], max_by
             raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
         chunks = []
-        left = max_bytes + 1
+        left = max_bytes + 1 if prefix is None else min(prefix, max_bytes + 1)
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
             left -= len(chunk)
         data = b"".join(chunks)
-        limits.check_size(data, path, max_bytes)  # the file grew after fstat
+        if prefix is None:
+            limits.check_size(data, path, max_bytes)  # the file grew after fstat
         return data
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None

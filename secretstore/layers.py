@@ -99,7 +99,8 @@ def load_layers(
     identity: Identity | None = None
     snapshots: Snapshots | None = None
     for scope in context.scopes():
-        data = store.read_bytes(scope)
+        # With the cache on, only the head is read first: a snapshot of it needs no more.
+        data = store.read_bytes(scope) if snapshot_dir is None else store.read_head(scope)
         if data is None:
             if scope.scope_id is not None:
                 source = context.project_source if scope.entity == "project" else context.cluster_source
@@ -116,7 +117,7 @@ def load_layers(
 
                 snapshots = Snapshots(snapshot_dir, identity, store.root)
         try:
-            values = store.read_values(scope, data, identity, snapshots)
+            values = store.read_values(scope, data, identity, snapshots, head_only=snapshot_dir is not None)
         except NotRecipientError:
             if strict:
                 raise
@@ -154,16 +155,19 @@ def read_value(store: Store, scope: Scope, name: str, directory: str | None) -> 
     a value that does not decrypt gives no value at all), and keeps a snapshot.
     """
     require_store(store)
-    data = store.read_bytes(scope)
-    if data is None:
-        raise NotFoundError(f"no {scope} secret {name!r}")
     identity = plain_identity() if directory is not None else None
     if identity is not None and directory is not None:
-        values = store.from_snapshot(scope, data, identity, _snapshots(directory, identity, store))
+        head = store.read_head(scope)
+        if head is None:
+            raise NotFoundError(f"no {scope} secret {name!r}")
+        values = store.from_snapshot(scope, head, identity, _snapshots(directory, identity, store))
         if values is not None:
             if name not in values:
                 raise NotFoundError(f"no {scope} secret {name!r}")
             return values[name]
+    data = store.read_bytes(scope)
+    if data is None:
+        raise NotFoundError(f"no {scope} secret {name!r}")
     file = store.parse(scope, data)
     entry = file.entries.get(name)
     if entry is None or entry.current is None:

@@ -807,36 +807,48 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
 
 
 class Head(Record):
-    """The first fields of a scope file, read without parsing the rest."""
+    """The first fields of a scope file, read without parsing the rest.
 
-    __slots__ = ("signed", "store_id", "counter", "signer")
+    ``key`` is the head's exact bytes, ``format`` through the ``mac`` line: the
+    signature and the MAC in it cover every other field, so it names one verified
+    content (exec's snapshots are bound to it).
+    """
+
+    __slots__ = ("signed", "store_id", "counter", "signer", "key")
     signed: bool
     store_id: str
     counter: int
     signer: str
+    key: bytes
 
-    def __init__(self, signed: bool, store_id: str, counter: int, signer: str) -> None:
+    def __init__(self, signed: bool, store_id: str, counter: int, signer: str, key: bytes = b"") -> None:
         self.signed = signed
         self.store_id = store_id
         self.counter = counter
         self.signer = signer
+        self.key = key
+
+
+HEAD_BYTES = 4096  # more than any head: the lines format through mac, an id of 128 characters included
 
 
 def head_of(data: bytes) -> Head | None:
-    """The head of a file in the canonical shape, or None.
+    """The head of a file in the canonical shape (its first lines, then a blank line), or None.
 
-    Only for bytes already verified in full once (exec's snapshot proves that):
-    nothing here is checked but the shape.
+    Nothing here is checked but the shape: a snapshot bound to the head stands
+    for a full verification of a file with that head, and trust and the counter
+    are checked again by the caller.
     """
-    head = _HEAD_RE.match(data[:4096].decode("utf-8", "ignore"))
-    if head is None:
+    head = _HEAD_RE.match(data[:HEAD_BYTES].decode("utf-8", "replace"))
+    if head is None or data[head.end() : head.end() + 1] != b"\n":
         return None
+    key = data[: head.end()]  # the match is ASCII: its characters are its bytes
     number, _entity, _id, store_id, counter, signer, _signature, _mac = head.groups()
     if number == "v1":
-        return Head(False, "", 0, "")
+        return Head(False, "", 0, "", key)
     if store_id is None:
         return None
-    return Head(True, store_id, int(counter), signer)
+    return Head(True, store_id, int(counter), signer, key)
 
 
 def signer_of(data: bytes) -> tuple[str, str] | None:

@@ -1,24 +1,34 @@
 """Encrypted local snapshots: what ``exec`` verified, kept so an unchanged scope costs little.
 
 Reading a scope the full way costs per secret: parse its entry, decrypt its
-value (one AEAD call each) and check the file MAC over every field. For a
-scope of 10,000 secrets that is most of ``exec``'s time. After ``exec`` has
-verified a scope file, it keeps the resulting name -> value map as one
-snapshot; the next ``exec`` that finds the *same bytes* in the file opens
-the snapshot with one AEAD call instead.
+value (one AEAD call each) and check the signature and the file MAC over every
+field, history included. For a scope of 10,000 secrets that is most of
+``exec``'s time. After ``exec`` has verified a scope file, it keeps the
+resulting name -> value map as one snapshot; the next ``exec`` that finds the
+*same head* in the file (its first lines, ``format`` through ``mac``: a few
+hundred bytes, read without the rest) opens the snapshot with one AEAD call
+instead, whatever the file's size.
 
 A snapshot is XChaCha20-Poly1305 under a key derived from the identity's
 private key (``Identity.snapshot_key``), with associated data that binds it
-to the BLAKE2b digest of the scope file's exact bytes, the store and the
-scope. So:
+to the BLAKE2b digest of the scope file's head, the store and the scope. The
+head holds the writer's signature and the file MAC, which cover every other
+field. So:
 
-- any change to the scope file (a ``set``, a ``git pull``, tampering) makes
-  the snapshot fail to open, and ``exec`` verifies the file the full way and
-  replaces the snapshot;
+- any write of the scope file (a ``set``, a ``git pull``, a merge) gives it
+  another signature and MAC, so the snapshot fails to open, and ``exec``
+  verifies the file the full way and replaces the snapshot;
+- a file whose head is that of a verified file either holds the same fields
+  (the same values) or is a forgery behind a copied head; the snapshot gives
+  the verified values either way, never the forgery's (a full read, as
+  ``doctor --verify`` does, refuses it);
 - a snapshot can only have been written by the holder of the identity, after
-  a full verification of those exact bytes: forging or editing one (or copying
-  it to another scope or store) makes it fail to open, which costs only speed;
+  a full verification: forging or editing one (or copying it to another scope
+  or store) makes it fail to open, which costs only speed;
 - it holds nothing the identity cannot already read from the store.
+
+Whether the reader still trusts the head's signer, and has not read a newer
+version since, is checked again every time (``Store.from_snapshot``).
 
 The cache is best effort: a snapshot that is missing, unreadable, stale or
 damaged is a miss, and a snapshot that cannot be written is skipped, both in
@@ -40,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.identity import Identity
     from secretstore.store import Scope
 
-MAGIC = b"secretstore-snapshot/v1\n"
+MAGIC = b"secretstore-snapshot/v2\n"  # v1 (0.2.0) was bound to the whole file's bytes
 _NAME_PERSON = b"sstore-snapname1"
 
 
@@ -63,17 +73,17 @@ class Snapshots:
         label = b"\0".join([self.public_key, self.store_root.encode(), scope.relpath.encode()])
         return os.path.join(self.directory, crypto.checksum(label, 16).hex())
 
-    def _aad(self, scope: Scope, file_bytes: bytes) -> bytes:
+    def _aad(self, scope: Scope, head: bytes) -> bytes:
         return b"".join([
             MAGIC,
-            crypto.snapshot_digest(file_bytes),
+            crypto.snapshot_digest(head),
             self.store_root.encode(),
             b"\0",
             scope.relpath.encode(),
         ])
 
-    def load(self, scope: Scope, file_bytes: bytes) -> dict[str, str] | None:
-        """The values verified from exactly ``file_bytes``, or None (a miss)."""
+    def load(self, scope: Scope, head: bytes) -> dict[str, str] | None:
+        """The values verified from a file with exactly this head (``scopefile.Head.key``), or None (a miss)."""
         try:
             blob = fsio.read_file(self.path(scope))
         except SecretStoreError:  # a directory, a symlink, unreadable: a miss, like any other
@@ -85,15 +95,15 @@ class Snapshots:
         if len(nonce) != crypto.NONCE_BYTES:
             return None
         payload = crypto.unwrap_secret(
-            self._key, nonce, blob[start + crypto.NONCE_BYTES :], self._aad(scope, file_bytes)
+            self._key, nonce, blob[start + crypto.NONCE_BYTES :], self._aad(scope, head)
         )
         if payload is None:
             return None
         return decode(payload)
 
-    def save(self, scope: Scope, file_bytes: bytes, values: dict[str, str]) -> None:
-        """Keep ``values`` as verified from ``file_bytes``; failures are ignored."""
-        nonce, ciphertext = crypto.wrap_secret(self._key, encode(values), self._aad(scope, file_bytes))
+    def save(self, scope: Scope, head: bytes, values: dict[str, str]) -> None:
+        """Keep ``values`` as verified from a file with this head; failures are ignored."""
+        nonce, ciphertext = crypto.wrap_secret(self._key, encode(values), self._aad(scope, head))
         try:
             fsio.atomic_write(self.path(scope), MAGIC + nonce + ciphertext, durable=False)
         except SecretStoreError:  # a read-only home, a full disk: run without the cache

@@ -472,20 +472,30 @@ class Store:
         unlocked = self.unlock(scope, identity)
         return {} if unlocked is None else unlocked.values()
 
-    def from_snapshot(self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots) -> dict[str, str] | None:
-        """The values of exec's snapshot of exactly ``data``, if one opens and the writer still counts.
+    def read_head(self, scope: Scope) -> bytes | None:
+        """The first bytes of a scope file (enough for its head), or None when the scope has no file.
 
-        A snapshot holds what a full read of these bytes gave, so the signature,
-        the MAC and the values need no work again; whether this reader still
-        trusts the writer, and has not read a newer version since, is decided
-        again from the file's head.
+        The same checks as ``read_bytes``; exec's snapshot needs no more of the file.
         """
-        values = snapshots.load(scope, data)
-        if values is None:
-            return None
+        self._refuse_symlinked_dir(scope)
+        self._before_reading(scope.relpath)
+        return fsio.read_store_file(self.root, scope.relpath, prefix=scopefile.HEAD_BYTES)
+
+    def from_snapshot(self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots) -> dict[str, str] | None:
+        """The values of exec's snapshot of a file with ``data``'s head, if one opens and the writer still counts.
+
+        ``data`` is the file's bytes, or only its first ``scopefile.HEAD_BYTES``.
+        A snapshot holds what a full read of a file with this head gave (its
+        signature and MAC cover every other field), so nothing needs work
+        again but whether this reader still trusts the writer and has not read
+        a newer version since, which is decided again from the head.
+        """
         head = scopefile.head_of(data)
         if head is None:
-            return None  # a snapshot of a file this reader cannot place: read it in full
+            return None  # a file this reader cannot place from its head (unmerged, hand-edited): read it in full
+        values = snapshots.load(scope, head.key)
+        if values is None:
+            return None
         trust = self.trust(identity.public)
         if head.signed:
             trust.check_signed(scope.relpath, scope.tag, head.store_id, head.counter, head.signer)
@@ -495,20 +505,28 @@ class Store:
 
     def read_values(
         self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots | None = None, *,
-        save: bool = True, file: ScopeFile | None = None,
+        save: bool = True, file: ScopeFile | None = None, head_only: bool = False,
     ) -> dict[str, str]:
         """Every live value of ``scope`` from its file's ``data``, through exec's snapshot when one opens.
 
         A miss reads the file in full (``file``: ``data`` already parsed) and,
-        with ``save``, keeps a new snapshot.
+        with ``save``, keeps a new snapshot. With ``head_only``, ``data`` is
+        what ``read_head`` gave, and a miss reads the whole file again.
         """
         if snapshots is not None:
             values = self.from_snapshot(scope, data, identity, snapshots)
             if values is not None:
                 return values
+        if head_only and len(data) >= scopefile.HEAD_BYTES:  # a shorter read was the whole file
+            whole = self.read_bytes(scope)
+            if whole is None:
+                raise NotFoundError(f"{scope.relpath} was removed while it was read; run the command again")
+            data, file = whole, None
         values = self.unlock_file(scope, file or self.parse(scope, data), identity).values()
         if snapshots is not None and save:
-            snapshots.save(scope, data, values)
+            head = scopefile.head_of(data)
+            if head is not None:
+                snapshots.save(scope, head.key, values)
         return values
 
     def get(self, scope: Scope, name: str, identity: Identity) -> str:

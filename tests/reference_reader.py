@@ -902,7 +902,13 @@ def read_scope_file(data: bytes, path: str, reader: Reader) -> Opened:
 
 # --- Exec snapshots -----------------------------------------------------------------
 
-SNAPSHOT_MAGIC = b"secretstore-snapshot/v1\n"
+SNAPSHOT_MAGIC = b"secretstore-snapshot/v2\n"
+_HEAD_KEYS = (
+    [b"format", b"entity", b"mac"],
+    [b"format", b"entity", b"id", b"mac"],
+    [b"format", b"entity", b"store", b"counter", b"signer", b"signature", b"mac"],
+    [b"format", b"entity", b"id", b"store", b"counter", b"signer", b"signature", b"mac"],
+)
 
 
 def snapshot_name(box_public: bytes, store: str, relpath: str) -> str:
@@ -911,15 +917,36 @@ def snapshot_name(box_public: bytes, store: str, relpath: str) -> str:
     return blake2b(box_public + b"\0" + store.encode() + b"\0" + relpath.encode(), size=16).hex()
 
 
+def snapshot_head(file_bytes: bytes) -> bytes | None:
+    """FORMAT.md "Exec snapshots": the file's first lines, `format` through `mac` in the order
+    "Writing" gives, each `key = value`, followed by a blank line; None when the file has no such head."""
+    end = file_bytes.find(b"\n\n")
+    if end < 0:
+        return None
+    head = file_bytes[: end + 1]
+    try:
+        head.decode("ascii")
+        fields = tomllib.loads(head.decode("ascii"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    keys = [line.split(b" = ", 1)[0] for line in head[:-1].split(b"\n")]
+    if keys not in _HEAD_KEYS or list(fields) != [key.decode() for key in keys]:
+        return None
+    if fields["format"] not in (FORMAT_V1, FORMAT_V2) or (fields["format"] == FORMAT_V2) != ("store" in fields):
+        return None
+    return head
+
+
 def open_snapshot(blob: bytes, secret_key: bytes, store: str, relpath: str, file_bytes: bytes) -> dict[str, str] | None:
-    """The values a snapshot holds for exactly ``file_bytes``, or None (a miss)."""
-    if not blob.startswith(SNAPSHOT_MAGIC):
+    """The values a snapshot holds for a file with ``file_bytes``'s head, or None (a miss)."""
+    head = snapshot_head(file_bytes)
+    if head is None or not blob.startswith(SNAPSHOT_MAGIC):
         return None
     nonce = blob[len(SNAPSHOT_MAGIC): len(SNAPSHOT_MAGIC) + 24]
     if len(nonce) != 24:
         return None
     key = blake2b(b"", key=secret_key, person=b"sstore-snapkey-1", size=32)
-    aad = (SNAPSHOT_MAGIC + blake2b(file_bytes, person=b"sstore-snapfile1", size=32)
+    aad = (SNAPSHOT_MAGIC + blake2b(head, person=b"sstore-snapfile1", size=32)
            + store.encode() + b"\0" + relpath.encode())
     plaintext = aead_open(blob[len(SNAPSHOT_MAGIC) + 24:], aad, nonce, key)
     if plaintext is None:
@@ -935,12 +962,30 @@ def open_snapshot(blob: bytes, secret_key: bytes, store: str, relpath: str, file
     return dict(zip(items[0::2], items[1::2], strict=True))
 
 
+@dataclass
+class SnapshotHead:
+    """The fields of a head that ``check_trust`` reads."""
+
+    version: str
+    store: str | None
+    entity: str
+    scope_id: str | None
+    signer: str | None
+    counter: int | None
+
+
 def read_snapshot(blob: bytes, reader: Reader, store: str, relpath: str, file_bytes: bytes) -> dict[str, str] | None:
-    """FORMAT.md "Exec snapshots": the values, None for a miss, or Refused when the file's
-    writer is no longer trusted or a newer version was read (checked again every time)."""
+    """FORMAT.md "Exec snapshots": the values, None for a miss, or Refused when the head's
+    writer is no longer trusted or a newer version was read (checked again every time, from the head)."""
     assert reader.secret_key is not None
     values = open_snapshot(blob, reader.secret_key, store, relpath, file_bytes)
     if values is None:
         return None
-    check_trust(parse_scope_file(file_bytes, relpath), relpath, reader)
+    head = snapshot_head(file_bytes)
+    assert head is not None
+    fields = tomllib.loads(head.decode("ascii"))
+    check_trust(SnapshotHead(  # type: ignore[arg-type]  # the fields check_trust reads
+        version=fields["format"], store=fields.get("store"), entity=fields["entity"], scope_id=fields.get("id"),
+        signer=fields.get("signer"), counter=fields.get("counter"),
+    ), relpath, reader)
     return values

@@ -1,4 +1,4 @@
-"""exec's encrypted snapshots: used only for the exact bytes verified, never trusted otherwise.
+"""exec's encrypted snapshots: used only for the head of a file verified in full, never trusted otherwise.
 
 Fake secret values only.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import context
+from secretstore import context, scopefile
 from secretstore import layers as layers_module
 from secretstore.errors import TamperedError
 from secretstore.identity import Identity, resolve_identity
@@ -104,6 +104,40 @@ def test_a_tampered_scope_file_fails_even_with_a_snapshot(
         _load(store, me, cache)
 
 
+def test_an_unchanged_file_is_not_read_past_its_head(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot is bound to the head, so a hit costs the same for 1 secret or 10,000 with history."""
+    cache = str(tmp_path / "snaps")
+    first = _load(store, me, cache)
+
+    def whole_file(self: Store, scope: Scope) -> bytes | None:
+        raise AssertionError(f"read {scope.relpath} in full")
+
+    monkeypatch.setattr(Store, "read_bytes", whole_file)
+    assert _load(store, me, cache) == first
+
+
+def test_a_forged_body_behind_a_verified_head_is_never_used(
+    store: Store, me: Identity, tmp_path: Path
+) -> None:
+    """Another file's body behind the head of the verified one: the snapshot gives the verified
+    values, and a full read (no snapshot) refuses the file."""
+    cache = str(tmp_path / "snaps")
+    path = Path(store.path(TEAM))
+    old = path.read_bytes()
+    store.set(TEAM, "TEAM_ONLY", "fake-newer-value", me)
+    verified = dict(_load(store, me, cache))[TEAM]
+    assert verified["TEAM_ONLY"] == "fake-newer-value"
+    new = path.read_bytes()
+    old_head, new_head = scopefile.head_of(old), scopefile.head_of(new)
+    assert old_head is not None and new_head is not None and old_head.key != new_head.key
+    path.write_bytes(new_head.key + old[len(old_head.key):])  # the newest head, an older body
+    assert dict(_load(store, me, cache))[TEAM] == verified  # the snapshot's values, not the body's
+    with pytest.raises(TamperedError):
+        _load(store, me, None)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "magic", "empty", "directory"])
 def test_a_damaged_snapshot_is_a_miss_and_is_rewritten(
     store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
@@ -139,7 +173,11 @@ def test_a_snapshot_opens_only_for_its_own_scope_store_and_identity(
     _load(store, me, cache)
     mine = Snapshots(cache, me, store.root)
     team_bytes = store.read_bytes(TEAM)
-    assert team_bytes is not None and mine.load(TEAM, team_bytes) is not None
+    assert team_bytes is not None
+    head = scopefile.head_of(team_bytes)
+    assert head is not None and team_bytes.startswith(head.key) and head.key.endswith(b'"\n')
+    team_bytes = head.key
+    assert mine.load(TEAM, team_bytes) is not None
     # moved to another scope's name: the scope is in the associated data
     os.replace(mine.path(TEAM), mine.path(PROJECT))
     assert mine.load(PROJECT, team_bytes) is None
@@ -151,8 +189,9 @@ def test_a_snapshot_opens_only_for_its_own_scope_store_and_identity(
     stranger = Snapshots(cache, Identity.generate("stranger"), store.root)
     Path(stranger.path(TEAM)).write_bytes(Path(mine.path(TEAM)).read_bytes())
     assert stranger.load(TEAM, team_bytes) is None
-    # the same bytes of the scope file, one byte changed: no longer bound to it
+    # the same head, one byte changed: no longer bound to it
     assert mine.load(TEAM, team_bytes + b"\n") is None
+    assert mine.load(TEAM, team_bytes.replace(b"counter = 1\n", b"counter = 2\n")) is None
 
 
 def test_snapshots_hold_no_plaintext_and_are_private(store: Store, me: Identity, tmp_path: Path) -> None:
@@ -229,16 +268,16 @@ def test_snapshot_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pa
     label = b"\0".join([me.box_key, store.root.encode(), relpath])
     name = bindings.crypto_generichash_blake2b_salt_personal(label, digest_size=16).hex()
     blob = (Path(cache) / name).read_bytes()
-    magic = b"secretstore-snapshot/v1\n"
+    magic = b"secretstore-snapshot/v2\n"
     assert blob[:24] == magic
     secret_key = Identity.__dict__["_secret_key"].__get__(me)  # the slot, read for this check only
     key = bindings.crypto_generichash_blake2b_salt_personal(
         b"", digest_size=32, key=secret_key, person=b"sstore-snapkey-1"
     )
     file_bytes = Path(store.path(PROJECT)).read_bytes()
-    digest = bindings.crypto_generichash_blake2b_salt_personal(
-        file_bytes, digest_size=32, person=b"sstore-snapfile1"
-    )
+    head = file_bytes[: file_bytes.index(b"\nmac = ") + 1]  # format through mac: the lines before the blank one
+    head += file_bytes[len(head) : file_bytes.index(b"\n\n") + 1]
+    digest = bindings.crypto_generichash_blake2b_salt_personal(head, digest_size=32, person=b"sstore-snapfile1")
     aad = magic + digest + store.root.encode() + b"\0" + relpath
     plain = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(blob[48:], aad, blob[24:48], key)
     items = plain.decode().split("\0")
