@@ -75,6 +75,19 @@ def test_10_1_a_named_scope_without_a_file_warns_and_strict_fails(seeded: Store,
         assert "has no secrets in" in first_error(done)
 
 
+@pytest.mark.parametrize("argv", [["list", "project", "--id=prj24"], ["list", "cluster", "--id=gpu-b", "--long"]])
+def test_10_1_list_of_a_named_scope_without_a_file_warns(argv: list[str], seeded: Store, cli_run: Run) -> None:
+    done = cli_run(*argv)
+    assert (done.returncode, done.stdout) == (0, b"No data found\n")  # Gradient's answer, unchanged
+    assert f"secretstore: warning: {argv[1]} {argv[2][5:]} has no secrets in {seeded.root}".encode() in done.stderr
+
+
+def test_10_1_list_of_an_emptied_scope_does_not_warn(seeded: Store, cli_run: Run) -> None:
+    assert cli_run("delete", "project", "--id=prj42", "--name=DB").returncode == 0
+    done = cli_run("list", "project", "--id=prj42")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"No data found\n", b"")
+
+
 def test_10_1_inside_another_store_is_refused(seeded: Store, cli_run: Run, tmp_path: Path) -> None:
     checkout = tmp_path / "team-checkout"
     subprocess.run(["git", "init", "-q", str(checkout)], check=True, timeout=60)

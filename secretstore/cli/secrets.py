@@ -6,6 +6,8 @@ Handlers: read the parsed line, prompt where Gradient prompts, call
 
 from __future__ import annotations
 
+import os
+
 from secretstore.cli.common import (
     identity_for_read,
     identity_for_write,
@@ -130,6 +132,9 @@ def list_command(args: Args) -> None:
         return
     if not rows:
         print_lines(["No data found"])
+        if scope.scope_id is not None and not os.path.lexists(store.path(scope)):
+            # Gradient's answer stays on stdout; a mistyped id must not look like an empty scope.
+            warning_line(f"{scope} has no secrets in {store.root} ('secretstore scopes' lists the scopes)")
         return
     if args.get("long"):
         print_table(["Name", "Updated", "By", "Rotate needed"], [
