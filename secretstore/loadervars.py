@@ -11,6 +11,9 @@ in ``.secretstore.toml``). Variables the user sets (``--env``, the inherited
 environment) are the user's own and never filtered; a held-back secret can
 still be referenced (``--env MY_VAR=secret:PATH``), since the user then
 chooses the variable. ``set`` and ``import`` of such a name warn, and store it.
+``export`` prints what exec would inject, so it leaves the same names out (its
+output is meant to be sourced, evaluated or loaded as an environment), with the
+same ``--allow-var``; ``inject`` fills only the references its template names.
 
 What is held back (docs/exec.md lists every name and why): the names read by
 the dynamic loader and the C library to load code, ``PATH``, the ones that
@@ -143,7 +146,7 @@ def loader_sources(layers: Iterable[tuple[object, Mapping[str, str]]]) -> dict[s
     return found
 
 
-def withhold(sources: Mapping[str, str], allowed: Iterable[str]) -> dict[str, str]:
+def withhold(sources: Mapping[str, str], allowed: Iterable[str], verb: str = "injecting") -> dict[str, str]:
     """Which of the merged secrets' loader variables not to inject, with one warning each.
 
     ``sources`` maps a stored name to the scope it comes from (see
@@ -153,15 +156,15 @@ def withhold(sources: Mapping[str, str], allowed: Iterable[str]) -> dict[str, st
     """
     permitted = set(allowed)
     return {
-        name: warning(name, source)
+        name: warning(name, source, verb)
         for name, source in sorted(sources.items())
         if name not in permitted and is_loader_variable(name)
     }
 
 
-def warning(name: str, source: str) -> str:
+def warning(name: str, source: str, verb: str = "injecting") -> str:
     why = reason(name) or "changes which code runs"
-    return f"not injecting {name} from {source}: it {why}; allow it with {ALLOW_OPTION} {name}"
+    return f"not {verb} {name} from {source}: it {why}; allow it with {ALLOW_OPTION} {name}"
 
 
 def store_warning(name: str) -> str | None:
@@ -170,7 +173,7 @@ def store_warning(name: str) -> str | None:
     if why is None:
         return None
     return (
-        f"{name} {why}: exec will not inject it unless you allow it "
+        f"{name} {why}: exec and export leave it out unless you allow it "
         f"({ALLOW_OPTION} {name}, or {DOTFILE_KEY} in .secretstore.toml)"
     )
 

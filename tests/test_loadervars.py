@@ -226,7 +226,7 @@ def test_set_and_import_warn_and_store_the_value(cli_run: Run, isolated_env: dic
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().splitlines()[-1:] == [
         "secretstore: warning: LD_LIBRARY_PATH changes what the dynamic loader and the C library "
-        "load: exec will not inject it unless you allow it (--allow-var LD_LIBRARY_PATH, or "
+        "load: exec and export leave it out unless you allow it (--allow-var LD_LIBRARY_PATH, or "
         "allow_vars in .secretstore.toml)"
     ]
     assert cli_run("get", "team", "--name", "LD_LIBRARY_PATH").stdout == b"/fake/lib"
@@ -251,3 +251,42 @@ def test_bad_allowed_names_are_usage_errors(cli_run: Run, store: Store, tmp_path
                           timeout=60, check=False)
     assert done.returncode == 2
     assert b"allow_vars must be a list of variable names" in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["shell", "dotenv", "json", "k8s"])
+def test_export_leaves_out_what_exec_would_not_inject(cli_run: Run, store: Store, tmp_path: Path,
+                                                      fmt: str) -> None:
+    """export's output is sourced, evaluated or loaded as an environment: the same names stay out."""
+    done = cli_run("export", "--format", fmt, "--project", "prj42")
+    assert done.returncode == 0, done.stderr
+    assert b"TOKEN" in done.stdout
+    for name in (b"PATH", b"LD_PRELOAD", b"PYTHONPATH"):
+        assert name not in done.stdout
+    assert warnings_of(done.stderr) == [
+        "secretstore: warning: not exporting LD_PRELOAD from team: it changes what the dynamic "
+        "loader and the C library load; allow it with --allow-var LD_PRELOAD",
+        "secretstore: warning: not exporting PATH from team: it changes which programs run; "
+        "allow it with --allow-var PATH",
+        "secretstore: warning: not exporting PYTHONPATH from project prj42: it changes what code Python "
+        "loads or runs; allow it with --allow-var PYTHONPATH",
+    ]
+    # allowed by the flag and by the dotfile, each by name
+    (tmp_path / ".secretstore.toml").write_text('allow_vars = ["PYTHONPATH"]\n')
+    done = subprocess.run([*_script(), "export", "--format", fmt, "--project", "prj42", "--allow-var", "PATH"],
+                          capture_output=True, cwd=tmp_path, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"PATH" in done.stdout and b"PYTHONPATH" in done.stdout and b"LD_PRELOAD" not in done.stdout
+    assert len(warnings_of(done.stderr)) == 1
+
+
+def test_inject_fills_a_reference_the_template_names(cli_run: Run, store: Store) -> None:
+    """A template names each value it uses, as --env MY=secret:PATH does: nothing is left out."""
+    done = cli_run("inject", "-i", "-", input=b"preload={{ secret:LD_PRELOAD }}\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(b"fake.so\n") and warnings_of(done.stderr) == []
+
+
+def test_export_of_a_bad_allowed_name_is_a_usage_error(cli_run: Run, store: Store) -> None:
+    done = cli_run("export", "--allow-var", "LD_*")
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode().startswith("secretstore: error: --allow-var: 'LD_*' is not a variable name")

@@ -253,6 +253,12 @@ EXPORT = Command(
             default="dotenv", choices=["dotenv", "json", "shell", "k8s"]),
         Opt(["--k8s-name"], "k8s_name", "metadata.name of the k8s Secret.", metavar="NAME", default="secretstore"),
         Opt(["--namespace"], "namespace", "metadata.namespace of the k8s Secret.", metavar="NS"),
+        Opt(
+            ["--allow-var"], "allow_vars",
+            "Export this stored name although it changes which code runs (PATH, LD_PRELOAD, "
+            "PYTHONPATH, ...: left out as exec leaves them out); repeatable; also allow_vars in .secretstore.toml.",
+            metavar="NAME", repeatable=True,
+        ),
         STRICT, STORE,
     ],
 )

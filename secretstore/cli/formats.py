@@ -38,8 +38,13 @@ def _format_choice(value: object, allowed: tuple[str, ...], what: str) -> str | 
 
 
 def _merged(args: Args, command: str) -> dict[str, str]:
+    """The merged set; export (``allow_vars`` declared) leaves out what exec would not inject."""
+    exporting = command == "export"
+    raw = args.get("allow_vars")
+    allow_vars = ([str(name) for name in raw] if isinstance(raw, list) else []) if exporting else None
     return execution.merged_values(
-        context_of(args), strict=bool(args.get("strict")), warn=warning_line, command=command
+        context_of(args, allow_vars=exporting), strict=bool(args.get("strict")), warn=warning_line,
+        command=command, allow_vars=allow_vars,
     )
 
 

@@ -88,17 +88,30 @@ def record_reads(context: Context, command: str, found: Layers) -> None:
 
 
 def merged_values(
-    context: Context, *, strict: bool = False, warn: Warn | None = None, command: str = "export"
+    context: Context, *, strict: bool = False, warn: Warn | None = None, command: str = "export",
+    allow_vars: Sequence[str] | None = None,
 ) -> dict[str, str]:
-    """name -> value of the merged set (project > cluster > team): what export and inject print."""
-    from secretstore import precedence
+    """name -> value of the merged set (project > cluster > team): what export and inject print.
 
+    With ``allow_vars`` (export), stored names that change which code runs are
+    left out as exec leaves them out, one warning each, unless allowed there or
+    in the dotfile; None (inject, whose template names each reference) keeps them.
+    """
+    from secretstore import loadervars, precedence
+
+    allowed = None if allow_vars is None else loadervars.check_allowed(allow_vars, loadervars.ALLOW_OPTION)
     found, warnings = read_layers(context, strict=strict)
     record_reads(context, command, found)
+    merged = precedence.merged_values(precedence.merge_scopes(found))
+    if allowed is not None:
+        withheld = loadervars.withhold(loadervars.loader_sources(found), [*allowed, *context.allow_vars], "exporting")
+        for name in withheld:
+            del merged[name]
+        warnings += withheld.values()
     if warn is not None:
         for message in warnings:
             warn(message)
-    return precedence.merged_values(precedence.merge_scopes(found))
+    return merged
 
 
 def prepare(
