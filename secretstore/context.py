@@ -428,7 +428,8 @@ def resolve_context(
 ) -> Context:
     """flags > ``$SECRETSTORE_*`` > dotfile > defaults, for the store, project, cluster and team.
 
-    Empty flags and empty variables count as not given. The dotfile is read
+    Empty flags and empty variables count as not given (the command line
+    refuses an option given empty, ``cli.execute``). The dotfile is read
     only when some setting is left for it to give; ``allow_vars`` (exec) always
     reads it, for the names it allows.
     """

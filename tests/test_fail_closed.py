@@ -326,3 +326,56 @@ def test_10_12_a_huge_integer_is_a_one_line_error_naming_the_file(tmp_path: Path
                           check=False)
     assert done.returncode == 2
     assert done.stderr == f"secretstore: error: {dotfile}: not valid TOML (a number is too long)\n".encode()
+
+
+# --- a third round, as a new user (each failed before its fix) -------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["set", "team", "--name=ENDLESS", "--value-file", "/dev/zero"],
+    ["import", "team", "/dev/zero"],
+    ["exec", "--env-file", "/dev/zero", "--", "true"],
+])
+def test_an_endless_input_file_is_refused_not_read_forever(argv: list[str], seeded: Store, cli_run: Run) -> None:
+    before = Path(seeded.path(TEAM)).read_bytes()
+    done = cli_run(*argv)  # cli_run's timeout fails the test if it hangs, as it did
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert "from /dev/zero is larger than" in first_error(done)
+    assert Path(seeded.path(TEAM)).read_bytes() == before
+
+
+def test_an_oversized_value_on_stdin_is_refused(seeded: Store, cli_run: Run) -> None:
+    done = cli_run("set", "team", "--name=BIG", "--value", "-", input=b"x" * (70 * 1024))
+    assert done.returncode == 2
+    assert first_error(done) == "secretstore: error: secret value is 71680 bytes; the limit is 65536 (64 KiB)"
+    done = cli_run("set", "team", "--name=BIG", "--value", "-", input=b"x" * (300 * 1024))
+    assert done.returncode == 2
+    assert first_error(done) == "secretstore: error: value from stdin is larger than 128 KiB; refusing to read more"
+
+
+@pytest.mark.parametrize("since", ["2026-13-01", "2026-02-30", "2026-12-01T25", "2026-12-01T09:61"])
+def test_audit_since_a_date_that_does_not_exist_is_a_usage_error(since: str, seeded: Store, cli_run: Run) -> None:
+    done = cli_run("audit", "--since", since)
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert first_error(done).startswith("secretstore: error: --since takes a UTC date or time")
+    assert cli_run("audit", "--since", "2026-02-28T23").returncode == 0
+
+
+def test_rollback_names_its_own_option(seeded: Store, cli_run: Run) -> None:
+    done = cli_run("rollback", "team", "--name=TEAM_ONLY", "--to", "-1")
+    assert done.returncode == 2
+    assert first_error(done) == ("secretstore: error: --to takes a number (0: the current value, "
+                                 "1: the one before): not '-1'")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--store=", "list", "team"], ["list", "team", "--store", ""], ["exec", "--project=", "--", "true"],
+    ["export", "--cluster", ""], ["set", "project", "--id=", "--name=A", "--value=fake-a"],
+    ["get", "team", "--id", "", "--name=TEAM_ONLY"],
+])
+def test_an_option_given_empty_is_refused_not_taken_as_absent(argv: list[str], seeded: Store, cli_run: Run) -> None:
+    """`--store "$DIR"` with DIR unset used to mean the default store; `--project "$ID"`, no project."""
+    done = cli_run(*argv)
+    assert (done.returncode, done.stdout) == (2, b"")
+    flag = next(arg for arg in argv if arg.startswith("--") and (arg.endswith("=") or argv[argv.index(arg) + 1] == ""))
+    assert first_error(done) == f"secretstore: error: {flag.rstrip('=')} is empty: give a value, or leave the option out"

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.cli.spec import Command
 
 
+# Options that name where secrets are: given empty, they are a mistake, not "not given".
+_PLACES = frozenset({"store", "project", "cluster", "scope_id"})
+
+
 def execute(command: Command, path: Sequence[str], values: dict[str, object], root_values: dict[str, object]) -> int:
     """Run ``command``'s handler with ``values``: what both parsers end in.
 
@@ -39,8 +43,17 @@ def execute(command: Command, path: Sequence[str], values: dict[str, object], ro
     """
     from secretstore.cli.spec import Args
 
+    if root_values.get("store") == "" and not values.get("store"):
+        values["store"] = ""  # refused below, as the command's own would be
     if not values.get("store") and root_values.get("store"):
         values["store"] = root_values["store"]
+    for option in command.opts():
+        if option.dest in _PLACES and values.get(option.dest) == "":
+            from secretstore.errors import UsageError
+
+            # `--store "$DIR"` with DIR unset must not quietly mean the default store, nor
+            # `--project "$ID"` a run without the project.
+            raise UsageError(f"{option.flags[0]} is empty: give a value, or leave the option out")
     if command.gradient and (values.get("api_key") or values.get("options_file") or values.get("create_options_file")):
         from secretstore.cli import gradient
 

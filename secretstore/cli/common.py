@@ -13,6 +13,8 @@ from secretstore.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from typing import BinaryIO
+
     from secretstore.cli.spec import Args
     from secretstore.context import Context
     from secretstore.identity import Identity
@@ -91,20 +93,37 @@ def identity_for_read() -> Identity:
     return identity
 
 
-def read_bytes(path: str | None, what: str) -> tuple[bytes, str]:
-    """(bytes, source) of the file at ``path``, or of stdin for None or '-'."""
+# The most any input file (an import, a template, an env file) may hold: the largest scope file.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def read_bytes(path: str | None, what: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, str]:
+    """(bytes, source) of the file at ``path``, or of stdin for None or '-'.
+
+    At most ``max_bytes + 1`` bytes are read: more is a usage error, so
+    ``/dev/zero`` or an endless pipe ends the command instead of filling memory.
+    """
     if path is None or path == "-":
-        return sys.stdin.buffer.read(), "stdin"
+        return _bounded(sys.stdin.buffer, "stdin", what, max_bytes), "stdin"
     try:
         with open(path, "rb") as handle:
-            return handle.read(), path
+            return _bounded(handle, path, what, max_bytes), path
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def read_text(path: str | None, what: str) -> tuple[str, str]:
+def _bounded(handle: BinaryIO, source: str, what: str, max_bytes: int) -> bytes:
+    from secretstore.limits import size_text
+
+    data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UsageError(f"{what} from {source} is larger than {size_text(max_bytes)}; refusing to read more")
+    return data
+
+
+def read_text(path: str | None, what: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[str, str]:
     """(text, source) of the file at ``path``, or of stdin for None or '-'."""
-    raw, source = read_bytes(path, what)
+    raw, source = read_bytes(path, what, max_bytes)
     try:
         return raw.decode("utf-8"), source
     except UnicodeDecodeError:

@@ -58,7 +58,7 @@ def rollback_command(args: Args) -> None:
     store = store_of(args)
     scope = scope_of(args, store)
     name = resolve_name(args.get("name"))
-    number = version_number(str(args.get("to") or ""))
+    number = version_number(str(args.get("to") or ""), "--to")
     secrets.rollback(store, scope, name, number, identity_for_read())
     print_lines([f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"])
 
@@ -133,6 +133,15 @@ def _names(row: Mapping[str, object]) -> list[str]:
 
 
 def _is_time_prefix(text: str) -> bool:
+    """A date, or a date and time to the hour, minute or second, that exists (no month 13)."""
     import re
+    from datetime import datetime
 
-    return re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is not None
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is None:
+        return False
+    bare = text.rstrip("Z")
+    try:
+        datetime.strptime(bare + "T00:00:00"[len(bare) - 10 :], "%Y-%m-%dT%H:%M:%S")  # the parts not given: 0
+    except ValueError:
+        return False
+    return True

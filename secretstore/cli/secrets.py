@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.store import Scope, Store
 
 PROMPT_ATTEMPTS = 3
+# A value is at most 64 KiB (rules.MAX_VALUE_BYTES): reading twice that lets check_value say by how much.
+_VALUE_READ_BYTES = 128 * 1024
 
 
 def _decode(raw: bytes, source: str) -> str:
@@ -46,7 +48,7 @@ def _decode(raw: bytes, source: str) -> str:
 
 
 def _from_stdin() -> str:
-    raw, source = read_bytes(None, "value")
+    raw, source = read_bytes(None, "value", _VALUE_READ_BYTES)
     text = strip_one_newline(_decode(raw, source))
     if not text:
         raise UsageError("secret value from stdin is empty")
@@ -55,7 +57,7 @@ def _from_stdin() -> str:
 
 def _from_file(path: str) -> str:
     """A file's bytes exactly: a PEM or OpenSSH key keeps its trailing newline."""
-    raw, source = read_bytes(path, "value file")
+    raw, source = read_bytes(path, "value file", _VALUE_READ_BYTES)
     text = _decode(raw, source)
     if not text:
         raise UsageError(f"secret value from {source} is empty")
@@ -186,10 +188,10 @@ def delete_command(args: Args) -> None:
         notice(f"'secretstore undelete {_scope_words(scope)} --name {name}' brings it back while its history lasts")
 
 
-def version_number(text: str) -> int:
+def version_number(text: str, option: str = "--version") -> int:
     """--version K / --to K: 0 is the current value, 1 the one before it, and so on."""
     if not (text.isascii() and text.isdigit()):
-        raise UsageError(f"--version takes a number (0: the current value, 1: the one before): not {text!r}")
+        raise UsageError(f"{option} takes a number (0: the current value, 1: the one before): not {text!r}")
     return int(text)
 
 

@@ -42,11 +42,14 @@ def read_env_file(path: str) -> list[tuple[str, str]]:
     from secretstore.errors import UsageError
     from secretstore.formats import parse_dotenv
 
+    limit = 64 * 1024 * 1024  # as any input file (cli.common.MAX_INPUT_BYTES): /dev/zero ends, not hangs
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise UsageError(f"env file from {path} is larger than 64 MiB; refusing to read more")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
