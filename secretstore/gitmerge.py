@@ -455,6 +455,16 @@ def scope_of_relpath(relpath: str) -> Scope | None:
     return Scope(entity, filename[: -len(".toml")])
 
 
+def _read_side(temp: str, path: str, side: str) -> bytes | None:
+    """One of git's temp files for ``path``; a refusal names ``path`` and the side, not the temp file."""
+    try:
+        return fsio.read_file(temp)
+    except SecretStoreError as exc:
+        exc.message = exc.message.replace(temp, f"{path} ({side})")
+        exc.args = (exc.message,)
+        raise
+
+
 def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Identity) -> None:
     """The git merge driver: merge into ``ours`` (git's %A) or raise.
 
@@ -468,9 +478,9 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
         raise MergeConflictError(f"{path} is not a secretstore file; the merge driver leaves it alone")
     store_root = os.path.abspath(path[: len(path) - len(relpath)] or ".")
     store = Store(store_root)
-    base_bytes = fsio.read_file(base) or b""
-    our_bytes = fsio.read_file(ours)
-    their_bytes = fsio.read_file(theirs)
+    base_bytes = _read_side(base, path, "the common ancestor") or b""
+    our_bytes = _read_side(ours, path, "ours")
+    their_bytes = _read_side(theirs, path, "theirs")
     if our_bytes is None or their_bytes is None:
         raise SecretStoreError(f"{path}: git gave the merge driver a missing file")
     if not base_bytes.strip():  # added on both sides: no common ancestor

@@ -104,6 +104,19 @@ def test_crafted_file_is_refused_by_the_merge_driver(team_file: Path, cli_run, t
     assert ours.read_bytes() == good  # nothing written
 
 
+def test_an_oversized_side_is_named_as_the_file_not_gits_temp_file(team_file: Path, cli_run, tmp_path: Path) -> None:
+    good = team_file.read_bytes()
+    ours, base, theirs = (tmp_path / name for name in (".merge_file_ours", ".merge_file_base", ".merge_file_theirs"))
+    base.write_bytes(good)
+    ours.write_bytes(good)
+    with theirs.open("wb") as handle:
+        handle.write(good + b"# " + b"A" * 70_000_000 + b"\n")
+    done = cli_run("git", "merge-driver", str(base), str(ours), str(theirs), "team.toml", timeout=120)
+    one_line_error(done, "team.toml (theirs) is larger than 64 MiB", "")
+    assert ".merge_file" not in done.stderr.decode()
+    assert ours.read_bytes() == good
+
+
 def test_a_70_mb_scope_file_is_refused_without_reading_it(team_file: Path, cli_run) -> None:
     with team_file.open("ab") as handle:  # a 70 MB "value" appended to a valid file
         handle.write(b'# ' + b"A" * 70_000_000 + b"\n")
