@@ -1188,7 +1188,7 @@ def _parse_v3(
     _number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
     if (entity == "team") != (scope_id is None) or (scope_id is not None and not is_valid_id(scope_id)):
         return None
-    # Base64 need not be canonical here, as in version 2: the signature covers the text itself,
+    # Base64 need not be canonical here, unlike version 2: the signature covers the text itself,
     # so no two different files share one. Strict decoding still refuses anything but base64.
     a2b = _a2b_strict
     try:
