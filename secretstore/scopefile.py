@@ -780,7 +780,8 @@ def _entry_re() -> re.Pattern[str]:
 def _history_re() -> re.Pattern[str]:
     return re.compile(
         r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
-        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
+        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64_CANONICAL})"\n'
+        rf'ciphertext = "({_B64_CANONICAL})"\n'
     )
 
 
@@ -1099,16 +1100,27 @@ class HistoryChunk:
         return versions
 
 
+# Canonical base64 (FORMAT.md "Conventions"): whole quanta, or a last one whose padding bits are 0.
+_B64_CANONICAL = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?"
+_V3_ENTRY = (
+    r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]{0,254})\]\n"
+    rf'updated = "({_TIMESTAMP})"\n'
+    rf'(?:writer = "({_KEY})"\n)?'
+    rf'(?:nonce = "({_B64_CANONICAL})"\nciphertext = "({_B64_CANONICAL})"\n|deleted = true\n)'
+    r"(rotate = true\n)?"
+    rf'(?:history_bytes = ([1-9][0-9]{{0,12}})\nhistory_digest = "({_B64_CANONICAL})"\n)?'
+)
+
+
 @functools.cache
 def _v3_entry_re() -> re.Pattern[str]:
-    return re.compile(
-        r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]\n"
-        rf'updated = "({_TIMESTAMP})"\n'
-        rf'(?:writer = "({_KEY})"\n)?'
-        rf'(?:nonce = "({_B64})"\nciphertext = "({_B64})"\n|deleted = true\n)'
-        r"(rotate = true\n)?"
-        rf'(?:history_bytes = ([1-9][0-9]{{0,12}})\nhistory_digest = "({_B64})"\n)?'
-    )
+    return re.compile(_V3_ENTRY)
+
+
+@functools.cache
+def _v3_entries_re() -> re.Pattern[str]:
+    """Every entry of a body, exactly as writers lay them out, checked in one C-level match."""
+    return re.compile(f"(?:{re.sub(r'[(](?![?])', '(?:', _V3_ENTRY)})+")
 
 
 @functools.cache
@@ -1188,9 +1200,7 @@ def _parse_v3(
     _number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
     if (entity == "team") != (scope_id is None) or (scope_id is not None and not is_valid_id(scope_id)):
         return None
-    # Base64 need not be canonical here, unlike version 2: the signature covers the text itself,
-    # so no two different files share one. Strict decoding still refuses anything but base64.
-    a2b = _a2b_strict
+    a2b = _a2b_canonical  # the head and the recipients; entries are canonical by their pattern
     try:
         counter = int(counter_text)
         signature = a2b(signature_text)
@@ -1229,19 +1239,22 @@ def _parse_v3(
         if text.startswith("\n[secrets]\n", pos):
             pos += len("\n[secrets]\n")
         elif listing is not None:
-            # One C-level scan: the bytes are only used once their signature verifies, and a
-            # writer's body holds "\n[secrets." nowhere but at its entries (counted, to be sure).
+            # Two C-level scans, no object per entry: the first checks the exact layout of every
+            # entry (as the loop below does, one match each), the second takes their fields.
+            if _v3_entries_re().fullmatch(text, pos) is None:
+                return None
             rows = _v3_listing_re().findall(text, pos)
             if not rows or len(rows) != text.count("\n[secrets.", pos):
                 return None
             names = [row[0] for row in rows]
-            if names != sorted(set(names)):
+            if names != sorted(set(names)) or not all(is_valid_public_text(key) for key in {row[2] for row in rows} - {""}):
                 return None
             listing += [(name, updated, writer or None, nonce, ciphertext, bool(rotate))
                         for name, updated, writer, nonce, ciphertext, deleted, rotate in rows if not deleted]
             pos = len(text)
         else:
             nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
+            decode = _a2b_strict  # canonical already: the entry pattern admits no other base64
             match_entry = _v3_entry_re().match
             writers: set[str] = set()
             previous = ""
@@ -1252,7 +1265,7 @@ def _parse_v3(
                 previous = name
                 chunk = None
                 if length_text is not None:
-                    digest = a2b(digest_text)
+                    digest = decode(digest_text)
                     if len(digest) != crypto.MAC_BYTES:
                         return None
                     chunk = HistoryChunk(consistent_region, offset, int(length_text), digest, name)
@@ -1264,8 +1277,8 @@ def _parse_v3(
                         return None
                     entries[name] = Entry(None, updated, (), writer, rotate is not None, chunk, found[0])
                 else:
-                    nonce = a2b(nonce_text)
-                    ciphertext = a2b(ciphertext_text)
+                    nonce = decode(nonce_text)
+                    ciphertext = decode(ciphertext_text)
                     if len(nonce) != nonce_bytes or len(ciphertext) <= tag_bytes:
                         return None
                     current = Version(updated, nonce, ciphertext, writer)

@@ -406,8 +406,17 @@ class Store:
         return data
 
     def parse(self, scope: Scope, data: bytes, *, body_only: bool = False) -> ScopeFile:
-        """Parse the bytes of ``scope``'s file, refusing a file that holds another scope."""
-        file = scopefile.parse(data, scope.relpath, body_only=body_only)
+        """Parse the bytes of ``scope``'s file, refusing a file that holds another scope.
+
+        ``body_only``: ``data`` is what ``read_current`` gave; a file it cannot read is
+        read again whole, so the error is the whole file's (not one about a cut-off part).
+        """
+        try:
+            file = scopefile.parse(data, scope.relpath, body_only=body_only)
+        except SecretStoreError:
+            if not body_only:
+                raise
+            file = scopefile.parse(self.read_bytes(scope) or b"", scope.relpath)
         if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
             raise StoreFormatError(
                 f"{scope.relpath}: file holds {scopefile.describe(file.entity, file.scope_id)} "
