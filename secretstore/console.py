@@ -190,11 +190,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     Every cell is escaped first, so widths count what the terminal shows.
     """
     header = [escape(cell) for cell in header]
-    rows = [[escape(cell) for cell in row] for row in rows]
+    rows = [[cell if cell.isprintable() else escape(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
-
-    def line(cells: Sequence[str]) -> str:
-        return "|" + "|".join(f" {cell:<{w}} " for cell, w in zip(cells, widths, strict=True)) + "|"
-
-    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
+    line = ("| " + " | ".join(f"{{:<{width}}}" for width in widths) + " |").format  # one format per table
+    return "\n".join([rule, line(*header), rule, *(line(*row) for row in rows), rule])

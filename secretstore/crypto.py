@@ -46,6 +46,8 @@ _MAC_KEY_PERSON = b"sstore-mackey-v1"
 _SNAPSHOT_KEY_PERSON = b"sstore-snapkey-1"
 _SNAPSHOT_DIGEST_PERSON = b"sstore-snapfile1"
 _SIGNING_SEED_PERSON = b"sstore-signkey-1"
+_FILE_BODY_PERSON = b"sstore-filebody3"  # version 3: the signed bytes of a scope file
+_HISTORY_PERSON = b"sstore-history-3"  # version 3: one name's earlier versions
 SIGNATURE_BYTES = int(_lib.crypto_sign_bytes())  # 64
 SIGN_SECRET_BYTES = int(_lib.crypto_sign_secretkeybytes())  # 64: seed || public key
 
@@ -215,6 +217,16 @@ def verify_signature(signature: bytes, message: bytes, sign_public: bytes) -> bo
 def is_valid_sign_public(sign_public: bytes) -> bool:
     """An Ed25519 public key on the main subgroup, not of small order (libsodium's check)."""
     return len(sign_public) == KEY_BYTES and bool(_lib.crypto_core_ed25519_is_valid_point(sign_public))
+
+
+def body_digest(data: bytes) -> bytes:
+    """BLAKE2b-256 of a version-3 scope file's signed bytes (FORMAT.md, "File MAC and signature")."""
+    return _blake2b(data, MAC_BYTES, person=_FILE_BODY_PERSON)
+
+
+def history_digest(data: bytes) -> bytes:
+    """BLAKE2b-256 of one name's history in a version-3 scope file."""
+    return _blake2b(data, MAC_BYTES, person=_HISTORY_PERSON)
 
 
 def snapshot_key(secret_key: bytes) -> bytes:

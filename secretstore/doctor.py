@@ -20,6 +20,7 @@ from secretstore.errors import NotRecipientError, SecretStoreError, UnmergedErro
 from secretstore.keys import PublicKey
 from secretstore.recipients import Roster
 from secretstore.records import Record
+from secretstore.scopefile import ScopeFile
 from secretstore.store import Scope, Store
 from secretstore.trust import ENV_TRUST, ENVIRONMENT, UNVERIFIED, short, state_path
 
@@ -183,6 +184,18 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
     return findings
 
 
+def _damaged_history(file: ScopeFile) -> str | None:
+    """The first name whose earlier versions (version 3: after the entries) do not match the
+    length and digest its signed entry records; readers of current values never look there."""
+    for entry in file.entries.values():
+        if entry.chunk is not None:
+            try:
+                entry.chunk.raw()
+            except SecretStoreError as exc:
+                return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+    return None
+
+
 def _scope_findings(
     store: Store,
     scope: Scope,
@@ -204,6 +217,9 @@ def _scope_findings(
         refused(str(scope), exc)
         return findings
     seen = store.trust(me).state.counters.get(scope.relpath, 0)
+    damaged = _damaged_history(file)
+    if damaged:
+        findings.append(Finding(ERROR, damaged))
     if not file.signed:
         findings.append(Finding(ERROR, f"{scope}: not signed (written by secretstore 0.1): its writer is "
                                        "unverified; run 'secretstore upgrade'"))

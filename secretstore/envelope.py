@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from secretstore import crypto, limits, scopefile
 from secretstore.errors import TamperedError
-from secretstore.scopefile import FORMAT, Entry, ScopeFile, SealedKey
+from secretstore.scopefile import FORMAT_V2, FORMAT_V3, Entry, ScopeFile, SealedKey
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -44,9 +44,34 @@ def unwrap(file: ScopeFile, identity: Identity, where: str) -> crypto.FileKeys |
     return None if data_key is None else crypto.FileKeys(data_key)
 
 
+def mac_input(file: ScopeFile) -> bytes:
+    """What the file MAC covers: every field framed (versions 1, 2), or the digest of the signed bytes (3)."""
+    if file.version == FORMAT_V3:
+        return _V3_MAC_LABEL + len(file.digest).to_bytes(4, "big") + file.digest
+    return scopefile.mac_input(file)
+
+
+def signed_input(file: ScopeFile, body: bytes) -> bytes:
+    """What the signer signs: a domain label, the MAC's input and the MAC itself."""
+    if file.version == FORMAT_V3:
+        return b"".join([
+            _V3_SIGNATURE_LABEL, len(file.digest).to_bytes(4, "big"), file.digest,
+            len(file.mac).to_bytes(4, "big"), file.mac,
+        ])
+    return scopefile.signed_input(file, body)
+
+
+def _label(*parts: bytes) -> bytes:
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+_V3_MAC_LABEL = _label(b"secretstore file", FORMAT_V3.encode())
+_V3_SIGNATURE_LABEL = _label(b"secretstore signature", FORMAT_V3.encode())
+
+
 def verify_mac(file: ScopeFile, keys: crypto.FileKeys, where: str, body: bytes | None = None) -> None:
     """TamperedError unless the MAC is the data key holder's over every field."""
-    if not crypto.mac_matches(keys, scopefile.mac_input(file) if body is None else body, file.mac):
+    if not crypto.mac_matches(keys, mac_input(file) if body is None else body, file.mac):
         raise TamperedError(
             f"{where}: file MAC does not match "
             "(entries were added, removed, reordered or edited by hand, or a merge went wrong)"
@@ -56,13 +81,15 @@ def verify_mac(file: ScopeFile, keys: crypto.FileKeys, where: str, body: bytes |
 def check_signature(file: ScopeFile, where: str) -> bytes:
     """TamperedError unless ``file.signer`` signed exactly this file; returns ``mac_input`` for reuse.
 
-    Only for format-2 files: a version-1 file has no signature (trust.py decides about it).
+    Only for signed files (versions 2 and 3): a version-1 file has no signature
+    (trust.py decides about it). For version 3 "this file" is its entries, not
+    their history, which each entry binds by digest (``HistoryChunk``).
     """
     from secretstore.keys import PublicKey
 
-    body = scopefile.mac_input(file)
+    body = mac_input(file)
     signer = PublicKey.decode(file.signer)  # parse checked it is a valid ssk2 key
-    if not signer.verify(file.signature, scopefile.signed_input(file, body)):
+    if not signer.verify(file.signature, signed_input(file, body)):
         raise TamperedError(
             f"{where}: the signature does not match the file "
             "(edited after it was signed, or forged)"
@@ -80,7 +107,22 @@ def seal(
     warn: Callable[[str], None] | None = None,
     max_bytes: int | None = None,
 ) -> bytes:
-    """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (format 2).
+    """``seal_parts`` joined."""
+    return b"".join(seal_parts(file, keys, writer, store_id=store_id, counter=counter, warn=warn, max_bytes=max_bytes))
+
+
+def seal_parts(
+    file: ScopeFile,
+    keys: crypto.FileKeys,
+    writer: Identity,
+    *,
+    store_id: str,
+    counter: int,
+    warn: Callable[[str], None] | None = None,
+    max_bytes: int | None = None,
+) -> list[bytes | memoryview]:
+    """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (version 3;
+    version 2 for scripts/gen-vectors' cases of it, ``scopefile.WRITE_FORMAT``).
 
     Never a file a reader would refuse as too large (``limits``): over
     ``max_bytes`` (default: the reading cap), the oldest earlier versions are dropped, every name keeping
@@ -89,21 +131,21 @@ def seal(
     raises ``LimitError`` and nothing is written.
     """
     file.entries = dict(sorted(file.entries.items()))
-    file.version = FORMAT
+    file.version = scopefile.WRITE_FORMAT
     file.store_id = store_id
     file.counter = counter
     file.signer = writer.public_text
     data = _signed_bytes(file, keys, writer)
     if max_bytes is None:
         max_bytes = limits.MAX_SCOPE_FILE_BYTES
-    if len(data) <= max_bytes:
+    if _size(data) <= max_bytes:
         return data
     where = f"{scopefile.describe(file.entity, file.scope_id)}"
     deepest = max((len(entry.history) for entry in file.entries.values()), default=0)
     for keep in range(deepest - 1, -1, -1):
         file.entries = {name: _trimmed(entry, keep) for name, entry in file.entries.items()}
         data = _signed_bytes(file, keys, writer)
-        if len(data) <= max_bytes:
+        if _size(data) <= max_bytes:
             if warn is not None:
                 warn(f"{where} would be larger than {limits.size_text(max_bytes)}, the most a reader accepts: "
                      f"kept {keep} earlier version(s) per name (a deleted name keeps its last), "
@@ -112,17 +154,30 @@ def seal(
     from secretstore.errors import LimitError
 
     raise LimitError(
-        f"{where} would be {len(data) / (1 << 20):.1f} MiB, over the {limits.size_text(max_bytes)} a reader "
+        f"{where} would be {_size(data) / (1 << 20):.1f} MiB, over the {limits.size_text(max_bytes)} a reader "
         "accepts, even without earlier versions: nothing was written",
         hint="move some secrets to another project or cluster scope, or store large files elsewhere",
     )
 
 
-def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> bytes:
+def _size(parts: list[bytes | memoryview]) -> int:
+    return sum(len(part) for part in parts)
+
+
+def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> list[bytes | memoryview]:
+    if file.version == FORMAT_V3:
+
+        def sign(digest: bytes) -> tuple[bytes, bytes]:
+            file.digest = digest
+            file.mac = crypto.compute_mac(keys, mac_input(file))
+            return file.mac, writer.sign(signed_input(file, b""))
+
+        return scopefile.serialize_v3_parts(file, sign)
+    assert file.version == FORMAT_V2
     body = scopefile.mac_input(file)
     file.mac = crypto.compute_mac(keys, body)
     file.signature = writer.sign(scopefile.signed_input(file, body))
-    return scopefile.serialize(file)
+    return [scopefile.serialize(file)]
 
 
 def _trimmed(entry: Entry, keep: int) -> Entry:

@@ -71,7 +71,7 @@ def is_stale_scope_temp(filename: str) -> bool:
     return filename.startswith(".") and f".toml{TEMP_MARKER}" in filename
 
 
-def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool = True) -> None:
+def atomic_write(path: str, data: Data, mode: int = FILE_MODE, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, and no plaintext.
 
     The bytes go to an unnamed file in the same directory (``O_TMPFILE``, where
@@ -82,7 +82,8 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
     removes it (``remove_leftover_temps``). Where there is no ``O_TMPFILE``, a
     named temp file is written and renamed as before. ``durable=False`` skips
     both fsyncs: for a cache, where losing the new file in a power cut costs
-    nothing but a rebuild.
+    nothing but a rebuild. ``data`` may be a list of parts, written one after the
+    other (a scope file's history is not copied to be written).
     """
     directory = os.path.dirname(path) or "."
     ensure_dir(directory)
@@ -98,13 +99,17 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE, *, durable: bool
         fsync_dir(directory)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+Data = bytes | list[bytes | memoryview]  # the bytes, or the parts that make them
 
 
-def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -> bool:
+def _write_all(fd: int, data: Data) -> None:
+    for part in data if isinstance(data, list) else [data]:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _write_anonymous_then_link(fd: int, path: str, data: Data, durable: bool) -> bool:
     """Write ``data`` to the unnamed file ``fd`` and put it at ``path``; False if it cannot be linked.
 
     Linking through ``/proc/self/fd`` can be refused where ``/proc`` is
@@ -151,7 +156,7 @@ def _write_anonymous_then_link(fd: int, path: str, data: bytes, durable: bool) -
         os.close(fd)
 
 
-def _write_named_then_rename(path: str, data: bytes, mode: int, durable: bool) -> None:
+def _write_named_then_rename(path: str, data: Data, mode: int, durable: bool) -> None:
     tmp = temp_path_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -484,7 +489,8 @@ def read_private_file(path: str) -> bytes | None:
 
 
 def read_store_file(
-    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, prefix: int | None = None
+    root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, prefix: int | None = None,
+    until: bytes | None = None,
 ) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
@@ -496,6 +502,9 @@ def read_store_file(
     the file was read through. Nothing is checked when the file does not exist.
     With ``prefix``, only the file's first ``prefix`` bytes are read (exec's
     snapshot check needs only a scope file's head), after the same checks.
+    With ``until``, reading stops at the first occurrence of those bytes (not
+    included): a version-3 scope file's current entries end where its history
+    begins, and a reader of current values needs nothing after them.
     """
     *subdirs, filename = relpath.split("/")
     path = root
@@ -517,7 +526,7 @@ def read_store_file(
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened, max_bytes, prefix)
+        return _read_regular(fd, path, opened, max_bytes, prefix, until)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -531,8 +540,22 @@ def _open_error(path: str, exc: OSError) -> SecretStoreError:
     return SecretStoreError(f"cannot read {path}: {exc.strerror}")
 
 
+def _find_in_last(chunks: list[bytes], marker: bytes) -> int | None:
+    """Where ``marker`` first occurs relative to the start of the last chunk (negative: it
+    starts in the chunk before), given it occurs in no earlier chunk; else None."""
+    chunk = chunks[-1]
+    if len(chunks) > 1:  # the marker may straddle the two last chunks
+        before = chunks[-2][1 - len(marker):]
+        found = (before + chunk[: len(marker) - 1]).find(marker)
+        if found >= 0:
+            return found - len(before)
+    found = chunk.find(marker)
+    return None if found < 0 else found
+
+
 def _read_regular(
-    fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int, prefix: int | None = None
+    fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int, prefix: int | None = None,
+    until: bytes | None = None,
 ) -> bytes:
     """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
 
@@ -551,11 +574,27 @@ def _read_regular(
         if status.st_size > max_bytes:
             raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
-        chunks = []
-        left = max_bytes + 1 if prefix is None else min(prefix, max_bytes + 1)
+        if prefix is None and until is None:  # the whole file, in one read (one allocation) when it can
+            first = os.read(fd, status.st_size + 1)
+            if len(first) <= status.st_size:
+                rest = os.read(fd, max_bytes + 1 - len(first)) if len(first) == status.st_size else b""
+                data = first + rest if rest else first
+                limits.check_size(data, path, max_bytes)  # the file grew after fstat
+                return data
+            chunks = [first]
+            left = max_bytes + 1 - len(first)
+        else:
+            chunks = []
+            left = max_bytes + 1 if prefix is None else min(prefix, max_bytes + 1)
+        seen = 0  # bytes before the last chunk, for ``until``
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             chunks.append(chunk)
             left -= len(chunk)
+            if until is not None:
+                at = _find_in_last(chunks, until)
+                if at is not None:
+                    return b"".join(chunks)[: seen + at]
+                seen += len(chunk)
         data = b"".join(chunks)
         if prefix is None:
             limits.check_size(data, path, max_bytes)  # the file grew after fstat

@@ -100,7 +100,7 @@ def load_layers(
     snapshots: Snapshots | None = None
     for scope in context.scopes():
         # With the cache on, only the head is read first: a snapshot of it needs no more.
-        data = store.read_bytes(scope) if snapshot_dir is None else store.read_head(scope)
+        data = store.read_current(scope) if snapshot_dir is None else store.read_head(scope)
         if data is None:
             if scope.scope_id is not None:
                 source = context.project_source if scope.entity == "project" else context.cluster_source
@@ -117,7 +117,8 @@ def load_layers(
 
                 snapshots = Snapshots(snapshot_dir, identity, store.root)
         try:
-            values = store.read_values(scope, data, identity, snapshots, head_only=snapshot_dir is not None)
+            values = store.read_values(scope, data, identity, snapshots, head_only=snapshot_dir is not None,
+                                       body_only=snapshot_dir is None)
         except NotRecipientError:
             if strict:
                 raise
@@ -165,10 +166,10 @@ def read_value(store: Store, scope: Scope, name: str, directory: str | None) -> 
             if name not in values:
                 raise NotFoundError(f"no {scope} secret {name!r}")
             return values[name]
-    data = store.read_bytes(scope)
+    data = store.read_current(scope)
     if data is None:
         raise NotFoundError(f"no {scope} secret {name!r}")
-    file = store.parse(scope, data)
+    file = store.parse(scope, data, body_only=True)
     entry = file.entries.get(name)
     if entry is None or entry.current is None:
         raise NotFoundError(f"no {scope} secret {name!r}")

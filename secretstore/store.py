@@ -391,9 +391,32 @@ class Store:
         self._before_reading(scope.relpath)
         return fsio.read_store_file(self.root, scope.relpath)
 
-    def parse(self, scope: Scope, data: bytes) -> ScopeFile:
-        """Parse the bytes of ``scope``'s file, refusing a file that holds another scope."""
-        file = scopefile.parse(data, scope.relpath)
+    def read_current(self, scope: Scope) -> bytes | None:
+        """A scope file's bytes up to its history (a version-3 file; others whole), or None.
+
+        For readers of current values (list, get, exec, export): a version-3
+        file's history can be most of it, and they never use it. Parse the
+        result with ``parse(..., body_only=True)``.
+        """
+        self._refuse_symlinked_dir(scope)
+        self._before_reading(scope.relpath)
+        data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END)
+        if data is not None and not data.startswith(scopefile.V3_START):
+            data = fsio.read_store_file(self.root, scope.relpath)  # versions 1, 2: history is inline
+        return data
+
+    def parse(self, scope: Scope, data: bytes, *, body_only: bool = False) -> ScopeFile:
+        """Parse the bytes of ``scope``'s file, refusing a file that holds another scope.
+
+        ``body_only``: ``data`` is what ``read_current`` gave; a file it cannot read is
+        read again whole, so the error is the whole file's (not one about a cut-off part).
+        """
+        try:
+            file = scopefile.parse(data, scope.relpath, body_only=body_only)
+        except SecretStoreError:
+            if not body_only:
+                raise
+            file = scopefile.parse(self.read_bytes(scope) or b"", scope.relpath)
         if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
             raise StoreFormatError(
                 f"{scope.relpath}: file holds {scopefile.describe(file.entity, file.scope_id)} "
@@ -438,9 +461,15 @@ class Store:
 
     def listing(self, scope: Scope, me: PublicKey | None = None) -> Listing:
         """(name, updated, writer, rotate needed) of each live secret, sorted; verified as ``list``."""
-        file = self.load(scope)
-        if file is None:
+        data = self.read_current(scope)
+        if data is None:
             return []
+        quick = self._quick(scope, data)  # version 3: no value decoded
+        if quick is not None:
+            file, rows = quick
+            self.verify(scope, file, caller_public_key() if me is None else me)
+            return [(name, updated, writer, rotate) for name, updated, writer, _n, _c, rotate in rows]
+        file = self.parse(scope, data, body_only=True)
         self.verify(scope, file, caller_public_key() if me is None else me)
         found = []
         for name in sorted(file.live_names()):
@@ -503,26 +532,47 @@ class Store:
             trust.check_unsigned(scope.relpath)
         return values
 
+    @staticmethod
+    def _quick(scope: Scope, data: bytes) -> tuple[ScopeFile, scopefile.Rows] | None:
+        quick = scopefile.parse_quick(data, scope.relpath)
+        if quick is None or (quick[0].entity, quick[0].scope_id) != (scope.entity, scope.scope_id):
+            return None  # the full parse says why
+        return quick
+
+    def _values_quick(self, scope: Scope, data: bytes, identity: Identity) -> dict[str, str] | None:
+        """Every live value of a version-3 file read the quick way (``parse_quick``), verified
+        exactly as ``unlock_file`` verifies, before any value is decoded; None: read it in full."""
+        quick = self._quick(scope, data)
+        if quick is None:
+            return None
+        file, rows = quick
+        unlocked = self.unlock_file(scope, file, identity)  # signature, trust, stanza, MAC
+        return scopefile.decrypt_rows(file, unlocked.keys, rows, scope.relpath)
+
     def read_values(
         self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots | None = None, *,
-        save: bool = True, file: ScopeFile | None = None, head_only: bool = False,
+        save: bool = True, file: ScopeFile | None = None, head_only: bool = False, body_only: bool = False,
     ) -> dict[str, str]:
         """Every live value of ``scope`` from its file's ``data``, through exec's snapshot when one opens.
 
         A miss reads the file in full (``file``: ``data`` already parsed) and,
         with ``save``, keeps a new snapshot. With ``head_only``, ``data`` is
-        what ``read_head`` gave, and a miss reads the whole file again.
+        what ``read_head`` gave, and a miss reads the file again (``read_current``);
+        ``body_only``: ``data`` is what ``read_current`` gave.
         """
         if snapshots is not None:
             values = self.from_snapshot(scope, data, identity, snapshots)
             if values is not None:
                 return values
         if head_only and len(data) >= scopefile.HEAD_BYTES:  # a shorter read was the whole file
-            whole = self.read_bytes(scope)
+            whole = self.read_current(scope)
             if whole is None:
                 raise NotFoundError(f"{scope.relpath} was removed while it was read; run the command again")
-            data, file = whole, None
-        values = self.unlock_file(scope, file or self.parse(scope, data), identity).values()
+            data, file, body_only = whole, None, True
+        quick = None if file is not None else self._values_quick(scope, data, identity)
+        values = quick if quick is not None else self.unlock_file(
+            scope, file or self.parse(scope, data, body_only=body_only), identity
+        ).values()
         if snapshots is not None and save:
             head = scopefile.head_of(data)
             if head is not None:
@@ -635,8 +685,8 @@ class Store:
         file = unlocked.file
         store_id = file.store_id or self._store_id_for_new_file(identity)
         counter = trust.next_counter(relpath, file.counter)
-        data = envelope.seal(file, unlocked.keys, identity, store_id=store_id, counter=counter, warn=_warning)
-        fsio.atomic_write(self.path(unlocked.scope), data)
+        parts = envelope.seal_parts(file, unlocked.keys, identity, store_id=store_id, counter=counter, warn=_warning)
+        fsio.atomic_write(self.path(unlocked.scope), parts)  # history carried over is written, not copied
         trust.wrote(relpath, store_id, counter)
 
     def set(self, scope: Scope, name: str, value: str, identity: Identity) -> bool:

@@ -10,7 +10,9 @@ the library's writer and its reader (a framing slip, a wrong
 personalisation) makes the test vectors fail here.
 
 Every refusal raises ``Refused`` with one of the outcomes a vector's
-``expect:`` header names (``REASONS``).
+``expect:`` header names (``REASONS``), or, for the earlier versions of a
+name in a version-3 file (``earlier_versions``), ``HISTORY_DAMAGED``: that
+refuses the history only, the file's current values stay usable.
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ WRONG_PASSPHRASE = "wrong passphrase"
 KEY_MISMATCH = "key mismatch"
 # snapshots: not a refusal, the reader reads the scope file in full instead
 MISS = "miss"
+# version 3: a name's earlier versions do not match what its (signed) entry says; its
+# history is refused, not the file (FORMAT.md "Scope file, version 3", "Reading")
+HISTORY_DAMAGED = "history damaged"
 
 REASONS = (
     UNMERGED, PARSE_ERROR, UNSUPPORTED, SIGNATURE_FAILURE, UNTRUSTED, ROLLBACK, UNSIGNED,
-    NOT_A_RECIPIENT, DECRYPT_FAILURE, MAC_FAILURE, WRONG_PASSPHRASE, KEY_MISMATCH,
+    NOT_A_RECIPIENT, DECRYPT_FAILURE, MAC_FAILURE, WRONG_PASSPHRASE, KEY_MISMATCH, HISTORY_DAMAGED,
 )
 
 
@@ -573,15 +578,17 @@ def vouched(roster: Roster, reader: Reader) -> tuple[set[str], dict[str, set[str
 
 
 def _holds_signed_files(reader: Reader, but: str) -> bool:
-    """Whether the store holds a signed file (other than ``but``): its format is a version 2."""
+    """Whether the store holds a signed file (other than ``but``): its format is a version 2 or 3."""
     for path, data in reader.store_files.items():
         if path == but:
             continue
+        if data.startswith(V3_FIRST_LINE):  # a version-3 file (its history need not be TOML)
+            return True
         try:
             document = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, RecursionError):
             continue
-        if document.get("format") in ("secretstore/v2", ROSTER_V2):
+        if document.get("format") in ("secretstore/v2", "secretstore/v3", ROSTER_V2):
             return True
     return False
 
@@ -630,8 +637,15 @@ def writers(reader: Reader) -> tuple[set[str], dict[str, set[str]]]:
 
 # --- Scope file -----------------------------------------------------------------------
 
+FORMAT_V3 = "secretstore/v3"
 FORMAT_V2 = "secretstore/v2"
 FORMAT_V1 = "secretstore/v1"
+SIGNED_FORMATS = (FORMAT_V2, FORMAT_V3)
+# FORMAT.md "Scope file, version 3", "Layout": a writer's file starts with this line.
+V3_FIRST_LINE = b'format = "secretstore/v3"\n'
+# "The history region (item 3) starts at the first occurrence of the bytes `\n[[secrets.`".
+HISTORY_START = b"\n[[secrets."
+MAX_HISTORY_BYTES = 10**13 - 1
 
 
 @dataclass
@@ -649,7 +663,9 @@ class Entry:
     writer: str
     rotate: bool
     current: Version | None  # None: deleted
-    history: list[Version]
+    history: list[Version]  # versions 1 and 2 (a version-3 entry's are in its chunk, read on demand)
+    history_bytes: int = 0  # version 3: the length of the name's chunk; 0: no earlier versions
+    history_digest: bytes = b""  # version 3: BLAKE2b(chunk, "sstore-history-3", 32)
 
 
 @dataclass
@@ -671,9 +687,17 @@ class ScopeFile:
     mac: bytes
     recipients: list[Stanza]
     entries: list[Entry]
+    # version 3: the whole file (its history region is read only by ``earlier_versions``),
+    # where that region starts, and BLAKE2b(signed_bytes, "sstore-filebody3", 32)
+    data: bytes = b""
+    region_start: int = 0
+    digest: bytes = b""
 
     def mac_input(self) -> bytes:
-        """FORMAT.md "File MAC and signature" (and "Version 1"): every field, framed, in document order."""
+        """FORMAT.md "File MAC and signature" (and "Version 1"): every field, framed, in document order;
+        for version 3 ("Scope file, version 3"), frame("secretstore file", "secretstore/v3", digest)."""
+        if self.version == FORMAT_V3:
+            return frame("secretstore file", FORMAT_V3, self.digest)
         v2 = self.version == FORMAT_V2
         parts: list[bytes | str] = ["secretstore file", self.version, self.entity, self.scope_id]
         if v2:
@@ -698,6 +722,12 @@ class ScopeFile:
                 parts += [old.nonce, old.ciphertext]
         return frame(*parts)
 
+    def signed_input(self) -> bytes:
+        """What the signer signed: version 2's ``signed``, or version 3's frame of the digest and the MAC."""
+        if self.version == FORMAT_V3:
+            return frame("secretstore signature", FORMAT_V3, self.digest, self.mac)
+        return frame("secretstore signature", FORMAT_V2) + self.mac_input() + frame(self.mac)
+
 
 def scope_of_path(path: str) -> tuple[str, str | None]:
     """(entity, id) a scope file at ``path`` must hold (FORMAT.md "Store layout")."""
@@ -711,17 +741,41 @@ def scope_of_path(path: str) -> tuple[str, str | None]:
 
 
 def parse_scope_file(data: bytes, path: str) -> ScopeFile:
-    """FORMAT.md "Reading", rules 1 to 5."""
+    """FORMAT.md "Reading", rules 1 to 5; a version-3 file as "Scope file, version 3" says.
+
+    A version-3 writer's file starts with its format line (``_parse_v3`` reads
+    its head and body, never its history). A document labelled version 3 that
+    does not start so is not in the layout: it is read whole here only to give
+    the first rule it breaks, which is at the latest rule 6 (**signature failure**:
+    "MUST refuse any other bytes, however equal the document").
+    """
+    if data.startswith(V3_FIRST_LINE):
+        return _parse_v3(data, path)
     document = _load_toml(data)
+    found = _format(document)
+    file = _parse_document(document, found, path)
+    if found == FORMAT_V3:
+        refuse(SIGNATURE_FAILURE, "a version-3 document in other bytes than the layout its writer signs")
+    return file
+
+
+def _format(document: dict[str, object]) -> str:
+    """Rules 3 and 4."""
     found = document.get("format")
     if not isinstance(found, str) or not found.startswith("secretstore/"):
         refuse(PARSE_ERROR, "format is missing or not secretstore/...")
-    if found not in (FORMAT_V2, FORMAT_V1):
+    if found not in (FORMAT_V3, FORMAT_V2, FORMAT_V1):
         refuse(UNSUPPORTED, f"format {found!r}: a newer secretstore may have written it")
-    v2 = found == FORMAT_V2
+    return found
+
+
+def _parse_document(document: dict[str, object], found: str, path: str) -> ScopeFile:
+    """Rule 5 for a TOML document of format ``found`` (for version 3: its head and body,
+    or, read whole, the document with its history tables)."""
+    signed = found in SIGNED_FORMATS
     # `secrets` is not marked optional in the field table: a missing one is a missing field.
     top = {"format", "entity", "mac", "recipients", "secrets"}
-    if v2:
+    if signed:
         top |= {"store", "counter", "signer", "signature"}
     _only(document, top | {"id"}, top, "the file")
     entity, scope_id = document["entity"], document.get("id")
@@ -735,7 +789,7 @@ def parse_scope_file(data: bytes, path: str) -> ScopeFile:
         refuse(PARSE_ERROR, f"{entity} {scope_id} found at {path}")
     assert isinstance(entity, str)
     store, counter, signer, signature = "", 0, "", b""
-    if v2:
+    if signed:
         if not is_store_id(document["store"]):
             refuse(PARSE_ERROR, "store")
         if not is_counter(document["counter"]):
@@ -763,7 +817,7 @@ def parse_scope_file(data: bytes, path: str) -> ScopeFile:
     secrets = document["secrets"]
     if not isinstance(secrets, dict):
         refuse(PARSE_ERROR, "secrets is not a table")
-    entries = [_parse_entry(name, raw, v2) for name, raw in secrets.items()]
+    entries = [_parse_entry(name, raw, found) for name, raw in secrets.items()]
     return ScopeFile(found, entity, str(scope_id or ""), store, counter, signer, signature, mac, recipients, entries)
 
 
@@ -779,11 +833,11 @@ def _writer(table: dict[str, object], what: str) -> str:
     return _key(table["writer"], f"{what} writer", signing=True).text
 
 
-def _version(table: object, v2: bool, what: str) -> Version:
+def _version(table: object, signed: bool, what: str) -> Version:
     if not isinstance(table, dict):
         refuse(PARSE_ERROR, f"{what} is not a table")
     fields = {"updated", "nonce", "ciphertext"}
-    _only(table, fields | ({"writer"} if v2 else set()), fields, what)
+    _only(table, fields | ({"writer"} if signed else set()), fields, what)
     ciphertext = _bytes(table["ciphertext"], None, f"{what} ciphertext")
     if len(ciphertext) <= 16:
         refuse(PARSE_ERROR, f"{what} ciphertext is too short")
@@ -791,14 +845,17 @@ def _version(table: object, v2: bool, what: str) -> Version:
                    _bytes(table["nonce"], 24, f"{what} nonce"), ciphertext)
 
 
-def _parse_entry(name: str, raw: object, v2: bool) -> Entry:
+def _parse_entry(name: str, raw: object, found: str) -> Entry:
     if not (len(name) <= 255 and name.isascii() and _NAME.fullmatch(name)):
         refuse(PARSE_ERROR, f"invalid name {name!r}")
     if not isinstance(raw, dict):
         refuse(PARSE_ERROR, f"{name} is not a table")
+    signed, v3 = found in SIGNED_FORMATS, found == FORMAT_V3
     allowed = {"updated", "nonce", "ciphertext", "deleted", "history"}
-    if v2:
+    if signed:
         allowed |= {"writer", "rotate"}
+    if v3:
+        allowed |= {"history_bytes", "history_digest"}
     _only(raw, allowed, {"updated"}, name)
     rotate = False
     if "rotate" in raw:
@@ -808,15 +865,163 @@ def _parse_entry(name: str, raw: object, v2: bool) -> Entry:
     raw_history = raw.get("history", [])
     if not isinstance(raw_history, list):
         refuse(PARSE_ERROR, f"{name}: history is not an array of tables")
-    history = [_version(item, v2, f"{name} history") for item in raw_history]
+    history = [_version(item, signed, f"{name} history") for item in raw_history]
+    # Version 3: "when the name has earlier versions, `history_bytes` and `history_digest`":
+    # the two together or neither.
+    history_bytes, history_digest = 0, b""
+    if "history_bytes" in raw or "history_digest" in raw:
+        if "history_bytes" not in raw or "history_digest" not in raw:
+            refuse(PARSE_ERROR, f"{name}: history_bytes and history_digest go together")
+        history_bytes = raw["history_bytes"]  # type: ignore[assignment]
+        if type(history_bytes) is not int or not 1 <= history_bytes <= MAX_HISTORY_BYTES:
+            refuse(PARSE_ERROR, f"{name}: history_bytes is not an integer from 1 to 10^13 - 1")
+        history_digest = _bytes(raw["history_digest"], 32, f"{name} history_digest")
     if "deleted" in raw:
         if raw["deleted"] is not True:
             refuse(PARSE_ERROR, f"{name}: deleted present but not true")
-        if "nonce" in raw or "ciphertext" in raw or not history:
+        # "A deleted entry MUST have them (a deleted name keeps at least one earlier version)."
+        has_history = bool(history_bytes) if v3 else bool(history)
+        if "nonce" in raw or "ciphertext" in raw or not has_history:
             refuse(PARSE_ERROR, f"{name}: a deleted entry has a value or no history")
-        return Entry(name, _time(raw["updated"], name), _writer(raw, name), rotate, None, history)
-    current = _version({k: v for k, v in raw.items() if k in ("updated", "writer", "nonce", "ciphertext")}, v2, name)
-    return Entry(name, current.updated, current.writer, rotate, current, history)
+        return Entry(name, _time(raw["updated"], name), _writer(raw, name), rotate, None, history,
+                     history_bytes, history_digest)
+    current = _version({k: v for k, v in raw.items() if k in ("updated", "writer", "nonce", "ciphertext")}, signed, name)
+    return Entry(name, current.updated, current.writer, rotate, current, history, history_bytes, history_digest)
+
+
+# --- Scope file, version 3 -----------------------------------------------------------
+
+
+def b64_encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _basic_string(text: str) -> str:
+    """A TOML basic string's content: "the only escapes are \\" and \\\\"."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _parse_v3(data: bytes, path: str) -> ScopeFile:
+    """FORMAT.md "Scope file, version 3": rules 1 to 5 on the head and body (the bytes before
+    the history region), then the exact layout (else Refused(SIGNATURE_FAILURE)). The history
+    region is neither parsed nor checked here: a reader of current values does not need it."""
+    start = data.find(HISTORY_START)
+    region_start = len(data) if start < 0 else start
+    body = data[:region_start]
+    document = _load_toml(body)
+    file = _parse_document(document, _format(document), path)
+    if body != v3_layout(file):
+        refuse(SIGNATURE_FAILURE, "not the exact layout a version-3 writer produces (the signature covers bytes)")
+    file.data, file.region_start = data, region_start
+    file.digest = blake2b(v3_signed_bytes(body), person=b"sstore-filebody3", size=32)
+    return file
+
+
+def v3_layout(file: ScopeFile) -> bytes:
+    """The head and body a version-3 writer makes of ``file``'s fields ("Layout", items 1 and 2):
+    each line ending with \\n, a blank line before each table, entries in name (byte) order."""
+    out = [f'format = "{FORMAT_V3}"\n', f'entity = "{file.entity}"\n']
+    if file.entity != "team":
+        out.append(f'id = "{file.scope_id}"\n')
+    out += [
+        f'store = "{file.store}"\n', f"counter = {file.counter}\n", f'signer = "{file.signer}"\n',
+        f'signature = "{b64_encode(file.signature)}"\n', f'mac = "{b64_encode(file.mac)}"\n',
+    ]
+    for stanza in file.recipients:
+        out.append(f'\n[[recipients]]\npublic_key = "{stanza.public_key.text}"\n')
+        if stanza.label:
+            out.append(f'label = "{_basic_string(stanza.label)}"\n')
+        out.append(f'sealed_key = "{b64_encode(stanza.sealed_key)}"\n')
+    if not file.entries:
+        out.append("\n[secrets]\n")
+    for entry in sorted(file.entries, key=lambda item: item.name.encode("utf-8")):
+        out.append(f'\n[secrets.{entry.name}]\nupdated = "{entry.updated}"\n')
+        if entry.writer:
+            out.append(f'writer = "{entry.writer}"\n')
+        if entry.current is None:
+            out.append("deleted = true\n")
+        else:
+            out.append(f'nonce = "{b64_encode(entry.current.nonce)}"\n'
+                       f'ciphertext = "{b64_encode(entry.current.ciphertext)}"\n')
+        if entry.rotate:
+            out.append("rotate = true\n")
+        if entry.history_bytes:
+            out.append(f"history_bytes = {entry.history_bytes}\n"
+                       f'history_digest = "{b64_encode(entry.history_digest)}"\n')
+    return "".join(out).encode("utf-8")
+
+
+def v3_signed_bytes(body: bytes) -> bytes:
+    """ "The file's bytes up to the start of the history region, less the two lines
+    `signature = ...` and `mac = ...` (their bytes and newlines removed)"."""
+    lines = body.split(b"\n")  # the body ends with \n: the last item is empty
+    kept = [line for line in lines if not line.startswith((b"signature = ", b"mac = "))]
+    assert len(lines) - len(kept) == 2, "the layout has exactly one signature and one mac line"
+    return b"\n".join(kept)
+
+
+def _chunk_layout(name: str, versions: list[Version]) -> bytes:
+    """A name's chunk as a writer lays it out ("Layout", item 3)."""
+    out = []
+    for old in versions:
+        out.append(f'\n[[secrets.{name}.history]]\nupdated = "{old.updated}"\n')
+        if old.writer:
+            out.append(f'writer = "{old.writer}"\n')
+        out.append(f'nonce = "{b64_encode(old.nonce)}"\nciphertext = "{b64_encode(old.ciphertext)}"\n')
+    return "".join(out).encode("utf-8")
+
+
+def history_versions(file: ScopeFile, name: str) -> list[Version]:
+    """FORMAT.md "Scope file, version 3", "Reading", for a reader of ``name``'s earlier versions:
+    the history region MUST be exactly the chunks (chunk k starting where chunk k - 1 ends, the
+    first at the region's start) and the name's chunk of the recorded length and digest, else
+    Refused(HISTORY_DAMAGED); then the chunk is read "as version 2 reads `history`", anything
+    else in it being Refused(PARSE_ERROR). For a version-1 or -2 file: its ``history``."""
+    entry = _entry(file, name)
+    if file.version != FORMAT_V3:
+        return entry.history
+    if not entry.history_bytes:  # its signed entry records no earlier versions: no chunk to find
+        return []
+    region = file.data[file.region_start:]
+    if len(region) != sum(other.history_bytes for other in file.entries):
+        refuse(HISTORY_DAMAGED, "the history region is not exactly the chunks the entries record")
+    offset = file.region_start
+    for other in file.entries:  # document order, which the layout made name order
+        if other is entry:
+            break
+        offset += other.history_bytes
+    chunk = file.data[offset: offset + entry.history_bytes]
+    if len(chunk) != entry.history_bytes or not hmac.compare_digest(
+        blake2b(chunk, person=b"sstore-history-3", size=32), entry.history_digest
+    ):
+        refuse(HISTORY_DAMAGED, f"{name}: the chunk does not have the recorded length and digest")
+    try:
+        document = tomllib.loads(chunk.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        refuse(PARSE_ERROR, f"{name}: the chunk is not UTF-8 TOML ({type(exc).__name__})")
+    secrets = document.get("secrets")
+    table = secrets.get(name) if isinstance(secrets, dict) else None
+    raw_versions = table.get("history") if isinstance(table, dict) else None
+    if (
+        set(document) != {"secrets"} or not isinstance(secrets, dict) or set(secrets) != {name}
+        or not isinstance(table, dict) or set(table) != {"history"}
+        or not isinstance(raw_versions, list) or not raw_versions
+    ):
+        refuse(PARSE_ERROR, f"{name}: the chunk holds something else than the name's earlier versions")
+    versions = [_version(item, True, f"{name} history") for item in raw_versions]
+    if chunk != _chunk_layout(name, versions):
+        refuse(PARSE_ERROR, f"{name}: the chunk is not in the layout a writer produces")
+    return versions
+
+
+def _entry(file: ScopeFile, name: str) -> Entry:
+    found = [entry for entry in file.entries if entry.name == name]
+    if not found:
+        raise KeyError(name)
+    return found[0]
+
+
+# --- Reading a scope file ------------------------------------------------------------
 
 
 @dataclass
@@ -827,12 +1032,22 @@ class Opened:
     value_key: bytes
     values: dict[str, str]
 
+    def history_names(self) -> list[str]:
+        """The names with earlier versions, as their (signed) entries say."""
+        return [entry.name for entry in self.file.entries if entry.history or entry.history_bytes]
+
     def history(self) -> dict[str, list[str]]:
-        """Every history version's plaintext, oldest first (Refused(DECRYPT_FAILURE) if one fails)."""
-        return {
-            entry.name: [_decrypt(self.file, self.value_key, entry.name, old) for old in entry.history]
-            for entry in self.file.entries if entry.history
-        }
+        """Every history version's plaintext, oldest first (Refused(DECRYPT_FAILURE) if one fails;
+        for version 3, Refused as ``earlier_versions`` says)."""
+        return {name: earlier_versions(self, name) for name in self.history_names()}
+
+
+def earlier_versions(opened: Opened, name: str) -> list[str]:
+    """``name``'s earlier versions' plaintexts, oldest first, decrypted like current values (the
+    same associated data as the name's current value). For a version-3 file the history region
+    is checked first (``history_versions``): Refused(HISTORY_DAMAGED) when it was edited or damaged."""
+    file = opened.file
+    return [_decrypt(file, opened.value_key, name, old) for old in history_versions(file, name)]
 
 
 def value_aad(entity: str, scope_id: str, name: str) -> bytes:
@@ -851,11 +1066,10 @@ def _decrypt(file: ScopeFile, value_key: bytes, name: str, version: Version) -> 
 
 def check_writer(file: ScopeFile, path: str, reader: Reader) -> None:
     """FORMAT.md "Trust": rules 6 and 7 of "Reading" for a parsed scope file (no private key needed)."""
-    if file.version == FORMAT_V2:
-        signed = frame("secretstore signature", FORMAT_V2) + file.mac_input() + frame(file.mac)
+    if file.version in SIGNED_FORMATS:
         signer = parse_public_key(file.signer)
         assert signer.sign is not None
-        if not signature_valid(file.signature, signed, signer.sign):
+        if not signature_valid(file.signature, file.signed_input(), signer.sign):
             refuse(SIGNATURE_FAILURE, "the signature does not verify")
     check_trust(file, path, reader)
 
@@ -875,7 +1089,8 @@ def check_trust(file: ScopeFile, path: str, reader: Reader) -> None:
 
 
 def read_scope_file(data: bytes, path: str, reader: Reader) -> Opened:
-    """Every check of FORMAT.md "Reading", in its order, then every live value."""
+    """Every check of FORMAT.md "Reading", in its order, then every live value (for version 3,
+    from the head and body alone: ``earlier_versions`` reads a name's history when asked)."""
     file = parse_scope_file(data, path)
     check_writer(file, path, reader)
     assert reader.secret_key is not None
@@ -932,7 +1147,7 @@ def snapshot_head(file_bytes: bytes) -> bytes | None:
     keys = [line.split(b" = ", 1)[0] for line in head[:-1].split(b"\n")]
     if keys not in _HEAD_KEYS or list(fields) != [key.decode() for key in keys]:
         return None
-    if fields["format"] not in (FORMAT_V1, FORMAT_V2) or (fields["format"] == FORMAT_V2) != ("store" in fields):
+    if fields["format"] not in (FORMAT_V1, *SIGNED_FORMATS) or (fields["format"] != FORMAT_V1) != ("store" in fields):
         return None
     return head
 

@@ -266,16 +266,19 @@ def test_truncated_file_fails_closed(store: Store, me: Identity, cut: int) -> No
         store.read(TEAM, me)
 
 
-def test_missing_final_newline_is_still_the_same_file(store: Store, me: Identity) -> None:
+def test_missing_final_newline_is_an_edit(store: Store, me: Identity) -> None:
+    """Version 3 signs bytes: the same TOML document with other bytes is not its writer's.
+    (A version-2 file without its last newline still reads: tests/vectors/scope/success-final-newline-missing.)"""
     store.set(TEAM, "A", FAKE, me)
     path = Path(store.path(TEAM))
     path.write_bytes(path.read_bytes().rstrip(b"\n"))
-    assert store.read(TEAM, me) == {"A": FAKE}
+    with pytest.raises(TamperedError, match="the signature does not cover the file as it is"):
+        store.read(TEAM, me)
 
 
 def test_unknown_version_refused_with_upgrade_hint(store: Store, me: Identity) -> None:
     store.set(TEAM, "A", FAKE, me)
-    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v2"', '"secretstore/v3"'))
+    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v3"', '"secretstore/v4"'))
     with pytest.raises(UnsupportedVersionError) as caught:
         store.list(TEAM)
     assert "newer version" in (caught.value.hint or "")

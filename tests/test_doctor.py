@@ -56,3 +56,20 @@ def test_git_dir_in_the_environment_still_asks_git(store: Store, tmp_path: Path,
     monkeypatch.setenv("GIT_DIR", str(elsewhere))
     doctor.diagnose(store)
     assert asked
+
+
+def test_damaged_history_is_an_error_though_current_values_read(store: Store, cli_run) -> None:  # type: ignore[no-untyped-def]
+    """Version 3: readers of current values never look at history; doctor does, without a key."""
+    me = resolve_identity(create=False)[0]
+    store.set(TEAM, "TEAM_ONLY", "fake-team-2", me)  # the first value is now history
+    path = Path(store.path(TEAM))
+    data = path.read_bytes()
+    at = data.index(b"[[secrets.TEAM_ONLY.history]]") + 60
+    path.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+    assert store.read(TEAM, me) == {"TEAM_ONLY": "fake-team-2"}
+    done = cli_run("doctor")
+    assert done.returncode == 1
+    assert "error: team.toml: the earlier versions of TEAM_ONLY do not match what its entry says" in done.stdout.decode()
+    refused = cli_run("history", "team", "--name", "TEAM_ONLY")
+    assert refused.returncode == 1 and "earlier versions of TEAM_ONLY do not match" in refused.stderr.decode()
+    assert cli_run("get", "team", "--name", "TEAM_ONLY").stdout == b"fake-team-2"

@@ -93,25 +93,24 @@ def test_set_changes_only_that_entry_and_the_mac_line(store, alice, monkeypatch)
     diff = [line for line in difflib.unified_diff(
         before.decode().splitlines(), after.decode().splitlines(), n=0, lineterm="")
         if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    # one - and one + for the counter, signature and mac lines and the entry's updated, nonce and
-    # ciphertext, and the old value's block added to the entry's history; nothing else: the
-    # recipients and the other entries stay byte for byte
+    # the counter, signature and mac lines; the entry's updated, nonce and ciphertext; its new
+    # history_bytes and history_digest lines; and, after every entry, the old value's block as
+    # its history. Nothing else: the recipients and the other entries stay byte for byte.
     fields = sorted((line[0], line[1:].split(" = ")[0]) for line in diff)
     header = [(sign, f) for sign in "+-" for f in ("counter", "signature", "mac")]
-    # the new value's lines arrive above the old ones, which stay as they were, now history
-    new_value = [("+", f) for f in ("updated", "writer", "nonce", "ciphertext", "", "[[secrets.BRAVO.history]]")]
-    assert fields == sorted(header + new_value)
+    entry = [(sign, f) for sign in "+-" for f in ("updated", "nonce", "ciphertext")]
+    pointer = [("+", "history_bytes"), ("+", "history_digest")]
+    history = [("+", f) for f in ("", "[[secrets.BRAVO.history]]", "updated", "writer", "nonce", "ciphertext")]
+    assert fields == sorted(header + entry + pointer + history)
     lines = after.decode().splitlines()
-    bravo = lines.index("[secrets.BRAVO]")
-    changed_lines = {line[1:] for line in diff
-                     if line.startswith("+") and line != "+"
-                     and not line.startswith(("+mac", "+counter", "+signature"))}
-    unique = [line for line in changed_lines if lines.count(line) == 1]  # a writer line repeats
-    assert len(unique) >= 4
-    assert all(lines.index(line) in range(bravo, bravo + 11) for line in unique)
-    # parse -> serialize is the identity on bytes
+    charlie = lines.index("[secrets.CHARLIE]")
+    assert lines.index("[[secrets.BRAVO.history]]") > charlie  # history after every entry
+    before_lines = before.decode().splitlines()
+    assert lines[charlie:charlie + 5] == before_lines[before_lines.index("[secrets.CHARLIE]"):][:5]
+    # parse -> serialize is the identity on bytes, the history carried over unread
     file = scopefile.parse(after, "team.toml")
-    assert scopefile.serialize(file) == after
+    assert file.entries["BRAVO"]._history is None
+    assert scopefile.serialize_v3(file, lambda digest: (file.mac, file.signature)) == after
 
 
 def test_different_names_merge_keeping_ciphertexts(store, alice) -> None:  # type: ignore[no-untyped-def]

@@ -267,11 +267,11 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
         store.set(TEAM, f"T{i}", f"fake-team-{i}", me)
     store.set(PROJECT, "P", "fake-project", me)
     calls: list[Scope] = []
-    real_parse = Store.parse
+    real_unlock = Store.unlock_file
 
-    def counting_parse(self: Store, scope: Scope, data: bytes) -> object:
+    def counting_unlock(self: Store, scope: Scope, *args: object, **kwargs: object) -> object:
         calls.append(scope)
-        return real_parse(self, scope, data)
+        return real_unlock(self, scope, *args, **kwargs)  # type: ignore[arg-type]
 
     opened: list[str] = []
     real_open = crypto.open_data_key
@@ -280,12 +280,12 @@ def test_load_layers_reads_only_existing_scopes_one_unlock_each(
         opened.append(where)
         return real_open(sealed, public_key, secret_key, where)
 
-    monkeypatch.setattr(Store, "parse", counting_parse)
+    monkeypatch.setattr(Store, "unlock_file", counting_unlock)
     monkeypatch.setattr(crypto, "open_data_key", counting_open)
     context = contexts.Context("prj42", "gpu-a")
     layers, warnings = layers_module.load_layers(store, context, _identity)
     assert warnings == [f"cluster gpu-a has no secrets in {store.root}"]  # named, but no file
-    assert calls == [TEAM, PROJECT]  # the cluster has no file: not even parsed
+    assert calls == [TEAM, PROJECT]  # the cluster has no file: not even read
     assert len(opened) == 2  # one public-key operation per scope file, not per value
     assert layers[0][1]["T7"] == "fake-team-7"
     assert layers[1] == (CLUSTER, {})

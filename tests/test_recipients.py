@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import crypto, scopefile
+from secretstore import crypto, envelope, scopefile
 from secretstore.errors import NotRecipientError, TamperedError, UsageError
 from secretstore.identity import Identity, create_identity
 from secretstore.keys import PublicKey as Recipient
@@ -116,7 +116,7 @@ def test_removal_revokes_even_a_kept_data_key(store, people) -> None:  # type: i
             assert version is not None
             with pytest.raises(TamperedError):  # the old key opens neither new nor old values
                 scopefile.decrypt(file, kept.keys, name, version, "team.toml")
-    assert not crypto.mac_matches(kept.keys, scopefile.mac_input(file), file.mac)
+    assert not crypto.mac_matches(kept.keys, envelope.mac_input(file), file.mac)
     current = store.unlock(TEAM, alice)
     assert current is not None
     assert current.values() == {"A": "old-a", "NEW": "after-removal"}

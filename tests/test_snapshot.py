@@ -45,15 +45,15 @@ def _load(store: Store, me: Identity, cache: str) -> list[tuple[Scope, dict[str,
 
 
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[Scope]:
-    """Scopes read the full way (parsed), from now on."""
+    """Scopes read the full way (verified and unlocked from the file), from now on."""
     parsed: list[Scope] = []
-    real_parse = Store.parse
+    real_unlock = Store.unlock_file
 
-    def counting(self: Store, scope: Scope, data: bytes) -> object:
+    def counting(self: Store, scope: Scope, *args: object, **kwargs: object) -> object:
         parsed.append(scope)
-        return real_parse(self, scope, data)
+        return real_unlock(self, scope, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "parse", counting)
+    monkeypatch.setattr(Store, "unlock_file", counting)
     return parsed
 
 
