@@ -381,15 +381,16 @@ class Store:
 
     # --- reading -----------------------------------------------------------
 
-    def read_bytes(self, scope: Scope) -> bytes | None:
-        """A scope file's bytes, or None when the scope has no file.
+    def read_bytes(self, scope: Scope, *, prefix: int | None = None, until: bytes | None = None) -> bytes | None:
+        """A scope file's bytes (``prefix``, ``until``: only its start, see ``fsio.read_store_file``),
+        or None when the scope has no file.
 
         A file that anyone but you could have written is refused (``fsio.read_store_file``):
         they could have replaced it with one of their own, sealed to your public key.
         """
         self._refuse_symlinked_dir(scope)
         self._before_reading(scope.relpath)
-        return fsio.read_store_file(self.root, scope.relpath)
+        return fsio.read_store_file(self.root, scope.relpath, prefix=prefix, until=until)
 
     def read_current(self, scope: Scope) -> bytes | None:
         """A scope file's bytes up to its history (a version-3 file; others whole), or None.
@@ -398,9 +399,7 @@ class Store:
         file's history can be most of it, and they never use it. Parse the
         result with ``parse(..., body_only=True)``.
         """
-        self._refuse_symlinked_dir(scope)
-        self._before_reading(scope.relpath)
-        data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END)
+        data = self.read_bytes(scope, until=scopefile.BODY_END)
         if data is not None and not data.startswith(scopefile.V3_START):
             data = fsio.read_store_file(self.root, scope.relpath)  # versions 1, 2: history is inline
         return data
@@ -506,9 +505,7 @@ class Store:
 
         The same checks as ``read_bytes``; exec's snapshot needs no more of the file.
         """
-        self._refuse_symlinked_dir(scope)
-        self._before_reading(scope.relpath)
-        return fsio.read_store_file(self.root, scope.relpath, prefix=scopefile.HEAD_BYTES)
+        return self.read_bytes(scope, prefix=scopefile.HEAD_BYTES)
 
     def from_snapshot(self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots) -> dict[str, str] | None:
         """The values of exec's snapshot of a file with ``data``'s head, if one opens and the writer still counts.

@@ -111,10 +111,14 @@ def test_an_unchanged_file_is_not_read_past_its_head(
     cache = str(tmp_path / "snaps")
     first = _load(store, me, cache)
 
-    def whole_file(self: Store, scope: Scope) -> bytes | None:
-        raise AssertionError(f"read {scope.relpath} in full")
+    real_read = Store.read_bytes
 
-    monkeypatch.setattr(Store, "read_bytes", whole_file)
+    def head_only(self: Store, scope: Scope, *, prefix: int | None = None, until: bytes | None = None) -> bytes | None:
+        if prefix is None:
+            raise AssertionError(f"read {scope.relpath} past its head")
+        return real_read(self, scope, prefix=prefix, until=until)
+
+    monkeypatch.setattr(Store, "read_bytes", head_only)
     assert _load(store, me, cache) == first
 
 
