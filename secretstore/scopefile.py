@@ -670,12 +670,19 @@ def decrypt_live(scope: ScopeFile, keys: crypto.FileKeys, where: str) -> dict[st
     items = []
     for name, version in live:
         items.append((version.nonce, version.ciphertext, value_aad(scope.entity, scope.scope_id, name)))
+    return _open_all(scope, keys, [name for name, _version in live], items, lambda index: live[index][1], where)
+
+
+def _open_all(
+    scope: ScopeFile, keys: crypto.FileKeys, names: list[str], items: list[tuple[bytes, bytes, bytes]],
+    version_of: Callable[[int], Version], where: str,
+) -> dict[str, str]:
+    """name -> value for (nonce, ciphertext, aad) ``items``, one batch of AEAD calls; a value that does
+    not open goes through ``decrypt`` (``version_of(index)``) for get's exact error."""
     values: dict[str, str] = {}
-    for (name, version), plaintext in zip(live, crypto.decrypt_values(keys, items), strict=True):
-        if plaintext is None:  # the one-at-a-time path raises get's exact error for it
-            values[name] = decrypt(scope, keys, name, version, where)
-            continue
-        values[name] = _text(plaintext, name, where)
+    for index, (name, plaintext) in enumerate(zip(names, crypto.decrypt_values(keys, items), strict=True)):
+        values[name] = decrypt(scope, keys, name, version_of(index), where) if plaintext is None else (
+            _text(plaintext, name, where))
     return values
 
 
@@ -695,14 +702,10 @@ def decrypt_rows(scope: ScopeFile, keys: crypto.FileKeys, rows: Rows, where: str
         len(nonce) != crypto.NONCE_BYTES or len(ciphertext) <= crypto.TAG_BYTES for nonce, ciphertext, _aad in items
     ):
         raise StoreFormatError(f"{where}: a value is not a nonce and a ciphertext (edited by its signer?)")
-    values: dict[str, str] = {}
-    for row, (nonce, ciphertext, _aad), plaintext in zip(rows, items, crypto.decrypt_values(keys, items), strict=True):
-        name = row[0]
-        if plaintext is None:  # the one-at-a-time path raises get's exact error for it
-            values[name] = decrypt(scope, keys, name, Version(row[1], nonce, ciphertext, row[2]), where)
-            continue
-        values[name] = _text(plaintext, name, where)
-    return values
+    return _open_all(
+        scope, keys, [row[0] for row in rows], items,
+        lambda index: Version(rows[index][1], items[index][0], items[index][1], rows[index][2]), where,
+    )
 
 
 def decrypt(scope: ScopeFile, keys: crypto.FileKeys, name: str, version: Version, where: str) -> str:
