@@ -783,8 +783,7 @@ def _entry_re() -> re.Pattern[str]:
 def _history_re() -> re.Pattern[str]:
     return re.compile(
         r"\n\[\[secrets\.[A-Za-z0-9_]+\.history\]\]\n"
-        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64_CANONICAL})"\n'
-        rf'ciphertext = "({_B64_CANONICAL})"\n'
+        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
     )
 
 
@@ -1330,7 +1329,8 @@ def _parse_history_chunk(raw: bytes, name: str) -> tuple[Version, ...] | None:
 @functools.cache
 def _v3_version_re() -> re.Pattern[str]:
     return re.compile(
-        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64})"\nciphertext = "({_B64})"\n'
+        rf'updated = "({_TIMESTAMP})"\n(?:writer = "({_KEY})"\n)?nonce = "({_B64_CANONICAL})"\n'
+        rf'ciphertext = "({_B64_CANONICAL})"\n'
     )
 
 

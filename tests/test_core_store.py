@@ -476,3 +476,24 @@ def test_reading_every_value_names_the_one_that_does_not_open(store: Store, me: 
         unlocked.values()
     with pytest.raises(TamperedError, match=r"secret C"):
         unlocked.get("C")
+
+
+def test_v3_history_with_stray_base64_bits_is_refused(store: Store, me: Identity) -> None:
+    """FORMAT.md "Conventions": base64 must be canonical, in a version-3 chunk of history too."""
+    store.set(TEAM, "A", "fake-od", me)  # a 23-byte ciphertext: base64 that ends in one "="
+    store.set(TEAM, "A", "fake-newer", me)
+    data = Path(store.path(TEAM)).read_bytes()
+    file = scopefile.parse(data, "team.toml")
+    chunk = file.entries["A"].chunk
+    assert chunk is not None
+    raw = chunk.raw().decode()
+    assert scopefile._parse_history_chunk(raw.encode(), "A") is not None
+    start = raw.index('ciphertext = "') + len('ciphertext = "')
+    end = raw.index('"', start)
+    text = raw[start:end]
+    assert text.endswith("=") and not text.endswith("==")
+    last = text.rstrip("=")[-1]
+    stray = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    bumped = stray[stray.index(last) + 1]  # same 6-bit group but a padding bit set
+    damaged = raw[: end - 2] + bumped + raw[end - 1 :]
+    assert scopefile._parse_history_chunk(damaged.encode(), "A") is None
