@@ -757,11 +757,12 @@ _HEAD_RE = re.compile(
 
 # The rest are compiled on first use: exec from a snapshot never parses a whole file.
 @functools.cache
-def _recipient_re() -> re.Pattern[str]:
+def _recipient_re(label: str = _SAFE) -> re.Pattern[str]:
+    """A stanza; ``label``: the label's pattern (version 3's may hold escapes)."""
     return re.compile(
         r"\n\[\[recipients\]\]\n"
         rf'public_key = "({_SAFE})"\n'
-        rf'(?:label = "({_SAFE})"\n)?'
+        rf'(?:label = "({label})"\n)?'
         rf'sealed_key = "({_B64})"\n'
     )
 
@@ -1001,38 +1002,54 @@ def serialize_canonical(scope: ScopeFile) -> bytes | None:
             return None
         if not _plain(stanza.public_key) or not _plain(stanza.label):
             return None
-        label = f'label = "{stanza.label}"\n' if stanza.label else ""
-        out.append(
-            f'\n[[recipients]]\npublic_key = "{stanza.public_key}"\n{label}'
-            f'sealed_key = "{b64(stanza.sealed_key)}"\n'
-        )
+        out.append(_stanza_text(stanza, stanza.label))
     if not scope.entries:
         out.append("\n[secrets]\n")
     for name, entry in scope.entries.items():
         if not is_valid_name(name) or not _plain(entry.updated) or not _plain(entry.writer or ""):
             return None
-        writer = "" if entry.writer is None else f'writer = "{entry.writer}"\n'
-        rotate = "rotate = true\n" if entry.rotate else ""
         current = entry.current
-        if current is None:
-            out.append(f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}deleted = true\n{rotate}')
-        else:
-            if not _fits_table_form(current) or current.updated != entry.updated or not _plain(current.writer or ""):
-                return None
-            writer = "" if current.writer is None else f'writer = "{current.writer}"\n'
-            out.append(
-                f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}'
-                f'nonce = "{b64(current.nonce)}"\nciphertext = "{b64(current.ciphertext)}"\n{rotate}'
-            )
+        if current is not None and (
+            not _fits_table_form(current) or current.updated != entry.updated or not _plain(current.writer or "")
+        ):
+            return None
+        out.append(_entry_text(name, entry))
         for version in entry.history:
             if not _fits_table_form(version) or not _plain(version.updated) or not _plain(version.writer or ""):
                 return None
-            old_writer = "" if version.writer is None else f'writer = "{version.writer}"\n'
-            out.append(
-                f'\n[[secrets.{name}.history]]\nupdated = "{version.updated}"\n{old_writer}'
-                f'nonce = "{b64(version.nonce)}"\nciphertext = "{b64(version.ciphertext)}"\n'
-            )
+            out.append(_version_text(name, version))
     return "".join(out).encode("utf-8")
+
+
+# The text of a stanza, an entry and an earlier version, as both writers lay them out.
+
+
+def _stanza_text(stanza: SealedKey, label: str) -> str:
+    """``label``: the label as written (version 3 escapes ``\\`` and ``"``, version 2 has none to)."""
+    label_line = f'label = "{label}"\n' if label else ""
+    return f'\n[[recipients]]\npublic_key = "{stanza.public_key}"\n{label_line}sealed_key = "{_b64(stanza.sealed_key)}"\n'
+
+
+def _entry_text(name: str, entry: Entry, tail: str = "") -> str:
+    """``[secrets.NAME]`` and its lines, ``rotate`` then ``tail`` (version 3's history pointer) last."""
+    rotate = "rotate = true\n" if entry.rotate else ""
+    current = entry.current
+    if current is None:
+        writer = "" if entry.writer is None else f'writer = "{entry.writer}"\n'
+        return f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}deleted = true\n{rotate}{tail}'
+    writer = "" if current.writer is None else f'writer = "{current.writer}"\n'
+    return (
+        f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}'
+        f'nonce = "{_b64(current.nonce)}"\nciphertext = "{_b64(current.ciphertext)}"\n{rotate}{tail}'
+    )
+
+
+def _version_text(name: str, version: Version) -> str:
+    writer = "" if version.writer is None else f'writer = "{version.writer}"\n'
+    return (
+        f'\n[[secrets.{name}.history]]\nupdated = "{version.updated}"\n{writer}'
+        f'nonce = "{_b64(version.nonce)}"\nciphertext = "{_b64(version.ciphertext)}"\n'
+    )
 
 
 def _fits_table_form(version: Version) -> bool:
@@ -1122,16 +1139,6 @@ def _v3_entry_re() -> re.Pattern[str]:
     return re.compile(_V3_ENTRY)
 
 
-@functools.cache
-def _v3_recipient_re() -> re.Pattern[str]:
-    return re.compile(
-        r"\n\[\[recipients\]\]\n"
-        rf'public_key = "({_SAFE})"\n'
-        rf'(?:label = "({_LABEL})"\n)?'
-        rf'sealed_key = "({_B64})"\n'
-    )
-
-
 def _unescape(text: str) -> str:
     return text.replace('\\"', '"').replace("\\\\", "\\") if "\\" in text else text
 
@@ -1204,7 +1211,7 @@ def _parse_v3(
         pos = head.end()
         recipients: list[SealedKey] = []
         seen_keys: set[bytes] = set()
-        while (stanza := _v3_recipient_re().match(text, pos)) is not None:
+        while (stanza := _recipient_re(_LABEL).match(text, pos)) is not None:
             public_key, label_text, sealed_text = stanza.groups()
             label = "" if label_text is None else _unescape(label_text)
             sealed = a2b(sealed_text)
@@ -1335,15 +1342,7 @@ def _v3_version_re() -> re.Pattern[str]:
 
 
 def _history_text(name: str, history: tuple[Version, ...]) -> bytes:
-    b64 = _b64
-    out = []
-    for version in history:
-        writer = "" if version.writer is None else f'writer = "{version.writer}"\n'
-        out.append(
-            f"\n[[secrets.{name}.history]]\nupdated = \"{version.updated}\"\n{writer}"
-            f'nonce = "{b64(version.nonce)}"\nciphertext = "{b64(version.ciphertext)}"\n'
-        )
-    return "".join(out).encode("utf-8")
+    return "".join(_version_text(name, version) for version in history).encode("utf-8")
 
 
 def serialize_v3(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, bytes]]) -> bytes:
@@ -1368,11 +1367,7 @@ def serialize_v3_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, by
     head.append(f'store = "{scope.store_id}"\ncounter = {scope.counter}\nsigner = "{scope.signer}"\n')
     body = []
     for stanza in scope.recipients:
-        label = f'label = "{_escape(stanza.label)}"\n' if stanza.label else ""
-        body.append(
-            f'\n[[recipients]]\npublic_key = "{stanza.public_key}"\n{label}'
-            f'sealed_key = "{b64(stanza.sealed_key)}"\n'
-        )
+        body.append(_stanza_text(stanza, _escape(stanza.label)))
     if not scope.entries:
         body.append("\n[secrets]\n")
     chunks: list[bytes | memoryview] = []
@@ -1398,18 +1393,8 @@ def serialize_v3_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, by
             digest, length = crypto.history_digest(raw), len(raw)
         else:
             raw, digest, length = b"", b"", 0
-        writer = "" if entry.writer is None else f'writer = "{entry.writer}"\n'
-        rotate = "rotate = true\n" if entry.rotate else ""
         pointer = f'history_bytes = {length}\nhistory_digest = "{b64(digest)}"\n' if length else ""
-        current = entry.current
-        if current is None:
-            body.append(f"\n[secrets.{name}]\nupdated = \"{entry.updated}\"\n{writer}deleted = true\n{rotate}{pointer}")
-        else:
-            writer = "" if current.writer is None else f'writer = "{current.writer}"\n'
-            body.append(
-                f'\n[secrets.{name}]\nupdated = "{entry.updated}"\n{writer}'
-                f'nonce = "{b64(current.nonce)}"\nciphertext = "{b64(current.ciphertext)}"\n{rotate}{pointer}'
-            )
+        body.append(_entry_text(name, entry, pointer))
         if raw:
             chunks.append(raw)
     chunks.extend(_flush(carry))
