@@ -15,6 +15,10 @@ import os
 from secretstore import limits
 from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from typing import BinaryIO
+
 TEMP_MARKER = ".tmp-"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -455,6 +459,27 @@ def read_file(path: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES) -> bytes 
     except OSError as exc:
         raise _open_error(path, exc) from None
     return _read_regular(fd, path, [], max_bytes)
+
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024  # the most a user's input file may hold: the largest scope file
+
+
+def read_input(path: str, what: str, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """A file the user names (a value, an import, a template, an env or options file), read up to
+    ``max_bytes``: more is a usage error, so ``/dev/zero`` ends the command instead of filling memory."""
+    try:
+        with open(path, "rb") as handle:
+            return read_bounded(handle, path, what, max_bytes)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def read_bounded(handle: BinaryIO, source: str, what: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` from ``handle`` (stdin, say), or UsageError, reading one byte past."""
+    data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UsageError(f"{what} from {source} is larger than {limits.size_text(max_bytes)}; refusing to read more")
+    return data
 
 
 def read_private_file(path: str) -> bytes | None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import sys
 
+from secretstore import fsio
 from secretstore.console import notice, print_line, stdin_is_tty, warning_line, write_stdout
 from secretstore.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from typing import BinaryIO
-
     from secretstore.cli.spec import Args
     from secretstore.context import Context
     from secretstore.identity import Identity
@@ -93,35 +92,14 @@ def identity_for_read() -> Identity:
     return identity
 
 
-# The most any input file (an import, a template, an env file) may hold: the largest scope file.
-MAX_INPUT_BYTES = 64 * 1024 * 1024
-
-
-def read_bytes(path: str | None, what: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[bytes, str]:
-    """(bytes, source) of the file at ``path``, or of stdin for None or '-'.
-
-    At most ``max_bytes + 1`` bytes are read: more is a usage error, so
-    ``/dev/zero`` or an endless pipe ends the command instead of filling memory.
-    """
+def read_bytes(path: str | None, what: str, max_bytes: int = fsio.MAX_INPUT_BYTES) -> tuple[bytes, str]:
+    """(bytes, source) of the file at ``path``, or of stdin for None or '-', bounded (``fsio.read_input``)."""
     if path is None or path == "-":
-        return _bounded(sys.stdin.buffer, "stdin", what, max_bytes), "stdin"
-    try:
-        with open(path, "rb") as handle:
-            return _bounded(handle, path, what, max_bytes), path
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+        return fsio.read_bounded(sys.stdin.buffer, "stdin", what, max_bytes), "stdin"
+    return fsio.read_input(path, what, max_bytes), path
 
 
-def _bounded(handle: BinaryIO, source: str, what: str, max_bytes: int) -> bytes:
-    from secretstore.limits import size_text
-
-    data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise UsageError(f"{what} from {source} is larger than {size_text(max_bytes)}; refusing to read more")
-    return data
-
-
-def read_text(path: str | None, what: str, max_bytes: int = MAX_INPUT_BYTES) -> tuple[str, str]:
+def read_text(path: str | None, what: str, max_bytes: int = fsio.MAX_INPUT_BYTES) -> tuple[str, str]:
     """(text, source) of the file at ``path``, or of stdin for None or '-'."""
     raw, source = read_bytes(path, what, max_bytes)
     try:

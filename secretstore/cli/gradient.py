@@ -41,13 +41,9 @@ def _file_key(param: Arg | Opt) -> str:
 
 def read_options_file(path: str) -> dict[str, object]:
     """The mapping in a YAML options file (safe loading), or a one-line error."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_OPTIONS_FILE + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read options file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_OPTIONS_FILE:
-        raise UsageError(f"options file {path} is larger than 1 MiB")
+    from secretstore.fsio import read_input
+
+    raw = read_input(path, "options file", MAX_OPTIONS_FILE)
     import yaml
 
     try:

@@ -41,15 +41,9 @@ def read_env_file(path: str) -> list[tuple[str, str]]:
     """The variables of a dotenv file for ``exec --env-file`` (python-dotenv's reading, no interpolation)."""
     from secretstore.errors import UsageError
     from secretstore.formats import parse_dotenv
+    from secretstore.fsio import read_input
 
-    limit = 64 * 1024 * 1024  # as any input file (cli.common.MAX_INPUT_BYTES): /dev/zero ends, not hangs
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read env file {path}: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise UsageError(f"env file from {path} is larger than 64 MiB; refusing to read more")
+    raw = read_input(path, "env file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
