@@ -1234,25 +1234,13 @@ def _parse_v3(
         if text.startswith("\n[secrets]\n", pos):
             pos += len("\n[secrets]\n")
         elif listing is not None:
-            # One scan, no object per entry kept: each match is the exact layout of one entry
-            # (the pattern the loop below uses), and the matches must tile the body.
-            end = pos
-            rows = []
-            for match in _v3_entry_re().finditer(text, pos):
-                if match.start() != end:
-                    return None
-                end = match.end()
-                rows.append(match.groups())
-            if not rows or end != len(text):
+            rows = _scan_entries(text, pos)
+            if rows is None:
                 return None
-            names = [row[0] for row in rows]
-            writer_keys = {row[2] for row in rows} - {None}
-            if names != sorted(set(names)) or not all(is_valid_public_text(key) for key in writer_keys):
-                return None
-            listing += [(name, updated, writer, nonce, ciphertext, rotate is not None)
+            listing += [(name, updated, writer or None, nonce, ciphertext, rotate != "")
                         for name, updated, writer, nonce, ciphertext, rotate, _length, _digest in rows
-                        if nonce is not None]
-            pos = end
+                        if nonce]
+            pos = len(text)
         else:
             nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
             decode = _a2b_strict  # canonical already: the entry pattern admits no other base64
@@ -1298,6 +1286,63 @@ def _parse_v3(
         entity, scope_id, recipients, entries, mac, version=FORMAT_V3, store_id=store_id, counter=counter,
         signer=signer, signature=signature, digest=crypto.body_digest(covered),
     )
+
+
+
+# The fixed text around each field of an entry, as _V3_ENTRY spells it out: the lengths
+# ``_scan_entries`` adds up to know that the matches tile the entries, with no gap.
+_NAME_TEXT = len("\n[secrets.]\n")
+_UPDATED_TEXT = len('updated = ""\n')
+_WRITER_TEXT = len('writer = ""\n')
+_VALUE_TEXT = len('nonce = ""\nciphertext = ""\n')
+_DELETED_TEXT = len("deleted = true\n")
+_HISTORY_TEXT = len('history_bytes = \nhistory_digest = ""\n')
+
+
+def _entry_size(
+    name: str, updated: str, writer: str, nonce: str, ciphertext: str, rotate: str, length: str, digest: str
+) -> int:
+    """The length of the text one ``_V3_ENTRY`` match with these groups has."""
+    return (
+        _NAME_TEXT + len(name) + _UPDATED_TEXT + len(updated)
+        + (_WRITER_TEXT + len(writer) if writer else 0)
+        + (_VALUE_TEXT + len(nonce) + len(ciphertext) if nonce else _DELETED_TEXT)
+        + len(rotate) + (_HISTORY_TEXT + len(length) + len(digest) if length else 0)
+    )
+
+
+Scanned = list[tuple[str, str, str, str, str, str, str, str]]
+
+
+def _scan_entries(text: str, pos: int) -> Scanned | None:
+    """Every entry from ``pos`` to the end of ``text`` as the groups of ``_V3_ENTRY`` ("" for an
+    absent one), or None unless the matches tile that text exactly, names strictly ascending
+    and every writer a valid key.
+
+    One ``findall`` in C, no match object per entry. ``findall`` skips what does not match, so
+    the tiling is checked by length: each entry's length is computed from its groups, which
+    never counts more than the match (a group that matched empty, a nonce of "", counts as
+    absent, i.e. shorter), so the total equals the text's length only when every match is
+    counted exactly and the matches leave no gap.
+    """
+    rows: Scanned = _v3_entry_re().findall(text, pos)
+    if not rows:
+        return None
+    names, updated, writers, nonces, ciphertexts, rotates, lengths, digests = zip(*rows, strict=True)
+    count = len(rows)
+    live = count - nonces.count("")
+    total = (
+        (_NAME_TEXT + _UPDATED_TEXT) * count + sum(map(len, names)) + sum(map(len, updated))
+        + _WRITER_TEXT * (count - writers.count("")) + sum(map(len, writers))
+        + _VALUE_TEXT * live + sum(map(len, nonces)) + sum(map(len, ciphertexts))
+        + _DELETED_TEXT * (count - live) + sum(map(len, rotates))
+        + _HISTORY_TEXT * (count - lengths.count("")) + sum(map(len, lengths)) + sum(map(len, digests))
+    )
+    if total != len(text) - pos or list(names) != sorted(set(names)):
+        return None
+    if not all(is_valid_public_text(key) for key in set(writers) - {""}):
+        return None
+    return rows
 
 
 def _a2b_strict(text: str) -> bytes:

@@ -497,3 +497,34 @@ def test_v3_history_with_stray_base64_bits_is_refused(store: Store, me: Identity
     bumped = stray[stray.index(last) + 1]  # same 6-bit group but a padding bit set
     damaged = raw[: end - 2] + bumped + raw[end - 1 :]
     assert scopefile._parse_history_chunk(damaged.encode(), "A") is None
+
+
+def _quick_and_full(data: bytes) -> tuple[object, object]:
+    return scopefile.parse_quick(data, "team.toml"), scopefile._parse_v3(data, "team.toml")
+
+
+def test_quick_read_refuses_text_between_entries(store: Store, me: Identity) -> None:
+    """list and exec read entries with one ``findall``, which skips what does not match: a line
+    slipped in between two entries must still make the file unreadable the quick way, as it is
+    the full way (the signature would not cover it as the layout says)."""
+    store.set_many(TEAM, {"ALPHA": "fake-a", "BRAVO": "fake-b", "CHARLIE": "fake-c"}, me)
+    data = Path(store.path(TEAM)).read_bytes()
+    assert all(found is not None for found in _quick_and_full(data))
+    at = data.index(b"\n[secrets.BRAVO]")
+    for junk in (b"\n# a comment", b"\nextra = 1", b"\n", b"\n[secrets.ALPHA]\nupdated = \"x\""):
+        damaged = data[:at] + junk + data[at:]
+        assert _quick_and_full(damaged) == (None, None), junk
+
+
+def test_quick_read_refuses_an_empty_nonce_and_names_out_of_order(store: Store, me: Identity) -> None:
+    store.set_many(TEAM, {"ALPHA": "fake-a", "BRAVO": "fake-b"}, me)
+    data = Path(store.path(TEAM)).read_bytes()
+    start = data.index(b'nonce = "', data.index(b"[secrets.BRAVO]")) + len(b'nonce = "')
+    end = data.index(b'"', start)
+    assert _quick_and_full(data[:start] + data[end:]) == (None, None)  # nonce = "": not a value
+    alpha = data.index(b"\n[secrets.ALPHA]")
+    bravo = data.index(b"\n[secrets.BRAVO]")
+    swapped = data[:alpha] + data[bravo:] + data[alpha:bravo]
+    assert _quick_and_full(swapped) == (None, None)
+    doubled = data[:bravo] + data[alpha:bravo] + data[bravo:]
+    assert _quick_and_full(doubled) == (None, None)

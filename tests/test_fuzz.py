@@ -216,6 +216,29 @@ def test_v3_damage_never_changes_what_the_signature_covers(data: st.DataObject) 
 
 
 @FUZZ
+@given(st.data())
+def test_v3_quick_read_agrees_with_the_full_parse(data: st.DataObject) -> None:
+    """``parse_quick`` (list's and exec's one-scan read) accepts a mutated version-3 file only
+    when the full parse does, with the same head and the same live rows."""
+    scope = data.draw(scope_files(scopefile.FORMAT_V3))
+    damaged = data.draw(mutated(_v3_bytes(scope)))
+    end = damaged.find(scopefile.BODY_END)
+    body = damaged if end < 0 else damaged[:end]
+    quick = scopefile.parse_quick(body, "fuzz.toml")
+    if quick is None:
+        return
+    full = scopefile._parse_v3(damaged, "fuzz.toml")
+    assert full is not None, "the quick read accepted a file the full parse refuses"
+    file, rows = quick
+    assert (file.digest, file.recipients, file.counter, file.signer) == (
+        full.digest, full.recipients, full.counter, full.signer)
+    assert [(name, updated, writer, scopefile._a2b_strict(nonce), scopefile._a2b_strict(ciphertext), rotate)
+            for name, updated, writer, nonce, ciphertext, rotate in rows] == [
+        (name, e.updated, e.writer, e.current.nonce, e.current.ciphertext, e.rotate)
+        for name, e in full.entries.items() if e.current is not None]
+
+
+@FUZZ
 @given(st.binary(max_size=400))
 def test_scope_parser_raises_only_its_own_errors_on_bytes(data: bytes) -> None:
     try:
