@@ -26,6 +26,7 @@ ENV_CACHE = env.CACHE
 ENV_STATE_DIR = env.STATE_DIR
 IDENTITY_FILENAME = "identity"
 SNAPSHOTS = "snapshots"
+LISTINGS = "listings"
 
 # kind -> (XDG variable, default under $HOME, platformdirs function)
 _USER_DIRS = {
@@ -96,3 +97,11 @@ def snapshot_dir() -> str | None:
     if env.is_off(os.environ.get(ENV_CACHE)):
         return None
     return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), SNAPSHOTS)
+
+
+def listing_dir() -> str | None:
+    """Where ``list`` keeps the rows it verified (``snapshot.Listings``), or None when
+    ``$SECRETSTORE_CACHE`` is off: beside the snapshots, under ``listings``."""
+    if env.is_off(os.environ.get(ENV_CACHE)):
+        return None
+    return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), LISTINGS)

@@ -132,3 +132,93 @@ def decode(payload: bytes) -> dict[str, str] | None:
     if len(items) % 2:
         return None
     return dict(zip(items[0::2], items[1::2], strict=True))
+
+
+# --- list's cache ----------------------------------------------------------------------------
+#
+# ``list`` needs no private key, so its cache is not encrypted: it holds what the
+# scope file shows anyone who can read it (names, times, writers' public keys,
+# "rotate needed"), in the same private cache directory (0700, files 0600). Like
+# a snapshot, an entry is bound to the exact head of the file it was verified
+# from (whose signature covers every name, time and flag), and trust in the
+# head's writer is decided again on every use.
+
+LISTING_MAGIC = b"secretstore-listing/v1\n"
+
+Row = tuple[str, str, "str | None", bool]  # name, updated, writer, rotate needed (store.Listing)
+
+
+class Listings:
+    """``list``'s cached rows of one store's scopes, in ``directory``."""
+
+    __slots__ = ("directory", "store_root")
+
+    def __init__(self, directory: str, store_root: str) -> None:
+        self.directory = directory
+        self.store_root = store_root
+
+    def __repr__(self) -> str:
+        return f"Listings({self.directory!r}, store={self.store_root!r})"
+
+    def path(self, scope: Scope) -> str:
+        """``<directory>/l-<hex>``: a name that reveals neither the store nor the scope."""
+        label = b"\0".join([b"listing", self.store_root.encode(), scope.relpath.encode()])
+        return os.path.join(self.directory, "l-" + crypto.checksum(label, 16).hex())
+
+    def _binding(self, scope: Scope, head: bytes) -> bytes:
+        label = b"\0".join([LISTING_MAGIC, head, self.store_root.encode(), scope.relpath.encode()])
+        return crypto.snapshot_digest(label).hex().encode("ascii")
+
+    def load(self, scope: Scope, head: bytes) -> list[Row] | None:
+        """The rows verified from a file with exactly this head, or None (a miss)."""
+        try:
+            blob = fsio.read_file(self.path(scope))
+        except SecretStoreError:
+            return None
+        if blob is None or not blob.startswith(LISTING_MAGIC):
+            return None
+        return decode_listing(blob[len(LISTING_MAGIC) :], self._binding(scope, head))
+
+    def save(self, scope: Scope, head: bytes, rows: list[Row]) -> None:
+        """Keep ``rows`` as verified from a file with this head; failures are ignored."""
+        try:
+            fsio.atomic_write(self.path(scope), LISTING_MAGIC + encode_listing(rows, self._binding(scope, head)),
+                              durable=False)
+        except SecretStoreError:
+            pass
+
+
+def encode_listing(rows: list[Row], binding: bytes) -> bytes:
+    """The binding, the writers, then one line per column (names, times, writer numbers, flags),
+    TAB-separated: names, times and keys never hold a TAB or a newline (rules.py)."""
+    writers: dict[str, int] = {}
+    numbers = []
+    for _name, _updated, writer, _rotate in rows:
+        numbers.append("-" if writer is None else str(writers.setdefault(writer, len(writers))))
+    columns = [
+        "\t".join(writers), "\t".join(row[0] for row in rows), "\t".join(row[1] for row in rows),
+        "\t".join(numbers), "".join("1" if row[3] else "0" for row in rows),
+    ]
+    return binding + b"\n" + "\n".join(columns).encode("utf-8")
+
+
+def decode_listing(payload: bytes, binding: bytes) -> list[Row] | None:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.split("\n")
+    if len(lines) != 6 or lines[0] != binding.decode("ascii"):
+        return None
+    writers = lines[1].split("\t") if lines[1] else []
+    if not lines[2]:
+        return [] if not (lines[3] or lines[4] or lines[5]) else None
+    names, times, numbers, flags = lines[2].split("\t"), lines[3].split("\t"), lines[4].split("\t"), lines[5]
+    if not len(names) == len(times) == len(numbers) == len(flags) or flags.strip("01"):
+        return None
+    try:
+        who = [None if number == "-" else writers[int(number)] for number in numbers]
+    except (ValueError, IndexError):
+        return None
+    return [(name, updated, writer, flag == "1")
+            for name, updated, writer, flag in zip(names, times, who, flags, strict=True)]

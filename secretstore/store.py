@@ -35,7 +35,7 @@ from secretstore.trust import State, Trust, load_state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from secretstore.snapshot import Snapshots
+    from secretstore.snapshot import Listings, Snapshots
 
 _SCOPE_DIRS = {"project": "projects", "cluster": "clusters"}
 DEFAULT_HISTORY = 10  # previous values kept per name, unless the roster says otherwise
@@ -458,22 +458,43 @@ class Store:
         """
         return [(name, updated) for name, updated, _writer, _rotate in self.listing(scope, me)]
 
-    def listing(self, scope: Scope, me: PublicKey | None = None) -> Listing:
-        """(name, updated, writer, rotate needed) of each live secret, sorted; verified as ``list``."""
+    def listing(self, scope: Scope, me: PublicKey | None = None, listings: Listings | None = None) -> Listing:
+        """(name, updated, writer, rotate needed) of each live secret, sorted; verified as ``list``.
+
+        ``listings``: list's cache (``snapshot.Listings``). A file whose head is one
+        already verified gives that verification's rows, after the head's writer
+        is checked again (as exec's snapshots are, ``from_snapshot``); only the
+        head is read. A miss reads and verifies the file, and keeps its rows.
+        """
+        me = caller_public_key() if me is None else me
+        if listings is not None:
+            first = self.read_head(scope)
+            if first is None:
+                return []
+            head = scopefile.head_of(first)
+            cached = None if head is None else listings.load(scope, head.key)
+            if head is not None and cached is not None:
+                self._check_head(scope, head, me)
+                return cached
         data = self.read_current(scope)
         if data is None:
             return []
         quick = self._quick(scope, data)  # version 3: no value decoded
         if quick is not None:
             file, rows = quick
-            self.verify(scope, file, caller_public_key() if me is None else me)
-            return [(name, updated, writer, rotate) for name, updated, writer, _n, _c, rotate in rows]
-        file = self.parse(scope, data, body_only=True)
-        self.verify(scope, file, caller_public_key() if me is None else me)
-        found = []
-        for name in sorted(file.live_names()):
-            entry = file.entries[name]
-            found.append((name, entry.updated, entry.writer, entry.rotate))
+            self.verify(scope, file, me)
+            found = [(name, updated, writer, rotate) for name, updated, writer, _n, _c, rotate in rows]
+        else:
+            file = self.parse(scope, data, body_only=True)
+            self.verify(scope, file, me)
+            found = []
+            for name in sorted(file.live_names()):
+                entry = file.entries[name]
+                found.append((name, entry.updated, entry.writer, entry.rotate))
+        if listings is not None:
+            head = scopefile.head_of(data)  # of the bytes verified, not of the first read
+            if head is not None:
+                listings.save(scope, head.key, found)
         return found
 
     def unlock_file(
@@ -522,12 +543,17 @@ class Store:
         values = snapshots.load(scope, head.key)
         if values is None:
             return None
-        trust = self.trust(identity.public)
+        self._check_head(scope, head, identity.public)
+        return values
+
+    def _check_head(self, scope: Scope, head: scopefile.Head, me: PublicKey | None) -> None:
+        """Whether ``me`` still trusts the writer of a head verified before, and has not
+        read a newer version since (for a snapshot or a cached listing)."""
+        trust = self.trust(me)
         if head.signed:
             trust.check_signed(scope.relpath, scope.tag, head.store_id, head.counter, head.signer)
         else:
             trust.check_unsigned(scope.relpath)
-        return values
 
     @staticmethod
     def _quick(scope: Scope, data: bytes) -> tuple[ScopeFile, scopefile.Rows] | None:

@@ -17,7 +17,7 @@ from secretstore import context, scopefile
 from secretstore import layers as layers_module
 from secretstore.errors import TamperedError
 from secretstore.identity import Identity, resolve_identity
-from secretstore.snapshot import MAGIC, Snapshots
+from secretstore.snapshot import LISTING_MAGIC, MAGIC, Listings, Snapshots
 from secretstore.store import TEAM, Scope, Store
 
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
@@ -288,3 +288,160 @@ def test_snapshot_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pa
     assert dict(zip(items[0::2], items[1::2], strict=True)) == {
         "MULTI": "fake\nmulti-line", "SHARED": "fake-project"
     }
+
+
+# --- list's cache ----------------------------------------------------------------------------
+
+
+def _listing(store: Store, cache: str | None, scope: Scope = TEAM) -> list[tuple[str, str, str | None, bool]]:
+    return store.listing(scope, listings=None if cache is None else Listings(cache, store.root))
+
+
+def _count_full_reads(monkeypatch: pytest.MonkeyPatch) -> list[Scope]:
+    """Scopes whose file was read past its head, from now on."""
+    read: list[Scope] = []
+    real = Store.read_current
+
+    def counting(self: Store, scope: Scope) -> bytes | None:
+        read.append(scope)
+        return real(self, scope)
+
+    monkeypatch.setattr(Store, "read_current", counting)
+    return read
+
+
+def test_list_reads_only_the_head_of_a_file_it_verified_before(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "listings")
+    read = _count_full_reads(monkeypatch)
+    first = _listing(store, cache)
+    assert read == [TEAM] and len(_snapshot_files(cache)) == 1
+    assert _listing(store, cache) == first == _listing(store, None)
+    assert read == [TEAM, TEAM]  # the second read was the uncached one
+    assert [row[0] for row in first] == ["SHARED", "TEAM_ONLY"]
+    assert all(row[2] == me.public_text and row[3] is False for row in first)
+
+
+def test_list_cache_follows_every_change_of_the_file(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "listings")
+    _listing(store, cache)
+    store.set(TEAM, "ADDED", "fake-added", me)
+    read = _count_full_reads(monkeypatch)
+    assert [row[0] for row in _listing(store, cache)] == ["ADDED", "SHARED", "TEAM_ONLY"]
+    store.delete(TEAM, "SHARED", me)
+    assert [row[0] for row in _listing(store, cache)] == ["ADDED", "TEAM_ONLY"]
+    assert read == [TEAM, TEAM]
+    assert len(_snapshot_files(cache)) == 1  # replaced in place
+
+
+def test_list_cache_checks_the_writer_again_on_every_use(
+    isolated_env: dict[str, str], me: Identity, tmp_path: Path
+) -> None:
+    """A cached listing is what a verified read gave; whether its writer still counts is
+    decided again each time, so untrusting the writer stops the cached rows too."""
+    from secretstore.errors import TrustError
+
+    alice = Identity.generate("alice")
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "FROM_ALICE", "fake-alice", alice)
+    store.trust(me.public).trust_key(alice.public)  # (one state directory here: alice's own write counts too)
+    cache = str(tmp_path / "listings")
+    assert [row[0] for row in _listing(store, cache)] == ["FROM_ALICE"]
+    assert Listings(cache, store.root).load(TEAM, scopefile.head_of(store.read_bytes(TEAM) or b"").key)  # type: ignore[union-attr]
+    assert store.trust(me.public).untrust_key(alice.public)
+    with pytest.raises(TrustError):
+        _listing(store, cache)
+
+
+def test_list_cache_gives_the_verified_rows_behind_a_copied_head(store: Store, me: Identity, tmp_path: Path) -> None:
+    """As with snapshots: an older body behind the newest head lists what was verified for that
+    head, and a read without the cache refuses the file."""
+    cache = str(tmp_path / "listings")
+    path = Path(store.path(TEAM))
+    old = path.read_bytes()
+    store.set(TEAM, "NEWER", "fake-newer", me)
+    verified = _listing(store, cache)
+    new = path.read_bytes()
+    old_head, new_head = scopefile.head_of(old), scopefile.head_of(new)
+    assert old_head is not None and new_head is not None
+    path.write_bytes(new_head.key + old[len(old_head.key):])
+    assert _listing(store, cache) == verified
+    with pytest.raises(TamperedError):
+        _listing(store, None)
+
+
+@pytest.mark.parametrize("damage", ["binding", "columns", "writer", "flags", "utf8", "empty", "directory"])
+def test_a_damaged_listing_is_a_miss_and_is_rewritten(
+    store: Store, me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    cache = str(tmp_path / "listings")
+    expected = _listing(store, cache)
+    target = Path(Listings(cache, store.root).path(TEAM))
+    blob = target.read_bytes()
+    magic_end = len(LISTING_MAGIC)
+    lines = blob[magic_end:].split(b"\n")
+    if damage == "binding":
+        lines[0] = lines[0][:-1] + (b"0" if lines[0][-1:] != b"0" else b"1")
+    elif damage == "columns":
+        lines[2] += b"\tEXTRA"
+    elif damage == "writer":
+        lines[4] = lines[4].replace(b"0", b"7")
+    elif damage == "flags":
+        lines[5] = lines[5].replace(b"0", b"x")
+    elif damage == "utf8":
+        lines[2] = b"\xff" + lines[2]
+    if damage == "empty":
+        target.write_bytes(b"")
+    elif damage == "directory":
+        target.unlink()
+        target.mkdir()
+    else:
+        target.write_bytes(blob[:magic_end] + b"\n".join(lines))
+    read = _count_full_reads(monkeypatch)
+    assert _listing(store, cache) == expected
+    assert read == [TEAM]
+    if damage != "directory":
+        assert target.read_bytes() == blob  # rewritten as it was
+
+
+def test_list_through_the_console_script_keeps_and_uses_its_cache(
+    store: Store, cli_run: Run, isolated_env: dict[str, str]
+) -> None:
+    listings = os.path.join(isolated_env["cache"], "listings")
+    first = cli_run("list", "team")
+    assert first.returncode == 0 and b"TEAM_ONLY" in first.stdout
+    assert len(_snapshot_files(listings)) == 1
+    assert cli_run("list", "team").stdout == first.stdout
+    assert cli_run("set", "team", "--name=LATER", "--value=fake-later").returncode == 0
+    assert b"LATER" in cli_run("list", "team").stdout
+    off = cli_run("list", "project", "--id", "prj42", env={"SECRETSTORE_CACHE": "0"})
+    assert off.returncode == 0 and b"MULTI" in off.stdout
+    assert len(_snapshot_files(listings)) == 1  # the cache off: nothing kept for the project
+    assert stat.S_IMODE(os.stat(_snapshot_files(listings)[0]).st_mode) == 0o600
+
+
+def test_listing_bytes_match_format_md(store: Store, me: Identity, tmp_path: Path) -> None:
+    """Rebuild the cache file's name and bytes from FORMAT.md ("list's cache") with nacl.bindings."""
+    from nacl import bindings
+
+    cache = str(tmp_path / "listings")
+    store.set(PROJECT, "ROTATED", "fake-rotated", me)
+    rows = _listing(store, cache, PROJECT)
+    relpath = PROJECT.relpath.encode()
+    label = b"\0".join([b"listing", store.root.encode(), relpath])
+    name = "l-" + bindings.crypto_generichash_blake2b_salt_personal(label, digest_size=16).hex()
+    blob = (Path(cache) / name).read_bytes()
+    file_bytes = Path(store.path(PROJECT)).read_bytes()
+    head = file_bytes[: file_bytes.index(b"\nmac = ") + 1]
+    head += file_bytes[len(head) : file_bytes.index(b"\n\n") + 1]
+    magic = b"secretstore-listing/v1\n"
+    binding = bindings.crypto_generichash_blake2b_salt_personal(
+        b"\0".join([magic, head, store.root.encode(), relpath]), digest_size=32, person=b"sstore-snapfile1"
+    ).hex()
+    names = "\t".join(row[0] for row in rows)
+    times = "\t".join(row[1] for row in rows)
+    expected = f"{binding}\n{me.public_text}\n{names}\n{times}\n" + "\t".join("0" for _ in rows) + "\n" + "0" * len(rows)
+    assert blob == magic + expected.encode()

@@ -117,7 +117,10 @@ def _source_values(param: Arg | Opt, values: dict[str, object]) -> list[str]:
 
         if scope.scope_id is not None and not is_valid_id(scope.scope_id):
             return []
-        return [name for name, _updated in _store(values).list(scope)]
+        from secretstore.commands.secrets import listings_of
+
+        store = _store(values)
+        return [row[0] for row in store.listing(scope, listings=listings_of(store))]
     return []
 
 
