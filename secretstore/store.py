@@ -295,9 +295,13 @@ class Store:
     ``SECRETSTORE_TRUST``) is an error instead of a warning.
     """
 
-    def __init__(self, root: str, *, strict: bool = False, emit: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, root: str, *, strict: bool = False, emit: Callable[[str], None] | None = None,
+        listing_dir: str | None = None,
+    ) -> None:
         self.root = root
         self.strict = strict
+        self.listing_dir = listing_dir  # list's cache (``paths.listing_dir()``): read by listing, kept by writes
         self._emit = emit
         self._trusts: dict[bytes | None, Trust] = {}
         self._state: State | None = None
@@ -467,6 +471,7 @@ class Store:
         head is read. A miss reads and verifies the file, and keeps its rows.
         """
         me = caller_public_key() if me is None else me
+        listings = listings if listings is not None else self._listings()
         if listings is not None:
             first = self.read_head(scope)
             if first is None:
@@ -545,6 +550,13 @@ class Store:
             return None
         self._check_head(scope, head, identity.public)
         return values
+
+    def _listings(self) -> Listings | None:
+        if self.listing_dir is None:
+            return None
+        from secretstore.snapshot import Listings
+
+        return Listings(self.listing_dir, self.root)
 
     def _check_head(self, scope: Scope, head: scopefile.Head, me: PublicKey | None) -> None:
         """Whether ``me`` still trusts the writer of a head verified before, and has not
@@ -711,6 +723,13 @@ class Store:
         parts = envelope.seal_parts(file, unlocked.keys, identity, store_id=store_id, counter=counter, warn=_warning)
         fsio.atomic_write(self.path(unlocked.scope), parts)  # history carried over is written, not copied
         trust.wrote(relpath, store_id, counter)
+        listings = self._listings()
+        head = None if listings is None else scopefile.head_of(b"".join(parts[:2]) + b"\n")
+        if listings is not None and head is not None:  # the rows of the file just written: list needs no read
+            listings.save(unlocked.scope, head.key, [
+                (name, entry.updated, entry.writer, entry.rotate)
+                for name, entry in file.entries.items() if entry.current is not None
+            ])
 
     def set(self, scope: Scope, name: str, value: str, identity: Identity) -> bool:
         """Store ``value`` under ``name``; True when the name is new in the scope."""

@@ -445,3 +445,21 @@ def test_listing_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pat
     times = "\t".join(row[1] for row in rows)
     expected = f"{binding}\n{me.public_text}\n{names}\n{times}\n" + "\t".join("0" for _ in rows) + "\n" + "0" * len(rows)
     assert blob == magic + expected.encode()
+
+
+def test_a_write_keeps_the_listing_of_the_file_it_wrote(
+    isolated_env: dict[str, str], me: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """set, delete and the other writes keep the rows of the file they just wrote, so the next
+    list reads only its head; the rows are those a full read of that file gives."""
+    cache = str(tmp_path / "listings")
+    store = Store(isolated_env["store"], listing_dir=cache)
+    store.set_many(TEAM, {"ALPHA": "fake-a", "BRAVO": "fake-b", "CHARLIE": "fake-c"}, me)
+    store.delete(TEAM, "BRAVO", me)
+    store.set(TEAM, "ALPHA", "fake-a2", me)
+    read = _count_full_reads(monkeypatch)
+    rows = store.listing(TEAM)
+    assert read == []
+    assert rows == Store(isolated_env["store"]).listing(TEAM)  # no cache: read in full
+    assert [row[0] for row in rows] == ["ALPHA", "CHARLIE"]
+    assert read == [TEAM]

@@ -27,10 +27,11 @@ def _text(value: object) -> str | None:
 def store_of(args: Args) -> Store:
     """The store of this command line: --store > $SECRETSTORE_DIR > .secretstore.toml > default."""
     from secretstore.context import resolve_store
+    from secretstore.paths import listing_dir
     from secretstore.store import Store
 
     root, _source = resolve_store(_text(args.get("store")), warn=warning_line)
-    return Store(root)
+    return Store(root, listing_dir=listing_dir())
 
 
 def context_of(args: Args, *, allow_vars: bool = False) -> Context:

@@ -74,11 +74,12 @@ def split_arg_string(text: str) -> list[str]:
 
 def _store(values: dict[str, object]) -> Store:
     from secretstore.context import resolve_store
+    from secretstore.paths import listing_dir
     from secretstore.store import Store
 
     flag = values.get("store")
     root, _source = resolve_store(flag if isinstance(flag, str) else None)
-    return Store(root)
+    return Store(root, listing_dir=listing_dir())
 
 
 def _ids(values: dict[str, object], entity: str) -> list[str]:
@@ -117,10 +118,7 @@ def _source_values(param: Arg | Opt, values: dict[str, object]) -> list[str]:
 
         if scope.scope_id is not None and not is_valid_id(scope.scope_id):
             return []
-        from secretstore.commands.secrets import listings_of
-
-        store = _store(values)
-        return [row[0] for row in store.listing(scope, listings=listings_of(store))]
+        return [row[0] for row in _store(values).listing(scope)]
     return []
 
 

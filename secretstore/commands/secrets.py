@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Callable
 
     from secretstore.identity import Identity
-    from secretstore.snapshot import Listings
     from secretstore.store import Scope, Store, VersionInfo
 
 NEW, REPLACED, UNCHANGED = "new", "replaced", "unchanged"
@@ -71,25 +70,15 @@ def _public_text() -> str:
 def list_secrets(store: Store, scope: Scope) -> list[tuple[str, str, str | None, bool]]:
     """(name, updated, writer, rotate needed) of each secret in ``scope``, sorted; needs no key.
 
-    Through list's cache (``snapshot.Listings``) unless ``$SECRETSTORE_CACHE`` is off."""
+    Through list's cache (``snapshot.Listings``) when the store has one (``cli.common.store_of``)."""
     require_store(store)
-    return store.listing(scope, listings=listings_of(store))
-
-
-def listings_of(store: Store) -> Listings | None:
-    """list's cache for ``store``, or None when ``$SECRETSTORE_CACHE`` is off."""
-    directory = paths.listing_dir()
-    if directory is None:
-        return None
-    from secretstore.snapshot import Listings
-
-    return Listings(directory, store.root)
+    return store.listing(scope)
 
 
 def require_listed(store: Store, scope: Scope, name: str, purpose: str = "") -> None:
     """Say 'no such secret' before asking for a key that would not help."""
     require_store(store)
-    if name not in {row[0] for row in store.listing(scope, listings=listings_of(store))}:
+    if name not in {row[0] for row in store.listing(scope)}:
         raise NotFoundError(f"no {scope} secret {name!r}{purpose}")
 
 
