@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Callable, Iterable
 
+    from secretstore import fsio
     from secretstore.keys import Identity, PublicKey
 
 
@@ -108,7 +109,10 @@ def seal(
     max_bytes: int | None = None,
 ) -> bytes:
     """``seal_parts`` joined."""
-    return b"".join(seal_parts(file, keys, writer, store_id=store_id, counter=counter, warn=warn, max_bytes=max_bytes))
+    from secretstore import fsio
+
+    return fsio.join(seal_parts(file, keys, writer, store_id=store_id, counter=counter, warn=warn,
+                                max_bytes=max_bytes))
 
 
 def seal_parts(
@@ -120,7 +124,7 @@ def seal_parts(
     counter: int,
     warn: Callable[[str], None] | None = None,
     max_bytes: int | None = None,
-) -> list[bytes | memoryview]:
+) -> list[fsio.Part]:
     """Sort the entries, MAC the file, sign it as ``writer`` and serialise it (version 3;
     version 2 for scripts/gen-vectors' cases of it, ``scopefile.WRITE_FORMAT``).
 
@@ -160,11 +164,11 @@ def seal_parts(
     )
 
 
-def _size(parts: list[bytes | memoryview]) -> int:
+def _size(parts: list[fsio.Part]) -> int:
     return sum(len(part) for part in parts)
 
 
-def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> list[bytes | memoryview]:
+def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> list[fsio.Part]:
     if file.version == FORMAT_V3:
 
         def sign(digest: bytes) -> tuple[bytes, bytes]:

@@ -103,14 +103,110 @@ def atomic_write(path: str, data: Data, mode: int = FILE_MODE, *, durable: bool 
         fsync_dir(directory)
 
 
-Data = bytes | list[bytes | memoryview]  # the bytes, or the parts that make them
+class OpenFile:
+    """A store file kept open after its start was read (``read_store_file(keep=...)``): the rest
+    is read (``pread``) or copied by the kernel (``FileRange``) only when needed, never held.
+
+    The descriptor is closed when the object goes (``weakref.finalize``) or by ``close``.
+    """
+
+    __slots__ = ("fd", "size", "path", "_closer", "__weakref__")
+
+    def __init__(self, fd: int, size: int, path: str) -> None:
+        import weakref
+
+        self.fd = fd
+        self.size = size  # as fstat gave it when the file was checked
+        self.path = path
+        self._closer = weakref.finalize(self, os.close, fd)
+
+    def __repr__(self) -> str:
+        return f"OpenFile({self.path!r}, {self.size} bytes)"
+
+    def close(self) -> None:
+        self._closer()
+
+    def pread(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``; SecretStoreError if the file is shorter now."""
+        chunks = []
+        try:
+            while length > 0 and (chunk := os.pread(self.fd, min(length, 1 << 20), offset)):
+                chunks.append(chunk)
+                offset += len(chunk)
+                length -= len(chunk)
+        except OSError as exc:
+            raise SecretStoreError(f"cannot read {self.path}: {exc.strerror}") from None
+        if length > 0:
+            raise _changed_while_read(self.path)
+        return b"".join(chunks)
+
+    def range(self, offset: int, length: int) -> FileRange:
+        return FileRange(self, offset, length)
+
+
+class FileRange:
+    """``length`` bytes of an ``OpenFile`` at ``offset``, as a part of what ``atomic_write``
+    writes: copied file to file by the kernel (``copy_file_range``), not through memory."""
+
+    __slots__ = ("file", "offset", "length")
+
+    def __init__(self, file: OpenFile, offset: int, length: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return f"FileRange({self.file.path!r}, {self.offset}, {self.length})"
+
+
+def _changed_while_read(path: str) -> SecretStoreError:
+    return SecretStoreError(f"{path} was cut short while it was read; run the command again",
+                            hint="another program is writing the store's files in place")
+
+
+Part = bytes | memoryview | FileRange
+Data = bytes | list[Part]  # the bytes, or the parts that make them
+
+
+def join(parts: list[Part]) -> bytes:
+    """The bytes ``parts`` make (a ``FileRange`` read from its file)."""
+    return b"".join(part.file.pread(part.offset, part.length) if isinstance(part, FileRange) else part
+                    for part in parts)
 
 
 def _write_all(fd: int, data: Data) -> None:
     for part in data if isinstance(data, list) else [data]:
+        if isinstance(part, FileRange):
+            _copy_range(part, fd)
+            continue
         view = memoryview(part)
         while view:
             view = view[os.write(fd, view) :]
+
+
+def _copy_range(part: FileRange, fd: int) -> None:
+    """Copy ``part`` to ``fd`` at its position: in the kernel where it can, else 1 MiB at a time."""
+    offset, left = part.offset, part.length
+    copy = getattr(os, "copy_file_range", None)
+    while left > 0 and copy is not None:
+        try:
+            done = copy(part.file.fd, fd, left, offset)
+        except OSError:  # across file systems on old kernels, or not supported here: copy through memory
+            break
+        if done == 0:
+            raise _changed_while_read(part.file.path)
+        offset += done
+        left -= done
+    while left > 0:
+        chunk = part.file.pread(offset, min(left, 1 << 20))
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        offset += len(chunk)
+        left -= len(chunk)
 
 
 def _write_anonymous_then_link(fd: int, path: str, data: Data, durable: bool) -> bool:
@@ -515,7 +611,7 @@ def read_private_file(path: str) -> bytes | None:
 
 def read_store_file(
     root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, prefix: int | None = None,
-    until: bytes | None = None,
+    until: bytes | None = None, keep: list[OpenFile] | None = None,
 ) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
@@ -529,7 +625,10 @@ def read_store_file(
     snapshot check needs only a scope file's head), after the same checks.
     With ``until``, reading stops at the first occurrence of those bytes (not
     included): a version-3 scope file's current entries end where its history
-    begins, and a reader of current values needs nothing after them.
+    begins, and a reader of current values needs nothing after them. With
+    ``until`` and ``keep``, the file is left open and appended to ``keep`` as an
+    ``OpenFile`` when the bytes were found, so a writer can copy what follows
+    them (the history) without reading it.
     """
     *subdirs, filename = relpath.split("/")
     path = root
@@ -551,7 +650,7 @@ def read_store_file(
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened, max_bytes, prefix, until)
+        return _read_regular(fd, path, opened, max_bytes, prefix, until, keep)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -580,7 +679,7 @@ def _find_in_last(chunks: list[bytes], marker: bytes) -> int | None:
 
 def _read_regular(
     fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int, prefix: int | None = None,
-    until: bytes | None = None,
+    until: bytes | None = None, keep: list[OpenFile] | None = None,
 ) -> bytes:
     """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
 
@@ -618,6 +717,9 @@ def _read_regular(
             if until is not None:
                 at = _find_in_last(chunks, until)
                 if at is not None:
+                    if keep is not None:
+                        keep.append(OpenFile(fd, status.st_size, path))
+                        fd = -1  # kept open: the OpenFile closes it
                     return b"".join(chunks)[: seen + at]
                 seen += len(chunk)
         data = b"".join(chunks)
@@ -627,7 +729,8 @@ def _read_regular(
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- who can write a store file ----------------------------------------------------

@@ -21,7 +21,7 @@ import binascii
 import functools
 import re
 
-from secretstore import crypto, limits
+from secretstore import crypto, fsio, limits
 from secretstore.errors import (
     StoreFormatError,
     TamperedError,
@@ -387,15 +387,17 @@ def load_toml(
         raise StoreFormatError(f"{where}: not a secretstore file (a number too long to read)") from None
 
 
-def parse(data: bytes, where: str, *, body_only: bool = False) -> ScopeFile:
+def parse(data: bytes, where: str, *, body_only: bool = False, tail: fsio.OpenFile | None = None) -> ScopeFile:
     """Bytes of a scope file -> ScopeFile, checking structure (not authenticity).
 
     A file exactly as ``serialize`` writes it takes the fast path
     (``parse_canonical``); anything else, and any file the fast path has a doubt
     about, goes through ``parse_reference``, which accepts it or gives the error.
+    ``tail``: ``data`` is a version-3 file's body and the file is still open, its
+    history read from it only when used (``HistoryRegion.tail``).
     """
     if data.startswith(_V3_START):
-        return parse_v3(data, where, body_only=body_only)
+        return parse_v3(data, where, body_only=body_only, tail=tail)
     fast = parse_canonical(data)
     if fast is not None:
         return fast
@@ -1076,13 +1078,23 @@ MAX_HISTORY_BYTES = 10**12  # history_bytes is at most 13 digits (the file cap i
 class HistoryRegion:
     """The bytes after a version-3 file's body, shared by its entries' chunks."""
 
-    __slots__ = ("data", "consistent", "where", "read")
+    __slots__ = ("data", "consistent", "where", "read", "tail")
 
-    def __init__(self, data: bytes, consistent: bool, where: str, read: bool = True) -> None:
+    def __init__(
+        self, data: bytes, consistent: bool, where: str, read: bool = True, tail: fsio.OpenFile | None = None
+    ) -> None:
         self.data = data  # the whole file: chunks are read by offset, never copied until used
         self.consistent = consistent  # the region is exactly the chunks the entries describe
         self.where = where
         self.read = read  # False: only the body was read (``BODY_END``), for current values
+        # Or ``data`` is the body only and the file is still open: a chunk is read from it when
+        # used, and carried chunks are copied file to file when written (``fsio.FileRange``).
+        self.tail = tail
+
+    @property
+    def end(self) -> int:
+        """Where the file ends (the chunks must end there)."""
+        return len(self.data) if self.tail is None else self.tail.size
 
 
 class HistoryChunk:
@@ -1101,7 +1113,10 @@ class HistoryChunk:
         """The chunk's bytes, checked against the length and digest its (signed) entry gives."""
         region = self.region
         assert region.read, "the history of a file read for its current values only"
-        raw = region.data[self.offset : self.offset + self.length]
+        if region.tail is not None and region.consistent:
+            raw = region.tail.pread(self.offset, self.length)
+        else:
+            raw = region.data[self.offset : self.offset + self.length]
         if not region.consistent or len(raw) != self.length or crypto.history_digest(raw) != self.digest:
             raise TamperedError(
                 f"{region.where}: the earlier versions of {self.name} do not match what its entry says "
@@ -1150,13 +1165,16 @@ def _escape(text: str) -> str:
 BODY_END = _HISTORY_START  # where a reader of current values stops reading a version-3 file
 
 
-def parse_v3(data: bytes, where: str, *, body_only: bool = False) -> ScopeFile:
+def parse_v3(data: bytes, where: str, *, body_only: bool = False, tail: fsio.OpenFile | None = None) -> ScopeFile:
     """A version-3 file -> ScopeFile, its history left unread; StoreFormatError unless in the exact layout.
 
     ``body_only``: ``data`` stops where the history begins (``BODY_END``), and no history is used.
+    ``tail``: ``data`` stops there too, and the history is in the open file (``parse``).
     """
-    found = _parse_v3(data, where, body_only)
+    found = _parse_v3(data, where, body_only, tail=tail)
     if found is None:
+        if tail is not None:  # the error is the whole file's
+            data += tail.pread(len(data), max(tail.size - len(data), 0))
         return parse_reference(data, where)  # the precise error: not TOML, too deep, or not the layout
     return found
 
@@ -1181,7 +1199,8 @@ def parse_quick(data: bytes, where: str) -> tuple[ScopeFile, list[Row]] | None:
 
 
 def _parse_v3(
-    data: bytes, where: str, body_only: bool = False, listing: list[Row] | None = None
+    data: bytes, where: str, body_only: bool = False, listing: list[Row] | None = None,
+    tail: fsio.OpenFile | None = None,
 ) -> ScopeFile | None:
     end = data.find(_HISTORY_START)
     body_end = len(data) if end < 0 else end
@@ -1229,7 +1248,7 @@ def _parse_v3(
         if not recipients:
             return None
         entries: dict[str, Entry] = {}
-        consistent_region = HistoryRegion(data, True, where, not body_only)
+        consistent_region = HistoryRegion(data, True, where, not body_only, tail)
         offset = body_end
         if text.startswith("\n[secrets]\n", pos):
             pos += len("\n[secrets]\n")
@@ -1279,7 +1298,7 @@ def _parse_v3(
             return None
     except binascii.Error:
         return None
-    consistent_region.consistent = offset == len(data)
+    consistent_region.consistent = offset == consistent_region.end
     signature_line = text.rindex("\nsignature = ", 0, head.end()) + 1
     covered = data[:signature_line] + data[head.end() : body_end]
     return ScopeFile(
@@ -1392,10 +1411,12 @@ def _history_text(name: str, history: tuple[Version, ...]) -> bytes:
 
 def serialize_v3(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, bytes]]) -> bytes:
     """``serialize_v3_parts`` joined."""
-    return b"".join(serialize_v3_parts(scope, sign))
+    return fsio.join(serialize_v3_parts(scope, sign))
 
 
-def serialize_v3_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, bytes]]) -> list[bytes | memoryview]:
+def serialize_v3_parts(
+    scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, bytes]]
+) -> list[fsio.Part]:
     """The version-3 bytes of ``scope`` (entries sorted by the caller), signed through ``sign``.
 
     ``sign(digest)`` returns (mac, signature) for the digest of the signed
@@ -1415,7 +1436,7 @@ def serialize_v3_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, by
         body.append(_stanza_text(stanza, _escape(stanza.label)))
     if not scope.entries:
         body.append("\n[secrets]\n")
-    chunks: list[bytes | memoryview] = []
+    chunks: list[fsio.Part] = []
     carry: list[HistoryChunk] = []  # unread chunks, copied as runs of contiguous bytes
     for name, read in scope.entries.items():
         # An entry read under another name (a test moves one) is written anew, history read.
@@ -1452,7 +1473,7 @@ def serialize_v3_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, by
     return [head_bytes, lines, body_bytes, *chunks]  # the file, in parts: carried history is not copied
 
 
-def _flush(carry: list[HistoryChunk]) -> list[bytes | memoryview]:
+def _flush(carry: list[HistoryChunk]) -> list[fsio.Part]:
     """The bytes of unread chunks waiting in ``carry`` (emptied), one slice per contiguous run;
     only from a region that matches its entries."""
     if not carry:
@@ -1466,13 +1487,17 @@ def _flush(carry: list[HistoryChunk]) -> list[bytes | memoryview]:
             )
         assert region.read, "the history of a file read for its current values only"
     region = carry[0].region
-    out: list[bytes | memoryview] = []
+    out: list[fsio.Part] = []
     start = end = carry[0].offset
     for chunk in carry:
         if chunk.region is not region or chunk.offset != end:
-            out.append(memoryview(region.data)[start:end])
+            out.append(_region_part(region, start, end))
             region, start = chunk.region, chunk.offset
         end = chunk.offset + chunk.length
-    out.append(memoryview(region.data)[start:end])
+    out.append(_region_part(region, start, end))
     carry.clear()
     return out
+
+
+def _region_part(region: HistoryRegion, start: int, end: int) -> memoryview | fsio.FileRange:
+    return memoryview(region.data)[start:end] if region.tail is None else region.tail.range(start, end - start)

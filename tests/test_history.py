@@ -7,12 +7,15 @@ greps for the values themselves.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from secretstore import audit, crypto, scopefile
+from secretstore import audit, crypto, fsio, scopefile
+from secretstore.errors import SecretStoreError
+from secretstore.identity import Identity
 from secretstore.keys import PublicKey, encode_key
 from secretstore.store import TEAM, Store
 from tests.sharing_helpers import Person, team_of
@@ -258,3 +261,94 @@ def test_two_peoples_histories_merge_and_undelete_after_a_merge(tmp_path) -> Non
     bob.pull("--no-rebase")
     assert bob.ss("get", "team", "--name=GONE").stdout == "fake-gone"
     assert bob.ss("get", "team", "--name=A", "--version=2").stdout == "fake-a1"
+
+
+# --- a writer never reads the history it carries over --------------------------------------------
+
+
+@pytest.fixture
+def me(isolated_env: dict[str, str]) -> Identity:
+    from secretstore.identity import resolve_identity
+
+    return resolve_identity(create=True)[0]
+
+
+
+def _store_with_history(isolated_env: dict[str, str], me: Identity) -> tuple[Store, Path]:
+    store = Store(isolated_env["store"])
+    for round_ in range(3):
+        store.set_many(TEAM, {f"NAME_{i:02d}": f"fake-{i}-v{round_}" for i in range(20)}, me)
+    return store, Path(store.path(TEAM))
+
+
+def test_a_write_reads_the_file_only_up_to_its_history(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """set reads the current entries and copies the earlier versions of the names it does not
+    change file to file (copy_file_range): the history is never read into memory, which is
+    most of a large scope's file (FORMAT.md "Scope file, version 3")."""
+    store, path = _store_with_history(isolated_env, me)
+    before = path.read_bytes()
+    history_start = before.index(scopefile.BODY_END)
+    returned: list[int] = []
+    real_read = fsio.read_store_file
+
+    def counting(*args: object, **kwargs: object) -> bytes | None:
+        data = real_read(*args, **kwargs)  # type: ignore[arg-type]
+        returned.append(0 if data is None else len(data))
+        return data
+
+    with monkeypatch.context() as spying:
+        spying.setattr(fsio, "read_store_file", counting)
+        spying.setattr(fsio.OpenFile, "pread", lambda *_args: pytest.fail("read history it does not change"))
+        store.set(TEAM, "ADDED", "fake-added", me)
+    assert returned and max(returned) <= history_start  # the bytes returned stop where the history starts
+    after = path.read_bytes()
+    assert after[after.index(scopefile.BODY_END):] == before[history_start:]  # carried over byte for byte
+    assert [Store(isolated_env["store"]).get_version(TEAM, "NAME_07", number, me) for number in (1, 2)] == [
+        "fake-7-v1", "fake-7-v0"]
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_carried_history_is_the_same_with_or_without_copy_file_range(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """Where copy_file_range is missing or refuses (another file system, an old kernel), the
+    history is copied through memory, 1 MiB at a time, to the same bytes."""
+    import errno
+
+    store, path = _store_with_history(isolated_env, me)
+    if not kernel_copy:
+        def refuse(*_args: object) -> int:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    before = path.read_bytes()
+    store.set(TEAM, "NAME_03", "fake-3-v3", me)
+    after = path.read_bytes()
+    assert scopefile.parse(after, "team.toml").entries["NAME_04"].history == scopefile.parse(
+        before, "team.toml").entries["NAME_04"].history
+    assert store.get_version(TEAM, "NAME_03", 1, me) == "fake-3-v2"
+    assert store.get_version(TEAM, "NAME_19", 2, me) == "fake-19-v0"
+
+
+def test_a_file_cut_short_while_a_write_copies_it_writes_nothing(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program truncating the scope file in place between the read of its entries
+    and the copy of its history: the write fails with one line and leaves the file as that
+    program left it, with no temp file beside it."""
+    store, path = _store_with_history(isolated_env, me)
+    data = path.read_bytes()
+    real_write_all = fsio._write_all
+
+    def truncate_first(fd: int, parts: fsio.Data) -> None:
+        with open(path, "r+b") as handle:  # in place: the same inode the writer holds open
+            handle.truncate(len(data) - 100)
+        real_write_all(fd, parts)
+
+    monkeypatch.setattr(fsio, "_write_all", truncate_first)
+    with pytest.raises(SecretStoreError, match="was cut short while it was read; run the command again"):
+        store.set(TEAM, "ADDED", "fake-added", me)
+    assert path.read_bytes() == data[: len(data) - 100]
+    assert sorted(os.listdir(path.parent)) == ["team.toml"]
