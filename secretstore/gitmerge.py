@@ -40,14 +40,16 @@ from secretstore.scopefile import UNMERGED_MARKER, Entry, ScopeFile, Version
 from secretstore.store import Scope, Store
 
 DRIVER_NAME = "secretstore"
+# -text: git must never change a store file's line ends (core.autocrlf=true on Windows would,
+# on checkout): a signature covers the file's bytes, so a converted file is refused.
 ATTRIBUTE_RULES = (
-    "team.toml merge=secretstore",
-    "projects/*.toml merge=secretstore",
-    "clusters/*.toml merge=secretstore",
-    "recipients.toml merge=secretstore",
+    "team.toml merge=secretstore -text",
+    "projects/*.toml merge=secretstore -text",
+    "clusters/*.toml merge=secretstore -text",
+    "recipients.toml merge=secretstore -text",
 )
 ATTRIBUTES = (
-    "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)",
+    "# secretstore: merge scope files entry by entry, bytes as they are (run 'secretstore git setup' in each clone)",
     *ATTRIBUTE_RULES,
 )
 

@@ -219,3 +219,38 @@ def test_the_walkthrough_for_users_who_kept_the_default_store(team, tmp_path) ->
     ss(bob, clone, "set", "project", "--id", "prj42", "--name", "DB_PASSWORD", "--value", "fake-db")
     assert (clone / "projects" / "prj42.toml").exists()
     assert not (tmp_path / "bob" / "data" / "secretstore").exists()
+
+
+@pytest.mark.parametrize("attributes", ["setup", "without -text"])
+def test_a_clone_with_autocrlf_reads_the_files_byte_for_byte(team, attributes: str) -> None:  # type: ignore[no-untyped-def]
+    """Windows' git converts text files' line ends on checkout (core.autocrlf=true): a scope
+    file's signature covers its bytes, so a converted file would be refused. 'git setup'
+    marks the store's files -text, so git leaves them as they are; the negative control
+    (the driver lines without -text) shows the conversion and the refusal."""
+    alice, bob, origin = team
+    alice_key = alice.ss("init").stdout.strip()
+    bob_key = bob.ss("init").stdout.strip()
+    alice.store.mkdir(parents=True)
+    alice.git("init", "-q", "-b", "main")
+    alice.ss("git", "setup")
+    alice.ss("recipients", "add", bob_key, "--label=bob")
+    attributes_file = alice.store / ".gitattributes"
+    assert "team.toml merge=secretstore -text" in attributes_file.read_text()
+    if attributes == "without -text":
+        attributes_file.write_text(attributes_file.read_text().replace(" -text", ""))
+    alice.ss("set", "team", "--name=WANDB_API_KEY", "--value=fake-team-wandb")
+    alice.git("add", "-A")
+    alice.git("commit", "-q", "-m", "team store")
+    alice.git("remote", "add", "origin", str(origin))
+    alice.git("push", "-q", "origin", "main")
+    subprocess.run(["git", "-c", "core.autocrlf=true", "clone", "-q", str(origin), str(bob.store)],
+                   env=bob.env, check=True)
+    converted = b"\r\n" in (bob.store / "team.toml").read_bytes()
+    bob.ss("trust", alice_key, "--label=alice")
+    got = bob.ss("get", "team", "--name=WANDB_API_KEY", ok=False)
+    if attributes == "setup":
+        assert not converted
+        assert (got.returncode, got.stdout, got.stderr) == (0, "fake-team-wandb", "")
+    else:
+        assert converted
+        assert got.returncode != 0 and got.stdout == ""
