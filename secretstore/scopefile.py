@@ -692,17 +692,18 @@ def decrypt_rows(scope: ScopeFile, keys: crypto.FileKeys, rows: Rows, where: str
     """``decrypt_live`` for the rows of ``parse_quick`` (after the file's signature and MAC
     verified): each value's base64 is decoded only now, in one pass."""
     a2b, prefix = binascii.a2b_base64, _aad_prefix(scope.entity, scope.scope_id)
+    nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
     items = []
     try:
         for name, _updated, _writer, nonce_text, ciphertext_text, _rotate in rows:
             encoded = name.encode()
-            items.append((a2b(nonce_text, strict_mode=True), a2b(ciphertext_text, strict_mode=True),
-                          prefix + len(encoded).to_bytes(4, "big") + encoded))
+            nonce, ciphertext = a2b(nonce_text, strict_mode=True), a2b(ciphertext_text, strict_mode=True)
+            if len(nonce) != nonce_bytes or len(ciphertext) <= tag_bytes:
+                break
+            items.append((nonce, ciphertext, prefix + len(encoded).to_bytes(4, "big") + encoded))
     except binascii.Error:
         items = []
-    if len(items) != len(rows) or any(
-        len(nonce) != crypto.NONCE_BYTES or len(ciphertext) <= crypto.TAG_BYTES for nonce, ciphertext, _aad in items
-    ):
+    if len(items) != len(rows):
         raise StoreFormatError(f"{where}: a value is not a nonce and a ciphertext (edited by its signer?)")
     return _open_all(
         scope, keys, [row[0] for row in rows], items,

@@ -528,3 +528,28 @@ def test_quick_read_refuses_an_empty_nonce_and_names_out_of_order(store: Store, 
     assert _quick_and_full(swapped) == (None, None)
     doubled = data[:bravo] + data[alpha:bravo] + data[bravo:]
     assert _quick_and_full(doubled) == (None, None)
+
+
+@pytest.mark.parametrize("field", ["nonce", "ciphertext"])
+def test_a_signed_value_of_the_wrong_length_is_refused_by_the_one_scan_read(store: Store, me: Identity,
+                                                                            field: str) -> None:
+    """exec's quick read decodes each value's base64 only after the signature and MAC verified;
+    a nonce or ciphertext of the wrong length (the writer's own doing: it is signed) is a
+    format error naming the file, not a crash or a value."""
+    store.set_many(TEAM, {"A": "fake-a", "B": "fake-b"}, me)
+    unlocked = store.unlock(TEAM, me)
+    assert unlocked is not None
+    current = unlocked.file.entries["B"].current
+    assert current is not None
+    short = scopefile.Version(
+        current.updated,
+        current.nonce[:-1] if field == "nonce" else current.nonce,
+        current.ciphertext[:16] if field == "ciphertext" else current.ciphertext,
+        current.writer,
+    )
+    unlocked.file.entries["B"] = unlocked.file.entries["B"].replace(current=short)
+    store._write(unlocked, me)
+    data = store.read_current(TEAM)
+    assert data is not None
+    with pytest.raises(StoreFormatError, match=r"^team\.toml: a value is not a nonce and a ciphertext"):
+        store._values_quick(TEAM, data, me)
