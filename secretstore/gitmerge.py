@@ -52,6 +52,10 @@ ATTRIBUTES = (
     "# secretstore: merge scope files entry by entry, bytes as they are (run 'secretstore git setup' in each clone)",
     *ATTRIBUTE_RULES,
 )
+_UPDATED_RULES = {  # what 0.2.0's setup wrote -> what replaces it
+    "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)": ATTRIBUTES[0],
+    **{rule.removesuffix(" -text"): rule for rule in ATTRIBUTE_RULES},
+}
 
 
 class MergeConflictError(SecretStoreError):
@@ -631,13 +635,15 @@ def setup(root: str) -> tuple[bool, str]:
     fsio.ensure_dir(root)
     path = os.path.join(root, ".gitattributes")
     existing = (fsio.read_file(path) or b"").decode("utf-8", "replace")
-    lines = existing.splitlines()
+    # A rule written before -text was added is brought up to date where it stands.
+    lines = [_UPDATED_RULES.get(line, line) for line in existing.splitlines()]
+    updated = "".join(line + "\n" for line in lines) if lines != existing.splitlines() else existing
     missing = [line for line in ATTRIBUTES if line not in lines]
-    if missing:
-        prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
-        fsio.atomic_write(path, (prefix + "\n".join(missing) + "\n").encode("utf-8"), mode=0o644)
+    if missing or updated != existing:
+        prefix = updated if not updated or updated.endswith("\n") else updated + "\n"
+        fsio.atomic_write(path, (prefix + "".join(line + "\n" for line in missing)).encode("utf-8"), mode=0o644)
     command = driver_command()
     _git(root, "config", f"merge.{DRIVER_NAME}.name", "secretstore scope files, entry by entry")
     _git(root, "config", f"merge.{DRIVER_NAME}.driver", command)
-    return bool(missing), command
+    return bool(missing) or updated != existing, command
 

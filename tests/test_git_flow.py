@@ -254,3 +254,29 @@ def test_a_clone_with_autocrlf_reads_the_files_byte_for_byte(team, attributes: s
     else:
         assert converted
         assert got.returncode != 0 and got.stdout == ""
+
+
+def test_git_setup_brings_older_rules_up_to_date_in_place(team) -> None:  # type: ignore[no-untyped-def]
+    """A store set up by 0.2.0 has the driver lines without -text: doctor says so, and setup
+    rewrites those lines where they stand, keeping the user's own lines, once."""
+    alice, _bob, _origin = team
+    alice.ss("init")
+    alice.store.mkdir(parents=True)
+    alice.git("init", "-q", "-b", "main")
+    old = ("*.md text\n# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)\n"
+           "team.toml merge=secretstore\nprojects/*.toml merge=secretstore\n"
+           "clusters/*.toml merge=secretstore\nrecipients.toml merge=secretstore\n")
+    (alice.store / ".gitattributes").write_text(old)
+    alice.ss("set", "team", "--name=A", "--value=fake-a")
+    alice.git("config", "merge.secretstore.driver", "secretstore git merge-driver %O %A %B %P")
+    assert "warning: git: the merge driver is not set up here" in alice.ss("doctor").stdout
+    assert "wrote .gitattributes" in alice.ss("git", "setup").stderr
+    assert (alice.store / ".gitattributes").read_text() == "*.md text\n" + "".join(
+        line + "\n" for line in (
+            "# secretstore: merge scope files entry by entry, bytes as they are "
+            "(run 'secretstore git setup' in each clone)",
+            "team.toml merge=secretstore -text", "projects/*.toml merge=secretstore -text",
+            "clusters/*.toml merge=secretstore -text", "recipients.toml merge=secretstore -text",
+        ))
+    assert "ok: git: merge driver set up" in alice.ss("doctor").stdout
+    assert "wrote .gitattributes" not in alice.ss("git", "setup").stderr
