@@ -191,13 +191,12 @@ class Listings:
 def encode_listing(rows: list[Row], binding: bytes) -> bytes:
     """The binding, the writers, then one line per column (names, times, writer numbers, flags),
     TAB-separated: names, times and keys never hold a TAB or a newline (rules.py)."""
-    writers: dict[str, int] = {}
-    numbers = []
-    for _name, _updated, writer, _rotate in rows:
-        numbers.append("-" if writer is None else str(writers.setdefault(writer, len(writers))))
+    names, times, who, flags = zip(*rows, strict=True) if rows else ((), (), (), ())
+    writers = {writer: str(number) for number, writer in enumerate(dict.fromkeys(w for w in who if w is not None))}
+    writers[None] = "-"
     columns = [
-        "\t".join(writers), "\t".join(row[0] for row in rows), "\t".join(row[1] for row in rows),
-        "\t".join(numbers), "".join("1" if row[3] else "0" for row in rows),
+        "\t".join(key for key in writers if key is not None), "\t".join(names), "\t".join(times),
+        "\t".join(map(writers.__getitem__, who)), "".join("1" if flag else "0" for flag in flags),
     ]
     return binding + b"\n" + "\n".join(columns).encode("utf-8")
 
