@@ -17,7 +17,7 @@ from secretstore.errors import LockTimeoutError, SecretStoreError, StoreFormatEr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from typing import BinaryIO
+    from typing import BinaryIO, ClassVar
 
 TEMP_MARKER = ".tmp-"
 DIR_MODE = 0o700
@@ -112,13 +112,24 @@ class OpenFile:
 
     __slots__ = ("fd", "size", "path", "_closer", "__weakref__")
 
+    # At most this many at once: a command that holds many scopes (rotate, recipients add
+    # across a store of a thousand projects) reads the rest whole, as before, rather than
+    # run out of descriptors.
+    MAX_OPEN: ClassVar[int] = 64
+    _open: ClassVar[set[int]] = set()
+
     def __init__(self, fd: int, size: int, path: str) -> None:
         import weakref
 
         self.fd = fd
         self.size = size  # as fstat gave it when the file was checked
         self.path = path
-        self._closer = weakref.finalize(self, os.close, fd)
+        OpenFile._open.add(fd)
+        self._closer = weakref.finalize(self, _close_kept, fd)
+
+    @classmethod
+    def can_keep(cls) -> bool:
+        return len(cls._open) < cls.MAX_OPEN
 
     def __repr__(self) -> str:
         return f"OpenFile({self.path!r}, {self.size} bytes)"
@@ -160,6 +171,11 @@ class FileRange:
 
     def __repr__(self) -> str:
         return f"FileRange({self.file.path!r}, {self.offset}, {self.length})"
+
+
+def _close_kept(fd: int) -> None:
+    OpenFile._open.discard(fd)
+    os.close(fd)
 
 
 def _changed_while_read(path: str) -> SecretStoreError:
@@ -630,6 +646,8 @@ def read_store_file(
     ``OpenFile`` when the bytes were found, so a writer can copy what follows
     them (the history) without reading it.
     """
+    if keep is not None and not OpenFile.can_keep():
+        until = keep = None  # too many files held open already: read this one whole
     *subdirs, filename = relpath.split("/")
     path = root
     opened: list[tuple[str, int]] = []

@@ -444,11 +444,10 @@ class Store:
         data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END, keep=kept)
         if data is None:
             return None
-        if not data.startswith(scopefile.V3_START):  # versions 1, 2: history is inline, read it all
-            for file in kept:
-                file.close()
-            data = fsio.read_store_file(self.root, scope.relpath)
-            return None if data is None else self.parse(scope, data)
+        if not data.startswith(scopefile.V3_START) and kept:  # versions 1, 2: history is inline, read it all
+            rest = kept.pop()
+            data += rest.pread(len(data), rest.size - len(data))
+            rest.close()
         return self.parse(scope, data, tail=kept[0] if kept else None)
 
     def verify(

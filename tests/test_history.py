@@ -17,7 +17,7 @@ from secretstore import audit, crypto, fsio, scopefile
 from secretstore.errors import SecretStoreError
 from secretstore.identity import Identity
 from secretstore.keys import PublicKey, encode_key
-from secretstore.store import TEAM, Store
+from secretstore.store import TEAM, Scope, Store
 from tests.sharing_helpers import Person, team_of
 
 VALUES = ("fake-v1-alpha", "fake-v2-bravo", "fake-v3-charlie")
@@ -352,3 +352,24 @@ def test_a_file_cut_short_while_a_write_copies_it_writes_nothing(
         store.set(TEAM, "ADDED", "fake-added", me)
     assert path.read_bytes() == data[: len(data) - 100]
     assert sorted(os.listdir(path.parent)) == ["team.toml"]
+
+
+def test_a_command_holding_many_scopes_reads_the_rest_whole(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files kept open for their history are capped (``fsio.OpenFile.MAX_OPEN``): a command that
+    unlocks every scope of a large store at once (rotate, recipients add) reads the files past
+    the cap whole instead of running out of descriptors, with the same result."""
+    monkeypatch.setattr(fsio.OpenFile, "MAX_OPEN", 2)
+    store = Store(isolated_env["store"])
+    projects = [Scope("project", f"prj{i}") for i in range(5)]
+    for scope in projects:
+        store.set(scope, "DB", "fake-old", me)
+        store.set(scope, "DB", "fake-new", me)
+    held = [store.unlock(scope, me) for scope in projects]
+    assert len(fsio.OpenFile._open) <= 2
+    assert [each.file.entries["DB"].history[0].updated != "" for each in held if each is not None] == [True] * 5
+    assert [store.get_version(scope, "DB", 1, me) for scope in projects] == ["fake-old"] * 5
+    report = store.rotate(None, me)
+    assert sorted(s.scope_id or "" for s in report.changed) == [f"prj{i}" for i in range(5)]
+    assert [store.get_version(scope, "DB", 1, me) for scope in projects] == ["fake-old"] * 5
