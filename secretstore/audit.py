@@ -54,9 +54,14 @@ def _digest(line: bytes) -> str:
     return crypto.checksum(line, 32).hex()
 
 
+def _plain(text: str) -> bool:
+    """Nothing to escape in JSON: printable ASCII (no control characters) without ``"`` or ``\\``."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
 def _json_string(text: str) -> str:
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'  # names, scopes, keys: nothing to escape (printable ASCII has no control chars)
+    if _plain(text):
+        return f'"{text}"'  # names, scopes, keys
     out = ['"']
     for char in text:
         if char in '"\\':
@@ -74,8 +79,7 @@ def _json_list(items: list[str]) -> str:
     names have nothing to escape, which one check of them all shows, so they are joined at once."""
     if not items:
         return "[]"
-    together = "".join(items)
-    if together.isascii() and together.isprintable() and '"' not in together and "\\" not in together:
+    if _plain("".join(items)):
         return '["' + '","'.join(items) + '"]'
     return "[" + ",".join(_json_string(item) for item in items) + "]"
 

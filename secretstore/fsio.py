@@ -197,10 +197,14 @@ def _write_all(fd: int, data: Data) -> None:
     for part in data if isinstance(data, list) else [data]:
         if isinstance(part, FileRange):
             _copy_range(part, fd)
-            continue
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view) :]
+        else:
+            _write_bytes(fd, part)
+
+
+def _write_bytes(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _copy_range(part: FileRange, fd: int) -> None:
@@ -218,9 +222,7 @@ def _copy_range(part: FileRange, fd: int) -> None:
         left -= done
     while left > 0:
         chunk = part.file.pread(offset, min(left, 1 << 20))
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_bytes(fd, chunk)
         offset += len(chunk)
         left -= len(chunk)
 

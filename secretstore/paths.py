@@ -94,14 +94,16 @@ def snapshot_dir() -> str | None:
 
     ``$SECRETSTORE_CACHE_DIR`` > the user cache dir, plus ``snapshots``.
     """
+    return _cache_subdir(SNAPSHOTS)
+
+
+def _cache_subdir(name: str) -> str | None:
     if env.is_off(os.environ.get(ENV_CACHE)):
         return None
-    return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), SNAPSHOTS)
+    return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), name)
 
 
 def listing_dir() -> str | None:
     """Where ``list`` keeps the rows it verified (``snapshot.Listings``), or None when
     ``$SECRETSTORE_CACHE`` is off: beside the snapshots, under ``listings``."""
-    if env.is_off(os.environ.get(ENV_CACHE)):
-        return None
-    return os.path.join(_chosen(ENV_CACHE_DIR) or user_dir("cache"), LISTINGS)
+    return _cache_subdir(LISTINGS)
