@@ -403,10 +403,25 @@ class Store:
         file's history can be most of it, and they never use it. Parse the
         result with ``parse(..., body_only=True)``.
         """
-        data = self.read_bytes(scope, until=scopefile.BODY_END)
-        if data is not None and not data.startswith(scopefile.V3_START):
-            data = fsio.read_store_file(self.root, scope.relpath)  # versions 1, 2: history is inline
+        data, tail = self._read_start(scope)
+        if tail is not None:
+            tail.close()  # the history is not needed
         return data
+
+    def _read_start(self, scope: Scope) -> tuple[bytes | None, fsio.OpenFile | None]:
+        """A version-3 file's bytes up to its history and the file, kept open when it has any
+        (``fsio.read_store_file(keep=...)``); a version 1 or 2 file whole (its history is
+        inline), read through the same descriptor."""
+        kept: list[fsio.OpenFile] = []
+        self._refuse_symlinked_dir(scope)
+        self._before_reading(scope.relpath)
+        data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END, keep=kept)
+        tail = kept[0] if kept else None
+        if data is not None and tail is not None and not data.startswith(scopefile.V3_START):
+            data += tail.pread(len(data), tail.size - len(data))
+            tail.close()
+            tail = None
+        return data, tail
 
     def parse(
         self, scope: Scope, data: bytes, *, body_only: bool = False, tail: fsio.OpenFile | None = None
@@ -438,17 +453,8 @@ class Store:
         and a write copies the history it carries over file to file in the kernel.
         At 10,000 secrets with 10 versions each that is 28 of the file's 31 MB.
         """
-        kept: list[fsio.OpenFile] = []
-        self._refuse_symlinked_dir(scope)
-        self._before_reading(scope.relpath)
-        data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END, keep=kept)
-        if data is None:
-            return None
-        if not data.startswith(scopefile.V3_START) and kept:  # versions 1, 2: history is inline, read it all
-            rest = kept.pop()
-            data += rest.pread(len(data), rest.size - len(data))
-            rest.close()
-        return self.parse(scope, data, tail=kept[0] if kept else None)
+        data, tail = self._read_start(scope)
+        return None if data is None else self.parse(scope, data, tail=tail)
 
     def verify(
         self, scope: Scope, file: ScopeFile, me: PublicKey | None, where: str = "", *, check_counter: bool = True

@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from secretstore import scopefile
 from secretstore.identity import ProtectedKey, parse_key_text
 
@@ -92,3 +94,34 @@ def test_a_0_1_protected_identity_is_upgraded_on_first_unlock(cli_run, isolated_
     # from now on the whole public key is readable without the passphrase
     again = cli_run("identity")
     assert again.returncode == 0 and again.stdout == done.stdout
+
+
+def test_a_version_2_file_is_opened_once_by_every_reader(
+    isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-2 file holds its history inline, so the read that stops where a version-3
+    file's history would start stops early in it: the rest is read through the descriptor
+    already open, not by opening the file again."""
+    from secretstore import fsio
+    from secretstore.identity import Identity
+    from secretstore.store import TEAM, Store
+
+    me = Identity.generate("me")
+    store = Store(isolated_env["store"])
+    with monkeypatch.context() as writing_v2:
+        writing_v2.setattr(scopefile, "WRITE_FORMAT", scopefile.FORMAT_V2)
+        store.set(TEAM, "A", "fake-a1", me)
+        store.set(TEAM, "A", "fake-a2", me)
+    assert Path(store.path(TEAM)).read_bytes().startswith(b'format = "secretstore/v2"')
+    opens: list[str] = []
+    real = fsio.read_store_file
+
+    def counting(root: str, relpath: str, *args: object, **kwargs: object) -> bytes | None:
+        opens.append(relpath)
+        return real(root, relpath, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsio, "read_store_file", counting)
+    assert store.read_current(TEAM) is not None and opens == ["team.toml"]
+    opens.clear()
+    assert store.get_version(TEAM, "A", 1, me) == "fake-a1"
+    assert opens.count("team.toml") == 1
