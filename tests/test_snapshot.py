@@ -463,3 +463,18 @@ def test_a_write_keeps_the_listing_of_the_file_it_wrote(
     assert rows == Store(isolated_env["store"]).listing(TEAM)  # no cache: read in full
     assert [row[0] for row in rows] == ["ALPHA", "CHARLIE"]
     assert read == [TEAM]
+
+
+@pytest.mark.parametrize("rows", [
+    [],
+    [("A", "2026-12-01T00:00:00Z", None, False)],
+    [("A", "2026-12-01T00:00:00Z", "ssk2one", True), ("B", "2026-12-01T00:00:01Z", None, False),
+     ("C", "2026-12-01T00:00:02Z", "ssk2two", False), ("D", "2026-12-01T00:00:03Z", "ssk2one", True)],
+])
+def test_listing_encoding_round_trips(rows: list[tuple[str, str, str | None, bool]]) -> None:
+    """No rows (every name deleted), unknown writers (0.1 files) and several writers."""
+    from secretstore.snapshot import decode_listing, encode_listing
+
+    blob = encode_listing(rows, b"ab12")
+    assert decode_listing(blob, b"ab12") == rows
+    assert decode_listing(blob, b"ab13") is None
