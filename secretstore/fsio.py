@@ -107,10 +107,11 @@ class OpenFile:
     """A store file kept open after its start was read (``read_store_file(keep=...)``): the rest
     is read (``pread``) or copied by the kernel (``FileRange``) only when needed, never held.
 
-    The descriptor is closed when the object goes (``weakref.finalize``) or by ``close``.
+    The descriptor is closed by ``close`` or when the object goes (``__del__``; no ``weakref``
+    import, which would cost every write a millisecond).
     """
 
-    __slots__ = ("fd", "size", "path", "_closer", "__weakref__")
+    __slots__ = ("fd", "size", "path")
 
     # At most this many at once: a command that holds many scopes (rotate, recipients add
     # across a store of a thousand projects) reads the rest whole, as before, rather than
@@ -119,13 +120,10 @@ class OpenFile:
     _open: ClassVar[set[int]] = set()
 
     def __init__(self, fd: int, size: int, path: str) -> None:
-        import weakref
-
         self.fd = fd
         self.size = size  # as fstat gave it when the file was checked
         self.path = path
         OpenFile._open.add(fd)
-        self._closer = weakref.finalize(self, _close_kept, fd)
 
     @classmethod
     def can_keep(cls) -> bool:
@@ -135,7 +133,16 @@ class OpenFile:
         return f"OpenFile({self.path!r}, {self.size} bytes)"
 
     def close(self) -> None:
-        self._closer()
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            OpenFile._open.discard(fd)
+            os.close(fd)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:  # nothing to report to from a finaliser
+            pass
 
     def pread(self, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset``; SecretStoreError if the file is shorter now."""
@@ -171,11 +178,6 @@ class FileRange:
 
     def __repr__(self) -> str:
         return f"FileRange({self.file.path!r}, {self.offset}, {self.length})"
-
-
-def _close_kept(fd: int) -> None:
-    OpenFile._open.discard(fd)
-    os.close(fd)
 
 
 def _changed_while_read(path: str) -> SecretStoreError:
