@@ -206,10 +206,9 @@ def _scope_findings(
 ) -> list[Finding]:
     findings: list[Finding] = []
     try:
-        data = store.read_bytes(scope)
-        if data is None:
+        file = store.load(scope)  # a version-3 file's history is read chunk by chunk, not held
+        if file is None:
             return findings
-        file = store.parse(scope, data)
         store.verify(scope, file, me)
     except UnmergedError as exc:
         return [Finding(ERROR, f"{scope}: {_problem(exc)}")]
