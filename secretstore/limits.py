@@ -62,6 +62,7 @@ from secretstore.errors import StoreFormatError
 
 MAX_SCOPE_FILE_BYTES = 64 * 1024 * 1024
 MAX_RECIPIENTS_FILE_BYTES = 256 * 1024
+SIGNER_BYTES = 1 << 16  # a file's signer and its stanza's label are found in its first 64 KiB
 MAX_DOTFILE_BYTES = 64 * 1024
 # a reader's own trust state and audit log generations (trust.py, audit.py): a roster cache of
 # thousands of members, or a 1 MiB log generation, with room to spare

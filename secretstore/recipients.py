@@ -27,7 +27,7 @@ from __future__ import annotations
 from secretstore import fsio
 from secretstore.errors import StoreFormatError, TamperedError, UnsupportedVersionError, UsageError
 from secretstore.keys import PUBLIC_PREFIX, PublicKey
-from secretstore.limits import MAX_RECIPIENTS_FILE_BYTES
+from secretstore.limits import MAX_RECIPIENTS_FILE_BYTES, SIGNER_BYTES
 from secretstore.records import Record
 from secretstore.rules import MAX_LABEL_LENGTH, is_valid_id, is_valid_label
 
@@ -210,7 +210,7 @@ def signer_of(data: bytes) -> tuple[str, str] | None:
     """(signer key, its label in the file) of a signed roster, else None. Nothing is checked."""
     import re
 
-    text = data[: 1 << 16].decode("utf-8", "ignore")
+    text = data[:SIGNER_BYTES].decode("utf-8", "ignore")
     if f'\nformat = "{FORMAT}"\n' not in text[:200]:
         return None
     found = re.search(r'\nsigner = "(ssk2[A-Za-z0-9_-]+)"\n', text)

@@ -956,7 +956,7 @@ def signer_of(data: bytes) -> tuple[str, str] | None:
     head = head_of(data)
     if head is None or not head.signed:
         return None
-    text = data[:1 << 16].decode("utf-8", "ignore")
+    text = data[: limits.SIGNER_BYTES].decode("utf-8", "ignore")
     found = re.search(rf'\npublic_key = "{re.escape(head.signer)}"\nlabel = "({_SAFE})"\n', text)
     return head.signer, found[1] if found else ""
 

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 
-from secretstore import crypto, envelope, fsio, recipients, scopefile
+from secretstore import crypto, envelope, fsio, limits, recipients, scopefile
 from secretstore.errors import (
     NotFoundError,
     NotRecipientError,
@@ -374,7 +374,7 @@ class Store:
         found: dict[str, str] = {}
         for relpath in [recipients.FILENAME, *(scope.relpath for scope in self.scopes())]:
             try:
-                data = fsio.read_store_file(self.root, relpath)
+                data = fsio.read_store_file(self.root, relpath, prefix=limits.SIGNER_BYTES)  # all signer_of reads
             except SecretStoreError:
                 continue
             if data is not None:

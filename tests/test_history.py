@@ -373,3 +373,23 @@ def test_a_command_holding_many_scopes_reads_the_rest_whole(
     report = store.rotate(None, me)
     assert sorted(s.scope_id or "" for s in report.changed) == [f"prj{i}" for i in range(5)]
     assert [store.get_version(scope, "DB", 1, me) for scope in projects] == ["fake-old"] * 5
+
+
+def test_finding_a_stores_signers_reads_only_the_start_of_each_file(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'This store holds files written by ...' (the first read of an untrusted store) names each
+    file's signer from its first 64 KiB: a scope's history is never read for it."""
+    from secretstore import limits
+
+    store, _path = _store_with_history(isolated_env, me)
+    calls: list[object] = []
+    real_read = fsio.read_store_file
+
+    def spying(root: str, relpath: str, *args: object, **kwargs: object) -> bytes | None:
+        calls.append(kwargs.get("prefix"))
+        return real_read(root, relpath, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsio, "read_store_file", spying)
+    assert store.signers() == {me.public_text: ""}
+    assert calls and set(calls) == {limits.SIGNER_BYTES}
