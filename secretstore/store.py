@@ -871,6 +871,7 @@ class Store:
             )
         if entry.current is not None:
             raise UsageError(f"{scope} secret {name!r} is not deleted")
+        del file, entry  # rollback reads the file again, under the lock: not two copies at once
         self.rollback(scope, name, 1, identity)
 
     # --- the roster ----------------------------------------------------------------
