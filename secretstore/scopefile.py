@@ -1308,7 +1308,6 @@ def _parse_v3(
     )
 
 
-
 # The fixed text around each field of an entry, as _V3_ENTRY spells it out: the lengths
 # ``_scan_entries`` adds up to know that the matches tile the entries, with no gap.
 _NAME_TEXT = len("\n[secrets.]\n")
@@ -1317,19 +1316,6 @@ _WRITER_TEXT = len('writer = ""\n')
 _VALUE_TEXT = len('nonce = ""\nciphertext = ""\n')
 _DELETED_TEXT = len("deleted = true\n")
 _HISTORY_TEXT = len('history_bytes = \nhistory_digest = ""\n')
-
-
-def _entry_size(
-    name: str, updated: str, writer: str, nonce: str, ciphertext: str, rotate: str, length: str, digest: str
-) -> int:
-    """The length of the text one ``_V3_ENTRY`` match with these groups has."""
-    return (
-        _NAME_TEXT + len(name) + _UPDATED_TEXT + len(updated)
-        + (_WRITER_TEXT + len(writer) if writer else 0)
-        + (_VALUE_TEXT + len(nonce) + len(ciphertext) if nonce else _DELETED_TEXT)
-        + len(rotate) + (_HISTORY_TEXT + len(length) + len(digest) if length else 0)
-    )
-
 
 Scanned = list[tuple[str, str, str, str, str, str, str, str]]
 

@@ -745,7 +745,7 @@ class Store:
         store_id = file.store_id or self._store_id_for_new_file(identity)
         counter = trust.next_counter(relpath, file.counter)
         parts = envelope.seal_parts(file, unlocked.keys, identity, store_id=store_id, counter=counter, warn=_warning)
-        fsio.atomic_write(self.path(unlocked.scope), parts)  # history carried over is written, not copied
+        fsio.atomic_write(self.path(unlocked.scope), parts)  # history carried over: copied file to file
         trust.wrote(relpath, store_id, counter)
         listings = self._listings()
         head = None if listings is None else scopefile.head_of(fsio.join(parts[:2]) + b"\n")
