@@ -1316,6 +1316,9 @@ _WRITER_TEXT = len('writer = ""\n')
 _VALUE_TEXT = len('nonce = ""\nciphertext = ""\n')
 _DELETED_TEXT = len("deleted = true\n")
 _HISTORY_TEXT = len('history_bytes = \nhistory_digest = ""\n')
+_NONCE_TEXT = (crypto.NONCE_BYTES + 2) // 3 * 4  # the base64 of a nonce: 32 characters
+_DIGEST_TEXT = (crypto.MAC_BYTES + 2) // 3 * 4  # of a history digest: 44
+_SHORTEST_CIPHERTEXT = (crypto.TAG_BYTES + 1 + 2) // 3 * 4  # 24: 17 or 18 bytes, or 16 with "=="
 
 Scanned = list[tuple[str, str, str, str, str, str, str, str]]
 
@@ -1347,6 +1350,23 @@ def _scan_entries(text: str, pos: int) -> Scanned | None:
     if total != len(text) - pos or list(names) != sorted(set(names)):
         return None
     if not all(is_valid_public_text(key) for key in set(writers) - {""}):
+        return None
+    # What the full parse learns by decoding (canonical base64 of the right length), from the
+    # handful of distinct lengths: a nonce is 24 bytes, a digest 32, a ciphertext more than its
+    # tag; a live entry has both, a deleted one has history.
+    cipher_lengths = set(map(len, ciphertexts)) - {0}
+    if (
+        set(map(len, nonces)) - {0, _NONCE_TEXT}
+        or "=" in "".join(nonces)  # 32 characters with padding are fewer than 24 bytes
+        or set(map(len, digests)) - {0, _DIGEST_TEXT}
+        or "".join(digests).count("=") != count - digests.count("")  # 44 characters: 32 bytes and one "="
+        or ciphertexts.count("") != count - live
+        or digests.count("") != lengths.count("")
+        or any(length % 4 or length < _SHORTEST_CIPHERTEXT for length in cipher_lengths)
+        or (_SHORTEST_CIPHERTEXT in cipher_lengths
+            and any(len(text) == _SHORTEST_CIPHERTEXT and text.endswith("==") for text in ciphertexts))
+        or any(not nonce and not length for nonce, length in zip(nonces, lengths, strict=True))
+    ):
         return None
     return rows
 

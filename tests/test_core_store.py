@@ -553,3 +553,40 @@ def test_a_signed_value_of_the_wrong_length_is_refused_by_the_one_scan_read(stor
     assert data is not None
     with pytest.raises(StoreFormatError, match=r"^team\.toml: a value is not a nonce and a ciphertext"):
         store._values_quick(TEAM, data, me)
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("ciphertext", "AAAAAAAAAAAAAAAAAAAAAA="),  # 23 characters: not base64 at all
+    ("ciphertext", "AAAAAAAAAAAAAAAAAAAAAA=="),  # 16 bytes: a tag and no value
+    ("ciphertext", ""),
+    ("nonce", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="),  # 32 characters, 22 bytes
+    ("nonce", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+])
+def test_quick_read_refuses_values_the_full_parse_cannot_decode(store: Store, me: Identity, field: str,
+                                                                bad: str) -> None:
+    """Found by ``scripts/fuzz``: list's one-scan read took every field's text as it stood, so it
+    listed a file whose ciphertext was not base64 of a possible length, which the full parse
+    (and exec, get and doctor) refuse. Now it refuses what the full parse cannot decode."""
+    store.set_many(TEAM, {"A": "fake-a", "B": "fake-b"}, me)
+    data = Path(store.path(TEAM)).read_bytes()
+    start = data.index(f'{field} = "'.encode(), data.index(b"[secrets.B]")) + len(f'{field} = "')
+    end = data.index(b'"', start)
+    damaged = data[:start] + bad.encode() + data[end:]
+    assert _quick_and_full(damaged) == (None, None)
+
+
+def test_quick_read_refuses_a_deleted_name_without_history_and_a_bad_digest(store: Store, me: Identity) -> None:
+    store.set(TEAM, "A", "fake-a", me)
+    store.set(TEAM, "B", "fake-b1", me)
+    store.set(TEAM, "B", "fake-b2", me)
+    data = Path(store.path(TEAM)).read_bytes()
+    body = data[: data.index(scopefile.BODY_END)]
+    assert all(found is not None for found in _quick_and_full(body))
+    digest_at = body.index(b'history_digest = "') + len(b'history_digest = "')
+    digest_end = body.index(b'"', digest_at)
+    short = body[:digest_at] + b"A" * 40 + b"AA==" + body[digest_end:]  # 44 characters, 31 bytes
+    assert _quick_and_full(short) == (None, None)
+    a_nonce = body.index(b"nonce = ", body.index(b"[secrets.A]"))  # A has no history: deleted, it could not be
+    after_value = body.index(b"\n", body.index(b"ciphertext = ", a_nonce)) + 1
+    deleted = body[:a_nonce] + b"deleted = true\n" + body[after_value:]
+    assert _quick_and_full(deleted) == (None, None)
