@@ -533,9 +533,9 @@ def test_quick_read_refuses_an_empty_nonce_and_names_out_of_order(store: Store, 
 @pytest.mark.parametrize("field", ["nonce", "ciphertext"])
 def test_a_signed_value_of_the_wrong_length_is_refused_by_the_one_scan_read(store: Store, me: Identity,
                                                                             field: str) -> None:
-    """exec's quick read decodes each value's base64 only after the signature and MAC verified;
-    a nonce or ciphertext of the wrong length (the writer's own doing: it is signed) is a
-    format error naming the file, not a crash or a value."""
+    """A nonce or ciphertext of the wrong length (the writer's own doing: it is signed): the
+    one-scan read refuses the file, the full read gives its format error naming the file, and
+    decrypt_rows checks the lengths again as it decodes (not a crash, never a value)."""
     store.set_many(TEAM, {"A": "fake-a", "B": "fake-b"}, me)
     unlocked = store.unlock(TEAM, me)
     assert unlocked is not None
@@ -551,8 +551,15 @@ def test_a_signed_value_of_the_wrong_length_is_refused_by_the_one_scan_read(stor
     store._write(unlocked, me)
     data = store.read_current(TEAM)
     assert data is not None
+    assert store._values_quick(TEAM, data, me) is None  # the one-scan read refuses it: read in full
+    with pytest.raises(StoreFormatError, match=r"^team\.toml: "):
+        store.read(TEAM, me)
+    # and the rows of a quick read, were one to get through, are checked again as they are decoded
+    quick = scopefile.parse_quick(Path(store.path(TEAM)).read_bytes(), "team.toml")
+    assert quick is None
+    rows = [("B", short.updated, short.writer, scopefile._b64(short.nonce), scopefile._b64(short.ciphertext), False)]
     with pytest.raises(StoreFormatError, match=r"^team\.toml: a value is not a nonce and a ciphertext"):
-        store._values_quick(TEAM, data, me)
+        scopefile.decrypt_rows(unlocked.file, unlocked.keys, rows, "team.toml")
 
 
 @pytest.mark.parametrize("field, bad", [
