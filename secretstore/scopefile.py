@@ -1262,39 +1262,24 @@ def _parse_v3(
                         if nonce]
             pos = len(text)
         else:
-            nonce_bytes, tag_bytes = crypto.NONCE_BYTES, crypto.TAG_BYTES
-            decode = _a2b_strict  # canonical already: the entry pattern admits no other base64
-            match_entry = _v3_entry_re().match
-            writers: set[str] = set()
-            previous = ""
-            while (found := match_entry(text, pos)) is not None:
-                name, updated, writer, nonce_text, ciphertext_text, rotate, length_text, digest_text = found.groups()
-                if name <= previous or len(name) > MAX_NAME_LENGTH:  # sorted, so no name twice
-                    return None
-                previous = name
-                chunk = None
-                if length_text is not None:
-                    digest = decode(digest_text)
-                    if len(digest) != crypto.MAC_BYTES:
-                        return None
-                    chunk = HistoryChunk(consistent_region, offset, int(length_text), digest, name)
-                    offset += chunk.length
-                if writer is not None:
-                    writers.add(writer)
-                if nonce_text is None:  # deleted = true: it must have earlier versions
-                    if chunk is None:
-                        return None
-                    entries[name] = Entry(None, updated, (), writer, rotate is not None, chunk, found[0])
-                else:
-                    nonce = decode(nonce_text)
-                    ciphertext = decode(ciphertext_text)
-                    if len(nonce) != nonce_bytes or len(ciphertext) <= tag_bytes:
-                        return None
-                    current = Version(updated, nonce, ciphertext, writer)
-                    entries[name] = Entry(current, updated, (), writer, rotate is not None, chunk, found[0])
-                pos = found.end()
-            if not entries or not all(is_valid_public_text(key) for key in writers):
+            # The same one scan as the quick read, which has checked the layout, the order and
+            # every length; each entry's text (kept to be written again while unchanged) starts
+            # at its header, which no field can contain (none holds a newline).
+            rows = _scan_entries(text, pos)
+            if rows is None:
                 return None
+            blocks = text[pos:].split(_ENTRY_START)[1:]
+            decode = _a2b_strict  # canonical and of the right length already (_scan_entries)
+            for row, block in zip(rows, blocks, strict=True):
+                name, updated, writer_text, nonce_text, ciphertext_text, rotate, length_text, digest_text = row
+                writer = writer_text or None
+                chunk = None
+                if length_text:
+                    chunk = HistoryChunk(consistent_region, offset, int(length_text), decode(digest_text), name)
+                    offset += chunk.length
+                current = Version(updated, decode(nonce_text), decode(ciphertext_text), writer) if nonce_text else None
+                entries[name] = Entry(current, updated, (), writer, rotate != "", chunk, _ENTRY_START + block)
+            pos = len(text)
         if pos != len(text):
             return None
     except binascii.Error:
@@ -1321,6 +1306,7 @@ _DIGEST_TEXT = (crypto.MAC_BYTES + 2) // 3 * 4  # of a history digest: 44
 _SHORTEST_CIPHERTEXT = (crypto.TAG_BYTES + 1 + 2) // 3 * 4  # 24: 17 or 18 bytes, or 16 with "=="
 
 Scanned = list[tuple[str, str, str, str, str, str, str, str]]
+_ENTRY_START = "\n[secrets."
 
 
 def _scan_entries(text: str, pos: int) -> Scanned | None:
