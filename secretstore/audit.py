@@ -23,6 +23,7 @@ ASCII and the few free-text fields are escaped by hand.
 from __future__ import annotations
 
 import os
+from datetime import UTC
 
 from secretstore import fsio
 from secretstore.errors import SecretStoreError
@@ -289,3 +290,46 @@ def verify(store_root: str) -> list[str]:
             problems.append(f"{where}: the log's first line follows a line that is gone (lines were removed)")
         previous = entry.line
     return problems
+
+
+def since_bound(text: str, now: float | None = None) -> str | None:
+    """What ``audit --since WHEN`` keeps entries from, as text that compares with a record's
+    ``time`` (``2026-12-01T09:30:00Z``); None when ``text`` is not a WHEN.
+
+    A WHEN is a UTC date or time that exists (``2026-12-01``, ``2026-12-01T09``,
+    ``2026-12-01T09:00``, ``2026-12-01T09:00:00Z``: what is not given counts as 0), a
+    duration back from ``now`` as ``docker logs --since`` takes one (``90s``, ``30m``,
+    ``2h``, ``7d``, ``2w``, or several, as ``1h30m``), or ``today`` or ``yesterday``
+    (from 00:00 UTC).
+    """
+    import re
+    import time
+    from datetime import datetime, timedelta
+
+    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC).replace(microsecond=0)
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        midnight = moment.replace(hour=0, minute=0, second=0)
+        return _stamp(midnight - timedelta(days=1 if word == "yesterday" else 0))
+    if re.fullmatch(r"(?:[0-9]{1,6}[smhdw])+", word):
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+        back = sum(int(count) * seconds[unit] for count, unit in re.findall(r"([0-9]+)([smhdw])", word))
+        try:
+            return _stamp(moment - timedelta(seconds=back))
+        except OverflowError:  # before year 1: every entry
+            return ""
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is None:
+        return None
+    bare = text.rstrip("Z")
+    try:
+        datetime.strptime(bare + "T00:00:00"[len(bare) - 10 :], "%Y-%m-%dT%H:%M:%S")  # the parts not given: 0
+    except ValueError:
+        return None
+    return bare  # a prefix of the records' own format: compares as the time it names
+
+
+def _stamp(moment: object) -> str:
+    from datetime import datetime
+
+    assert isinstance(moment, datetime)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,44 @@ def test_a_list_of_plain_names_and_one_that_needs_escaping() -> None:
     assert audit.encode([("names", ["A_1", "B"])]) == '{"names":["A_1","B"]}'
     assert json.loads(audit.encode([("names", ["A", 'say "hi"\\', "tab\there"])]))["names"] == [
         "A", 'say "hi"\\', "tab\there"]
+
+
+# 2026-12-01T09:30:15Z, a Tuesday
+NOW = 1796117415.0
+
+
+@pytest.mark.parametrize(("when", "bound"), [
+    ("2026-12-01", "2026-12-01"),
+    ("2026-12-01T09:00", "2026-12-01T09:00"),
+    ("2026-12-01T09:00:00Z", "2026-12-01T09:00:00"),
+    ("90s", "2026-12-01T09:28:45Z"),
+    ("30m", "2026-12-01T09:00:15Z"),
+    ("2h", "2026-12-01T07:30:15Z"),
+    ("1h30m", "2026-12-01T08:00:15Z"),
+    ("7d", "2026-11-24T09:30:15Z"),
+    ("2w", "2026-11-17T09:30:15Z"),
+    ("today", "2026-12-01T00:00:00Z"),
+    ("Yesterday", "2026-11-30T00:00:00Z"),
+    ("999999w", ""),  # before year 1: every entry
+])
+def test_since_takes_dates_durations_and_days(when: str, bound: str) -> None:
+    from datetime import datetime
+
+    assert datetime.fromtimestamp(NOW, UTC).isoformat() == "2026-12-01T09:30:15+00:00"
+    assert audit.since_bound(when, now=NOW) == bound
+
+
+@pytest.mark.parametrize("when", ["", "1x", "-1h", "1 h", "h", "2h ago", "tomorrow", "2026-13-01", "2026-12-01T24",
+                                  "2026-12-01 09:00", "1234567s"])
+def test_since_refuses_what_is_not_a_when(when: str) -> None:
+    assert audit.since_bound(when, now=NOW) is None
+
+
+def test_since_bounds_compare_with_record_times(store: str) -> None:
+    """A duration's bound, like a date's, compares as text with the times records carry."""
+    assert audit.record(store, "set", scope="team", names=["A"])
+    [entry] = list(audit.read(store))
+    assert entry.fields is not None
+    stamp = str(entry.fields["time"])
+    assert stamp >= str(audit.since_bound("1h")) and stamp >= str(audit.since_bound("today"))
+    assert not stamp >= str(audit.since_bound("2999-01-01"))

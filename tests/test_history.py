@@ -190,7 +190,9 @@ def test_audit_log_records_reads_and_changes_never_values(cli_run, isolated_env)
     assert json.loads(cli_run("audit", "--json", "--name=NOPE").stdout) == []
     assert len(json.loads(cli_run("audit", "--json", "--since=2000-01-01").stdout)) == 5
     assert json.loads(cli_run("audit", "--json", "--since=2999-01-01").stdout) == []
-    assert cli_run("audit", "--since=yesterday").returncode == 2
+    assert len(json.loads(cli_run("audit", "--json", "--since=1h").stdout)) == 5  # a duration back from now
+    assert len(json.loads(cli_run("audit", "--json", "--since=yesterday").stdout)) == 5
+    assert cli_run("audit", "--since=1 hour ago").returncode == 2
     assert cli_run("audit", "--verify").returncode == 0
 
 

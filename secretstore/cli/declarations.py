@@ -552,11 +552,13 @@ AUDIT = Command(
 
     \b
       secretstore audit --since 2026-12-01 --name WANDB_API_KEY
+      secretstore audit --since 2h
       secretstore audit --verify
     """,
     "history:audit_command",
     [
-        Opt(["--since"], "since", "Only entries from this UTC date or time on (2026-12-01, 2026-12-01T09:00).",
+        Opt(["--since"], "since", "Only entries from this UTC date or time on (2026-12-01, 2026-12-01T09:00), "
+            "or this long ago (30m, 2h, 7d, 2w), or today or yesterday.",
             metavar="WHEN"),
         Opt(["--name"], "name", "Only entries about this secret.", metavar="NAME", complete="secret_name"),
         Opt(["--verify"], "verify", "Check the log's hash chain; exit 1 on a break.", flag=True),

@@ -88,8 +88,12 @@ def audit_command(args: Args) -> int:
                      else "ok: no audit log yet"])
         return 0
     since = args.get("since")
-    if isinstance(since, str) and not _is_time_prefix(since):
-        raise UsageError(f"--since takes a UTC date or time such as 2026-12-01 or 2026-12-01T09:00: not {since!r}")
+    bound = audit.since_bound(since) if isinstance(since, str) else None
+    if isinstance(since, str) and bound is None:
+        raise UsageError(
+            "--since takes a UTC date or time (2026-12-01, 2026-12-01T09:00), a duration back from now "
+            f"(30m, 2h, 7d) or today or yesterday: not {since!r}"
+        )
     wanted = args.get("name")
     rows: list[dict[str, object]] = []
     damaged = 0
@@ -100,7 +104,7 @@ def audit_command(args: Args) -> int:
             continue
         if fields.get("command") == "rotated":
             continue
-        if isinstance(since, str) and str(fields.get("time", "")) < since:
+        if bound is not None and str(fields.get("time", "")) < bound:
             continue
         if isinstance(wanted, str) and wanted not in _names(fields):
             continue
@@ -130,18 +134,3 @@ def audit_command(args: Args) -> int:
 def _names(row: Mapping[str, object]) -> list[str]:
     names = row.get("names")
     return [str(name) for name in names] if isinstance(names, list) else []
-
-
-def _is_time_prefix(text: str) -> bool:
-    """A date, or a date and time to the hour, minute or second, that exists (no month 13)."""
-    import re
-    from datetime import datetime
-
-    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is None:
-        return False
-    bare = text.rstrip("Z")
-    try:
-        datetime.strptime(bare + "T00:00:00"[len(bare) - 10 :], "%Y-%m-%dT%H:%M:%S")  # the parts not given: 0
-    except ValueError:
-        return False
-    return True
