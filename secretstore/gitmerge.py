@@ -506,6 +506,7 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
             reason = exc.message.replace("\n", " ")[:400].encode("utf-8", "replace")
             fsio.atomic_write(ours, UNMERGED_MARKER + b"* " + reason + b"\n" + our_bytes)
         raise
+    _record_merge(store, scope, our_bytes, result, conflicts, identity)
     if conflicts:
         fsio.atomic_write(ours, UNMERGED_MARKER + " ".join(conflicts).encode() + b"\n" + result)
         raise MergeConflictError(
@@ -514,6 +515,21 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
             "(or --theirs); then git add the file",
         )
     fsio.atomic_write(ours, result)
+
+
+def _record_merge(store: Store, scope: Scope, ours: bytes, result: bytes, conflicts: list[str],
+                  identity: Identity) -> None:
+    """The audit line of a merge: the names whose entry the merge changed in your file (never values)."""
+    from secretstore.commands.secrets import record
+
+    try:
+        before = scopefile.parse(ours, scope.relpath).entries
+        after = scopefile.parse(result, scope.relpath).entries
+        changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    except SecretStoreError:  # the log never breaks a merge
+        return
+    record(store, "git merge", scope, changed, identity,
+           detail=f"unmerged: {' '.join(conflicts)}" if conflicts else "")
 
 
 def _resolve_args(scope: Scope) -> str:

@@ -8,6 +8,8 @@ and git merges through the driver; the same name on both sides is a conflict.
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import subprocess
@@ -148,6 +150,14 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     bob.git("pull", "-q", "--no-rebase", "origin", "main")
     assert bob.ss("get", "team", "--name=FROM_ALICE").stdout == "a"
 
+    def git_lines(person) -> list[tuple[str, str, list[str], str]]:  # type: ignore[no-untyped-def]
+        """The audit log's lines for what git changed in ``person``'s files (names, never values)."""
+        rows = json.loads(person.ss("audit", "--json").stdout)
+        return [(r["command"], r["scope"], r["names"], r.get("detail", "")) for r in rows
+                if r["command"].startswith("git ")]
+
+    assert git_lines(alice) == [("git merge", "team", ["FROM_BOB"], "")]  # what the merge brought into her file
+
     # The same name changed on both sides, plus an unrelated new name on each: only the one
     # name is left in conflict, every other entry is merged, and git reports the conflict.
     alice.ss("set", "team", "--name=SHARED_TOKEN", "--value=alice-version")
@@ -170,6 +180,8 @@ def test_two_people_and_a_cluster_node(team, tmp_path) -> None:  # type: ignore[
     assert "is unmerged" in alice.ss("doctor", ok=False).stdout
     resolved = alice.ss("git", "resolve", "team", "--name=SHARED_TOKEN", "--theirs")
     assert "no conflict left" in resolved.stdout
+    assert git_lines(alice)[1:] == [("git merge", "team", ["COMET_API_KEY"], "unmerged: SHARED_TOKEN"),
+                                    ("git resolve", "team", ["SHARED_TOKEN"], "--theirs")]
     for name, value in {"SHARED_TOKEN": "bob-version", "COMET_API_KEY": "fake-comet",
                         "ALICE_ONLY": "fake-alice-only", "FROM_BOB": "b"}.items():
         assert alice.ss("get", "team", f"--name={name}").stdout == value

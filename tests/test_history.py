@@ -196,6 +196,30 @@ def test_audit_log_records_reads_and_changes_never_values(cli_run, isolated_env)
     assert cli_run("audit", "--verify").returncode == 0
 
 
+def test_audit_log_records_who_was_given_or_lost_access_and_whom_you_trust(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Access and trust change what others can read or write: each leaves a line (values never)."""
+    bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
+    bob_key = cli_run("init", env=bob).stdout.decode().strip()
+    carol_key = cli_run("init", env={"SECRETSTORE_IDENTITY": str(tmp_path / "carol" / "identity")}).stdout.decode().strip()
+    set_values(cli_run, "TOKEN", VALUES[0])
+    for argv in (("recipients", "add", bob_key), ("rotate", "team"), ("trust", carol_key), ("untrust", carol_key),
+                 ("recipients", "remove", bob_key), ("recipients", "remove", carol_key)):
+        done = cli_run(*argv)
+        assert done.returncode == 0, (argv, done.stderr)
+    rows = json.loads(cli_run("audit", "--json").stdout)
+    lines = [(r["command"], r["scope"], r["names"], r.get("detail", "")) for r in rows]
+    assert lines[1:] == [
+        ("recipients add", "team", ["TOKEN"], f"added {bob_key}"),  # what Bob can now read
+        ("rotate", "team", [], "new data key"),
+        ("trust", "", [], f"trusted {carol_key}"),
+        ("untrust", "", [], f"untrusted {carol_key}"),
+        ("recipients remove", "team", ["TOKEN"], f"removed {bob_key}; rotate needed"),
+        ("recipients remove", "", [], f"removed {carol_key}"),  # she could read nothing: still a line
+    ]
+    no_value_in(cli_run("audit").stdout)
+    assert cli_run("audit", "--verify").returncode == 0
+
+
 @pytest.mark.parametrize("damage", ["edit", "remove"])
 def test_audit_verify_finds_an_edited_or_removed_line(cli_run, isolated_env, damage) -> None:  # type: ignore[no-untyped-def]
     set_values(cli_run, "TOKEN", VALUES[0])

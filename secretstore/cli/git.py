@@ -59,7 +59,11 @@ def resolve_command(args: Args) -> None:
     scope = scope_of(args, store)
     name = resolve_name(args.get("name"))
     side = "ours" if ours else "theirs"
-    remaining = gitmerge.resolve(store, scope, name, side, identity_for_read())
+    identity = identity_for_read()
+    remaining = gitmerge.resolve(store, scope, name, side, identity)
+    from secretstore.commands.secrets import record
+
+    record(store, "git resolve", scope, [name], identity, detail=f"--{side}")
     if remaining:
         print_lines([f"Resolved {scope.entity} secret '{name}' with {side}; still in conflict: {', '.join(remaining)}"])
     else:

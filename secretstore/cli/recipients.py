@@ -102,8 +102,16 @@ def add_command(args: Args) -> None:
     recipient = PublicKey.parse(str(args.get("public_key")), check_label(str(args.get("label") or "")))
     scope = chosen_scope(args)
     store = store_of(args)
-    report = store.add_recipient(recipient, identity_for_write(store), scope)
+    identity = identity_for_write(store)
+    report = store.add_recipient(recipient, identity, scope)
     warn_skipped(report)
+    from secretstore.commands.secrets import record_scopes
+
+    # who can now read what: each scope sealed to the key, with its names
+    readable: list[tuple[Scope | None, list[str]]] = [
+        (each, [name for name, _updated in store.list(each, identity.public)]) for each in report.changed
+    ]
+    record_scopes(store, "recipients add", readable or [(scope, [])], identity, detail=f"added {recipient.text}")
     print_lines([
         f"Added recipient {recipient.text} to {target_name(scope)}; re-sealed: {describe_scopes(report.changed)}"
     ])
@@ -128,10 +136,12 @@ def remove_command(args: Args) -> None:
                      "source and set it again (doctor, scopes and list --long show what is left):")
         for each, names in exposed:
             warning_line(f"  {each}: {', '.join(names)}")
-        from secretstore.commands.secrets import record
+    from secretstore.commands.secrets import record, record_scopes
 
-        for each, names in exposed:
-            record(store, "recipients remove", each, names, detail=f"removed {recipient.text}; rotate needed")
+    if exposed:
+        record_scopes(store, "recipients remove", [(each, names) for each, names in exposed], detail=f"removed {recipient.text}; rotate needed")
+    else:
+        record(store, "recipients remove", scope, [], detail=f"removed {recipient.text}")
     for skipped, _message in report.skipped:  # only those still sealed to the key matter here
         file = store.load(skipped)
         if file is not None and any(s.public_key == recipient.text for s in file.recipients):
@@ -178,4 +188,7 @@ def rotate_command(args: Args) -> None:
     if scopes is not None and report.skipped:
         raise NotRecipientError(report.skipped[0][1])
     warn_skipped(report)
+    from secretstore.commands.secrets import record_scopes
+
+    record_scopes(store, "rotate", [(each, []) for each in report.changed], identity, detail="new data key")
     print_lines([f"Rotated {len(report.changed)} scope(s): {describe_scopes(report.changed)}"])

@@ -30,6 +30,10 @@ def trust_command(args: Args) -> None:
         return
     key = PublicKey.parse(str(public_key), check_label(str(args.get("label") or "")))
     added = trust.trust_key(key)
+    if added:
+        from secretstore.commands.secrets import record
+
+        record(store, "trust", None, [], detail=f"trusted {key.text}")
     shown = f"{key.text} ({key.label})" if key.label else key.text
     print_lines([f"{'Trusted' if added else 'Already trusted'} {shown} as a writer of {store.root}"])
 
@@ -82,6 +86,9 @@ def untrust_command(args: Args) -> None:
     require_store(store)
     key = PublicKey.parse(str(args.get("public_key")))
     was = store.trust(caller_public_key()).untrust_key(key)
+    from secretstore.commands.secrets import record
+
+    record(store, "untrust", None, [], detail=f"untrusted {key.text}")
     print_lines([f"{'Stopped trusting' if was else 'Now refusing'} {key.text} as a writer of {store.root}"])
 
 
@@ -112,6 +119,10 @@ def accept_revert_command(args: Args) -> None:
         print_lines([f"{relpath} is version {counter}; nothing to accept (the newest you have read is {seen})"])
         return
     trust.accept_revert(relpath, counter)
+    from secretstore.commands.secrets import record
+
+    record(store, "accept-revert", None if relpath == "recipients.toml" else scope, [],
+           detail=f"{relpath} back to version {counter} (had read {seen})")
     print_lines([f"Accepted {relpath} at version {counter} (you had read version {seen})"])
 
 
@@ -125,5 +136,8 @@ def upgrade_command(args: Args) -> None:
         warning_line(f"skipped {scope}: {message}")
     if report.roster:
         notice("recipients.toml is signed now: you vouch for every key it lists")
+    from secretstore.commands.secrets import record_scopes
+
+    record_scopes(store, "upgrade", [(scope, []) for scope in report.changed], detail="signed as you")
     signed = ", ".join(str(s) for s in report.changed) or "none"
     print_lines([f"Signed: {signed}; already signed: {len(report.unchanged)}"])
