@@ -42,7 +42,8 @@ def _crash_point(name: str) -> None:
 
 
 def ensure_dir(path: str, mode: int = DIR_MODE) -> None:
-    """Create ``path`` 0700 from creation; missing parents get the usual mode.
+    """Create ``path`` 0700 from creation; missing parents get the usual mode, except
+    secretstore's own roots (``paths.own_roots``: ``~/.cache/secretstore``), which are 0700 too.
 
     Only our own directories are private: creating ``~/.local/share`` 0700 for
     a first store would surprise every other program that uses it.
@@ -50,8 +51,10 @@ def ensure_dir(path: str, mode: int = DIR_MODE) -> None:
     if os.path.isdir(path):
         return
     parent = os.path.dirname(path)
-    if parent and parent != path:
-        ensure_dir(parent, 0o777)  # the umask applies, as for mkdir -p
+    if parent and parent != path and not os.path.isdir(parent):
+        from secretstore import paths
+
+        ensure_dir(parent, DIR_MODE if parent in paths.own_roots() else 0o777)  # else the umask applies, as for mkdir -p
     try:
         os.mkdir(path, mode)
     except FileExistsError:

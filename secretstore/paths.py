@@ -107,3 +107,16 @@ def listing_dir() -> str | None:
     """Where ``list`` keeps the rows it verified (``snapshot.Listings``), or None when
     ``$SECRETSTORE_CACHE`` is off: beside the snapshots, under ``listings``."""
     return _cache_subdir(LISTINGS)
+
+
+def own_roots() -> set[str]:
+    """The directories that hold only secretstore's own files: created 0700 like everything
+    under them, even when only a file deep below is being written (the cache and state roots:
+    the store and identity directories are created 0700 as they are)."""
+    roots = {user_dir(kind) for kind in ("cache", "state")}
+    for variable in (ENV_CACHE_DIR, ENV_STATE_DIR):
+        chosen = _chosen(variable)
+        if chosen:
+            roots.add(chosen)
+    return roots
+

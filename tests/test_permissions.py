@@ -347,6 +347,28 @@ def test_the_store_passes_its_own_check_after_every_write(cli_run: Run, isolated
             assert os.stat(os.path.join(directory, name)).st_mode & 0o022 == 0, name
 
 
+def test_the_cache_and_state_roots_are_private_from_creation(cli_run: Run, isolated_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``~/.cache/secretstore`` and ``~/.local/state/secretstore`` hold only secretstore's files
+    (snapshots, list's cache, trust state, the audit log): 0700 like the directories under
+    them, although only those are asked for. ``~/.cache`` itself keeps the usual mode."""
+    for variable in ("SECRETSTORE_CACHE_DIR", "SECRETSTORE_STATE_DIR"):
+        monkeypatch.delenv(variable)
+    home = Path(os.environ["HOME"])
+    old = os.umask(0o022)
+    try:
+        for args in (["set", "team", "--name=A", "--value=fake-a"], ["exec", "--", "true"], ["list", "team"]):
+            done = cli_run(*args)
+            assert done.returncode == 0, (args, done.stderr)
+    finally:
+        os.umask(old)
+    for root in (".cache/secretstore", ".local/state/secretstore"):
+        assert os.stat(home / root).st_mode & 0o777 == 0o700, root
+        for directory, _dirs, _files in os.walk(home / root):
+            assert os.stat(directory).st_mode & 0o777 == 0o700, directory
+    assert os.stat(home / ".cache").st_mode & 0o777 == 0o755
+    assert os.stat(home / ".local/state").st_mode & 0o777 == 0o755
+
+
 # --- real git clones --------------------------------------------------------------------
 
 
