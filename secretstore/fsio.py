@@ -78,6 +78,18 @@ def is_stale_scope_temp(filename: str) -> bool:
     return filename.startswith(".") and f".toml{TEMP_MARKER}" in filename
 
 
+def write_error(path: str, exc: OSError) -> SecretStoreError:
+    """Why ``path`` could not be replaced, with what to do about a full or read-only disk."""
+    import errno
+
+    hint = None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "the disk (or your quota) is full: free some space and run the command again; nothing was changed"
+    elif exc.errno == errno.EROFS:
+        hint = "the file system is mounted read-only; nothing was changed"
+    return SecretStoreError(f"cannot write {path}: {exc.strerror}", hint=hint)
+
+
 def atomic_write(path: str, data: Data, mode: int = FILE_MODE, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, and no plaintext.
 
@@ -98,7 +110,7 @@ def atomic_write(path: str, data: Data, mode: int = FILE_MODE, *, durable: bool 
     try:
         anonymous = _open_anonymous(directory, mode)
     except OSError as exc:
-        raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise write_error(path, exc) from None
     if anonymous is None or not _write_anonymous_then_link(anonymous, path, data, durable):
         _write_named_then_rename(path, data, mode, durable)
     _crash_point("after-replace")
@@ -273,7 +285,7 @@ def _write_anonymous_then_link(fd: int, path: str, data: Data, durable: bool) ->
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+            raise write_error(path, exc) from None
         raise
     finally:
         os.close(fd)
@@ -284,7 +296,7 @@ def _write_named_then_rename(path: str, data: Data, mode: int, durable: bool) ->
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     except OSError as exc:
-        raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+        raise write_error(path, exc) from None
     try:
         try:
             _write_all(fd, data)
@@ -301,7 +313,7 @@ def _write_named_then_rename(path: str, data: Data, mode: int, durable: bool) ->
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise SecretStoreError(f"cannot write {path}: {exc.strerror}") from None
+            raise write_error(path, exc) from None
         raise
 
 

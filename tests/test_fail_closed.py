@@ -379,3 +379,33 @@ def test_an_option_given_empty_is_refused_not_taken_as_absent(argv: list[str], s
     assert (done.returncode, done.stdout) == (2, b"")
     flag = next(arg for arg in argv if arg.startswith("--") and (arg.endswith("=") or argv[argv.index(arg) + 1] == ""))
     assert first_error(done) == f"secretstore: error: {flag.rstrip('=')} is empty: give a value, or leave the option out"
+
+
+@pytest.mark.parametrize(("code", "hint"), [
+    ("ENOSPC", "the disk (or your quota) is full: free some space and run the command again; nothing was changed"),
+    ("EROFS", "the file system is mounted read-only; nothing was changed"),
+])
+def test_a_full_or_read_only_disk_is_one_error_with_what_to_do_and_changes_nothing(
+    code: str, hint: str, seeded: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-process (the failure is injected): the write fails part-way, the old file stays."""
+    import errno
+
+    from secretstore import fsio
+    from secretstore.cli import run
+
+    path = Path(seeded.path(TEAM))
+    before = path.read_bytes()
+    entries = sorted(os.listdir(path.parent))
+
+    def fail(fd: int, data: object) -> None:
+        os.write(fd, b"half of a file")
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(fsio, "_write_all", fail)
+    assert run(["set", "team", "--name=TEAM_ONLY", "--value=fake-new"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"secretstore: error: cannot write {path}: {os.strerror(getattr(errno, code))}\n"
+                   f"secretstore: hint: {hint}\n")
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == entries  # no temp file left
