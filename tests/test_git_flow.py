@@ -9,7 +9,6 @@ and git merges through the driver; the same name on both sides is a conflict.
 from __future__ import annotations
 
 import json
-
 import os
 import shutil
 import subprocess
