@@ -150,9 +150,11 @@ def test_secrets_list_team_prints_gradients_table(cli_run: Run) -> None:
         "| aws_secret_access_key |\n"
         "+-----------------------+\n"
     )
+    me = cli_run("identity").stdout.decode().strip()
     for flag in ("--long", "-l"):
         lines = cli_run("secrets", "list", "team", flag).stdout.decode().splitlines()
         assert lines[1].split("|")[1:3] == [" Name                  ", " Updated              "]
+        assert lines[3].split("|")[3].strip() == f"you ({me[:16]}...)"  # your own writes, as history says
     assert [row["name"] for row in json.loads(cli_run("list", "team", "--json").stdout)] == [
         "aws_access_key_id", "aws_secret_access_key"]
 

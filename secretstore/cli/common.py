@@ -138,3 +138,24 @@ __all__ = [
     "stdin_is_tty",
     "store_of",
 ]
+
+
+def my_key() -> str:
+    """The caller's public key text ("" without an identity): their own writes read "you"."""
+    from secretstore.errors import SecretStoreError
+    from secretstore.store import caller_public_key
+
+    try:
+        me = caller_public_key()
+    except SecretStoreError:
+        return ""
+    return "" if me is None else me.text
+
+
+def who(writer: str | None, label: str, me: str) -> str:
+    """A writer as tables show it: its label (``you`` for your own key) and the key's start."""
+    if not writer:
+        return "unknown (written by 0.1)"
+    label = label or ("you" if writer == me else "")
+    return f"{label} ({writer[:16]}...)" if label else f"{writer[:16]}..."
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from secretstore.cli.common import identity_for_read, print_json, scope_of, store_of
+from secretstore.cli.common import identity_for_read, my_key, print_json, scope_of, store_of, who
 from secretstore.cli.secrets import resolve_name, version_number
 from secretstore.commands import secrets
 from secretstore.console import print_lines, print_table
@@ -27,31 +27,15 @@ def history_command(args: Args) -> None:
     if args.get("as_json"):
         print_json(rows)
         return
-    me = _my_key()
+    me = my_key()
     print_table(
         ["Version", "State", "Updated", "By"],
         [[str(r["version"]), str(r["state"]), str(r["updated"]), _who(r, me)] for r in rows],
     )
 
 
-def _my_key() -> str:
-    """The caller's public key text ("" without an identity): their own writes read "you"."""
-    from secretstore.errors import SecretStoreError
-    from secretstore.store import caller_public_key
-
-    try:
-        me = caller_public_key()
-    except SecretStoreError:
-        return ""
-    return "" if me is None else me.text
-
-
 def _who(row: Mapping[str, object], me: str) -> str:
-    writer, label = row["writer"], row["label"]
-    if not writer:
-        return "unknown (written by 0.1)"
-    label = label or ("you" if writer == me else "")
-    return f"{label} ({str(writer)[:16]}...)" if label else f"{str(writer)[:16]}..."
+    return who(str(row["writer"] or ""), str(row["label"] or ""), me)
 
 
 def rollback_command(args: Args) -> None:
@@ -119,7 +103,7 @@ def audit_command(args: Args) -> int:
     if not rows:
         print_lines(["No data found"])
         return 0
-    me = _my_key()
+    me = my_key()
     print_table(
         ["Time", "Command", "Scope", "Names", "By"],
         [[str(r.get("time", "")), str(r.get("command", "")), str(r.get("scope", "")),

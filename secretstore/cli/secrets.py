@@ -11,11 +11,13 @@ import os
 from secretstore.cli.common import (
     identity_for_read,
     identity_for_write,
+    my_key,
     print_json,
     prompt_line,
     read_bytes,
     scope_of,
     store_of,
+    who,
 )
 from secretstore.commands import secrets
 from secretstore.console import (
@@ -33,7 +35,7 @@ from secretstore.rules import check_name, check_value, strip_one_newline
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.cli.spec import Args
-    from secretstore.store import Scope, Store
+    from secretstore.store import Scope
 
 PROMPT_ATTEMPTS = 3
 # A value is at most 64 KiB (rules.MAX_VALUE_BYTES): reading twice that lets check_value say by how much.
@@ -139,18 +141,13 @@ def list_command(args: Args) -> None:
             warning_line(f"{scope} has no secrets in {store.root} ('secretstore scopes' lists the scopes)")
         return
     if args.get("long"):
+        me = my_key()
         print_table(["Name", "Updated", "By", "Rotate needed"], [
-            [name, updated, _by(store, writer), "yes" if rotate else "-"] for name, updated, writer, rotate in rows
+            [name, updated, who(writer, store.label_of(writer) if writer else "", me), "yes" if rotate else "-"]
+            for name, updated, writer, rotate in rows
         ])
     else:
         print_table(["Name"], [[name] for name, _updated, _writer, _rotate in rows])
-
-
-def _by(store: Store, writer: str | None) -> str:
-    if writer is None:
-        return "unknown (0.1)"
-    label = store.label_of(writer)
-    return f"{label} ({writer[:16]}...)" if label else f"{writer[:16]}..."
 
 
 def get_command(args: Args) -> None:
