@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from secretstore import audit
 from secretstore.cli import run
 from secretstore.cli.declarations import ROOT
 from secretstore.cli.spec import Command, Group
@@ -257,9 +258,14 @@ def test_where_prints_store_identity_and_cache(cli_run: Run, isolated_env: dict[
         f"store: {isolated_env['store']} (from $SECRETSTORE_DIR, does not exist yet)",
         f"identity: {isolated_env['identity']} (from $SECRETSTORE_IDENTITY)",
         f"cache: {isolated_env['cache']}/snapshots (from $SECRETSTORE_CACHE_DIR)",
+        f"audit log: {audit.log_path(isolated_env['store'])} (from $SECRETSTORE_STATE_DIR)",
     ]
+    assert audit.log_path(isolated_env["store"]).startswith(isolated_env["state"] + "/audit/")
     found = json.loads(cli_run("where", "--json").stdout)
     assert found["store"] == isolated_env["store"] and found["identity"] == isolated_env["identity"]
+    assert found["audit_log"] == audit.log_path(isolated_env["store"])
+    off = cli_run("where", env={"SECRETSTORE_AUDIT": "0"}).stdout.decode().splitlines()
+    assert off[-1] == "audit log: off (from $SECRETSTORE_AUDIT)"
 
 
 def test_scopes_lists_counts(cli_run: Run, isolated_env: dict[str, str]) -> None:

@@ -25,6 +25,7 @@ def where_command(args: Args) -> None:
         f"store: {found['store']} (from {found['store_source']}{missing})",
         f"identity: {identity} (from {found['identity_source']})",
         f"cache: {cache} (from {found['cache_source']})",
+        f"audit log: {found['audit_log'] or 'off'} (from {found['audit_source']})",
     ])
 
 

@@ -95,7 +95,8 @@ def check_team_id(store: Store, given: str) -> None:
 
 
 def where(store_flag: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, str | None]:
-    """The store, identity and snapshot cache this user's commands would use, and where each comes from."""
+    """The store, identity, snapshot cache and audit log this user's commands would use, and where each
+    comes from."""
     from secretstore import context, paths
 
     store, store_source = context.resolve_store(store_flag, warn=warn)
@@ -109,6 +110,13 @@ def where(store_flag: str | None = None, warn: Callable[[str], None] | None = No
         cache_source = f"${env_names.CACHE}"
     else:
         cache_source = f"${env_names.CACHE_DIR}" if os.environ.get(env_names.CACHE_DIR) else "default"
+    from secretstore import audit
+
+    if audit.enabled():
+        audit_log: str | None = audit.log_path(store)
+        audit_source = f"${env_names.STATE_DIR}" if os.environ.get(env_names.STATE_DIR) else "default"
+    else:
+        audit_log, audit_source = None, f"${audit.ENV_AUDIT}"
     return {
         "store": store,
         "store_source": store_source,
@@ -117,6 +125,8 @@ def where(store_flag: str | None = None, warn: Callable[[str], None] | None = No
         "identity_source": identity_source,
         "cache": cache,
         "cache_source": cache_source,
+        "audit_log": audit_log,
+        "audit_source": audit_source,
     }
 
 
