@@ -168,15 +168,21 @@ def _size(parts: list[fsio.Part]) -> int:
     return sum(len(part) for part in parts)
 
 
+def v3_signer(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> Callable[[bytes], tuple[bytes, bytes]]:
+    """``sign(digest)`` for a version-3 writer: the file MAC and ``writer``'s signature over the
+    digest of the signed bytes (``serialize_v3_parts``, ``Splice.parts``)."""
+
+    def sign(digest: bytes) -> tuple[bytes, bytes]:
+        file.digest = digest
+        file.mac = crypto.compute_mac(keys, mac_input(file))
+        return file.mac, writer.sign(signed_input(file, b""))
+
+    return sign
+
+
 def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> list[fsio.Part]:
     if file.version == FORMAT_V3:
-
-        def sign(digest: bytes) -> tuple[bytes, bytes]:
-            file.digest = digest
-            file.mac = crypto.compute_mac(keys, mac_input(file))
-            return file.mac, writer.sign(signed_input(file, b""))
-
-        return scopefile.serialize_v3_parts(file, sign)
+        return scopefile.serialize_v3_parts(file, v3_signer(file, keys, writer))
     assert file.version == FORMAT_V2
     body = scopefile.mac_input(file)
     file.mac = crypto.compute_mac(keys, body)

@@ -1201,9 +1201,9 @@ def parse_quick(data: bytes, where: str) -> tuple[ScopeFile, list[Row]] | None:
 
 def _parse_v3(
     data: bytes, where: str, body_only: bool = False, listing: list[Row] | None = None,
-    tail: fsio.OpenFile | None = None,
+    tail: fsio.OpenFile | None = None, head_only: list[tuple[int, int]] | None = None,
 ) -> ScopeFile | None:
-    end = data.find(_HISTORY_START)
+    end = -1 if tail is not None else data.find(_HISTORY_START)  # with ``tail``, data stops there
     body_end = len(data) if end < 0 else end
     try:
         text = data[:body_end].decode("utf-8")
@@ -1251,7 +1251,10 @@ def _parse_v3(
         entries: dict[str, Entry] = {}
         consistent_region = HistoryRegion(data, True, where, not body_only, tail)
         offset = body_end
-        if text.startswith("\n[secrets]\n", pos):
+        if head_only is not None:  # the entries are left to the caller (``Splice``)
+            head_only.append((len(text[:pos].encode("utf-8")), len(text[: head.end()].encode("utf-8"))))
+            pos = len(text)
+        elif text.startswith("\n[secrets]\n", pos):
             pos += len("\n[secrets]\n")
         elif listing is not None:
             rows = _scan_entries(text, pos)
@@ -1420,10 +1423,7 @@ def serialize_v3_parts(
     entries is refused rather than rewritten around the damage.
     """
     b64 = _b64
-    head = [f'format = "{FORMAT_V3}"\nentity = "{scope.entity}"\n']
-    if scope.scope_id is not None:
-        head.append(f'id = "{scope.scope_id}"\n')
-    head.append(f'store = "{scope.store_id}"\ncounter = {scope.counter}\nsigner = "{scope.signer}"\n')
+    head = [_v3_head_text(scope)]
     body = []
     for stanza in scope.recipients:
         body.append(_stanza_text(stanza, _escape(stanza.label)))
@@ -1464,6 +1464,181 @@ def serialize_v3_parts(
     scope.digest, scope.mac, scope.signature = digest, mac, signature
     lines = f'signature = "{b64(signature)}"\nmac = "{b64(mac)}"\n'.encode("ascii")
     return [head_bytes, lines, body_bytes, *chunks]  # the file, in parts: carried history is not copied
+
+
+def _v3_head_text(scope: ScopeFile) -> str:
+    """The head's lines before ``signature`` and ``mac``: what the signed bytes start with."""
+    scope_id = "" if scope.scope_id is None else f'id = "{scope.scope_id}"\n'
+    return (f'format = "{FORMAT_V3}"\nentity = "{scope.entity}"\n{scope_id}'
+            f'store = "{scope.store_id}"\ncounter = {scope.counter}\nsigner = "{scope.signer}"\n')
+
+
+def parse_v3_head(data: bytes, where: str, tail: fsio.OpenFile | None = None) -> tuple[ScopeFile, int, int] | None:
+    """A version-3 file's head and recipients with its entries left unread, for ``Splice``:
+    (the file, with no entries and the digest of its signed bytes; where its entries start;
+    where its head ends, after the ``mac`` line), as byte offsets in ``data``; None for any doubt."""
+    if not data.startswith(_V3_START):
+        return None
+    found: list[tuple[int, int]] = []
+    file = _parse_v3(data, where, tail=tail, head_only=found)
+    return None if file is None or not found else (file, *found[0])
+
+
+# 'signature = "..."' and 'mac = "..."': 64 and 32 bytes in base64
+_SIGNATURE_LINES = len('signature = ""\nmac = ""\n') + 88 + 44
+_HISTORY_BYTES_RE = re.compile(rb"\nhistory_bytes = ([0-9]{1,13})\n")
+
+
+class Splice:
+    """A version-3 file read for a write that changes one entry and nothing else (``set``):
+    every other entry, and every other chunk of history, is carried over as the bytes it is,
+    without being parsed (FORMAT.md, version 3, "Writing").
+
+    What ``serialize_v3_parts`` would write for the same change, byte for byte (the tests
+    hold it to that): the entries are in name order and a changed entry is written whole,
+    with a new chunk when its history changed. ``locate`` gives None for anything it cannot
+    place with certainty (the caller then reads the file in full, which says what is wrong).
+    The bytes carried over are the ones the signature just checked covers; only their
+    layout is not re-checked here, as every reader checks it.
+    """
+
+    __slots__ = ("file", "data", "head_end", "start", "end", "body_end", "region", "entry", "name", "_before",
+                 "_old_length", "_after")
+    file: ScopeFile  # head and recipients; its head fields are the writer's to set
+    data: bytes  # the file up to its history (or whole)
+    head_end: int  # byte offsets in ``data``: after the ``mac`` line,
+    start: int  # the entry (or where a new one goes),
+    end: int  # its end,
+    body_end: int  # where the history region starts
+    region: HistoryRegion
+    entry: Entry | None  # the entry as it is (its history unread), None for a new name
+    name: str
+    _before: int  # bytes of history of the entries before it,
+    _old_length: int  # of its own,
+    _after: int  # and of those after it
+
+    def __init__(self) -> None:
+        raise TypeError("use Splice.locate")
+
+    @classmethod
+    def locate(cls, file: ScopeFile, data: bytes, entries_at: int, head_end: int, name: str,
+               tail: fsio.OpenFile | None, where: str) -> Splice | None:
+        self = object.__new__(cls)
+        found = -1 if tail is not None else data.find(_HISTORY_START, entries_at)  # with ``tail``: none in data
+        body_end = len(data) if found < 0 else found
+        if not data.startswith(_ENTRY_START.encode(), entries_at):
+            return None  # no entries ("[secrets]"): the full path writes the first
+        header = f"\n[secrets.{name}]\n".encode()
+        insertion = self._insertion(data, entries_at, body_end, name.encode())
+        if insertion is None:
+            return None
+        start = insertion if data.startswith(header, insertion) else -1
+        entry: Entry | None = None
+        lengths = _HISTORY_BYTES_RE.findall
+        if start >= 0:
+            end = data.find(_ENTRY_START.encode(), start + 1, body_end)
+            end = body_end if end < 0 else end
+            try:
+                block = data[start:end].decode("ascii")
+            except UnicodeDecodeError:
+                return None
+            match = _v3_entry_re().fullmatch(block)
+            if match is None or match[1] != name:
+                return None
+            _name, updated, writer_text, nonce, ciphertext, rotate, length_text, digest_text = match.groups()
+            old_length = int(length_text) if length_text else 0
+        else:
+            start = end = insertion
+            old_length = 0
+        before = sum(map(int, lengths(data, entries_at, start)))
+        after = sum(map(int, lengths(data, end, body_end)))
+        region = HistoryRegion(data, True, where, True, tail)
+        region.consistent = body_end + before + old_length + after == region.end
+        if start != end:
+            writer = writer_text or None
+            try:
+                current = (Version(updated, _a2b_strict(nonce), _a2b_strict(ciphertext), writer)
+                           if nonce else None)
+                chunk = (HistoryChunk(region, body_end + before, old_length, _a2b_strict(digest_text), name)
+                         if old_length else None)
+            except binascii.Error:
+                return None
+            entry = Entry(current, updated, (), writer, bool(rotate), chunk, block)
+        self.file, self.data, self.head_end, self.name = file, data, head_end, name
+        self.start, self.end, self.body_end, self.region, self.entry = start, end, body_end, region, entry
+        self._before, self._old_length, self._after = before, old_length, after
+        return self
+
+    @staticmethod
+    def _insertion(data: bytes, entries_at: int, body_end: int, name: bytes) -> int | None:
+        """Where ``name``'s entry is, or where it goes if there is none: the first entry whose
+        name does not sort before it (byte order), found by bisecting the body on entry headers."""
+        marker = _ENTRY_START.encode()
+        skip = len(marker)
+        low, high = entries_at, body_end
+        try:
+            while low < high:
+                middle = (low + high) // 2
+                header = data.find(marker, middle, body_end)
+                if header < 0 or data[header + skip : data.index(b"]\n", header + skip)] >= name:
+                    high = middle
+                else:
+                    low = middle + 1
+        except ValueError:
+            return None
+        found = data.find(marker, low, body_end)
+        return body_end if found < 0 else found
+
+    def size(self, new: Entry | None) -> int:
+        """The file's size once ``new`` is written (its history as it would be written)."""
+        text, raw = self._entry(new)
+        return (len(_v3_head_text(self.file).encode("utf-8")) + _SIGNATURE_LINES + self.body_end - self.head_end - (self.end - self.start)
+                + len(text) + self.region.end - self.body_end - self._old_length + len(raw))
+
+    def _entry(self, new: Entry | None) -> tuple[bytes, bytes]:
+        """``new``'s text and its chunk (b"" when it carries none or the old one as it is)."""
+        if new is None:
+            return b"", b""
+        if new._history is None and new.chunk is not None:  # unread: the old chunk, carried
+            pointer = f'history_bytes = {new.chunk.length}\nhistory_digest = "{_b64(new.chunk.digest)}"\n'
+            return _entry_text(self.name, new, pointer).encode(), b""
+        if not new.history:
+            return _entry_text(self.name, new).encode(), b""
+        raw = _history_text(self.name, new.history)
+        pointer = f'history_bytes = {len(raw)}\nhistory_digest = "{_b64(crypto.history_digest(raw))}"\n'
+        return _entry_text(self.name, new, pointer).encode(), raw
+
+    def parts(self, new: Entry | None, sign: Callable[[bytes], tuple[bytes, bytes]]) -> list[fsio.Part]:
+        """The file with the entry replaced by ``new`` (None: removed), signed through ``sign``
+        as ``serialize_v3_parts`` signs; the file's head fields are the caller's."""
+        text, raw = self._entry(new)
+        carried = new is not None and new._history is None and new.chunk is not None
+        region, old_at = self.region, self.body_end + self._before
+        if (self._before or self._after or carried) and not region.consistent:
+            raise TamperedError(
+                f"{region.where}: the earlier versions after the entries do not match what the entries say "
+                "(edited, truncated or damaged); refusing to write the file around them",
+                hint="restore the file from git (git log -- FILE); its current values are intact",
+            )
+        data = self.data
+        head_bytes = _v3_head_text(self.file).encode("utf-8")
+        view = memoryview(data)
+        signed = b"".join([head_bytes, view[self.head_end : self.start], text, view[self.end : self.body_end]])
+        digest = crypto.body_digest(signed)
+        mac, signature = sign(digest)
+        file = self.file
+        file.digest, file.mac, file.signature = digest, mac, signature
+        lines = f'signature = "{_b64(signature)}"\nmac = "{_b64(mac)}"\n'.encode("ascii")
+        out: list[fsio.Part] = [head_bytes, lines, memoryview(signed)[len(head_bytes) :]]
+        # the chunks before this entry's, its own (new, or carried as it is), then the rest
+        before_end = old_at + (self._old_length if carried else 0)
+        if before_end > self.body_end:
+            out.append(_region_part(region, self.body_end, before_end))
+        if raw:
+            out.append(raw)
+        if self._after:
+            out.append(_region_part(region, old_at + self._old_length, region.end))
+        return out
 
 
 def _flush(carry: list[HistoryChunk]) -> list[fsio.Part]:

@@ -47,6 +47,9 @@ def _warning(message: str) -> None:
     warning_line(message)
 
 
+_Parts = list[fsio.Part]  # (``Store.list`` hides the builtin in the class body)
+
+
 def _kept(entry: Entry, keep: int) -> tuple[scopefile.Version, ...]:
     """``entry``'s history after its current value (if any) joins it: the newest ``keep`` versions."""
     versions = entry.history if entry.current is None else (*entry.history, entry.current)
@@ -781,6 +784,13 @@ class Store:
         created: Names = []
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
+            if len(values) == 1:
+                [(name, value)] = values.items()
+                done = self._set_one_spliced(scope, name, value, identity)
+                if done is not None:
+                    if done == "unchanged" and unchanged is not None:
+                        unchanged.append(name)
+                    return [name] if done == "new" else []
             existing = self.unlock(scope, identity)
             unlocked = existing or self.new_scope(scope, identity)
             stamp = now()
@@ -797,6 +807,63 @@ class Store:
             if changed:
                 self._write(unlocked, identity)
         return created
+
+    def _set_one_spliced(self, scope: Scope, name: str, value: str, identity: Identity) -> str | None:
+        """``set`` of one name in a version-3 file without parsing its other entries
+        (``scopefile.Splice``): "new", "replaced" or "unchanged"; None when the file is not
+        one to splice (none yet, another version, unmerged, near the size cap, anything odd),
+        and the full read and write run instead. Verified exactly as ``unlock`` verifies:
+        the signature over the digest of every byte carried over, trust, counter, MAC."""
+        data, tail = self._read_start(scope)
+        try:
+            found = None if data is None else scopefile.parse_v3_head(data, scope.relpath, tail)
+            if data is None or found is None:
+                return None
+            file, entries_at, head_end = found
+            if (file.entity, file.scope_id) != (scope.entity, scope.scope_id):
+                return None
+            site = scopefile.Splice.locate(file, data, entries_at, head_end, name, tail, scope.relpath)
+            if site is None:
+                return None
+            unlocked = self.unlock_file(scope, file, identity)
+            old = site.entry
+            if old is not None and old.current is not None and scopefile.decrypt(
+                    file, unlocked.keys, name, old.current, scope.relpath) == value:
+                return "unchanged"
+            stamp = now()
+            version = scopefile.encrypt(file, unlocked.keys, name, value, stamp, identity.public_text)
+            history = () if old is None else _kept(old, self.history_limit(identity))
+            new = Entry(version, stamp, history, identity.public_text, False)
+            trust = self.trust(identity.public)
+            store_id = file.store_id
+            counter = trust.next_counter(scope.relpath, file.counter)
+            file.counter, file.signer = counter, identity.public_text
+            if site.size(new) > limits.MAX_SCOPE_FILE_BYTES:
+                return None  # the full write drops the oldest versions to fit, and says so
+            parts = site.parts(new, envelope.v3_signer(file, unlocked.keys, identity))
+            fsio.atomic_write(self.path(scope), parts)  # the other entries' history: copied file to file
+            trust.wrote(scope.relpath, store_id, counter)
+            self._relist(scope, data, parts, name, None if new.current is None else (stamp, identity.public_text))
+            return "new" if old is None or old.current is None else "replaced"
+        finally:
+            if tail is not None:
+                tail.close()
+
+    def _relist(self, scope: Scope, old: bytes, parts: _Parts, name: str,
+                row: tuple[str, str] | None) -> None:
+        """list's cache after a spliced write: the rows verified for the file it replaced, with
+        ``name``'s row changed (None: not listed); nothing when those rows are not cached."""
+        listings = self._listings()
+        before = None if listings is None else scopefile.head_of(old)
+        rows = None if listings is None or before is None else listings.load(scope, before.key)
+        after = scopefile.head_of(fsio.join(parts[:2]) + b"\n")
+        if listings is None or rows is None or after is None:
+            return
+        kept = [r for r in rows if r[0] != name]
+        if row is not None:
+            kept.append((name, row[0], row[1], False))
+            kept.sort(key=lambda r: r[0])
+        listings.save(scope, after.key, kept)
 
     def history_limit(self, identity: Identity) -> int:
         """How many previous values per name this store keeps: the roster's ``history``, else 10."""
