@@ -757,7 +757,10 @@ def _read_regular(
                     if keep is not None:
                         keep.append(OpenFile(fd, status.st_size, path))
                         fd = -1  # kept open: the OpenFile closes it
-                    return b"".join(chunks)[: seen + at]
+                    if at < 0:  # it starts in the chunk before
+                        return b"".join(chunks)[: seen + at]
+                    chunks[-1] = chunks[-1][:at]
+                    return b"".join(chunks)  # one copy of what comes before, not two
                 seen += len(chunk)
         data = b"".join(chunks)
         if prefix is None:

@@ -1205,8 +1205,10 @@ def _parse_v3(
 ) -> ScopeFile | None:
     end = -1 if tail is not None else data.find(_HISTORY_START)  # with ``tail``, data stops there
     body_end = len(data) if end < 0 else end
+    # A splice (``head_only``) reads the head and recipients: the entries' text is not needed.
+    first_entry = data.find(b"\n[secrets", 0, body_end) if head_only is not None else -1
     try:
-        text = data[:body_end].decode("utf-8")
+        text = data[: body_end if first_entry < 0 else first_entry].decode("utf-8")
     except UnicodeDecodeError:
         return None
     head = _HEAD_RE.match(text)

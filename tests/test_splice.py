@@ -177,3 +177,23 @@ def test_other_files_take_the_full_path(tmp_path: Path, monkeypatch: pytest.Monk
     store.set(TEAM, "C", "fake-c", me)  # this one splices
     assert (spy.taken, spy.declined) == (1, 2)
     assert store.read(TEAM, me) == {"B": "fake-b", "C": "fake-c"}
+
+
+@pytest.mark.parametrize("where", [0, 5, (1 << 20) - 11, (1 << 20) - 5, (1 << 20) - 1, 1 << 20, (1 << 20) + 3,
+                                   (3 << 20) - 6])
+def test_reading_up_to_the_history_stops_exactly_at_it(where: int, tmp_path: Path) -> None:
+    """``until`` reads 1 MiB at a time: the history's first bytes may fall in one read or
+    straddle two; what comes back is the file up to them, never a byte more or less."""
+    from secretstore import fsio
+
+    root = tmp_path / "store"
+    root.mkdir(mode=0o700)
+    marker = scopefile.BODY_END
+    data = bytes(97 + n % 26 for n in range(where)) + marker + b"x" * 4096
+    (root / "team.toml").write_bytes(data)
+    os.chmod(root / "team.toml", 0o600)
+    kept: list[fsio.OpenFile] = []
+    assert fsio.read_store_file(str(root), "team.toml", until=marker, keep=kept) == data[:where]
+    assert len(kept) == 1 and kept[0].size == len(data)
+    kept[0].close()
+    assert fsio.read_store_file(str(root), "team.toml", until=b"not there") == data
