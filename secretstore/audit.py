@@ -23,7 +23,6 @@ ASCII and the few free-text fields are escaped by hand.
 from __future__ import annotations
 
 import os
-from datetime import UTC
 
 from secretstore import fsio
 from secretstore.errors import SecretStoreError
@@ -304,7 +303,11 @@ def since_bound(text: str, now: float | None = None) -> str | None:
     """
     import re
     import time
-    from datetime import datetime, timedelta
+    from datetime import (  # not at the top: exec appends, and never needs datetime
+        UTC,
+        datetime,
+        timedelta,
+    )
 
     moment = datetime.fromtimestamp(time.time() if now is None else now, UTC).replace(microsecond=0)
     word = text.strip().lower()

@@ -62,3 +62,31 @@ def test_snapshot_dir_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: os.Pat
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg-cache")
     if sys.platform == "linux":
         assert paths.snapshot_dir() == "/xdg-cache/secretstore/snapshots"
+
+
+def test_the_exec_fast_path_imports_no_heavy_module(isolated_env: dict[str, str]) -> None:
+    """A repeated exec (its snapshot used, its audit line appended) imports none of these: each
+    costs every run a millisecond or more (datetime did, through a top-level import in audit.py)."""
+    import subprocess
+
+    from secretstore.identity import resolve_identity
+    from secretstore.store import TEAM, Store
+
+    Store(isolated_env["store"]).set(TEAM, "A", "fake-a", resolve_identity(create=True)[0])
+    code = (
+        "import os, sys\n"
+        "def stop(*args):\n"
+        "    print(' '.join(sorted(sys.modules)))\n"
+        "    raise SystemExit(0)\n"
+        "os.execve = stop\n"
+        "sys.argv = ['secretstore', 'exec', '--', 'true']\n"
+        "from secretstore.main import main\n"
+        "main()\n"
+    )
+    for _run in range(2):  # the first verifies the file and writes the snapshot; the second uses it
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert "secretstore.snapshot" in loaded  # the fast path it is
+    heavy = {"datetime", "typer", "click", "tomllib", "tomli_w", "json", "platformdirs", "pathlib", "subprocess",
+             "dataclasses", "nacl.public"}
+    assert loaded & heavy == set()
