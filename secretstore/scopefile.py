@@ -1488,7 +1488,12 @@ def parse_v3_head(data: bytes, where: str, tail: fsio.OpenFile | None = None) ->
 
 # 'signature = "..."' and 'mac = "..."': 64 and 32 bytes in base64
 _SIGNATURE_LINES = len('signature = ""\nmac = ""\n') + 88 + 44
-_HISTORY_BYTES_RE = re.compile(rb"\nhistory_bytes = ([0-9]{1,13})\n")
+
+
+@functools.cache
+def _history_bytes_re() -> re.Pattern[bytes]:
+    """Compiled on first use: exec, which never splices, does not pay for it."""
+    return re.compile(rb"\nhistory_bytes = ([0-9]{1,13})\n")
 
 
 class Splice:
@@ -1536,7 +1541,7 @@ class Splice:
             return None
         start = insertion if data.startswith(header, insertion) else -1
         entry: Entry | None = None
-        lengths = _HISTORY_BYTES_RE.findall
+        lengths = _history_bytes_re().findall
         if start >= 0:
             end = data.find(_ENTRY_START.encode(), start + 1, body_end)
             end = body_end if end < 0 else end
