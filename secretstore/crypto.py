@@ -224,6 +224,26 @@ def body_digest(data: bytes) -> bytes:
     return _blake2b(data, MAC_BYTES, person=_FILE_BODY_PERSON)
 
 
+def body_digest_of(parts: list[bytes | memoryview]) -> bytes:
+    """``body_digest`` of the parts joined, without joining them: a 3.8 MB copy less per read
+    or write of a version-3 file at 10,000 secrets (libsodium's streaming BLAKE2b)."""
+    state = _ffi.new("unsigned char[]", _GENERICHASH_STATE_BYTES)
+    rc = _lib.crypto_generichash_blake2b_init_salt_personal(
+        state, _ffi.NULL, 0, MAC_BYTES, _ffi.new("unsigned char[]", 16), _FILE_BODY_PERSON
+    )
+    _require(rc == 0, "BLAKE2b failed")
+    for part in parts:
+        if len(part):
+            rc = _lib.crypto_generichash_blake2b_update(state, _ffi.from_buffer(part), len(part))
+            _require(rc == 0, "BLAKE2b failed")
+    out = _buffer(MAC_BYTES)
+    _require(_lib.crypto_generichash_blake2b_final(state, out, MAC_BYTES) == 0, "BLAKE2b failed")
+    return bytes(_ffi.buffer(out, MAC_BYTES))
+
+
+_GENERICHASH_STATE_BYTES = int(_lib.crypto_generichash_statebytes())
+
+
 def history_digest(data: bytes) -> bytes:
     """BLAKE2b-256 of one name's history in a version-3 scope file."""
     return _blake2b(data, MAC_BYTES, person=_HISTORY_PERSON)

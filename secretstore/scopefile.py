@@ -1291,10 +1291,11 @@ def _parse_v3(
         return None
     consistent_region.consistent = offset == consistent_region.end
     signature_line = text.rindex("\nsignature = ", 0, head.end()) + 1
-    covered = data[:signature_line] + data[head.end() : body_end]
+    view = memoryview(data)
+    digest = crypto.body_digest_of([view[:signature_line], view[head.end() : body_end]])
     return ScopeFile(
         entity, scope_id, recipients, entries, mac, version=FORMAT_V3, store_id=store_id, counter=counter,
-        signer=signer, signature=signature, digest=crypto.body_digest(covered),
+        signer=signer, signature=signature, digest=digest,
     )
 
 
@@ -1461,7 +1462,7 @@ def serialize_v3_parts(
     chunks.extend(_flush(carry))
     head_bytes = "".join(head).encode("utf-8")
     body_bytes = "".join(body).encode("utf-8")
-    digest = crypto.body_digest(head_bytes + body_bytes)
+    digest = crypto.body_digest_of([head_bytes, body_bytes])
     mac, signature = sign(digest)
     scope.digest, scope.mac, scope.signature = digest, mac, signature
     lines = f'signature = "{b64(signature)}"\nmac = "{b64(mac)}"\n'.encode("ascii")
@@ -1630,13 +1631,13 @@ class Splice:
         data = self.data
         head_bytes = _v3_head_text(self.file).encode("utf-8")
         view = memoryview(data)
-        signed = b"".join([head_bytes, view[self.head_end : self.start], text, view[self.end : self.body_end]])
-        digest = crypto.body_digest(signed)
+        body: list[bytes | memoryview] = [view[self.head_end : self.start], text, view[self.end : self.body_end]]
+        digest = crypto.body_digest_of([head_bytes, *body])
         mac, signature = sign(digest)
         file = self.file
         file.digest, file.mac, file.signature = digest, mac, signature
         lines = f'signature = "{_b64(signature)}"\nmac = "{_b64(mac)}"\n'.encode("ascii")
-        out: list[fsio.Part] = [head_bytes, lines, memoryview(signed)[len(head_bytes) :]]
+        out: list[fsio.Part] = [head_bytes, lines, *body]
         # the chunks before this entry's, its own (new, or carried as it is), then the rest
         before_end = old_at + (self._old_length if carried else 0)
         if before_end > self.body_end:

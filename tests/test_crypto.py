@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl import bindings
 
 from secretstore import crypto
@@ -102,3 +106,16 @@ def test_decrypt_values_matches_one_at_a_time_and_marks_failures() -> None:
     assert crypto.decrypt_values(keys, broken) == [b"", None, None, None, b"fake-after-a-long-one"]
     with pytest.raises(ValueError):  # a wrong nonce length never reaches C
         crypto.decrypt_values(keys, [(b"short-nonce", ciphertext, aad)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6))
+def test_the_streamed_body_digest_is_the_one_shot_digest(data: bytes, cuts: list[int]) -> None:
+    """Readers and writers hash a version-3 file's signed bytes in pieces (no joined copy):
+    the digest must be the one FORMAT.md gives for the bytes joined."""
+    edges = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = [view[a:b] if i % 2 else data[a:b]
+                                       for i, (a, b) in enumerate(itertools.pairwise(edges))]
+    assert crypto.body_digest_of(parts) == crypto.body_digest(data)
+    assert crypto.body_digest_of([]) == crypto.body_digest(b"")
