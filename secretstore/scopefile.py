@@ -1510,11 +1510,12 @@ class Splice:
     layout is not re-checked here, as every reader checks it.
     """
 
-    __slots__ = ("file", "data", "head_end", "start", "end", "body_end", "region", "entry", "name", "_before",
-                 "_old_length", "_after")
+    __slots__ = ("file", "data", "head_end", "entries_at", "start", "end", "body_end", "region", "entry", "name",
+                 "_before", "_old_length", "_after")
     file: ScopeFile  # head and recipients; its head fields are the writer's to set
     data: bytes  # the file up to its history (or whole)
     head_end: int  # byte offsets in ``data``: after the ``mac`` line,
+    entries_at: int  # the first entry,
     start: int  # the entry (or where a new one goes),
     end: int  # its end,
     body_end: int  # where the history region starts
@@ -1572,7 +1573,7 @@ class Splice:
             except binascii.Error:
                 return None
             entry = Entry(current, updated, (), writer, bool(rotate), chunk, block)
-        self.file, self.data, self.head_end, self.name = file, data, head_end, name
+        self.file, self.data, self.head_end, self.entries_at, self.name = file, data, head_end, entries_at, name
         self.start, self.end, self.body_end, self.region, self.entry = start, end, body_end, region, entry
         self._before, self._old_length, self._after = before, old_length, after
         return self
@@ -1596,6 +1597,10 @@ class Splice:
             return None
         found = data.find(marker, low, body_end)
         return body_end if found < 0 else found
+
+    def leaves_none(self, new: Entry | None) -> bool:
+        """Whether the file would have no entry left (written ``[secrets]``: the full writer's)."""
+        return new is None and self.start == self.entries_at and self.end == self.body_end
 
     def size(self, new: Entry | None) -> int:
         """The file's size once ``new`` is written (its history as it would be written)."""

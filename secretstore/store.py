@@ -810,10 +810,42 @@ class Store:
 
     def _set_one_spliced(self, scope: Scope, name: str, value: str, identity: Identity) -> str | None:
         """``set`` of one name in a version-3 file without parsing its other entries
-        (``scopefile.Splice``): "new", "replaced" or "unchanged"; None when the file is not
-        one to splice (none yet, another version, unmerged, near the size cap, anything odd),
-        and the full read and write run instead. Verified exactly as ``unlock`` verifies:
-        the signature over the digest of every byte carried over, trust, counter, MAC."""
+        (``_splice``): "new", "replaced" or "unchanged"; None when the full path must run."""
+
+        def change(old: Entry | None, unlocked: UnlockedScope) -> tuple[Entry | None, str]:
+            file, keys = unlocked.file, unlocked.keys
+            if old is not None and old.current is not None and scopefile.decrypt(
+                    file, keys, name, old.current, scope.relpath) == value:
+                return old, "unchanged"
+            stamp = now()
+            version = scopefile.encrypt(file, keys, name, value, stamp, identity.public_text)
+            history = () if old is None else _kept(old, self.history_limit(identity))
+            outcome = "new" if old is None or old.current is None else "replaced"
+            return Entry(version, stamp, history, identity.public_text, False), outcome
+
+        return self._splice(scope, name, identity, change)
+
+    def _delete_spliced(self, scope: Scope, name: str, identity: Identity, purge: bool) -> str | None:
+        """``delete`` (``purge``: with every earlier version) of one name, as ``_set_one_spliced``
+        sets one, and as ``UnlockedScope.remove`` deletes."""
+
+        def change(old: Entry | None, _unlocked: UnlockedScope) -> tuple[Entry | None, str]:
+            if old is None or (old.current is None and not purge):
+                raise NotFoundError(f"no {scope} secret {name!r} to delete")
+            history = () if purge else _kept(old, self.history_limit(identity))
+            new = Entry(None, now(), history, identity.public_text, old.rotate) if history else None
+            return new, "deleted"
+
+        return self._splice(scope, name, identity, change)
+
+    def _splice(self, scope: Scope, name: str, identity: Identity,
+                change: Callable[[Entry | None, UnlockedScope], tuple[Entry | None, str]]) -> str | None:
+        """Change one entry of a version-3 file without parsing the others (``scopefile.Splice``):
+        ``change(entry as it is or None, the unlocked file)`` gives the new entry (None: no entry)
+        and what to report; "unchanged" writes nothing. None when the file is not one to splice
+        (none yet, another version, unmerged, near the size cap, anything odd): the full read and
+        write run instead. Verified exactly as ``unlock`` verifies: the signature over the digest
+        of every byte carried over, trust, counter, MAC."""
         data, tail = self._read_start(scope)
         try:
             found = None if data is None else scopefile.parse_v3_head(data, scope.relpath, tail)
@@ -826,25 +858,21 @@ class Store:
             if site is None:
                 return None
             unlocked = self.unlock_file(scope, file, identity)
-            old = site.entry
-            if old is not None and old.current is not None and scopefile.decrypt(
-                    file, unlocked.keys, name, old.current, scope.relpath) == value:
-                return "unchanged"
-            stamp = now()
-            version = scopefile.encrypt(file, unlocked.keys, name, value, stamp, identity.public_text)
-            history = () if old is None else _kept(old, self.history_limit(identity))
-            new = Entry(version, stamp, history, identity.public_text, False)
+            new, outcome = change(site.entry, unlocked)
+            if outcome == "unchanged":
+                return outcome
             trust = self.trust(identity.public)
             store_id = file.store_id
             counter = trust.next_counter(scope.relpath, file.counter)
             file.counter, file.signer = counter, identity.public_text
-            if site.size(new) > limits.MAX_SCOPE_FILE_BYTES:
-                return None  # the full write drops the oldest versions to fit, and says so
+            if site.leaves_none(new) or site.size(new) > limits.MAX_SCOPE_FILE_BYTES:
+                return None  # the full write: "[secrets]" alone; or the oldest versions dropped to fit
             parts = site.parts(new, envelope.v3_signer(file, unlocked.keys, identity))
             fsio.atomic_write(self.path(scope), parts)  # the other entries' history: copied file to file
             trust.wrote(scope.relpath, store_id, counter)
-            self._relist(scope, data, parts, name, None if new.current is None else (stamp, identity.public_text))
-            return "new" if old is None or old.current is None else "replaced"
+            listed = None if new is None or new.current is None else (new.updated, identity.public_text)
+            self._relist(scope, data, parts, name, listed)
+            return outcome
         finally:
             if tail is not None:
                 tail.close()
@@ -875,6 +903,8 @@ class Store:
         check_name(name)
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
+            if self._delete_spliced(scope, name, identity, purge) is not None:
+                return
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r} to delete")

@@ -23,11 +23,12 @@ NAMES = ("A", "B", "M", "Z", "a_1", "ZZ")
 
 
 class Spy:
-    """Counts the sets the splice took (not None) and those it left to the full path."""
+    """Counts the writes (a set or delete of one name) the splice took and those it left to the
+    full path."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.taken = self.declined = 0
-        real = Store._set_one_spliced
+        real = Store._splice
 
         def spied(store: Store, *args: object) -> str | None:
             done = real(store, *args)  # type: ignore[arg-type]
@@ -37,7 +38,7 @@ class Spy:
                 self.taken += 1
             return done
 
-        monkeypatch.setattr(Store, "_set_one_spliced", spied)
+        monkeypatch.setattr(Store, "_splice", spied)
         parts = scopefile.Splice.parts
 
         def sized(site: scopefile.Splice, new: Entry | None, sign):  # type: ignore[no-untyped-def]
@@ -79,7 +80,7 @@ def check(store: Store, me: Identity, model: dict[str, list[str | None]]) -> Non
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 3)), min_size=1, max_size=12),
-    ops=st.lists(st.tuples(st.sampled_from(["set", "set", "set", "delete"]), st.sampled_from(NAMES),
+    ops=st.lists(st.tuples(st.sampled_from(["set", "set", "set", "delete", "purge"]), st.sampled_from(NAMES),
                            st.integers(0, 5)), min_size=1, max_size=14),
 )
 def test_a_spliced_set_writes_what_the_full_writer_writes(
@@ -94,13 +95,21 @@ def test_a_spliced_set_writes_what_the_full_writer_writes(
         model[name] = [f"fake-{name}-seed{n}"]
     with monkeypatch.context() as patched:
         spy = Spy(patched)
-        sets = 0
+        sets = declined = 0
         for step, (op, name, n) in enumerate(ops):
-            if op == "delete":
+            if op == "purge":
+                if name not in model:
+                    continue
+                declined += len(model) == 1  # the last entry: the full writer writes "[secrets]"
+                store.delete(TEAM, name, me, purge=True)
+                del model[name]
+                sets += 1
+            elif op == "delete":
                 if model.get(name, [None])[-1] is None:
                     continue
                 store.delete(TEAM, name, me)
                 model[name].append(None)
+                sets += 1
             else:
                 value = f"fake-{name}-{n}"
                 created = store.set(TEAM, name, value, me)
@@ -110,7 +119,7 @@ def test_a_spliced_set_writes_what_the_full_writer_writes(
                     versions.append(value)
                 sets += 1
             check(store, me, model)
-        assert (spy.taken, spy.declined) == (sets, 0)  # every one of them spliced
+        assert (spy.taken, spy.declined) == (sets - declined, declined)  # every other one spliced
 
 
 def test_a_spliced_set_through_the_console_script(cli_run, isolated_env) -> None:  # type: ignore[no-untyped-def]
@@ -175,7 +184,7 @@ def test_other_files_take_the_full_path(tmp_path: Path, monkeypatch: pytest.Monk
     assert b"\n[secrets]\n" in file_bytes(store)
     store.set(TEAM, "B", "fake-b", me)
     store.set(TEAM, "C", "fake-c", me)  # this one splices
-    assert (spy.taken, spy.declined) == (1, 2)
+    assert (spy.taken, spy.declined) == (1, 3)
     assert store.read(TEAM, me) == {"B": "fake-b", "C": "fake-c"}
 
 
