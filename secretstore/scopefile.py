@@ -1455,7 +1455,7 @@ def serialize_v3_parts(
             digest, length = crypto.history_digest(raw), len(raw)
         else:
             raw, digest, length = b"", b"", 0
-        pointer = f'history_bytes = {length}\nhistory_digest = "{b64(digest)}"\n' if length else ""
+        pointer = _pointer(length, digest) if length else ""
         body.append(_entry_text(name, entry, pointer))
         if raw:
             chunks.append(raw)
@@ -1467,6 +1467,11 @@ def serialize_v3_parts(
     scope.digest, scope.mac, scope.signature = digest, mac, signature
     lines = f'signature = "{b64(signature)}"\nmac = "{b64(mac)}"\n'.encode("ascii")
     return [head_bytes, lines, body_bytes, *chunks]  # the file, in parts: carried history is not copied
+
+
+def _pointer(length: int, digest: bytes) -> str:
+    """An entry's last lines in version 3: where its chunk of history is bound."""
+    return f'history_bytes = {length}\nhistory_digest = "{_b64(digest)}"\n'
 
 
 def _v3_head_text(scope: ScopeFile) -> str:
@@ -1613,13 +1618,11 @@ class Splice:
         if new is None:
             return b"", b""
         if new._history is None and new.chunk is not None:  # unread: the old chunk, carried
-            pointer = f'history_bytes = {new.chunk.length}\nhistory_digest = "{_b64(new.chunk.digest)}"\n'
-            return _entry_text(self.name, new, pointer).encode(), b""
+            return _entry_text(self.name, new, _pointer(new.chunk.length, new.chunk.digest)).encode(), b""
         if not new.history:
             return _entry_text(self.name, new).encode(), b""
         raw = _history_text(self.name, new.history)
-        pointer = f'history_bytes = {len(raw)}\nhistory_digest = "{_b64(crypto.history_digest(raw))}"\n'
-        return _entry_text(self.name, new, pointer).encode(), raw
+        return _entry_text(self.name, new, _pointer(len(raw), crypto.history_digest(raw))).encode(), raw
 
     def parts(self, new: Entry | None, sign: Callable[[bytes], tuple[bytes, bytes]]) -> list[fsio.Part]:
         """The file with the entry replaced by ``new`` (None: removed), signed through ``sign``

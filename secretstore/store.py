@@ -50,6 +50,12 @@ def _warning(message: str) -> None:
 _Parts = list[fsio.Part]  # (``Store.list`` hides the builtin in the class body)
 
 
+def _written_head(parts: _Parts) -> scopefile.Head | None:
+    """The head of a version-3 file about to be written as ``parts`` (its first two: the lines
+    before ``signature``, then ``signature`` and ``mac``), for list's cache."""
+    return scopefile.head_of(fsio.join(parts[:2]) + b"\n")
+
+
 def _kept(entry: Entry, keep: int) -> tuple[scopefile.Version, ...]:
     """``entry``'s history after its current value (if any) joins it: the newest ``keep`` versions."""
     versions = entry.history if entry.current is None else (*entry.history, entry.current)
@@ -751,7 +757,7 @@ class Store:
         fsio.atomic_write(self.path(unlocked.scope), parts)  # history carried over: copied file to file
         trust.wrote(relpath, store_id, counter)
         listings = self._listings()
-        head = None if listings is None else scopefile.head_of(fsio.join(parts[:2]) + b"\n")
+        head = None if listings is None else _written_head(parts)
         if listings is not None and head is not None:  # the rows of the file just written: list needs no read
             listings.save(unlocked.scope, head.key, [
                 (name, entry.updated, entry.writer, entry.rotate)
@@ -884,7 +890,7 @@ class Store:
         listings = self._listings()
         before = None if listings is None else scopefile.head_of(old)
         rows = None if listings is None or before is None else listings.load(scope, before.key)
-        after = scopefile.head_of(fsio.join(parts[:2]) + b"\n")
+        after = _written_head(parts)
         if listings is None or rows is None or after is None:
             return
         kept = [r for r in rows if r[0] != name]

@@ -112,6 +112,7 @@ def test_a_spliced_set_writes_what_the_full_writer_writes(
                 sets += 1
             else:
                 value = f"fake-{name}-{n}"
+                declined += not model  # into a file with no entry ("[secrets]"): the full writer's
                 created = store.set(TEAM, name, value, me)
                 versions = model.setdefault(name, [])
                 assert created == (not versions or versions[-1] is None), step
