@@ -50,6 +50,14 @@ def _warning(message: str) -> None:
 _Parts = list[fsio.Part]  # (``Store.list`` hides the builtin in the class body)
 
 
+def _check_deleted(scope: Scope, name: str, entry: Entry | None) -> None:
+    """What ``undelete`` says of a name it cannot bring back."""
+    if entry is None:
+        raise NotFoundError(f"no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)")
+    if entry.current is not None:
+        raise UsageError(f"{scope} secret {name!r} is not deleted")
+
+
 def _written_head(parts: _Parts) -> scopefile.Head | None:
     """The head of a version-3 file about to be written as ``parts`` (its first two: the lines
     before ``signature``, then ``signature`` and ``mac``), for list's cache."""
@@ -818,40 +826,25 @@ class Store:
         """``set`` of one name in a version-3 file without parsing its other entries
         (``_splice``): "new", "replaced" or "unchanged"; None when the full path must run."""
 
-        def change(old: Entry | None, unlocked: UnlockedScope) -> tuple[Entry | None, str]:
-            file, keys = unlocked.file, unlocked.keys
-            if old is not None and old.current is not None and scopefile.decrypt(
-                    file, keys, name, old.current, scope.relpath) == value:
-                return old, "unchanged"
-            stamp = now()
-            version = scopefile.encrypt(file, keys, name, value, stamp, identity.public_text)
-            history = () if old is None else _kept(old, self.history_limit(identity))
-            outcome = "new" if old is None or old.current is None else "replaced"
-            return Entry(version, stamp, history, identity.public_text, False), outcome
+        def change(one: UnlockedScope) -> str:
+            if _holds(one, name, value):
+                return "unchanged"
+            new = one.put(name, value, now(), identity.public_text, self.history_limit(identity))
+            return "new" if new else "replaced"
 
         return self._splice(scope, name, identity, change)
 
-    def _delete_spliced(self, scope: Scope, name: str, identity: Identity, purge: bool) -> str | None:
-        """``delete`` (``purge``: with every earlier version) of one name, as ``_set_one_spliced``
-        sets one, and as ``UnlockedScope.remove`` deletes."""
+    def _splice(self, scope: Scope, name: str, identity: Identity, change: Callable[[UnlockedScope], str]) -> str | None:
+        """Change one entry of a version-3 file without parsing the others (``scopefile.Splice``).
 
-        def change(old: Entry | None, _unlocked: UnlockedScope) -> tuple[Entry | None, str]:
-            if old is None or (old.current is None and not purge):
-                raise NotFoundError(f"no {scope} secret {name!r} to delete")
-            history = () if purge else _kept(old, self.history_limit(identity))
-            new = Entry(None, now(), history, identity.public_text, old.rotate) if history else None
-            return new, "deleted"
-
-        return self._splice(scope, name, identity, change)
-
-    def _splice(self, scope: Scope, name: str, identity: Identity,
-                change: Callable[[Entry | None, UnlockedScope], tuple[Entry | None, str]]) -> str | None:
-        """Change one entry of a version-3 file without parsing the others (``scopefile.Splice``):
-        ``change(entry as it is or None, the unlocked file)`` gives the new entry (None: no entry)
-        and what to report; "unchanged" writes nothing. None when the file is not one to splice
-        (none yet, another version, unmerged, near the size cap, anything odd): the full read and
-        write run instead. Verified exactly as ``unlock`` verifies: the signature over the digest
-        of every byte carried over, trust, counter, MAC."""
+        ``change`` gets the file unlocked with that entry alone (none if the name has
+        none) and edits it as every write does (``UnlockedScope.put``, ``remove``...);
+        it returns what to report, "unchanged" to write nothing. None when the file is
+        not one to splice (none yet, another version, unmerged, near the size cap,
+        anything odd): the full read and write run instead. Verified exactly as ``unlock``
+        verifies: the signature over the digest of every byte carried over, trust,
+        counter, MAC.
+        """
         data, tail = self._read_start(scope)
         try:
             found = None if data is None else scopefile.parse_v3_head(data, scope.relpath, tail)
@@ -864,9 +857,12 @@ class Store:
             if site is None:
                 return None
             unlocked = self.unlock_file(scope, file, identity)
-            new, outcome = change(site.entry, unlocked)
+            if site.entry is not None:
+                file.entries[name] = site.entry
+            outcome = change(unlocked)
             if outcome == "unchanged":
                 return outcome
+            new = file.entries.get(name)
             trust = self.trust(identity.public)
             store_id = file.store_id
             counter = trust.next_counter(scope.relpath, file.counter)
@@ -876,17 +872,16 @@ class Store:
             parts = site.parts(new, envelope.v3_signer(file, unlocked.keys, identity))
             fsio.atomic_write(self.path(scope), parts)  # the other entries' history: copied file to file
             trust.wrote(scope.relpath, store_id, counter)
-            listed = None if new is None or new.current is None else (new.updated, identity.public_text)
-            self._relist(scope, data, parts, name, listed)
+            self._relist(scope, data, parts, name, new)
             return outcome
         finally:
             if tail is not None:
                 tail.close()
 
-    def _relist(self, scope: Scope, old: bytes, parts: _Parts, name: str,
-                row: tuple[str, str] | None) -> None:
+    def _relist(self, scope: Scope, old: bytes, parts: _Parts, name: str, entry: Entry | None) -> None:
         """list's cache after a spliced write: the rows verified for the file it replaced, with
-        ``name``'s row changed (None: not listed); nothing when those rows are not cached."""
+        ``name``'s row now ``entry``'s (not listed when it has no current value); nothing when
+        those rows are not cached."""
         listings = self._listings()
         before = None if listings is None else scopefile.head_of(old)
         rows = None if listings is None or before is None else listings.load(scope, before.key)
@@ -894,8 +889,8 @@ class Store:
         if listings is None or rows is None or after is None:
             return
         kept = [r for r in rows if r[0] != name]
-        if row is not None:
-            kept.append((name, row[0], row[1], False))
+        if entry is not None and entry.current is not None:
+            kept.append((name, entry.updated, entry.writer, entry.rotate))
             kept.sort(key=lambda r: r[0])
         listings.save(scope, after.key, kept)
 
@@ -909,7 +904,12 @@ class Store:
         check_name(name)
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
-            if self._delete_spliced(scope, name, identity, purge) is not None:
+
+            def remove(one: UnlockedScope) -> str:
+                one.remove(name, now(), identity.public_text, self.history_limit(identity), purge=purge)
+                return "deleted"
+
+            if self._splice(scope, name, identity, remove) is not None:
                 return
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
@@ -954,6 +954,8 @@ class Store:
             raise UsageError("--to takes a previous version: 1 is the one before the current value")
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
+            if self._splice(scope, name, identity, self._bring_back(name, number, identity)) is not None:
+                return
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
                 raise NotFoundError(f"no {scope} secret {name!r}")
@@ -961,20 +963,36 @@ class Store:
             unlocked.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
             self._write(unlocked, identity)
 
+    def _bring_back(self, name: str, number: int, identity: Identity,
+                    deleted: Callable[[UnlockedScope], None] | None = None) -> Callable[[UnlockedScope], str]:
+        """A ``_splice`` change: version ``number`` of ``name`` made its value again, as ``rollback``
+        does (after ``deleted``'s checks, for ``undelete``)."""
+
+        def change(one: UnlockedScope) -> str:
+            if deleted is not None:
+                deleted(one)
+            value = one.version_value(name, number)
+            one.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
+            return "restored"
+
+        return change
+
     def undelete(self, scope: Scope, name: str, identity: Identity) -> None:
         """Bring back a deleted name with the value it had when it was deleted."""
         check_name(name)
+
+        def check(one: UnlockedScope) -> None:
+            _check_deleted(scope, name, one.file.entries.get(name))
+
+        with fsio.locked(self.root):
+            self._clean_stale_temps(scope)
+            if self._splice(scope, name, identity, self._bring_back(name, 1, identity, check)) is not None:
+                return
         file = self.load(scope)
         if file is not None:  # nothing an unverified file claims decides what is said
             self.verify(scope, file, identity.public)
-        entry = None if file is None else file.entries.get(name)
-        if entry is None:
-            raise NotFoundError(
-                f"no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)"
-            )
-        if entry.current is not None:
-            raise UsageError(f"{scope} secret {name!r} is not deleted")
-        del file, entry  # rollback reads the file again, under the lock: not two copies at once
+        _check_deleted(scope, name, None if file is None else file.entries.get(name))
+        del file  # rollback reads the file again, under the lock: not two copies at once
         self.rollback(scope, name, 1, identity)
 
     # --- the roster ----------------------------------------------------------------

@@ -80,7 +80,8 @@ def check(store: Store, me: Identity, model: dict[str, list[str | None]]) -> Non
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 3)), min_size=1, max_size=12),
-    ops=st.lists(st.tuples(st.sampled_from(["set", "set", "set", "delete", "purge"]), st.sampled_from(NAMES),
+    ops=st.lists(st.tuples(st.sampled_from(["set", "set", "set", "delete", "purge", "rollback", "undelete"]),
+                           st.sampled_from(NAMES),
                            st.integers(0, 5)), min_size=1, max_size=14),
 )
 def test_a_spliced_set_writes_what_the_full_writer_writes(
@@ -97,7 +98,18 @@ def test_a_spliced_set_writes_what_the_full_writer_writes(
         spy = Spy(patched)
         sets = declined = 0
         for step, (op, name, n) in enumerate(ops):
-            if op == "purge":
+            versions = model.get(name, [])
+            earlier = [v for v in versions[:-1] if v is not None]
+            if op in ("rollback", "undelete"):  # to version 1: the value before the current one
+                if not earlier or (versions[-1] is None) != (op == "undelete"):
+                    continue
+                if op == "rollback":
+                    store.rollback(TEAM, name, 1, me)
+                else:
+                    store.undelete(TEAM, name, me)
+                versions.append(earlier[-1])
+                sets += 1
+            elif op == "purge":
                 if name not in model:
                     continue
                 declined += len(model) == 1  # the last entry: the full writer writes "[secrets]"
