@@ -50,10 +50,13 @@ def _warning(message: str) -> None:
 _Parts = list[fsio.Part]  # (``Store.list`` hides the builtin in the class body)
 
 
+_UNDELETE_MISSING = "no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)"
+
+
 def _check_deleted(scope: Scope, name: str, entry: Entry | None) -> None:
     """What ``undelete`` says of a name it cannot bring back."""
     if entry is None:
-        raise NotFoundError(f"no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)")
+        raise NotFoundError(_UNDELETE_MISSING.format(scope=scope, name=name))
     if entry.current is not None:
         raise UsageError(f"{scope} secret {name!r} is not deleted")
 
@@ -902,20 +905,27 @@ class Store:
     def delete(self, scope: Scope, name: str, identity: Identity, *, purge: bool = False) -> None:
         """Delete ``name`` (its value joins its history); ``purge``: drop it and its history."""
         check_name(name)
+
+        def remove(one: UnlockedScope) -> str:
+            one.remove(name, now(), identity.public_text, self.history_limit(identity), purge=purge)
+            return "deleted"
+
+        self._change_one(scope, name, identity, remove, f"no {scope} secret {name!r} to delete")
+
+    def _change_one(self, scope: Scope, name: str, identity: Identity, change: Callable[[UnlockedScope], str],
+                    missing: str) -> None:
+        """Apply ``change`` (as ``_splice`` takes it) to ``name`` under the lock: spliced when the
+        file allows, else on the whole file read and written again; NotFoundError(``missing``)
+        when the scope has no file."""
         with fsio.locked(self.root):
             self._clean_stale_temps(scope)
-
-            def remove(one: UnlockedScope) -> str:
-                one.remove(name, now(), identity.public_text, self.history_limit(identity), purge=purge)
-                return "deleted"
-
-            if self._splice(scope, name, identity, remove) is not None:
+            if self._splice(scope, name, identity, change) is not None:
                 return
             unlocked = self.unlock(scope, identity)
             if unlocked is None:
-                raise NotFoundError(f"no {scope} secret {name!r} to delete")
-            unlocked.remove(name, now(), identity.public_text, self.history_limit(identity), purge=purge)
-            self._write(unlocked, identity)
+                raise NotFoundError(missing)
+            if change(unlocked) != "unchanged":
+                self._write(unlocked, identity)
 
     # --- history ---------------------------------------------------------------
 
@@ -952,25 +962,12 @@ class Store:
         check_name(name)
         if number < 1:
             raise UsageError("--to takes a previous version: 1 is the one before the current value")
-        with fsio.locked(self.root):
-            self._clean_stale_temps(scope)
-            if self._splice(scope, name, identity, self._bring_back(name, number, identity)) is not None:
-                return
-            unlocked = self.unlock(scope, identity)
-            if unlocked is None:
-                raise NotFoundError(f"no {scope} secret {name!r}")
-            value = unlocked.version_value(name, number)
-            unlocked.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
-            self._write(unlocked, identity)
+        self._change_one(scope, name, identity, self._bring_back(name, number, identity), f"no {scope} secret {name!r}")
 
-    def _bring_back(self, name: str, number: int, identity: Identity,
-                    deleted: Callable[[UnlockedScope], None] | None = None) -> Callable[[UnlockedScope], str]:
-        """A ``_splice`` change: version ``number`` of ``name`` made its value again, as ``rollback``
-        does (after ``deleted``'s checks, for ``undelete``)."""
+    def _bring_back(self, name: str, number: int, identity: Identity) -> Callable[[UnlockedScope], str]:
+        """A change for ``_change_one``: version ``number`` of ``name`` made its value again."""
 
         def change(one: UnlockedScope) -> str:
-            if deleted is not None:
-                deleted(one)
             value = one.version_value(name, number)
             one.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
             return "restored"
@@ -978,22 +975,15 @@ class Store:
         return change
 
     def undelete(self, scope: Scope, name: str, identity: Identity) -> None:
-        """Bring back a deleted name with the value it had when it was deleted."""
+        """Bring back a deleted name with the value it had when it was deleted (its version 1)."""
         check_name(name)
+        back = self._bring_back(name, 1, identity)
 
-        def check(one: UnlockedScope) -> None:
-            _check_deleted(scope, name, one.file.entries.get(name))
+        def change(one: UnlockedScope) -> str:
+            _check_deleted(scope, name, one.file.entries.get(name))  # on the verified file
+            return back(one)
 
-        with fsio.locked(self.root):
-            self._clean_stale_temps(scope)
-            if self._splice(scope, name, identity, self._bring_back(name, 1, identity, check)) is not None:
-                return
-        file = self.load(scope)
-        if file is not None:  # nothing an unverified file claims decides what is said
-            self.verify(scope, file, identity.public)
-        _check_deleted(scope, name, None if file is None else file.entries.get(name))
-        del file  # rollback reads the file again, under the lock: not two copies at once
-        self.rollback(scope, name, 1, identity)
+        self._change_one(scope, name, identity, change, _UNDELETE_MISSING.format(scope=scope, name=name))
 
     # --- the roster ----------------------------------------------------------------
 
