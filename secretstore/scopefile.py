@@ -1444,21 +1444,14 @@ def serialize_v3_parts(
             if unread:
                 carry.append(entry.chunk)  # type: ignore[arg-type]
             continue
+        text, raw = _entry_and_chunk(name, entry)
         if unread:  # read back into an entry that changed otherwise: carried over as it is
             assert entry.chunk is not None
             carry.append(entry.chunk)
-            raw, digest = b"", entry.chunk.digest
-            length = entry.chunk.length
-        elif entry.history:
+        elif raw:
             chunks.extend(_flush(carry))
-            raw = _history_text(name, entry.history)
-            digest, length = crypto.history_digest(raw), len(raw)
-        else:
-            raw, digest, length = b"", b"", 0
-        pointer = _pointer(length, digest) if length else ""
-        body.append(_entry_text(name, entry, pointer))
-        if raw:
             chunks.append(raw)
+        body.append(text)
     chunks.extend(_flush(carry))
     head_bytes = "".join(head).encode("utf-8")
     body_bytes = "".join(body).encode("utf-8")
@@ -1472,6 +1465,17 @@ def serialize_v3_parts(
 def _pointer(length: int, digest: bytes) -> str:
     """An entry's last lines in version 3: where its chunk of history is bound."""
     return f'history_bytes = {length}\nhistory_digest = "{_b64(digest)}"\n'
+
+
+def _entry_and_chunk(name: str, entry: Entry) -> tuple[str, bytes]:
+    """A version-3 entry's text and its new chunk of history: b"" when it has none, or when its
+    chunk was never read (then carried over as it is, under the length and digest it had)."""
+    if entry._history is None and entry.chunk is not None:
+        return _entry_text(name, entry, _pointer(entry.chunk.length, entry.chunk.digest)), b""
+    if not entry.history:
+        return _entry_text(name, entry), b""
+    raw = _history_text(name, entry.history)
+    return _entry_text(name, entry, _pointer(len(raw), crypto.history_digest(raw))), raw
 
 
 def _v3_head_text(scope: ScopeFile) -> str:
@@ -1614,15 +1618,11 @@ class Splice:
                 + len(text) + self.region.end - self.body_end - self._old_length + len(raw))
 
     def _entry(self, new: Entry | None) -> tuple[bytes, bytes]:
-        """``new``'s text and its chunk (b"" when it carries none or the old one as it is)."""
+        """``new``'s text and its new chunk (b"" when it carries none or the old one as it is)."""
         if new is None:
             return b"", b""
-        if new._history is None and new.chunk is not None:  # unread: the old chunk, carried
-            return _entry_text(self.name, new, _pointer(new.chunk.length, new.chunk.digest)).encode(), b""
-        if not new.history:
-            return _entry_text(self.name, new).encode(), b""
-        raw = _history_text(self.name, new.history)
-        return _entry_text(self.name, new, _pointer(len(raw), crypto.history_digest(raw))).encode(), raw
+        text, raw = _entry_and_chunk(self.name, new)
+        return text.encode(), raw
 
     def parts(self, new: Entry | None, sign: Callable[[bytes], tuple[bytes, bytes]]) -> list[fsio.Part]:
         """The file with the entry replaced by ``new`` (None: removed), signed through ``sign``
