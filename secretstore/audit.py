@@ -309,16 +309,17 @@ def since_bound(text: str, now: float | None = None) -> str | None:
         timedelta,
     )
 
+    stamp = "%Y-%m-%dT%H:%M:%SZ"  # the records' own format
     moment = datetime.fromtimestamp(time.time() if now is None else now, UTC).replace(microsecond=0)
     word = text.strip().lower()
     if word in ("today", "yesterday"):
         midnight = moment.replace(hour=0, minute=0, second=0)
-        return _stamp(midnight - timedelta(days=1 if word == "yesterday" else 0))
+        return (midnight - timedelta(days=1 if word == "yesterday" else 0)).strftime(stamp)
     if re.fullmatch(r"(?:[0-9]{1,6}[smhdw])+", word):
         seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
         back = sum(int(count) * seconds[unit] for count, unit in re.findall(r"([0-9]+)([smhdw])", word))
         try:
-            return _stamp(moment - timedelta(seconds=back))
+            return (moment - timedelta(seconds=back)).strftime(stamp)
         except OverflowError:  # before year 1: every entry
             return ""
     if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}(:[0-9]{2}(:[0-9]{2}Z?)?)?)?", text) is None:
@@ -329,10 +330,3 @@ def since_bound(text: str, now: float | None = None) -> str | None:
     except ValueError:
         return None
     return bare  # a prefix of the records' own format: compares as the time it names
-
-
-def _stamp(moment: object) -> str:
-    from datetime import datetime
-
-    assert isinstance(moment, datetime)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
