@@ -125,19 +125,6 @@ def prompt_line(label: str) -> str:
     return line.rstrip("\r\n")
 
 
-__all__ = [
-    "context_of",
-    "identity_for_read",
-    "identity_for_write",
-    "print_json",
-    "print_line",
-    "prompt_line",
-    "read_bytes",
-    "read_text",
-    "scope_of",
-    "stdin_is_tty",
-    "store_of",
-]
 
 
 def my_key() -> str:
@@ -159,3 +146,19 @@ def who(writer: str | None, label: str, me: str) -> str:
     label = label or ("you" if writer == me else "")
     return f"{label} ({writer[:16]}...)" if label else f"{writer[:16]}..."
 
+
+__all__ = [
+    "context_of",
+    "identity_for_read",
+    "identity_for_write",
+    "my_key",
+    "print_json",
+    "print_line",
+    "prompt_line",
+    "read_bytes",
+    "read_text",
+    "scope_of",
+    "stdin_is_tty",
+    "store_of",
+    "who",
+]
