@@ -241,15 +241,17 @@ def test_mask_on_a_pty(seeded: Store) -> None:
     assert b"fake-team-only" not in output
 
 
-def test_mask_forwards_sigterm_to_a_child_that_traps_it(seeded: Store) -> None:
-    child = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.05; done'
+@pytest.mark.parametrize("name", ["TERM", "USR1", "USR2"])
+def test_mask_forwards_a_signal_to_a_child_that_traps_it(seeded: Store, name: str) -> None:
+    # USR1 was not forwarded: its default action killed secretstore and orphaned the program.
+    child = f'trap "echo got-{name}; exit 3" {name}; echo ready; while :; do sleep 0.05; done'
     proc = subprocess.Popen([console_script(), "exec", "--mask", "--", "sh", "-c", child],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, f"SIG{name}"))
     out, _err = proc.communicate(timeout=30)
-    assert out == b"got-term\n"
+    assert out == f"got-{name}\n".encode()
     assert proc.returncode == 3
 
 

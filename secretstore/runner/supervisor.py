@@ -166,7 +166,10 @@ class _Stream:
 class _Supervisor:
     """State of one supervised run (the signal handlers reach it too)."""
 
-    _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    # SIGUSR1/SIGUSR2 too: their default action kills secretstore, which left the program
+    # running as an orphan with nobody masking its output (a reload signal sent to the
+    # pid a process manager knows must reach the program, as with op run).
+    _FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
     def __init__(
         self,
