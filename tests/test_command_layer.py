@@ -200,6 +200,10 @@ def test_options_file_and_create_options_file(cli_run: Run, tmp_path: Path) -> N
     assert yaml.safe_load(text) == {"entity": "project", "id": "prj42", "name": "DB", "value": None,
                                     "value-file": None, "apiKey": None}
     assert not os.path.exists(os.environ["SECRETSTORE_DIR"])  # nothing ran
+    missing = tmp_path / "no-such-dir" / "set.yaml"
+    done = cli_run("secrets", "set", "team", "--name", "DB", "--createOptionsFile", str(missing))
+    assert done.returncode == 2 and b"--createOptionsFile: the directory" in done.stderr
+    assert not missing.parent.exists()  # not created behind the user's back
     options = tmp_path / "options.yaml"
     options.write_text("entity: project\nid: prj42\nname: DB\nvalue: fake-from-file\n")
     done = cli_run("secrets", "set", "--optionsFile", str(options))

@@ -78,3 +78,17 @@ def test_inject_missing_names_are_all_listed_and_nothing_written(
 def test_inject_unreadable_template(cli_run: Run, tmp_path: Path) -> None:
     done = cli_run("inject", "-i", str(tmp_path / "nope.tpl"))
     assert done.returncode == 2 and b"cannot read" in done.stderr
+
+
+def test_inject_refuses_an_output_in_a_missing_directory(seeded: Store, cli_run: Run, tmp_path: Path) -> None:
+    # It used to create the directories: a typo in -o left a file of secrets where nobody looks.
+    template = tmp_path / "t.tpl"
+    template.write_text(TEMPLATE)
+    target = tmp_path / "typo" / "deeper" / "config.yaml"
+    done = cli_run("inject", "-i", str(template), "-o", str(target))
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines()[0].startswith("secretstore: error: --out: the directory ")
+    assert b"fake-" not in done.stderr and done.stdout == b""
+    assert not (tmp_path / "typo").exists()
+    done = cli_run("inject", "-i", str(template), "-o", str(tmp_path))
+    assert done.returncode == 2 and b"is a directory" in done.stderr

@@ -94,10 +94,27 @@ def inject_command(args: Args) -> None:
     template = args.get("template")
     if not isinstance(template, str):
         raise UsageError("inject needs --in TEMPLATE ('-' for stdin)")
+    output = args.get("output")
+    target = None if output is None or output == "-" else output_target(str(output), "--out")
     text, _source = read_text(template, "template")
     rendered = render_template(text, _merged(args, "inject")).encode("utf-8")
-    output = args.get("output")
-    if output is None or output == "-":
+    if target is None:
         write_stdout(rendered)
         return
-    fsio.atomic_write(os.path.abspath(str(output)), rendered)
+    fsio.atomic_write(target, rendered)
+
+
+def output_target(path: str, option: str) -> str:
+    """The absolute path to write ``path`` to, checked before any secret is read.
+
+    A missing directory is refused, not created: a typo in ``-o conf/app.yaml``
+    would otherwise leave a 0600 file of secrets somewhere nobody looks (op inject
+    refuses too)."""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"{option}: {path} is a directory; give a file name")
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option}: the directory {os.path.dirname(path) or parent} does not exist",
+                         hint="create it first: secretstore does not create directories for an output file")
+    return target

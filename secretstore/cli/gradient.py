@@ -15,8 +15,6 @@ stderr: there is no server, and the key is never stored or printed.
 
 from __future__ import annotations
 
-import os
-
 from secretstore.console import notice
 from secretstore.errors import UsageError
 
@@ -138,7 +136,9 @@ def write_template(command: Command, values: dict[str, object], path: str) -> No
             value = None
         template[_file_key(param)] = value
     text = yaml.safe_dump(template, default_flow_style=False, sort_keys=False)
-    fsio.atomic_write(os.path.abspath(path), text.encode("utf-8"))
+    from secretstore.cli.formats import output_target
+
+    fsio.atomic_write(output_target(path, "--createOptionsFile"), text.encode("utf-8"))
     notice(f"wrote an options template to {path}; the command was not run")
     if withheld:
         notice(f"left out of the template: {', '.join(withheld)} (a secret value or key is never written)")
