@@ -57,8 +57,10 @@ def _check_deleted(scope: Scope, name: str, entry: Entry | None) -> None:
     """What ``undelete`` says of a name it cannot bring back."""
     if entry is None:
         raise NotFoundError(_UNDELETE_MISSING.format(scope=scope, name=name))
-    if entry.current is not None:
-        raise UsageError(f"{scope} secret {name!r} is not deleted")
+    if entry.current is not None:  # a state, not a bad command line: exit 1 like a missing name
+        raise SecretStoreError(f"{scope} secret {name!r} is not deleted: it has a current value",
+                               hint="'secretstore history' lists its versions; 'secretstore rollback --to K' "
+                               "brings an older one back")
 
 
 def _written_head(parts: _Parts) -> scopefile.Head | None:

@@ -73,7 +73,14 @@ def test_delete_undelete_and_rollback(cli_run) -> None:  # type: ignore[no-untyp
     assert cli_run("undelete", "team", "--name=TOKEN").returncode == 0
     assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[1].encode()
     again = cli_run("undelete", "team", "--name=TOKEN")
-    assert again.returncode == 2 and b"is not deleted" in again.stderr
+    # a state, not a usage error: exit 1, as for a name with nothing to undelete
+    assert again.returncode == 1 and b"is not deleted" in again.stderr and b"rollback --to K" in again.stderr
+    bare = cli_run("rollback", "team", "--name=TOKEN")
+    assert bare.returncode == 2
+    assert bare.stderr.decode().splitlines() == [
+        "secretstore: error: rollback needs --to K, the version to bring back (1: the one before the current value)",
+        "secretstore: hint: list the versions with: secretstore history team --name TOKEN",
+    ]
     assert cli_run("rollback", "team", "--name=TOKEN", "--to=2").returncode == 0  # back to the first value
     assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[0].encode()
     refused = cli_run("rollback", "team", "--name=TOKEN", "--to=0")
@@ -194,6 +201,9 @@ def test_audit_log_records_reads_and_changes_never_values(cli_run, isolated_env)
     assert len(json.loads(cli_run("audit", "--json", "--since=yesterday").stdout)) == 5
     assert cli_run("audit", "--since=1 hour ago").returncode == 2
     assert cli_run("audit", "--verify").returncode == 0
+    assert json.loads(cli_run("audit", "--verify", "--json").stdout) == {"ok": True, "files": 1, "problems": []}
+    bad_name = cli_run("audit", "--name=not a name")  # was silently "No data found"
+    assert bad_name.returncode == 2 and b"invalid secret name" in bad_name.stderr
 
 
 def test_audit_log_records_who_was_given_or_lost_access_and_whom_you_trust(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -234,6 +244,10 @@ def test_audit_verify_finds_an_edited_or_removed_line(cli_run, isolated_env, dam
     path.write_text("".join(lines))
     done = cli_run("audit", "--verify")
     assert done.returncode == 1 and b"a line was removed or edited" in done.stdout
+    as_json = cli_run("audit", "--verify", "--json")  # --json was ignored here
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and report["ok"] is False and report["files"] == 1
+    assert any("a line was removed or edited" in p for p in report["problems"])
     # a damaged log never breaks a command
     assert cli_run("get", "team", "--name=TOKEN").stdout == VALUES[0].encode()
 

@@ -734,7 +734,7 @@ def test_undeleting_a_name_that_came_back_meanwhile_says_so(signed_in: Ui, store
     before = Path(store.path(TEAM)).read_bytes()
     response = signed_in.post("/team/secrets/TOKEN/undelete", fields)
     assert response.headers["Location"] == "/team/secrets/TOKEN/versions"
-    assert messages(signed_in.get("/team/secrets/TOKEN/versions")) == ["team secret 'TOKEN' is not deleted"]
+    assert messages(signed_in.get("/team/secrets/TOKEN/versions")) == ["team secret 'TOKEN' is not deleted: it has a current value"]
     assert Path(store.path(TEAM)).read_bytes() == before
 
 

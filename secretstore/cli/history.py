@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from secretstore.cli.common import identity_for_read, my_key, print_json, scope_of, store_of, who
-from secretstore.cli.secrets import resolve_name, version_number
+from secretstore.cli.secrets import resolve_name, scope_words, version_number
 from secretstore.commands import secrets
 from secretstore.console import print_lines, print_table
+from secretstore.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -42,7 +43,11 @@ def rollback_command(args: Args) -> None:
     store = store_of(args)
     scope = scope_of(args, store)
     name = resolve_name(args.get("name"))
-    number = version_number(str(args.get("to") or ""), "--to")
+    to = args.get("to")
+    if to is None:
+        raise UsageError("rollback needs --to K, the version to bring back (1: the one before the current value)",
+                         hint=f"list the versions with: secretstore history {scope_words(scope)} --name {name}")
+    number = version_number(str(to), "--to")
     secrets.rollback(store, scope, name, number, identity_for_read())
     print_lines([f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"])
 
@@ -57,20 +62,25 @@ def undelete_command(args: Args) -> None:
 
 def audit_command(args: Args) -> int:
     from secretstore import audit
-    from secretstore.errors import UsageError
     from secretstore.layers import require_store
+    from secretstore.rules import check_name
 
     store = store_of(args)
     require_store(store)
+    wanted = args.get("name")
+    if isinstance(wanted, str):
+        check_name(wanted)
     if args.get("verify"):
         problems = audit.verify(store.root)
-        if problems:
-            print_lines(problems)
-            return 1
         files = audit.generations(store.root)
-        print_lines([f"ok: the audit log's chain is intact ({len(files)} file(s))" if files
-                     else "ok: no audit log yet"])
-        return 0
+        if args.get("as_json"):
+            print_json({"ok": not problems, "files": len(files), "problems": problems})
+        elif problems:
+            print_lines(problems)
+        else:
+            print_lines([f"ok: the audit log's chain is intact ({len(files)} file(s))" if files
+                         else "ok: no audit log yet"])
+        return 1 if problems else 0
     since = args.get("since")
     bound = audit.since_bound(since) if isinstance(since, str) else None
     if isinstance(since, str) and bound is None:
@@ -78,7 +88,6 @@ def audit_command(args: Args) -> int:
             "--since takes a UTC date or time (2026-12-01, 2026-12-01T09:00), a duration back from now "
             f"(30m, 2h, 7d) or today or yesterday: not {since!r}"
         )
-    wanted = args.get("name")
     rows: list[dict[str, object]] = []
     damaged = 0
     for entry in audit.read(store.root):

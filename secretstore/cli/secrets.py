@@ -182,7 +182,7 @@ def delete_command(args: Args) -> None:
         notice("git history, and anyone who read it, may still hold old encrypted copies: change the value at its source")
     else:
         print_lines([f"Deleted {scope.entity} secret '{name}'"])
-        notice(f"'secretstore undelete {_scope_words(scope)} --name {name}' brings it back while its history lasts")
+        notice(f"'secretstore undelete {scope_words(scope)} --name {name}' brings it back while its history lasts")
 
 
 def version_number(text: str, option: str = "--version") -> int:
@@ -192,5 +192,5 @@ def version_number(text: str, option: str = "--version") -> int:
     return int(text)
 
 
-def _scope_words(scope: Scope) -> str:
+def scope_words(scope: Scope) -> str:
     return scope.entity if scope.scope_id is None else f"{scope.entity} --id {scope.scope_id}"
