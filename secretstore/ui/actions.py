@@ -15,6 +15,7 @@ No web framework is imported: routes in ``app.py`` call these functions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 
@@ -29,6 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.context import Context
     from secretstore.keys import PublicKey
+    from secretstore.scopefile import Version
 
 AUDIT_ROWS = 200  # the newest entries an audit page shows
 AUDIT_NAMES = 12  # names shown per audit entry (an exec line names every secret it read)
@@ -249,6 +251,55 @@ def history(store: Store, keys: Keys, scope: Scope, name: str) -> History:
     found = secrets.versions(store, scope, name)
     rows = [VersionRow(info, Shown.of(info.writer, store.label_of(info.writer or ""), me)) for info in found]
     return History(scope, name, rows)
+
+
+def version_tag(version: Version) -> str:
+    """What tells one stored version from every other: a digest of its time, writer, nonce and
+    ciphertext (each encryption has its own random nonce). Not secret: the file holds all four."""
+    digest = hashlib.sha256(b"secretstore ui version\0")
+    for part in (version.updated.encode("utf-8"), (version.writer or "").encode("utf-8"),
+                 version.nonce, version.ciphertext):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+class Restorable:
+    """The version a rollback (or an undelete: version 1) would make the value again, as the
+    file says now: what the confirmation shows and the tag its POST must still find."""
+
+    __slots__ = ("number", "tag", "updated", "writer")
+
+    def __init__(self, number: int, version: Version, writer: Shown) -> None:
+        self.number = number
+        self.updated = version.updated
+        self.writer = writer
+        self.tag = version_tag(version)
+
+
+def restorable(store: Store, keys: Keys, scope: Scope, name: str, number: int, *,
+               deleted_only: bool = False) -> Restorable | None:
+    """Version ``number`` (1 or more) of ``name`` from the verified file, or None when there is
+    none to restore (no store, file, name or such version; with ``deleted_only``, a name that is
+    not deleted): the library then refuses in its own words. No private key is used."""
+    from secretstore.layers import require_store
+
+    check_name(name)
+    require_store(store)
+    file = store.load(scope)
+    entry = None if file is None else file.entries.get(name)
+    if file is None or entry is None:
+        return None
+    store.verify(scope, file, keys.me())
+    if deleted_only and entry.current is not None:
+        return None
+    versions = [entry.current, *reversed(entry.history)]
+    if not 1 <= number < len(versions):
+        return None
+    version = versions[number]
+    if version is None:
+        return None
+    return Restorable(number, version, Shown.of(version.writer, store.label_of(version.writer or ""), keys.me()))
 
 
 class Row:

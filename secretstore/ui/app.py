@@ -4,12 +4,23 @@ Every request passes the same gates, in this order:
 
 1. the ``Host`` header must be exactly ``127.0.0.1:PORT`` (a DNS-rebinding
    guard: a name that resolves to 127.0.0.1 does not reach the page): 400;
+   then no request a page of another site sent is answered, GET or POST:
+   ``Sec-Fetch-Site`` must be absent (curl, older browsers), ``none`` (the
+   address bar, a bookmark, the link opened from the terminal) or
+   ``same-origin``, and ``Origin``, when sent, ours (or ``null``): 403. Another
+   port on 127.0.0.1 is the *same site* for the browser and gets the
+   SameSite=Strict cookie, so this is what keeps its pages from making this
+   page read values (an audit line each), roll the audit log over or spend
+   this session's CSRF tokens. And a query string must be valid
+   percent-encoded UTF-8: 400;
 2. ``/login?token=...`` trades the printed token for a session cookie and
    redirects to a URL without the token; any other request needs the
    session cookie: 401;
-3. a POST must come from this origin (``Origin``, ``Sec-Fetch-Site``) and
-   carry an outstanding CSRF token for its session and action, which it
-   spends: 403, and nothing is written.
+3. a POST must be a form that reads (400: broken, or not valid URL-encoded
+   UTF-8; 413: too large, or too many fields) and carry an outstanding CSRF
+   token for its session and action, which it spends: 403, and nothing is
+   written. A confirmation's token also holds which version the page showed;
+   a rollback or undelete whose version changed since is refused: 409.
 
 Then a route calls ``actions`` (the library) and renders HTML; a POST ends in
 a 303 redirect with its outcome kept for the next page, so a reload never
@@ -23,17 +34,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
+import re
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -52,6 +66,13 @@ HOST = "127.0.0.1"
 CSRF_FIELD = "csrf_token"
 # A 64 KiB value percent-encoded is at most 192 KiB; anything much larger is refused unread.
 MAX_REQUEST_BYTES = 4 * MAX_VALUE_BYTES
+MAX_FORM_PARTS = 16  # the page's forms have at most four fields
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+# Sec-Fetch-Site values of a request this page answers: none is what a browser sends for
+# the address bar, a bookmark or a link opened from outside it (the terminal's login link).
+OWN_SITES = (None, "none", "same-origin")
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 # URL segment <-> entity
 _KINDS = {"projects": "project", "clusters": "cluster"}
@@ -64,6 +85,7 @@ _STATUS_TITLES = {
     403: "Refused",
     404: "Not found",
     405: "Not allowed",
+    409: "Changed meanwhile",
     413: "Too large",
     500: "Internal error",
 }
@@ -72,7 +94,35 @@ _STATUS_TITLES = {
 class UiRequest(Request):
     max_content_length = MAX_REQUEST_BYTES
     max_form_memory_size = MAX_REQUEST_BYTES
-    max_form_parts = 16
+    max_form_parts = MAX_FORM_PARTS
+    confirmed = ""  # what the POST's form token confirmed (set by Page.check_post)
+
+    def make_form_data_parser(self) -> FormDataParser:
+        parser = super().make_form_data_parser()
+        parser.silent = False  # a broken body is refused as such, not read as an empty form
+        return parser
+
+
+def strict_utf8(raw: bytes) -> bool:
+    """True when ``raw`` (a query string, a URL-encoded form) is percent-encoded UTF-8: every
+    ``%`` starts an escape, and the bytes it stands for (with any raw ones) are UTF-8. Werkzeug
+    would keep ``%ff`` as the text "%FF", and fail on a raw 0xff byte in a query string."""
+    if _BAD_PERCENT.search(raw) is not None:
+        return False
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def query_bytes(request: Request) -> bytes | None:
+    """The raw query string (PEP 3333 passes it as latin-1 text), or None when it cannot be one."""
+    text = request.environ.get("QUERY_STRING", "")
+    try:
+        return str(text).encode("latin-1")
+    except UnicodeEncodeError:
+        return None
 
 
 def scope_url(scope: Scope) -> str:
@@ -144,6 +194,8 @@ class Page:
         self.gate = gate or Gate()
         self._active = 0  # requests being answered
         self._idle = threading.Condition()
+        # A rollback or undelete checks the version it restores, then writes: one at a time here.
+        self._restoring = threading.Lock()
         # Cookies are per host, not per port: one name per server keeps two servers apart.
         self.cookie_name = f"secretstore_{port}"
         self.templates = Environment(
@@ -238,13 +290,27 @@ class Page:
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers["Cross-Origin-Resource-Policy"] = "same-origin"
 
-    def dispatch(self, request: Request) -> Response:
+    def dispatch(self, request: UiRequest) -> Response:
         if request.environ.get("HTTP_HOST") != self.host:
             return self.error_page(
                 400,
                 f"this page answers only at {self.origin}/",
                 "the request named another host (a guard against DNS rebinding): "
                 "use the URL secretstore ui printed",
+            )
+        if self.sent_from_elsewhere(request):
+            # Plain text, before the session is looked at: no page is rendered, so no CSRF
+            # token is made and no message meant for the user's own next page is taken.
+            return Response(
+                "refused: a page of another site (or of another port on this machine) sent this "
+                f"request; open {self.origin}/ from the address bar\n",
+                status=403, mimetype="text/plain",
+            )
+        query = query_bytes(request)
+        if query is None or not strict_utf8(query):
+            return self.error_page(
+                400, "the address is not valid: its query string is not percent-encoded UTF-8",
+                "open the page from its links, or type the address again",
             )
         if request.path == "/login":
             return self.login(request)
@@ -267,30 +333,61 @@ class Page:
                 return refused
         return self._handlers[endpoint](request, session, **args)
 
-    def check_post(self, request: Request, session: Session) -> Response | None:
-        """None when the POST may proceed; otherwise the refusal (nothing is written)."""
-        # With Referrer-Policy: no-referrer a browser sends "Origin: null" for its own forms;
-        # Sec-Fetch-Site still tells a form from another site (or another port) apart.
+    def sent_from_elsewhere(self, request: Request) -> bool:
+        """True for a request a page of another site, or of another port, sent (any method).
+
+        With Referrer-Policy: no-referrer a browser sends "Origin: null" for its own forms;
+        Sec-Fetch-Site still tells a request from another site (or another port) apart.
+        """
         origin = request.headers.get("Origin")
         site = request.headers.get("Sec-Fetch-Site")
-        if origin not in (None, "null", self.origin) or site not in (None, "same-origin"):
-            return self.error_page(403, "refused a form sent from another site", session=session)
+        return site not in OWN_SITES or origin not in (None, "null", self.origin)
+
+    def check_post(self, request: UiRequest, session: Session) -> Response | None:
+        """None when the POST may proceed; otherwise the refusal (nothing is written)."""
+        refused = self.check_post_site(request, session)
+        if refused is not None:
+            return refused
+        if request.mimetype not in ("", URLENCODED, MULTIPART):  # no type: an empty form, refused for its token
+            return self.error_page(400, "the request is not a form: nothing was changed", session=session)
         try:
+            # read first (and kept): werkzeug would take "%ff" as the text "%FF"
+            if request.mimetype == URLENCODED and not strict_utf8(request.get_data(cache=True)):
+                return self.error_page(
+                    400, "the form is not valid percent-encoded UTF-8: nothing was changed",
+                    "send it again from the page", session=session,
+                )
             token = request.form.get(CSRF_FIELD, "")
-        except HTTPException as exc:  # over the size limit (413, the body was not read) or malformed
-            if exc.code == 413:
-                message = f"the form is too large: a secret value is at most {MAX_VALUE_BYTES} bytes (64 KiB)"
-            else:
-                message = "the form could not be read: nothing was changed"
-            return self.error_page(exc.code or 400, message, session=session)
-        if not self.gate.spend_form_token(session, token, request.path):
+        except RequestEntityTooLarge:
+            return self.error_page(413, self.too_large(request), session=session)
+        except (HTTPException, ValueError):  # a broken body: a multipart one not closed, no boundary...
+            return self.error_page(400, "the form could not be read (its body is broken): nothing was changed",
+                                   "send it again from the page", session=session)
+        confirmed = self.gate.redeem_form_token(session, token, request.path)
+        if confirmed is None:
             return self.error_page(
                 403,
                 "this form was already sent, or is not from a page of this server: nothing was changed",
                 "go back, reload the page and fill in the form again",
                 session=session,
             )
+        request.confirmed = confirmed
         return None
+
+    def check_post_site(self, request: Request, session: Session) -> Response | None:
+        """A POST also needs Sec-Fetch-Site same-origin when it is sent ("none" is for navigations)."""
+        if request.headers.get("Sec-Fetch-Site") not in (None, "same-origin"):
+            return self.error_page(403, "refused a form sent from another site", session=session)
+        return None
+
+    @staticmethod
+    def too_large(request: Request) -> str:
+        """Why a form was refused as too large. Werkzeug says 413 for a body over the limit and for
+        a multipart body of more than MAX_FORM_PARTS parts; a body within the limit was the latter."""
+        length = request.content_length
+        if length is not None and length <= MAX_REQUEST_BYTES:
+            return f"the form has too many fields (at most {MAX_FORM_PARTS}): nothing was changed"
+        return f"the form is too large: a secret value is at most {MAX_VALUE_BYTES} bytes (64 KiB)"
 
     # --- pages --------------------------------------------------------------------
 
@@ -472,6 +569,16 @@ class Page:
         rows = []
         undelete_action = secret_url(scope, name, "undelete")
         undelete_token = ""
+        if found is not None and found.deleted:
+            try:
+                restored = actions.restorable(self.store, self.keys, scope, name, 1, deleted_only=True)
+            except (SecretStoreError, OSError) as exc:
+                error = Flash("error", actions.describe_error(exc), getattr(exc, "hint", None))
+                found = None
+            else:
+                # the token holds which version Undelete brings back: its POST refuses another one
+                undelete_token = self.gate.new_form_token(session, undelete_action,
+                                                          restored.tag if restored is not None else "")
         if found is not None:
             for row in found.rows:
                 rows.append({
@@ -483,8 +590,6 @@ class Page:
                     "rollback_url": secret_url(scope, name, "versions", str(row.number), "rollback")
                     if row.number > 0 else "",
                 })
-            if found.deleted:
-                undelete_token = self.gate.new_form_token(session, undelete_action)
         return self.render(
             "versions.html",
             session,
@@ -501,20 +606,47 @@ class Page:
             audit_url=f"{back}/audit?name={quote(name, safe='')}",
         )
 
-    def undelete(self, request: Request, session: Session, kind: str, name: str,
+    def undelete(self, request: UiRequest, session: Session, kind: str, name: str,
                  scope_id: str | None = None) -> Response:
         scope, refused = self._scope_and_name(session, kind, scope_id, name)
         if refused is not None:
             return refused
-        try:
-            message = actions.undelete(self.store, self.keys, scope, name)
-        except (SecretStoreError, OSError) as exc:
-            self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
-            return self.redirect(secret_url(scope, name, "versions"))
+        versions_url = secret_url(scope, name, "versions")
+        with self._restoring:
+            try:
+                changed = self.changed_since_confirmed(request, session, scope, name, 1, versions_url,
+                                                       deleted_only=True)
+                if changed is not None:
+                    return changed
+                message = actions.undelete(self.store, self.keys, scope, name)
+            except (SecretStoreError, OSError) as exc:
+                self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+                return self.redirect(versions_url)
         self.gate.flash(session, Flash("ok", message))
         return self.redirect(scope_url(scope))
 
-    def rollback(self, request: Request, session: Session, kind: str, name: str, number: str,
+    def changed_since_confirmed(self, request: UiRequest, session: Session, scope: Scope, name: str,
+                                number: int, versions_url: str, *, deleted_only: bool = False) -> Response | None:
+        """The 409 page when version ``number`` is no longer the one the user confirmed (the name
+        was set, deleted, rolled back... since the page was shown), else None.
+
+        When the file has no such version any more (or the name is not deleted, for an undelete),
+        None too: the library then refuses in the CLI's words. A library error (a file refused)
+        is raised for the caller to show.
+        """
+        now = actions.restorable(self.store, self.keys, scope, name, number, deleted_only=deleted_only)
+        if now is None or hmac.compare_digest(now.tag.encode("ascii"), request.confirmed.encode("utf-8")):
+            return None
+        what = "Undelete" if deleted_only else f"Roll back to version {number}"
+        return self.error_page(
+            409,
+            f"version {number} of {scope} secret {name!r} is no longer the one you confirmed "
+            "(it changed since the page was shown): nothing was changed",
+            f"open its versions page again, check the version and use {what} there",
+            session=session, back=versions_url,
+        )
+
+    def rollback(self, request: UiRequest, session: Session, kind: str, name: str, number: str,
                  scope_id: str | None = None) -> Response:
         scope, refused = self._scope_and_name(session, kind, scope_id, name)
         if refused is not None:
@@ -525,16 +657,23 @@ class Page:
             return self.error_page(404, f"{number!r} is not a version number (0, 1, 2...)",
                                    session=session, back=versions_url)
         if request.method == "POST":
-            try:
-                message = actions.rollback(self.store, self.keys, scope, name, chosen)
-            except (SecretStoreError, OSError) as exc:
-                self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
-            else:
-                self.gate.flash(session, Flash("ok", message))
+            with self._restoring:
+                try:
+                    changed = self.changed_since_confirmed(request, session, scope, name, chosen, versions_url)
+                    if changed is not None:
+                        return changed
+                    message = actions.rollback(self.store, self.keys, scope, name, chosen)
+                except (SecretStoreError, OSError) as exc:
+                    self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+                else:
+                    self.gate.flash(session, Flash("ok", message))
             return self.redirect(versions_url)
         try:
             found = actions.history(self.store, self.keys, scope, name)
-            version = found.version(chosen)
+            found.version(chosen)
+            version = actions.restorable(self.store, self.keys, scope, name, chosen)
+            if version is None:  # gone between the two reads
+                raise NotFoundError(f"{scope} secret {name!r} has no version {chosen}")
         except (SecretStoreError, OSError) as exc:
             return self.error_page(refusal_status(exc), actions.describe_error(exc), getattr(exc, "hint", None),
                                    session=session, back=versions_url)
@@ -553,7 +692,8 @@ class Page:
             writer=version.writer,
             back=versions_url,
             action=action,
-            token=self.gate.new_form_token(session, action),
+            # what the page shows is what the POST restores: the token holds which version it is
+            token=self.gate.new_form_token(session, action, version.tag),
         )
 
     def store_audit(self, request: Request, session: Session) -> Response:

@@ -8,7 +8,9 @@
 - Every form the page renders carries a fresh CSRF token bound to the session
   and to the form's action. A POST must present one that is outstanding for
   its session and action; it is spent on use, so a replayed or resubmitted
-  form is refused and nothing is written.
+  form is refused and nothing is written. A confirmation form's token also
+  holds what the page showed (``confirms``: which version a rollback
+  restores), so the POST can refuse when that changed meanwhile.
 
 Plain stdlib (``secrets``, ``hmac``): no web framework is needed to decide who is who.
 """
@@ -52,7 +54,8 @@ class Session:
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self.form_tokens: OrderedDict[str, str] = OrderedDict()  # token -> action path
+        # token -> (action path, what the form confirms: "" for most forms)
+        self.form_tokens: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.flashes: list[Flash] = []
 
     def __repr__(self) -> str:
@@ -101,22 +104,31 @@ class Gate:
         with self._lock:
             return self._sessions.get(session_id)
 
-    def new_form_token(self, session: Session, action: str) -> str:
-        """A fresh token for one form posting to ``action``."""
+    def new_form_token(self, session: Session, action: str, confirms: str = "") -> str:
+        """A fresh token for one form posting to ``action``; ``confirms`` is kept with it, server-side."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         with self._lock:
-            session.form_tokens[token] = action
+            session.form_tokens[token] = (action, confirms)
             while len(session.form_tokens) > MAX_FORM_TOKENS:
                 session.form_tokens.popitem(last=False)
         return token
 
-    def spend_form_token(self, session: Session, token: str, action: str) -> bool:
-        """True when ``token`` is outstanding for this session and ``action``; spent either way."""
+    def redeem_form_token(self, session: Session, token: str, action: str) -> str | None:
+        """What the form confirms ("" if nothing) when ``token`` is outstanding for this session
+        and ``action``, else None; spent either way."""
         if not token:
-            return False
+            return None
         with self._lock:
             expected = session.form_tokens.pop(token, None)
-        return expected is not None and hmac.compare_digest(expected, action)
+        # as bytes: compare_digest refuses str with non-ASCII characters (a path may hold some)
+        if expected is None or not hmac.compare_digest(expected[0].encode("utf-8", "surrogatepass"),
+                                                     action.encode("utf-8", "surrogatepass")):
+            return None
+        return expected[1]
+
+    def spend_form_token(self, session: Session, token: str, action: str) -> bool:
+        """True when ``token`` is outstanding for this session and ``action``; spent either way."""
+        return self.redeem_form_token(session, token, action) is not None
 
     def flash(self, session: Session, flash: Flash) -> None:
         with self._lock:
