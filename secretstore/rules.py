@@ -76,7 +76,7 @@ def check_scope(entity: str, scope_id: str | None) -> tuple[str, str | None]:
             raise UsageError("team secrets take no --id", hint="drop --id, or use project or cluster")
         return entity, None
     if not scope_id:
-        raise UsageError(f"{entity} secrets need --id", hint=f"e.g. secretstore set {entity} --id=ID ...")
+        raise UsageError(f"{entity} secrets need --id", hint=f"name the {entity} with --id ID; 'secretstore scopes' lists the ids this store has")
     return entity, check_id(scope_id, entity)
 
 

@@ -433,3 +433,15 @@ def test_finding_a_stores_signers_reads_only_the_start_of_each_file(
     monkeypatch.setattr(fsio, "read_store_file", spying)
     assert store.signers() == {me.public_text: ""}
     assert calls and set(calls) == {limits.SIGNER_BYTES}
+
+
+@pytest.mark.parametrize("argv", [["history", "project", "--name=TOKEN"], ["rotate", "cluster"],
+                                  ["accept-revert", "project"], ["rollback", "cluster", "--name=X", "--to=1"]])
+def test_a_missing_id_hint_does_not_name_another_command(cli_run, argv) -> None:  # type: ignore[no-untyped-def]
+    # The hint said "e.g. secretstore set project --id=ID ..." whatever the command was.
+    set_values(cli_run, "TOKEN", VALUES[0])
+    done = cli_run(*argv)
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert "secrets need --id" in err and "secretstore set" not in err
+    assert "'secretstore scopes' lists the ids" in err
