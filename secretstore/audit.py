@@ -40,7 +40,7 @@ ENV_AUDIT = "SECRETSTORE_AUDIT"  # "0": do not write the log
 def log_path(store_root: str) -> str:
     from secretstore import crypto, paths
 
-    digest = crypto.checksum(os.path.realpath(store_root).encode(), 16).hex()
+    digest = crypto.checksum(os.fsencode(os.path.realpath(store_root)), 16).hex()
     return os.path.join(paths.state_dir(), "audit", f"{digest}.log")
 
 
@@ -104,14 +104,23 @@ def encode(fields: Iterable[tuple[str, object]]) -> str:
 
 
 def _last_line(fd: int) -> bytes:
-    """The last complete line of the open log (without its newline), b"" when empty."""
+    """The last complete line of the open log (without its newline), b"" when empty.
+
+    Read from the end, twice as much each time, until the newline before the last
+    line (or the file's start) is in view: one record can be far longer than a
+    read (an ``import`` of many names). The search stops at the most a log file
+    may hold to be read back at all (``limits.MAX_STATE_FILE_BYTES``).
+    """
+    from secretstore import limits
+
     size = os.fstat(fd).st_size
-    if size == 0:
-        return b""
-    chunk = min(size, 1 << 16)
-    data = os.pread(fd, chunk, size - chunk)
-    lines = data.rstrip(b"\n").split(b"\n")
-    return lines[-1]
+    want = 1 << 16
+    while True:
+        chunk = min(size, want)
+        body = os.pread(fd, chunk, size - chunk).rstrip(b"\n")
+        if b"\n" in body or chunk == size or chunk >= limits.MAX_STATE_FILE_BYTES:
+            return body.rpartition(b"\n")[2]
+        want *= 2
 
 
 def record(

@@ -73,23 +73,49 @@ def _line(text: str) -> str:
     return f"{PROG}: {escape(text)}\n"
 
 
+def write_stderr(text: str) -> None:
+    """Write ``text`` to stderr, best effort: what secretstore says about itself never changes
+    what a command does or the exit code it documents.
+
+    Started with fd 2 closed (``2>&-``), there is no ``sys.stderr`` and nothing is written.
+    A stderr that fails (``2>/dev/full``, a closed pipe) is pointed at /dev/null, so the
+    line left in its buffer cannot fail again when Python flushes it at exit.
+    """
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        _silence_stderr(stream)
+
+
+def _silence_stderr(stream: object) -> None:
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        stream.flush()  # type: ignore[attr-defined]  # the pending line, into /dev/null
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 def error_line(message: str, hint: str | None = None) -> None:
     """``secretstore: error: ...`` (and a ``secretstore: hint: ...`` line) on stderr."""
-    sys.stderr.write(_line(f"error: {message}"))
-    if hint:
-        sys.stderr.write(_line(f"hint: {hint}"))
-    sys.stderr.flush()
+    write_stderr(_line(f"error: {message}") + (_line(f"hint: {hint}") if hint else ""))
 
 
 def warning_line(message: str) -> None:
-    sys.stderr.write(_line(f"warning: {message}"))
-    sys.stderr.flush()
+    write_stderr(_line(f"warning: {message}"))
 
 
 def notice(message: str) -> None:
     """A one-line note on stderr (stdout stays clean for data)."""
-    sys.stderr.write(_line(message))
-    sys.stderr.flush()
+    write_stderr(_line(message))
 
 
 def print_line(text: str = "") -> None:

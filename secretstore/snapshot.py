@@ -70,14 +70,14 @@ class Snapshots:
 
     def path(self, scope: Scope) -> str:
         """``<directory>/<hex>``: a name that reveals neither the store nor the scope."""
-        label = b"\0".join([self.public_key, self.store_root.encode(), scope.relpath.encode()])
+        label = b"\0".join([self.public_key, os.fsencode(self.store_root), scope.relpath.encode()])
         return os.path.join(self.directory, crypto.checksum(label, 16).hex())
 
     def _aad(self, scope: Scope, head: bytes) -> bytes:
         return b"".join([
             MAGIC,
             crypto.snapshot_digest(head),
-            self.store_root.encode(),
+            os.fsencode(self.store_root),
             b"\0",
             scope.relpath.encode(),
         ])
@@ -162,11 +162,11 @@ class Listings:
 
     def path(self, scope: Scope) -> str:
         """``<directory>/l-<hex>``: a name that reveals neither the store nor the scope."""
-        label = b"\0".join([b"listing", self.store_root.encode(), scope.relpath.encode()])
+        label = b"\0".join([b"listing", os.fsencode(self.store_root), scope.relpath.encode()])
         return os.path.join(self.directory, "l-" + crypto.checksum(label, 16).hex())
 
     def _binding(self, scope: Scope, head: bytes) -> bytes:
-        label = b"\0".join([LISTING_MAGIC, head, self.store_root.encode(), scope.relpath.encode()])
+        label = b"\0".join([LISTING_MAGIC, head, os.fsencode(self.store_root), scope.relpath.encode()])
         return crypto.snapshot_digest(label).hex().encode("ascii")
 
     def load(self, scope: Scope, head: bytes) -> list[Row] | None:

@@ -67,7 +67,7 @@ def state_path(store_root: str) -> str:
     """The reader's state file for the store at ``store_root`` (by its real path)."""
     from secretstore import crypto, paths
 
-    digest = crypto.checksum(os.path.realpath(store_root).encode(), 16).hex()
+    digest = crypto.checksum(os.fsencode(os.path.realpath(store_root)), 16).hex()
     return os.path.join(paths.state_dir(), "trust", digest)
 
 
@@ -181,7 +181,9 @@ class State:
             raise ValueError(kind)
 
     def to_bytes(self) -> bytes:
-        store = self.store.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+        # informational: a path that is not UTF-8 (a byte like \xff) is written as \xff text
+        store = os.fsencode(self.store).decode("utf-8", "backslashreplace")
+        store = store.replace("\t", " ").replace("\n", " ").replace("\r", " ")
         lines = [
             f"format\t{STATE_FORMAT}",
             "# whom you trust to write one secretstore store, and the newest version of each file read",

@@ -96,7 +96,10 @@ def identity_for_read() -> Identity:
 def read_bytes(path: str | None, what: str, max_bytes: int = fsio.MAX_INPUT_BYTES) -> tuple[bytes, str]:
     """(bytes, source) of the file at ``path``, or of stdin for None or '-', bounded (``fsio.read_input``)."""
     if path is None or path == "-":
-        return fsio.read_bounded(sys.stdin.buffer, "stdin", what, max_bytes), "stdin"
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # started with fd 0 closed (``<&-``): no input, as from an empty stdin
+            return b"", "stdin"
+        return fsio.read_bounded(stream, "stdin", what, max_bytes), "stdin"
     return fsio.read_input(path, what, max_bytes), path
 
 
@@ -119,6 +122,8 @@ def prompt_line(label: str) -> str:
     """Ask for one line on the terminal (echoed: for names, never for values)."""
     sys.stderr.write(f"{label}: ")
     sys.stderr.flush()
+    if sys.stdin is None:  # fd 0 closed: nothing to read, as at the end of input
+        raise EOFError
     line = sys.stdin.readline()
     if not line:
         raise EOFError

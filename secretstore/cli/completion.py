@@ -42,6 +42,20 @@ ROOT_ITEMS = (
 )
 
 
+# The shells typer writes a completion script for (``--install-completion SHELL``, ``--show-completion SHELL``).
+SCRIPT_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def check_shell(option: str, shell: str) -> None:
+    """Refuse, as a usage error, a SHELL typer has no script for (typer's own message goes to
+    stdout or stderr unprefixed and exits 1; an empty SHELL did nothing and exited 0)."""
+    if shell not in SCRIPT_SHELLS:
+        from secretstore.errors import UsageError
+
+        shown = f"'{shell}'" if shell else "an empty shell name"
+        raise UsageError(f"{option}: {shown} is not a supported shell (use {', '.join(SCRIPT_SHELLS)})")
+
+
 class Item:
     __slots__ = ("help", "value")
 

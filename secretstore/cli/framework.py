@@ -170,7 +170,9 @@ def click_command() -> Any:
 
 def completion_option(option: str, shell: str) -> int:
     """``--install-completion SHELL`` / ``--show-completion SHELL``: typer's own callbacks for a
-    named shell (typer's flags alone detect the shell)."""
+    named shell (typer's flags alone detect the shell). An unknown shell is a usage error, not
+    typer's unprefixed message."""
+    completion.check_shell(option, shell)
     group = click_command()
     action = typer.completion.install_callback if option == "--install-completion" else typer.completion.show_callback
     with group.make_context(PROG, []) as ctx:
