@@ -455,7 +455,8 @@ class Trust:
                 explicit = set(self.explicit())
                 store_wide, _scoped = self._chains(roster, explicit)
                 if roster.signer not in explicit and roster.signer in set(roster.revoked) | set(self.state.revoked):
-                    raise self._untrusted(where, roster.signer, "", revoked=True)
+                    raise self._untrusted(where, roster.signer, "", revoked=True,
+                                          by_you=roster.signer not in roster.revoked)
                 if roster.signer not in store_wide:
                     raise self._untrusted(where, roster.signer, self._label_in(roster, roster.signer))
             if check_counter:
@@ -511,7 +512,7 @@ class Trust:
                 scoped, revoked, allowed = {}, set(), False
             if not allowed:
                 if signer in revoked or signer in self.state.revoked:
-                    raise self._untrusted(relpath, signer, label_hint, revoked=True)
+                    raise self._untrusted(relpath, signer, label_hint, revoked=True, by_you=signer not in revoked)
                 self._first_contact()
                 raise self._untrusted(relpath, signer, label_hint, scopes=sorted(scoped.get(signer, ())))
             self._notice_vouched(signer, tag)
@@ -573,9 +574,15 @@ class Trust:
             self.state.update(mark)
 
     def _untrusted(self, relpath: str, signer: str, label_hint: str, *, scopes: list[str] | None = None,
-                   revoked: bool = False) -> UntrustedWriterError:
+                   revoked: bool = False, by_you: bool = False) -> UntrustedWriterError:
         label = self.label_of(signer, label_hint)
         who = f"{signer} ({label})" if label else signer
+        if revoked and by_you:  # 'secretstore untrust' on this machine, not a removal from the roster
+            return UntrustedWriterError(
+                f"{relpath} is signed by {who}, whom you stopped trusting (secretstore untrust): refusing to use it",
+                hint=f"if that was a mistake, run: secretstore trust {signer}; else restore the file from the "
+                "store's history",
+            )
         if revoked:
             return UntrustedWriterError(
                 f"{relpath} is signed by {who}, who was removed from this store: refusing to use it",

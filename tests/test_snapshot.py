@@ -352,8 +352,11 @@ def test_list_cache_checks_the_writer_again_on_every_use(
     assert [row[0] for row in _listing(store, cache)] == ["FROM_ALICE"]
     assert Listings(cache, store.root).load(TEAM, scopefile.head_of(store.read_bytes(TEAM) or b"").key)  # type: ignore[union-attr]
     assert store.trust(me.public).untrust_key(alice.public)
-    with pytest.raises(TrustError):
+    with pytest.raises(TrustError) as refused:
         _listing(store, cache)
+    # said as what happened here (it said "who was removed from this store"), with the way back
+    assert "whom you stopped trusting (secretstore untrust)" in refused.value.message
+    assert refused.value.hint is not None and f"secretstore trust {alice.public.text}" in refused.value.hint
 
 
 def test_list_cache_gives_the_verified_rows_behind_a_copied_head(store: Store, me: Identity, tmp_path: Path) -> None:
