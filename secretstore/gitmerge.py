@@ -18,7 +18,11 @@ The driver merges scope files entry by entry and the roster member by member:
 - recipients are merged three-way by key, and never so as to widen access: a
   key one side added is kept (that side is a trusted writer), a key one side
   removed stays removed, a revoked key is never brought back, and without a
-  common ancestor differing recipients are a conflict;
+  common ancestor differing recipients are a conflict. The ancestor is whatever
+  commit the other branch was cut from, so it is never alone proof of an add: a
+  side's version of a name that the other side's history (in the file, or in git's
+  history of ours) already held brings nothing new (``_stale``, ``git_lineage``),
+  and in the roster a revoked key stays revoked (``merge_rosters``);
 - the result is signed by the local user with a counter above both sides. If
   both sides still share the data key, ciphertexts and stanzas are kept byte
   for byte; if one side rotated, the result gets a fresh data key and every
@@ -31,6 +35,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 from secretstore import crypto, envelope, fsio, limits, recipients, scopefile
 from secretstore.errors import NotRecipientError, SecretStoreError, TrustError, UsageError
@@ -56,6 +61,11 @@ _UPDATED_RULES = {  # what 0.2.0's setup wrote -> what replaces it
     "# secretstore: merge scope files entry by entry (run 'secretstore git setup' in each clone)": ATTRIBUTES[0],
     **{rule.removesuffix(" -text"): rule for rule in ATTRIBUTE_RULES},
 }
+
+
+# Given name -> (updated, writer) of theirs' version of it that the merge would take, the
+# names whose version ours' own history (git's, of this file) already held.
+Lineage = Callable[[dict[str, tuple[str, "str | None"]]], set[str]]
 
 
 class MergeConflictError(SecretStoreError):
@@ -168,16 +178,17 @@ def _check_descends(side: _Side, base: _Side | None, path: str) -> None:
         )
 
 
-def _revoked(store: Store, identity: Identity) -> set[bytes]:
-    """Reading keys the roster or the local user revoked: never brought back by a merge."""
+def _revoked(store: Store, identity: Identity, *, roster: bool = True) -> set[bytes]:
+    """Reading keys the roster (unless ``roster`` is False) or the local user revoked: never
+    brought back by a merge."""
     trust = store.trust(identity.public)
     texts = set(trust.state.revoked)
     try:
-        roster = trust.roster()
+        accepted = trust.roster() if roster else None
     except SecretStoreError:
-        roster = None
-    if roster is not None:
-        texts |= set(roster.revoked)
+        accepted = None
+    if accepted is not None:
+        texts |= set(accepted.revoked)
     return {PublicKey.decode(text).box_key for text in texts}
 
 
@@ -226,13 +237,14 @@ def _newer_spelling(ours: PublicKey, theirs: PublicKey, base: PublicKey | None) 
 
 def merge_scope_files(
     base: bytes | None, ours: bytes, theirs: bytes, identity: Identity, path: str = "scope file",
-    store: Store | None = None, scope: Scope | None = None,
+    store: Store | None = None, scope: Scope | None = None, lineage: Lineage | None = None,
 ) -> tuple[bytes, list[str]]:
     """The three-way merge of a scope file, signed by ``identity``, and the names left in conflict.
 
     With conflicts, the returned file holds ours' state of those names (the
     caller marks the file unmerged). MergeConflictError when the sides cannot
-    be merged at all.
+    be merged at all. ``lineage`` (the driver's: git's history of ours) tells
+    which of theirs' versions ours already had and dropped (see ``_stale``).
     """
     if scope is None:
         head = scopefile.parse(ours, path)
@@ -250,6 +262,7 @@ def merge_scope_files(
 
     chosen: dict[str, tuple[_Side | None, _State]] = {}  # side None: a state made here (merged history)
     conflicts = []
+    takes_theirs: dict[str, tuple[str, str | None]] = {}  # name -> theirs' version it would take
     names = set(our_side.file.entries) | set(their_side.file.entries)
     if base_side is not None:
         names |= set(base_side.file.entries)
@@ -259,6 +272,8 @@ def merge_scope_files(
         pick: tuple[_Side | None, _State | None]
         if o == t or not their_side.changed(name, base_side):
             pick = (our_side, o)
+        elif _stale(t, o):
+            pick = _ours_stands(our_side, o, t, keep)
         elif not our_side.changed(name, base_side):
             pick = (their_side, t)
         elif o is not None and t is not None and o[0] == t[0]:
@@ -272,6 +287,16 @@ def merge_scope_files(
             pick = (our_side, o)
         if pick[1] is not None:
             chosen[name] = (pick[0], pick[1])
+        if t is not None and pick[1] is not None and pick[1][:3] == t[:3] and (o is None or o[:3] != t[:3]):
+            takes_theirs[name] = (t[1], t[2])  # theirs' version, which ours does not hold now
+    for name in lineage(takes_theirs) if lineage is not None and takes_theirs else ():
+        # ours' history held theirs' version and moved past it (changed, deleted, purged)
+        o = our_side.states.get(name)
+        stands, state = _ours_stands(our_side, o, their_side.states.get(name), keep)
+        if state is None:
+            chosen.pop(name, None)
+        else:
+            chosen[name] = (stands, state)
 
     recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path)
     our_keys, their_keys = our_side.keys, their_side.keys
@@ -312,12 +337,50 @@ def _value_of(state: _State | None) -> str | None:
     return None if state is None else state[0]
 
 
+def _stale(theirs: _State | None, ours: _State | None) -> bool:
+    """Whether ours' history already holds theirs' current version, so theirs brings nothing new.
+
+    A version is its value, time and writer (the nonce changes when a rotation
+    re-encrypts it; those three never do). Ours holding it as a *previous* version
+    means ours replaced or deleted it since, whatever the base says: the base is
+    whatever commit the other branch was cut from, so an old, genuinely signed file
+    committed on a branch off a commit from before the name existed would otherwise
+    look like "theirs added it" and bring a deleted value back.
+    """
+    if theirs is None or ours is None or theirs[0] is None:
+        return False
+    return (theirs[1], theirs[2], theirs[0]) in ours[4]
+
+
+def _ours_stands(ours: _Side, o: _State | None, t: _State | None, keep: int) -> tuple[_Side | None, _State | None]:
+    """Ours' state of a name whose version in theirs ours has moved past: ours' value and
+    history (none when ours purged it), with theirs' history and "rotate needed" merged in
+    as ``_merged_history`` does when ours still holds the name."""
+    if o is None:
+        return (ours, None)
+    kept = _merged_history(o, t, keep)
+    return (ours, o) if kept == o else (None, kept)
+
+
 def _merged_history(chosen: _State, other: _State | None, keep: int) -> _State:
-    """``chosen``'s value, with the other side's history versions merged in."""
+    """``chosen``'s value, with the other side's history versions merged in.
+
+    "Rotate needed" is kept from the other side too when the chosen value is one
+    that side held (current or previous) when it was marked: a recipient removed
+    there could read it, whichever side brought the value back (a rollback, an undelete).
+    """
     if other is None:
         return chosen
     versions = sorted(set(chosen[4]) | set(other[4]), key=lambda v: (v[0], v[1] or "", v[2]))
-    return (chosen[0], chosen[1], chosen[2], chosen[3], tuple(versions[-keep:]) if keep > 0 else ())
+    rotate = chosen[3] or (other[3] and _exposed_value(chosen) in {other[0], *(v[2] for v in other[4])})
+    return (chosen[0], chosen[1], chosen[2], rotate, tuple(versions[-keep:]) if keep > 0 else ())
+
+
+def _exposed_value(state: _State) -> str | None:
+    """The value "rotate needed" is about: the current one, or on a deleted name the one undelete brings back."""
+    if state[0] is not None:
+        return state[0]
+    return state[4][-1][2] if state[4] else None
 
 
 def _same_value(ours: _State, theirs: _State, keep: int) -> _State:
@@ -356,7 +419,17 @@ def _open_roster(store: Store, data: bytes, label: str, identity: Identity) -> R
 
 
 def merge_rosters(base: bytes | None, ours: bytes, theirs: bytes, identity: Identity, store: Store) -> bytes:
-    """Three-way merge of ``recipients.toml`` by member; the result signed by ``identity``."""
+    """Three-way merge of ``recipients.toml`` by member; the result signed by ``identity``.
+
+    Revocations are never undone by a merge: the result revokes every key any side
+    (ours, theirs, the base) revokes, and a key revoked anywhere, or untrusted by the
+    local user, is a member afterwards only if ours lists it and the base already
+    revoked it (you added it back since). Theirs' member lists alone cannot tell a
+    re-add from a replay: an old roster a trusted writer signed, committed on a branch
+    off a commit from before that key was added, looks exactly like "theirs added it".
+    Losing a genuine re-add on their side costs one ``recipients add``; keeping a replayed
+    one would seal every new value to a removed member.
+    """
     our_roster = _open_roster(store, ours, "ours", identity)
     their_roster = _open_roster(store, theirs, "theirs", identity)
     base_roster: Roster | None = None
@@ -386,9 +459,17 @@ def merge_rosters(base: bytes | None, ours: bytes, theirs: bytes, identity: Iden
             hint="keep one side (git checkout --ours -- FILE, or --theirs), then 'secretstore recipients add' the rest",
         )
     base_members = b if b is not None else o
+    revoked = _revoked_keys(our_roster, their_roster, base_roster)
+    untrusted = revoked | _revoked(store, identity, roster=False)
+    base_revoked = _revoked_keys(base_roster)
     members: list[Member] = []
     for box_key in sorted(set(o) | set(t)):
         mine, other, old = o.get(box_key), t.get(box_key), base_members.get(box_key)
+        if mine is None and box_key in untrusted:
+            continue  # a revoked key is never brought back by a merge (a replayed old roster lists it)
+        if mine is not None and box_key in revoked and box_key not in base_revoked:
+            continue  # the other side revoked it since the base: the removal stands
+        # (ours lists a key the base revoked: you added it back since, which stands)
         if mine is not None and other is not None:
             chosen = _three_way(mine, other, old)
             if isinstance(chosen, Member):
@@ -402,16 +483,17 @@ def merge_rosters(base: bytes | None, ours: bytes, theirs: bytes, identity: Iden
             members.append(mine if mine is not None else other)  # type: ignore[arg-type]
         # else: one side removed it, which stands
     kept = {m.key.box_key for m in members}
-    revoked = {
-        text for text in (*our_roster.revoked, *their_roster.revoked)
-        if PublicKey.decode(text).box_key not in kept
+    spelled = {  # one text per key, ours' spelling first
+        PublicKey.decode(text).box_key: text
+        for roster in (base_roster, their_roster, our_roster) if roster is not None for text in roster.revoked
     }
+    revoked_texts = sorted(text for box_key, text in spelled.items() if box_key not in kept)
     base_history = our_roster.history if base_roster is None else base_roster.history
     history = _three_way(our_roster.history, their_roster.history, base_history)
     if history is _CONFLICT:
         raise MergeConflictError(f"{path}: both sides changed the history limit; merge it by hand")
     assert history is None or isinstance(history, int)
-    merged = Roster(members, revoked=tuple(revoked), history=history)
+    merged = Roster(members, revoked=tuple(revoked_texts), history=history)
     merged.store_id = our_roster.store_id or their_roster.store_id
     merged.counter = max(our_roster.counter, their_roster.counter)
     trust = store.trust(identity.public)
@@ -424,6 +506,16 @@ def merge_rosters(base: bytes | None, ours: bytes, theirs: bytes, identity: Iden
     data = recipients.sign(merged, identity, store_id=store_id, counter=counter)
     trust.wrote(path, store_id, counter)
     return data
+
+
+def _revoked_keys(*rosters: Roster | None) -> set[bytes]:
+    """The reading keys any of ``rosters`` lists as revoked.
+
+    The base counts too: it is a roster a trusted writer signed, and the attacker picks
+    which one (by branching off an old commit), so a key it revoked is not taken as
+    "added by the other side" when an even older roster listing it is replayed.
+    """
+    return {PublicKey.decode(text).box_key for r in rosters if r is not None for text in r.revoked}
 
 
 _CONFLICT = object()
@@ -471,6 +563,71 @@ def _read_side(temp: str, path: str, side: str) -> bytes | None:
         raise
 
 
+def git_lineage(path: str, cwd: str = ".") -> Lineage:
+    """A ``Lineage`` that reads every version of ``path`` in the history of git's HEAD (ours).
+
+    The merge base cannot say whether a name present only in theirs was added there or
+    is an old version replayed on a branch cut from before the name existed: a purge
+    leaves no trace in the file. Ours' history can: if some version of the file ours
+    descends from already held theirs' version of the name (same name, time and writer:
+    plaintext, so no key is needed to look), ours has seen that version and moved past
+    it (deleted, purged, changed), and theirs brings nothing new. Looking finds only
+    narrowing: a crafted old commit in ours' history can at worst keep theirs' version
+    out. Without git (or a HEAD) nothing is found, and the merge is the plain three-way one.
+    """
+
+    def held(wanted: dict[str, tuple[str, str | None]]) -> set[str]:
+        needles = {name: _version_needles(name, updated, writer) for name, (updated, writer) in wanted.items()}
+        found: set[str] = set()
+        for blob in _blobs_of(path, cwd):
+            found |= {name for name, pair in needles.items() if name not in found and any(n in blob for n in pair)}
+            if len(found) == len(needles):
+                break
+        return found
+
+    return held
+
+
+def _version_needles(name: str, updated: str, writer: str | None) -> tuple[bytes, bytes]:
+    """How a version of ``name`` starts in a file, as its current value and as a previous one."""
+    fields = f'\nupdated = "{updated}"\n' + (f'writer = "{writer}"\n' if writer else "")
+    return (f"\n[secrets.{name}]{fields}".encode(), f"\n[[secrets.{name}.history]]{fields}".encode())
+
+
+def _blobs_of(path: str, cwd: str) -> Iterator[bytes]:
+    """Each distinct version of ``path`` in HEAD's history, newest first; none if git cannot say."""
+    try:
+        log = subprocess.run(
+            ["git", "log", "--format=", "--raw", "--no-abbrev", "--no-renames", "HEAD", "--", f":(literal){path}"],
+            cwd=cwd, capture_output=True, check=False,
+        )
+    except OSError:
+        return
+    if log.returncode != 0:
+        return
+    shas = dict.fromkeys(
+        fields[3] for fields in (line.split() for line in log.stdout.decode("ascii", "replace").splitlines())
+        if len(fields) >= 5 and fields[0].startswith(":") and fields[3].strip("0")
+    )
+    if not shas:
+        return
+    with subprocess.Popen(["git", "cat-file", "--batch"], cwd=cwd, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as batch:
+        assert batch.stdin is not None and batch.stdout is not None
+        for sha in shas:  # one at a time: all at once can deadlock once both pipes fill
+            batch.stdin.write(f"{sha}\n".encode())
+            batch.stdin.flush()
+            header = batch.stdout.readline().split()
+            if len(header) != 3 or header[1] != b"blob":
+                continue  # missing (a shallow clone): nothing to read for it
+            size = int(header[2])
+            data = batch.stdout.read(size)
+            batch.stdout.read(1)  # the newline after each object
+            yield data
+        batch.stdin.close()
+        batch.stdout.close()
+
+
 def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Identity) -> None:
     """The git merge driver: merge into ``ours`` (git's %A) or raise.
 
@@ -499,7 +656,7 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
         scope = scope_of_relpath(relpath)
         assert scope is not None
         result, conflicts = merge_scope_files(
-            base_bytes or None, our_bytes, their_bytes, identity, shown, store, scope
+            base_bytes or None, our_bytes, their_bytes, identity, shown, store, scope, git_lineage(path)
         )
     except MergeConflictError as exc:
         if not our_bytes.startswith(UNMERGED_MARKER):

@@ -1,0 +1,283 @@
+"""Replays through the merge driver: an old, genuinely signed file brought back on a branch
+whose merge base the attacker chose.
+
+Someone with push access but no trusted key cannot sign anything; what they can do is
+branch off an old commit, commit a file a trusted writer signed long ago, and get a
+trusted user to merge that branch. The driver must never let such a branch undo a
+removal (a recipient), a deletion or a purge (a value), nor drop a "rotate needed" mark.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from secretstore import envelope, gitmerge, recipients, scopefile
+from secretstore.identity import Identity, create_identity
+from secretstore.store import TEAM, Store
+from tests.sharing_helpers import Person, team_of
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+# --- end to end, with real git ------------------------------------------------------------
+
+
+def head(person: Person) -> str:
+    return person.git("rev-parse", "HEAD").stdout.strip()
+
+
+def replay(mallory: Person, branch: str, base: str, files: dict[str, bytes]) -> None:
+    """Mallory (push access, no key) branches off ``base`` and commits old signed bytes on it."""
+    mallory.git("fetch", "-q", "origin")
+    mallory.git("checkout", "-q", "-b", branch, base)
+    for relpath, data in files.items():
+        (mallory.store / relpath).write_bytes(data)
+    mallory.git("add", "-A")
+    mallory.git("commit", "-q", "-m", "routine update")
+    mallory.git("push", "-q", "origin", branch)
+
+
+def merge(person: Person, branch: str) -> subprocess.CompletedProcess[str]:
+    person.git("fetch", "-q", "origin")
+    return person.git("merge", "--no-edit", f"origin/{branch}", ok=False)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Person]:
+    people = team_of(tmp_path, ("alice", "bob", "carol", "mallory"))
+    alice = people["alice"]
+    alice.ss("set", "team", "--name=WANDB_API_KEY", "--value=fake-team-wandb")
+    alice.publish("the team store")
+    people["mallory"].clone(people["origin"])  # type: ignore[arg-type]
+    return people  # type: ignore[return-value]
+
+
+@needs_git
+def test_a_replayed_roster_does_not_bring_back_a_removed_member(world) -> None:  # type: ignore[no-untyped-def]
+    alice, bob, carol, mallory = world["alice"], world["bob"], world["carol"], world["mallory"]
+    alice.ss("recipients", "add", carol.key, "--label=carol")
+    alice.publish("carol joins")
+    before_bob = head(alice)  # a roster without Bob: the merge base Mallory picks
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob joins")
+    with_bob = (alice.store / recipients.FILENAME).read_bytes()  # signed by Alice, lists Bob
+    alice.ss("recipients", "remove", bob.key)
+    alice.publish("bob leaves")
+
+    replay(mallory, "attack", before_bob, {recipients.FILENAME: with_bob})
+    merged = merge(alice, "attack")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    listed = alice.ss("recipients", "list").stdout
+    assert bob.key not in listed and carol.key in listed
+    roster = alice.store / recipients.FILENAME
+    assert f'"{bob.key}"' in roster.read_text().split("[[recipients]]")[0]  # still revoked
+    # what Alice writes next is sealed to the members, never to Bob
+    alice.ss("set", "project", "--id=p1", "--name=DB_PASSWORD", "--value=fake-after-merge")
+    sealed_to = [s.public_key for s in scopefile.parse((alice.store / "projects" / "p1.toml").read_bytes(),
+                                                        "p1").recipients]
+    assert bob.key not in sealed_to
+    alice.publish("after the merge")
+    bob.clone(world["origin"])  # type: ignore[arg-type]
+    bob.ss("trust", alice.key)
+    for scope in (("team", "--name=WANDB_API_KEY"), ("project", "--id=p1", "--name=DB_PASSWORD")):
+        refused = bob.ss("get", *scope, ok=False)
+        assert refused.returncode == 1 and "fake-" not in refused.stdout
+        assert "not a recipient" in refused.stderr
+
+
+@needs_git
+def test_a_replayed_roster_keeps_a_member_ours_added_back(world) -> None:  # type: ignore[no-untyped-def]
+    """The counterpart: a revocation does not undo your own later re-add, whatever the other side did."""
+    alice, bob, carol, mallory = world["alice"], world["bob"], world["carol"], world["mallory"]
+    alice.ss("recipients", "add", carol.key, "--label=carol")
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.ss("recipients", "remove", bob.key)
+    alice.publish("bob leaves")
+    carol.clone(world["origin"])  # type: ignore[arg-type]
+    carol.ss("trust", alice.key)
+    carol.ss("recipients", "add", mallory.key, "--label=a-colleague")  # Carol, a trusted writer
+    carol.git("commit", "-q", "-am", "a colleague joins")
+    carol.git("push", "-q", "origin", "HEAD:side")
+    alice.ss("recipients", "add", bob.key, "--label=bob")  # Bob is back, on Alice's main
+    alice.git("commit", "-q", "-am", "bob is back")
+    merged = merge(alice, "side")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    listed = alice.ss("recipients", "list").stdout
+    assert bob.key in listed and mallory.key in listed and carol.key in listed
+
+
+def _replay_a_removed_name(world, how: tuple[str, ...]) -> tuple[Person, subprocess.CompletedProcess[str]]:  # type: ignore[no-untyped-def]
+    alice, mallory = world["alice"], world["mallory"]
+    before = head(alice)  # team.toml without the name: the merge base Mallory picks
+    alice.ss("set", "team", "--name=LEAKED_TOKEN", "--value=fake-leaked-token")
+    alice.publish("a token")
+    leaked = (alice.store / "team.toml").read_bytes()
+    alice.ss("delete", "team", "--name=LEAKED_TOKEN", *how)
+    alice.ss("set", "team", "--name=OTHER", "--value=fake-other")
+    alice.publish("the token leaked: removed")
+    replay(mallory, "attack", before, {"team.toml": leaked})
+    return alice, merge(alice, "attack")
+
+
+@needs_git
+@pytest.mark.parametrize("how", [(), ("--purge",)], ids=["deleted", "purged"])
+def test_a_replayed_scope_file_does_not_bring_back_a_removed_value(world, how) -> None:  # type: ignore[no-untyped-def]
+    alice, merged = _replay_a_removed_name(world, how)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    got = alice.ss("get", "team", "--name=LEAKED_TOKEN", ok=False)
+    assert got.returncode == 1 and "fake-leaked-token" not in got.stdout
+    assert alice.ss("get", "team", "--name=OTHER").stdout == "fake-other"
+    if how:  # purged: not even its history came back
+        assert "LEAKED_TOKEN" not in (alice.store / "team.toml").read_text()
+        assert alice.ss("undelete", "team", "--name=LEAKED_TOKEN", ok=False).returncode == 1
+
+
+@needs_git
+def test_a_name_really_added_on_the_other_branch_still_merges(world) -> None:  # type: ignore[no-untyped-def]
+    """The same shape as a replay (absent in base and ours, present in theirs) but a new write: kept."""
+    alice, carol = world["alice"], world["carol"]
+    alice.ss("recipients", "add", carol.key, "--label=carol")
+    alice.ss("set", "team", "--name=GONE", "--value=fake-gone")
+    alice.ss("delete", "team", "--name=GONE", "--purge")
+    alice.publish("base")
+    carol.clone(world["origin"])  # type: ignore[arg-type]
+    carol.ss("trust", alice.key)
+    carol.ss("set", "team", "--name=NEW_ON_SIDE", "--value=fake-new")
+    carol.ss("set", "team", "--name=GONE", "--value=fake-gone-again")  # a new value: a new version
+    carol.git("commit", "-q", "-am", "side")
+    carol.git("push", "-q", "origin", "HEAD:side")
+    alice.ss("set", "team", "--name=ON_MAIN", "--value=fake-main")
+    alice.git("commit", "-q", "-am", "main")
+    merged = merge(alice, "side")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    for name, value in {"NEW_ON_SIDE": "fake-new", "GONE": "fake-gone-again", "ON_MAIN": "fake-main"}.items():
+        assert alice.ss("get", "team", f"--name={name}").stdout == value
+
+
+@needs_git
+def test_a_removal_on_the_other_branch_keeps_its_rotate_marks(world) -> None:  # type: ignore[no-untyped-def]
+    """Theirs' version of a name is the one ours holds, marked "rotate needed" there: ours'
+    history holding that version must not drop the mark (nor the removal)."""
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    alice.ss("recipients", "add", carol.key, "--label=carol")
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.publish("bob and carol")
+    carol.clone(world["origin"])  # type: ignore[arg-type]
+    carol.ss("trust", alice.key)
+    carol.ss("recipients", "remove", bob.key)
+    carol.git("commit", "-q", "-am", "bob leaves")
+    carol.git("push", "-q", "origin", "HEAD:side")
+    alice.ss("set", "team", "--name=ON_MAIN", "--value=fake-main")
+    alice.git("commit", "-q", "-am", "main")
+    merged = merge(alice, "side")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    file = scopefile.parse((alice.store / "team.toml").read_bytes(), "team.toml")
+    assert file.entries["WANDB_API_KEY"].rotate and not file.entries["ON_MAIN"].rotate
+    assert bob.key not in [s.public_key for s in file.recipients]
+    assert bob.key not in alice.ss("recipients", "list").stdout
+
+
+# --- the library: rotate marks through merged histories ---------------------------------
+
+
+@pytest.fixture
+def alice(tmp_path: Path) -> Identity:
+    return create_identity(str(tmp_path / "keys" / "alice"))
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Identity:
+    return create_identity(str(tmp_path / "keys" / "bob"))
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> Store:
+    return Store(isolated_env["store"])
+
+
+def _snapshot(store: Store) -> bytes:
+    return Path(store.path(TEAM)).read_bytes()
+
+
+def _restore(store: Store, data: bytes) -> Store:
+    """``data`` put back as checking out another branch does, read by a fresh reader that
+    forgot having read newer versions (each side of these merges is a branch of its own)."""
+    Path(store.path(TEAM)).write_bytes(data)
+    store.state().update(lambda fresh: fresh.counters.pop("team.toml", None))
+    return Store(store.root)
+
+
+def _rotate_marks(data: bytes, identity: Identity) -> dict[str, bool]:
+    file = scopefile.parse(data, "merged")
+    body = envelope.check_signature(file, "merged")
+    keys = envelope.unwrap(file, identity, "merged")
+    assert keys is not None
+    envelope.verify_mac(file, keys, "merged", body)
+    return {name: entry.rotate for name, entry in file.entries.items()}
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new second per write: versions made within one real second would otherwise share a time."""
+    from secretstore import store as store_module
+
+    ticks = iter(range(3600))
+
+    def tick() -> str:
+        n = next(ticks)
+        return f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z"
+
+    monkeypatch.setattr(store_module, "now", tick)
+
+
+@pytest.mark.usefixtures("clock")
+@pytest.mark.parametrize("remover", ["ours", "theirs"])
+@pytest.mark.parametrize("change", ["rollback", "undelete"])
+def test_rotate_needed_survives_a_merged_history(store, alice, bob, remover, change) -> None:  # type: ignore[no-untyped-def]
+    """One side removes Bob (every name "rotate needed"); the other brings back an old value Bob
+    could read (rollback, undelete). The merged value is that old value: still rotate needed."""
+    store.add_recipient(bob.public, alice, TEAM)
+    store.set(TEAM, "TOKEN", "fake-v1", alice)
+    if change == "rollback":
+        store.set(TEAM, "TOKEN", "fake-v2", alice)
+    else:
+        store.delete(TEAM, "TOKEN", alice)
+    base = _snapshot(store)
+    store.remove_recipient(bob.public, alice, TEAM)
+    removed = _snapshot(store)
+    assert _rotate_marks(removed, alice) == {"TOKEN": True}
+    store = _restore(store, base)
+    if change == "rollback":
+        store.rollback(TEAM, "TOKEN", 1, alice)
+    else:
+        store.undelete(TEAM, "TOKEN", alice)
+    brought_back = _snapshot(store)
+    store = _restore(store, base)
+    ours, theirs = (removed, brought_back) if remover == "ours" else (brought_back, removed)
+    merged, conflicts = gitmerge.merge_scope_files(base, ours, theirs, alice, "team.toml", store)
+    assert conflicts == []
+    file = scopefile.parse(merged, "merged")
+    assert [s.public_key for s in file.recipients] == [alice.public_text]
+    assert _rotate_marks(merged, alice) == {"TOKEN": True}
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_deleted_name_is_not_brought_back_by_an_old_version_whatever_the_base(store, alice) -> None:  # type: ignore[no-untyped-def]
+    """The library rule behind the tombstone case: theirs' value is a version ours' history already holds."""
+    store.set(TEAM, "KEEP", "fake-keep", alice)
+    before = _snapshot(store)
+    store.set(TEAM, "TOKEN", "fake-old", alice)
+    old = _snapshot(store)
+    store.delete(TEAM, "TOKEN", alice)
+    ours = _snapshot(store)
+    store = _restore(store, before)
+    for base in (before, None):
+        merged, conflicts = gitmerge.merge_scope_files(base, ours, old, alice, "team.toml", store)
+        store = _restore(store, before)
+        assert conflicts == []
+        entry = scopefile.parse(merged, "merged").entries["TOKEN"]
+        assert entry.current is None  # still deleted
