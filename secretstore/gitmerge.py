@@ -192,9 +192,29 @@ def _revoked(store: Store, identity: Identity, *, roster: bool = True) -> set[by
     return {PublicKey.decode(text).box_key for text in texts}
 
 
+def _roster_readers(store: Store, identity: Identity, scope: Scope) -> set[bytes] | None:
+    """The reading keys the roster you accept lets read ``scope``; None without one (an unsigned store).
+
+    A recipient only the other side has, missing from the ancestor, is kept only if the
+    roster still lets it read this scope: the ancestor is chosen by whoever cut the
+    branch, so "added by theirs" may be an old file replayed from before a member was
+    removed from this one scope (their key is revoked store-wide only when they leave)."""
+    from secretstore.recipients import scope_tag
+
+    try:
+        accepted = store.trust(identity.public).roster()
+    except SecretStoreError:
+        return None
+    if accepted is None or not accepted.signed:
+        return None
+    tag = scope_tag(scope.entity, scope.scope_id)
+    return {member.key.box_key for member in accepted.members if member.covers(tag)}
+
+
 def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: set[bytes],
-                      path: str) -> list[PublicKey]:
-    """Three-way by reading key; never wider than what a trusted side decided."""
+                      path: str, readers: set[bytes] | None = None) -> list[PublicKey]:
+    """Three-way by reading key; never wider than what a trusted side decided, nor than
+    the roster (``readers``, when there is one) lets read the scope."""
 
     def keys(side: _Side) -> dict[bytes, PublicKey]:
         return {
@@ -223,7 +243,7 @@ def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: s
             merged.append(_newer_spelling(our_keys[box_key], their_keys[box_key], base_keys.get(box_key)))
         elif box_key in base_keys:
             continue  # one side removed it: a removal stays removed
-        elif box_key not in revoked:
+        elif box_key not in revoked and (readers is None or box_key in readers or box_key in our_keys):
             merged.append(key)  # added by one (trusted) side
     return merged
 
@@ -298,7 +318,8 @@ def merge_scope_files(
         else:
             chosen[name] = (stands, state)
 
-    recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path)
+    recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path,
+                                          _roster_readers(store, identity, scope))
     our_keys, their_keys = our_side.keys, their_side.keys
     assert our_keys is not None and their_keys is not None  # both were opened
     same_key = our_keys.data_key == their_keys.data_key

@@ -281,3 +281,29 @@ def test_a_deleted_name_is_not_brought_back_by_an_old_version_whatever_the_base(
         assert conflicts == []
         entry = scopefile.parse(merged, "merged").entries["TOKEN"]
         assert entry.current is None  # still deleted
+
+
+@needs_git
+def test_a_replayed_project_file_is_not_sealed_again_to_a_member_removed_from_it(world) -> None:  # type: ignore[no-untyped-def]
+    """Bob leaves project p1 but stays on p2, so his key is not revoked store-wide; an old p1
+    file sealed to him, replayed on a branch cut from before he was added to p1, used to
+    count as "theirs added Bob" and the merged p1 was sealed to him again."""
+    alice, bob, mallory = world["alice"], world["bob"], world["mallory"]
+    alice.ss("set", "project", "--id=p1", "--name=DB_PASSWORD", "--value=fake-before-bob")
+    alice.publish("p1")
+    before_bob = head(alice)
+    alice.ss("recipients", "add", bob.key, "--label=bob", "--project=p1")
+    alice.ss("recipients", "add", bob.key, "--label=bob", "--project=p2")
+    alice.publish("bob joins p1 and p2")
+    with_bob = (alice.store / "projects" / "p1.toml").read_bytes()
+    alice.ss("recipients", "remove", bob.key, "--project=p1")
+    alice.ss("set", "project", "--id=p1", "--name=DB_PASSWORD", "--value=fake-rotated")
+    alice.publish("bob leaves p1")
+
+    replay(mallory, "attack", before_bob, {"projects/p1.toml": with_bob})
+    merged = merge(alice, "attack")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    sealed_to = [s.public_key for s in scopefile.parse((alice.store / "projects" / "p1.toml").read_bytes(),
+                                                        "p1").recipients]
+    assert bob.key not in sealed_to
+    assert alice.ss("get", "project", "--id=p1", "--name=DB_PASSWORD").stdout == "fake-rotated"
