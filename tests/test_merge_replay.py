@@ -19,6 +19,7 @@ from secretstore import envelope, gitmerge, recipients, scopefile
 from secretstore.identity import Identity, create_identity
 from secretstore.store import TEAM, Store
 from tests.sharing_helpers import Person, team_of
+from tests.test_gitmerge import restore, snapshot
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -199,15 +200,9 @@ def store(isolated_env: dict[str, str]) -> Store:
     return Store(isolated_env["store"])
 
 
-def _snapshot(store: Store) -> bytes:
-    return Path(store.path(TEAM)).read_bytes()
-
-
 def _restore(store: Store, data: bytes) -> Store:
-    """``data`` put back as checking out another branch does, read by a fresh reader that
-    forgot having read newer versions (each side of these merges is a branch of its own)."""
-    Path(store.path(TEAM)).write_bytes(data)
-    store.state().update(lambda fresh: fresh.counters.pop("team.toml", None))
+    """``data`` put back (``test_gitmerge.restore``), read by a fresh reader."""
+    restore(store, data)
     return Store(store.root)
 
 
@@ -246,16 +241,16 @@ def test_rotate_needed_survives_a_merged_history(store, alice, bob, remover, cha
         store.set(TEAM, "TOKEN", "fake-v2", alice)
     else:
         store.delete(TEAM, "TOKEN", alice)
-    base = _snapshot(store)
+    base = snapshot(store)
     store.remove_recipient(bob.public, alice, TEAM)
-    removed = _snapshot(store)
+    removed = snapshot(store)
     assert _rotate_marks(removed, alice) == {"TOKEN": True}
     store = _restore(store, base)
     if change == "rollback":
         store.rollback(TEAM, "TOKEN", 1, alice)
     else:
         store.undelete(TEAM, "TOKEN", alice)
-    brought_back = _snapshot(store)
+    brought_back = snapshot(store)
     store = _restore(store, base)
     ours, theirs = (removed, brought_back) if remover == "ours" else (brought_back, removed)
     merged, conflicts = gitmerge.merge_scope_files(base, ours, theirs, alice, "team.toml", store)
@@ -269,11 +264,11 @@ def test_rotate_needed_survives_a_merged_history(store, alice, bob, remover, cha
 def test_a_deleted_name_is_not_brought_back_by_an_old_version_whatever_the_base(store, alice) -> None:  # type: ignore[no-untyped-def]
     """The library rule behind the tombstone case: theirs' value is a version ours' history already holds."""
     store.set(TEAM, "KEEP", "fake-keep", alice)
-    before = _snapshot(store)
+    before = snapshot(store)
     store.set(TEAM, "TOKEN", "fake-old", alice)
-    old = _snapshot(store)
+    old = snapshot(store)
     store.delete(TEAM, "TOKEN", alice)
-    ours = _snapshot(store)
+    ours = snapshot(store)
     store = _restore(store, before)
     for base in (before, None):
         merged, conflicts = gitmerge.merge_scope_files(base, ours, old, alice, "team.toml", store)
