@@ -79,6 +79,7 @@ class Seen:
         self.driver = driver
         self.origin = origin
         self.responses: list[dict[str, Any]] = []  # url, status, headers, body (None for a redirect)
+        self.steps = 0
 
     def collect(self) -> list[dict[str, Any]]:
         """Responses since the last call; each page's body is read now, before the next navigation."""
@@ -108,14 +109,23 @@ class Seen:
         """Run ``action`` (a click that navigates) and wait for the new page; then return its
         source, with every response so far checked for values."""
         if action is not None:
-            from selenium.webdriver.common.by import By
-            from selenium.webdriver.support.expected_conditions import staleness_of
+            from selenium.common.exceptions import WebDriverException
             from selenium.webdriver.support.ui import WebDriverWait
 
-            old_page = self.driver.find_element(By.TAG_NAME, "html")
+            # The page before the action is stamped with a token no other page has; the step ends
+            # once a fully loaded page without it is showing. (Waiting for the old <html> element
+            # to go stale fails when Chromium froze the old page in its back/forward cache: asking
+            # about the frozen node raises an inspector error instead of a stale reference.)
+            self.steps += 1
+            token = f"step-{self.steps}"
+            self.driver.execute_script(
+                "document.documentElement.setAttribute('data-seen-step', arguments[0])", token)
             action()
-            WebDriverWait(self.driver, 30).until(staleness_of(old_page))
-            self.driver.find_element(By.TAG_NAME, "body")  # waits for the new page to load
+            WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(
+                lambda driver: driver.execute_script(
+                    "return document.readyState === 'complete'"
+                    " && document.documentElement.getAttribute('data-seen-step') !== arguments[0]",
+                    token))
         self.collect()
         source = self.driver.page_source
         assert VALUE not in source
