@@ -202,3 +202,35 @@ def test_import_never_echoes_an_invalid_name(cli_run: Callable[..., Any], tmp_pa
     assert b"entry 2 has an invalid secret name" in done.stderr
     assert b"fakefake123456" not in done.stderr
     assert not Path(isolated_env["store"], "team.toml").exists()
+
+
+@pytest.mark.parametrize(("text", "args", "said"), [
+    ("", (), "nothing to import: stdin holds no secrets"),
+    ("# only a comment\n\n", ("--dry-run",), "nothing to import: stdin holds no secrets"),
+    ("{}", ("--format", "json"), "nothing to import: stdin holds no secrets"),
+    ("EMPTY=\nALSO_EMPTY=\n", ("--skip-empty",),
+     "nothing to import: every entry of stdin has an empty value, and --skip-empty left them all out"),
+])
+def test_an_import_of_nothing_is_refused_not_a_quiet_success(
+        isolated_env: dict[str, str], cli_run: Run, text: str, args: tuple[str, ...], said: str) -> None:
+    # `dump | secretstore import team -` where dump failed feeds an empty stdin: exit 0 would hide it.
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "EXISTING", "fake-existing", resolve_identity(create=True)[0])
+    before = Path(store.path(TEAM)).read_bytes()
+    done = cli_run("import", "team", *args, "-", input=text.encode())
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode().splitlines() == [
+        f"secretstore: error: {said}",
+        "secretstore: hint: nothing was written; if another command fed this input, check that it succeeded",
+    ]
+    assert Path(store.path(TEAM)).read_bytes() == before
+
+
+def test_an_import_from_a_closed_stdin_is_refused(isolated_env: dict[str, str]) -> None:
+    resolve_identity(create=True)
+    done = subprocess.run([console_script(), "import", "team", "-"], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=60, check=False, close_fds=True,
+                          preexec_fn=lambda: os.close(0))
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.startswith(b"secretstore: error: nothing to import: stdin holds no secrets\n")
+    assert not os.path.exists(Store(isolated_env["store"]).path(TEAM))

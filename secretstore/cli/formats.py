@@ -65,16 +65,20 @@ def import_command(args: Args) -> None:
     text, source = read_text(args.get("file"), "file")  # type: ignore[arg-type]
     parsed = parse_import(text, source=source, fmt=fmt)
     values, skipped = secrets.check_import(parsed, source, skip_empty=bool(args.get("skip_empty")))
-    if skipped:
-        notice(f"skipped {skipped} empty value(s) from {source}")
     from secretstore.loadervars import store_warning
 
     for name in values:
         if (held_back := store_warning(name)) is not None:
             warning_line(held_back)
     if not values:
-        print_lines(["No data found"])
-        return
+        # Refused, not a quiet success: an empty input is most often a failed command upstream
+        # (`vault-dump | secretstore import ... -`), and exit 0 would hide that.
+        what = (f"every entry of {source} has an empty value, and --skip-empty left them all out" if skipped
+                else f"{source} holds no secrets")
+        raise UsageError(f"nothing to import: {what}",
+                         hint="nothing was written; if another command fed this input, check that it succeeded")
+    if skipped:
+        notice(f"skipped {skipped} empty value(s) from {source}")
     if args.get("dry_run"):
         plan = secrets.plan_import(store, scope, values, identity_for_read)
         print_lines([f"Would {_VERBS[plan[name]]} {scope.entity} secret '{name}' ({plan[name]})" for name in values])
