@@ -225,12 +225,3 @@ def test_an_import_of_nothing_is_refused_not_a_quiet_success(
     ]
     assert Path(store.path(TEAM)).read_bytes() == before
 
-
-def test_an_import_from_a_closed_stdin_is_refused(isolated_env: dict[str, str]) -> None:
-    resolve_identity(create=True)
-    done = subprocess.run([console_script(), "import", "team", "-"], stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=60, check=False, close_fds=True,
-                          preexec_fn=lambda: os.close(0))
-    assert (done.returncode, done.stdout) == (2, b"")
-    assert done.stderr.startswith(b"secretstore: error: nothing to import: stdin holds no secrets\n")
-    assert not os.path.exists(Store(isolated_env["store"]).path(TEAM))

@@ -126,8 +126,10 @@ def test_set_with_stdin_closed_is_a_usage_error(args: list[str], isolated_env: d
 def test_import_and_inject_with_stdin_closed_read_empty_input(cli_run: Run) -> None:
     assert cli_run("set", "team", "--name", "FOO", input=FAKE).returncode == 0
     done = run_shell('"$S" import team - <&-')
-    assert done.returncode == 0, done.stderr  # as from an empty stdin: nothing to import
-    assert b"Traceback" not in done.stderr and b"internal error" not in done.stderr
+    # as from an empty stdin: nothing to import is refused (a failed command upstream), nothing written
+    assert (done.returncode, done.stdout) == (2, b""), done.stderr
+    assert done.stderr.startswith(b"secretstore: error: nothing to import: stdin holds no secrets\n")
+    assert b"| FOO  |" in cli_run("list", "team").stdout
     done = run_shell('"$S" inject -i - <&-')
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"" and done.stderr == b""
