@@ -8,10 +8,26 @@ previous line's bytes, so removing or editing a line breaks the chain, which
 ``secretstore audit --verify`` reports. Appends take an exclusive ``flock``
 on the log, so two processes never fork the chain.
 
-The log is bounded: past ``MAX_BYTES`` it is renamed to ``.log.1`` (older
+The log is bounded: a line that would take the file past ``MAX_BYTES`` is
+written to a new file instead. The old one is renamed to ``.log.1`` (older
 generations shift up to ``GENERATIONS``, the oldest is dropped) and the new
 file starts with a ``rotated`` record chained to the last line of the old
 one, so the chain stays verifiable across the generations that are kept.
+
+Every file it writes, it can read back and verify. The readers (``read``,
+``verify``, ``_last_line``) refuse a file over ``limits.MAX_STATE_FILE_BYTES``
+(4 MiB), so no line is longer than ``MAX_RECORD_BYTES`` (256 KiB, and never
+more than a quarter of the readers' bound), and before each line the file is
+rotated if that line would take it past ``MAX_BYTES`` (1 MiB), unless the file
+holds a single line (rotating would gain nothing): a file is at most
+``max(MAX_BYTES, 2 * MAX_RECORD_BYTES)`` bytes. A record whose names would
+make its line longer (an ``exec`` of a scope of 50,000 names, an ``import``
+of long ones) is still written, as one line, with ``"names_omitted": true``,
+``names_count`` and ``names_digest`` (``names_digest()``: the BLAKE2b-256 of
+the sorted names, each followed by a newline) in place of ``names``; a
+``detail`` or ``label`` that still does not fit keeps its first
+``DETAIL_KEEP`` characters and says how many more there were. Lines of up to
+256 KiB (10,000 names of 20 characters) list every name, as before.
 
 Logging never breaks a command: a log that cannot be written is skipped
 (``record`` returns False), and a damaged line is reported when the log is
@@ -32,6 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Iterable, Iterator
 
 MAX_BYTES = 1 << 20  # 1 MiB per generation
+MAX_RECORD_BYTES = 1 << 18  # 256 KiB: the longest line written; a longer record's names are summarized
+DETAIL_KEEP = 1024  # the characters of a detail or label kept when the line is still too long without names
 GENERATIONS = 4  # the current file and 3 rotated ones
 GENESIS = "0" * 64
 ENV_AUDIT = "SECRETSTORE_AUDIT"  # "0": do not write the log
@@ -154,18 +172,22 @@ def record_many(
         return False
     import time
 
+    from secretstore import limits
+
     path = log_path(store_root)
     stamp = when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     where = os.path.realpath(store_root)
+    # what the readers read back (``fsio.read_private_file``, ``_last_line``) bounds what is written
+    longest = min(MAX_RECORD_BYTES, limits.MAX_STATE_FILE_BYTES // 4)
+    most = min(MAX_BYTES, limits.MAX_STATE_FILE_BYTES)
     try:
         fd = _open_locked(path)
     except (OSError, SecretStoreError):
         return False
     try:
-        if os.fstat(fd).st_size >= MAX_BYTES:
-            fd = _rotate(path, fd)
+        size = os.fstat(fd).st_size
         previous = _last_line(fd)
-        lines = []
+        pending: list[bytes] = []
         for scope, names in scopes:
             fields: list[tuple[str, object]] = [
                 ("time", stamp), ("command", command), ("store", where),
@@ -173,11 +195,22 @@ def record_many(
             ]
             if detail:
                 fields.append(("detail", detail))
-            fields.append(("prev", _digest(previous) if previous else GENESIS))
-            line = encode(fields).encode("utf-8", "replace")
-            lines.append(line)
+            body = _bounded(fields, longest)
+            line = _chained(body, previous)
+            # rotate before a line would take the file past ``most``; not a file of one line,
+            # which this line alone (at most ``longest``) follows in a new file just as well
+            if size + len(line) + 1 > most and size > len(previous) + 1:
+                if pending:
+                    os.write(fd, b"".join(pending))
+                    pending = []
+                fd = _rotate(path, fd)
+                size = os.fstat(fd).st_size
+                previous = _last_line(fd)
+                line = _chained(body, previous)
+            pending.append(line + b"\n")
+            size += len(line) + 1
             previous = line
-        os.write(fd, b"".join(line + b"\n" for line in lines))
+        os.write(fd, b"".join(pending))
         return True
     except OSError:
         return False
@@ -186,6 +219,45 @@ def record_many(
             os.close(fd)
         except OSError:
             pass
+
+
+def names_digest(names: Iterable[str]) -> str:
+    """What a summarized record holds for its names (``names_digest``): the BLAKE2b-256, in hex, of
+    the distinct names sorted, each followed by a newline (UTF-8). Names hold no newline
+    (``rules.check_name``), so a list of names compared with a record gives the same digest
+    exactly when it is the list the record was written for."""
+    return _digest("".join(name + "\n" for name in sorted(set(names))).encode("utf-8", "replace"))
+
+
+def _chained(body: str, previous: bytes) -> bytes:
+    """The line of a record: its JSON (``body``, without the closing brace) and ``prev``."""
+    return (body + ',"prev":"' + (_digest(previous) if previous else GENESIS) + '"}').encode("utf-8", "replace")
+
+
+def _bounded(fields: list[tuple[str, object]], longest: int) -> str:
+    """The record's JSON without its closing brace, so ``prev`` can follow, short enough that the
+    line (with ``prev``) is at most ``longest`` bytes: the names summarized, then the detail cut,
+    when they would make it longer. An ordinary record is encoded as it always was."""
+    room = longest - len(',"prev":""}') - 64
+    body = encode(fields)[:-1]
+    if len(body) <= room // 4 or len(body.encode("utf-8", "replace")) <= room:  # 4 bytes a character at most
+        return body
+    summarized: list[tuple[str, object]] = []
+    for name, value in fields:
+        if name == "names":
+            assert isinstance(value, list)
+            summarized += [("names_omitted", True), ("names_count", len(value)),
+                           ("names_digest", names_digest(value))]
+        else:
+            summarized.append((name, value))
+    body = encode(summarized)[:-1]
+    if len(body.encode("utf-8", "replace")) <= room:
+        return body
+    return encode([
+        (name, f"{value[:DETAIL_KEEP]}... ({len(value) - DETAIL_KEEP:,} more characters)")
+        if name in ("detail", "label") and isinstance(value, str) and len(value) > DETAIL_KEEP else (name, value)
+        for name, value in summarized
+    ])[:-1]
 
 
 def _open_locked(path: str) -> int:
@@ -215,6 +287,7 @@ def _rotate(path: str, fd: int) -> int:
     import time
 
     last = _last_line(fd)
+    os.lseek(fd, 0, os.SEEK_SET)  # lines this process appended left the offset at the end
     with os.fdopen(os.dup(fd), "rb") as old:
         lines = sum(1 for _ in old)
     for index in range(GENERATIONS - 1, 0, -1):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
@@ -171,3 +173,112 @@ def test_since_bounds_compare_with_record_times(store: str) -> None:
     stamp = str(entry.fields["time"])
     assert stamp >= str(audit.since_bound("1h")) and stamp >= str(audit.since_bound("today"))
     assert not stamp >= str(audit.since_bound("2999-01-01"))
+
+
+# --- a record too large for the log's bounds (secretstore reads back every file it writes) -----
+
+
+def long_names(count: int, length: int = 250) -> list[str]:
+    """``count`` distinct valid secret names of ``length`` characters (the limit is 255)."""
+    return [f"N{index:07d}_".ljust(length, "X") for index in range(count)]
+
+
+def test_a_read_of_more_names_than_a_file_holds_is_recorded_and_verifies_from_the_console_script(
+        store: str, cli_run: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """An exec of 20,000 names of 250 characters would be a 5 MB line, more than the 4 MiB a
+    reader reads of a log file: it used to be written whole, and then ``audit`` and ``audit
+    --verify`` refused the log secretstore itself wrote. It is one line still, which counts the
+    names and holds their digest, and the chain goes on after it."""
+    from secretstore import limits
+
+    assert cli_run("set", "team", "--name", "FOO", input=b"fake-value").returncode == 0  # the store
+    names = long_names(20_000)
+    assert len(",".join(names)) > limits.MAX_STATE_FILE_BYTES
+    assert audit.record(store, "exec", scope="team", names=names, key="ssk2x", label="alice")
+    assert audit.record(store, "get", scope="team", names=["AFTER"], key="ssk2x")
+    done = cli_run("audit", "--verify")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert b"intact" in done.stdout
+    done = cli_run("audit", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [row["command"] for row in rows] == ["set", "exec", "get"]
+    big = rows[1]
+    assert "names" not in big and big["names_omitted"] is True and big["names_count"] == 20_000
+    assert big["names_digest"] == audit.names_digest(reversed(names))  # sorted, as the record's names
+    assert big["label"] == "alice" and big["scope"] == "team"
+    table = cli_run("audit")
+    assert table.returncode == 0 and b"20,000 names (too many to list; audit --json has their digest)" in table.stdout
+    # --name keeps a record too long to list its names (it may hold the one asked for)
+    done = cli_run("audit", "--name", names[7], "--json")
+    assert [row["command"] for row in json.loads(done.stdout)] == ["exec"]
+    assert [row["command"] for row in json.loads(cli_run("audit", "--name", "AFTER", "--json").stdout)] == [
+        "exec", "get"]
+    # the next line chains to the summary line, and every file is one a reader reads
+    lines = Path(audit.log_path(store)).read_bytes().splitlines()
+    assert json.loads(lines[-1])["prev"] == audit._digest(lines[-2])
+    assert len(lines[-2]) <= audit.MAX_RECORD_BYTES
+    assert all(os.path.getsize(f) <= audit.MAX_BYTES for f in audit.generations(store))
+
+
+def test_a_record_over_the_readers_bound_is_summarized_and_the_chain_goes_on(
+        store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same with the reader's bound scaled down (64 KiB, so lines of at most 16 KiB): in one
+    append of three scopes, the middle one too large; what is written reads back and verifies."""
+    from secretstore import limits
+
+    monkeypatch.setattr(limits, "MAX_STATE_FILE_BYTES", 64 * 1024)
+    assert audit.record(store, "set", scope="team", names=["FIRST"], key="ssk2x")
+    names = long_names(400)  # a 100 KB list
+    assert audit.record_many(store, "exec", [("team", ["A"]), ("project prj42", names), ("cluster c1", ["B"])],
+                             key="ssk2x")
+    assert audit.record(store, "get", scope="team", names=["AFTER"], key="ssk2x")
+    assert audit.verify(store) == []
+    entries = [entry.fields for entry in audit.read(store)]
+    assert all(fields is not None for fields in entries)
+    assert [(f["command"], f["scope"]) for f in entries if f is not None and f["command"] != "rotated"] == [
+        ("set", "team"), ("exec", "team"), ("exec", "project prj42"), ("exec", "cluster c1"), ("get", "team")]
+    [summary] = [f for f in entries if f is not None and f.get("names_omitted")]
+    assert summary["names_count"] == 400 and summary["names_digest"] == audit.names_digest(names)
+    for path in audit.generations(store):
+        assert os.path.getsize(path) <= limits.MAX_STATE_FILE_BYTES
+        assert max(len(line) for line in Path(path).read_bytes().splitlines()) <= 16 * 1024
+
+
+def test_a_detail_too_long_for_a_line_is_cut_and_says_so(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge that leaves thousands of names unmerged lists them in its detail: past the line's
+    bound, the names are summarized and the detail keeps its first DETAIL_KEEP characters."""
+    from secretstore import limits
+
+    monkeypatch.setattr(limits, "MAX_STATE_FILE_BYTES", 64 * 1024)
+    names = long_names(400)
+    unmerged = "unmerged: " + " ".join(names)
+    assert audit.record(store, "git merge", scope="team", names=names, key="ssk2x", detail=unmerged)
+    assert audit.record(store, "get", scope="team", names=["AFTER"], key="ssk2x")
+    assert audit.verify(store) == []
+    first = next(iter(audit.read(store))).fields
+    assert first is not None and first["names_count"] == 400
+    detail = str(first["detail"])
+    assert detail.startswith(unmerged[:audit.DETAIL_KEEP])
+    assert detail.endswith(f"... ({len(unmerged) - audit.DETAIL_KEEP:,} more characters)")
+
+
+def test_a_file_is_rotated_before_a_line_would_take_it_past_max_bytes(
+        store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotation is decided for each line before it is written (it was decided once per append, on
+    the size before it), so no file passes MAX_BYTES, also when one append's lines cross it; each
+    new file's anchor counts the lines of the file it follows, and the chain verifies."""
+    monkeypatch.setattr(audit, "MAX_BYTES", 4000)
+    for index in range(30):
+        size = 1 + index * 7 % 40  # lines of about 100 bytes to 1 KB
+        assert audit.record_many(store, "exec", [("team", [f"T{index}_{n:03d}_PADDING" for n in range(size)]),
+                                                 ("project prj42", [f"P{index}_{n:03d}" for n in range(size)])],
+                                 key="ssk2x")
+        assert all(os.path.getsize(path) <= 4000 for path in audit.generations(store)), index
+    files = audit.generations(store)
+    assert len(files) == audit.GENERATIONS
+    assert audit.verify(store) == []
+    for older, newer in itertools.pairwise(files):
+        anchor = json.loads(Path(newer).read_bytes().splitlines()[0])
+        assert anchor["command"] == "rotated"
+        assert anchor["lines"] == len(Path(older).read_bytes().splitlines())

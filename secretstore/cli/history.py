@@ -99,7 +99,8 @@ def audit_command(args: Args) -> int:
             continue
         if bound is not None and str(fields.get("time", "")) < bound:
             continue
-        if isinstance(wanted, str) and wanted not in _names(fields):
+        # a record too long to list its names (audit.MAX_RECORD_BYTES) may hold the one asked for
+        if isinstance(wanted, str) and wanted not in _names(fields) and not fields.get("names_omitted"):
             continue
         rows.append({k: v for k, v in fields.items() if k != "prev"})
     if damaged:
@@ -116,7 +117,7 @@ def audit_command(args: Args) -> int:
     print_table(
         ["Time", "Command", "Scope", "Names", "By"],
         [[str(r.get("time", "")), str(r.get("command", "")), str(r.get("scope", "")),
-          ", ".join(str(n) for n in _names(r)),
+          _names_cell(r),
           _who({"writer": r.get("key") or "", "label": r.get("label") or ""}, me) if r.get("key")
           else str(r.get("label") or "")]
          for r in rows],
@@ -127,3 +128,11 @@ def audit_command(args: Args) -> int:
 def _names(row: Mapping[str, object]) -> list[str]:
     names = row.get("names")
     return [str(name) for name in names] if isinstance(names, list) else []
+
+
+def _names_cell(row: Mapping[str, object]) -> str:
+    if row.get("names_omitted"):
+        count = row.get("names_count")
+        return f"{count:,} names (too many to list; audit --json has their digest)" if isinstance(count, int) \
+            else "names not listed"
+    return ", ".join(_names(row))
