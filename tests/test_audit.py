@@ -282,3 +282,30 @@ def test_a_file_is_rotated_before_a_line_would_take_it_past_max_bytes(
         anchor = json.loads(Path(newer).read_bytes().splitlines()[0])
         assert anchor["command"] == "rotated"
         assert anchor["lines"] == len(Path(older).read_bytes().splitlines())
+
+
+def test_a_log_file_an_older_secretstore_wrote_too_large_is_reported_and_the_rest_read(
+        store: str, cli_run: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """Before lines were bounded, one append could leave a generation over the 4 MiB a reader
+    reads; ``audit`` then failed outright, with a hint about git that does not apply to a local
+    log. Now that file is reported and skipped, and the generations after it are read."""
+    from secretstore import limits
+
+    assert cli_run("set", "team", "--name", "FOO", input=b"fake-value").returncode == 0
+    path = audit.log_path(store)
+    with open(path, "rb") as log:
+        first = log.read().rstrip(b"\n")
+    old = json.dumps({"time": "2026-11-30T10:00:00Z", "command": "exec", "names": long_names(1),
+                      "detail": "x" * (limits.MAX_STATE_FILE_BYTES + 10), "prev": audit._digest(first)})
+    with open(path, "ab") as log:  # the old writer appended it whole
+        log.write(old.encode() + b"\n")
+    assert audit.record(store, "get", scope="team", names=["FOO"], key="ssk2x")  # rotates first
+    done = cli_run("audit", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [row["command"] for row in json.loads(done.stdout)] == ["get"]
+    assert b"1 damaged line(s) of the audit log were skipped" in done.stderr
+    done = cli_run("audit", "--verify")
+    assert done.returncode == 1 and done.stderr == b""
+    assert done.stdout.decode().splitlines() == [
+        f"{path}.1:0: larger than 4 MiB, not read (written before secretstore bounded the log's lines)",
+    ]
