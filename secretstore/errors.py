@@ -96,6 +96,11 @@ class LockTimeoutError(SecretStoreError):
     """Another process held the store's write lock longer than the lock timeout."""
 
 
+class VersionChangedError(SecretStoreError):
+    """A rollback or undelete given the version it must restore (the web page's confirmation)
+    found another one there under the store lock: the name changed since. Nothing was written."""
+
+
 class LimitError(SecretStoreError):
     """An operating-system limit would be exceeded (argument size, environment size)."""
 

@@ -25,6 +25,7 @@ from secretstore.errors import (
     StoreFormatError,
     TrustError,
     UsageError,
+    VersionChangedError,
 )
 from secretstore.keys import Identity, PublicKey
 from secretstore.recipients import Member, Roster, scope_tag
@@ -51,6 +52,38 @@ _Parts = list[fsio.Part]  # (``Store.list`` hides the builtin in the class body)
 
 
 _UNDELETE_MISSING = "no {scope} secret {name!r} to undelete (never set, purged, or its history was dropped)"
+
+
+def version_tag(version: scopefile.Version) -> str:
+    """What tells one stored version from every other: a digest of its time, writer, nonce and
+    ciphertext (each encryption has its own random nonce). Not secret: the file holds all four.
+    ``Store.rollback`` and ``Store.undelete`` take one as ``expected``."""
+    import hashlib
+
+    digest = hashlib.sha256(b"secretstore ui version\0")
+    for part in (version.updated.encode("utf-8"), (version.writer or "").encode("utf-8"),
+                 version.nonce, version.ciphertext):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _check_expected(one: UnlockedScope, name: str, number: int, expected: str) -> None:
+    """VersionChangedError when version ``number`` of ``name`` in ``one`` (read under the lock) is
+    not the one tagged ``expected``. A version that is not there at all is left for the caller
+    to refuse in its own words ("has no version K", "its deletion")."""
+    import hmac
+
+    versions = one.versions(name)
+    version = versions[number] if 0 <= number < len(versions) else None
+    if version is None:
+        return
+    if not hmac.compare_digest(version_tag(version).encode("ascii"), expected.encode("utf-8", "surrogatepass")):
+        raise VersionChangedError(
+            f"version {number} of {one.scope} secret {name!r} is no longer the one expected "
+            "(it changed since it was read): nothing was changed",
+            hint="read its versions again ('secretstore history') and choose the version again",
+        )
 
 
 def _check_deleted(scope: Scope, name: str, entry: Entry | None) -> None:
@@ -954,32 +987,47 @@ class Store:
             raise NotFoundError(f"no {scope} secret {name!r}")
         return unlocked.version_value(name, number)
 
-    def rollback(self, scope: Scope, name: str, number: int, identity: Identity) -> None:
+    def rollback(self, scope: Scope, name: str, number: int, identity: Identity, *,
+                 expected: str | None = None) -> None:
         """Make version ``number`` of ``name`` its value again, as a new version.
 
         The value is encrypted under the file's data key of today, so it is
         sealed to today's recipients only: a removed recipient never regains a
         value through history.
+
+        ``expected``: the ``version_tag`` of the version the caller means (the one a user
+        confirmed); checked under the store lock, in the same write, so nothing changes the
+        name between the check and the write. Another version there: VersionChangedError,
+        nothing written. None (the CLI): whatever version ``number`` is now.
         """
         check_name(name)
         if number < 1:
             raise UsageError("--to takes a previous version: 1 is the one before the current value")
-        self._change_one(scope, name, identity, self._bring_back(name, number, identity), f"no {scope} secret {name!r}")
+        self._change_one(scope, name, identity, self._bring_back(name, number, identity, expected),
+                         f"no {scope} secret {name!r}")
 
-    def _bring_back(self, name: str, number: int, identity: Identity) -> Callable[[UnlockedScope], str]:
-        """A change for ``_change_one``: version ``number`` of ``name`` made its value again."""
+    def _bring_back(self, name: str, number: int, identity: Identity,
+                    expected: str | None = None) -> Callable[[UnlockedScope], str]:
+        """A change for ``_change_one``: version ``number`` of ``name`` made its value again
+        (when ``expected`` is given, only if that version is still the one it tags)."""
 
         def change(one: UnlockedScope) -> str:
+            if expected is not None:
+                _check_expected(one, name, number, expected)
             value = one.version_value(name, number)
             one.put(name, value, now(), identity.public_text, self.history_limit(identity), restored=True)
             return "restored"
 
         return change
 
-    def undelete(self, scope: Scope, name: str, identity: Identity) -> None:
-        """Bring back a deleted name with the value it had when it was deleted (its version 1)."""
+    def undelete(self, scope: Scope, name: str, identity: Identity, *, expected: str | None = None) -> None:
+        """Bring back a deleted name with the value it had when it was deleted (its version 1).
+
+        ``expected``: as for ``rollback``, the ``version_tag`` of the version 1 the caller means,
+        checked under the store lock (after "not deleted", "no such secret").
+        """
         check_name(name)
-        back = self._bring_back(name, 1, identity)
+        back = self._bring_back(name, 1, identity, expected)
 
         def change(one: UnlockedScope) -> str:
             _check_deleted(scope, name, one.file.entries.get(name))  # on the verified file

@@ -435,6 +435,86 @@ def test_finding_a_stores_signers_reads_only_the_start_of_each_file(
     assert calls and set(calls) == {limits.SIGNER_BYTES}
 
 
+# --- rollback and undelete of the version the caller means ----------------------------------------
+
+
+def _tag_of(store: Store, name: str, number: int) -> str:
+    """The ``version_tag`` of version ``number`` of ``name`` as the team file says now."""
+    from secretstore.store import version_tag
+
+    file = store.load(TEAM)
+    assert file is not None
+    entry = file.entries[name]
+    version = [entry.current, *reversed(entry.history)][number]
+    assert version is not None
+    return version_tag(version)
+
+
+@pytest.mark.parametrize("spliced", [True, False], ids=["spliced", "whole-file"])
+@pytest.mark.parametrize("what", ["rollback", "undelete"])
+def test_rollback_and_undelete_restore_only_the_expected_version(
+    isolated_env: dict[str, str], me: Identity, monkeypatch: pytest.MonkeyPatch, what: str, spliced: bool
+) -> None:
+    """``expected`` (the version a user confirmed) is checked under the store lock, in the write:
+    another version there is VersionChangedError (one line, no value) and nothing is written;
+    the version it names is restored; without it (the CLI) whatever version K is now. The same
+    whether the write splices one entry or reads and writes the whole file."""
+    from secretstore.errors import VersionChangedError
+
+    if not spliced:
+        monkeypatch.setattr(Store, "_splice", lambda *_args: None)
+    store = Store(isolated_env["store"])
+    path = Path(store.path(TEAM))
+
+    def restore(expected: str | None) -> None:
+        if what == "rollback":
+            store.rollback(TEAM, "TOKEN", 1, me, expected=expected)
+        else:
+            store.undelete(TEAM, "TOKEN", me, expected=expected)
+
+    def change(value: str) -> None:  # another writer: version 1 becomes another one
+        store.set(TEAM, "TOKEN", value, me)
+        if what == "undelete":
+            store.delete(TEAM, "TOKEN", me)
+
+    store.set(TEAM, "TOKEN", "fake-first", me)
+    change("fake-second")
+    stale = _tag_of(store, "TOKEN", 1)  # "fake-first" for a rollback, "fake-second" for an undelete
+    change("fake-third")
+    before, versions = path.read_bytes(), store.versions(TEAM, "TOKEN")
+    with pytest.raises(VersionChangedError) as refused:
+        restore(stale)
+    message = str(refused.value)
+    assert message == ("version 1 of team secret 'TOKEN' is no longer the one expected "
+                       "(it changed since it was read): nothing was changed")
+    assert "\n" not in message and "fake-" not in message and "fake-" not in (refused.value.hint or "")
+    with pytest.raises(VersionChangedError):
+        restore("")  # a caller that saw no such version
+    assert path.read_bytes() == before and store.versions(TEAM, "TOKEN") == versions  # nothing written
+    restore(_tag_of(store, "TOKEN", 1))  # the version there now, named: restored
+    restored = "fake-second" if what == "rollback" else "fake-third"
+    assert store.get(TEAM, "TOKEN", me) == restored
+    # without ``expected`` (the CLI) the version there now is restored, as before
+    change("fake-fourth")  # version 1 is now "fake-second" again (a rollback), or "fake-fourth"
+    restore(None)
+    assert store.get(TEAM, "TOKEN", me) == ("fake-second" if what == "rollback" else "fake-fourth")
+
+
+def test_an_expected_version_does_not_change_the_refusals_in_the_clis_words(
+    isolated_env: dict[str, str], me: Identity
+) -> None:
+    """A version that is not kept, or a name that is not deleted, is refused as without ``expected``."""
+    store = Store(isolated_env["store"])
+    store.set(TEAM, "TOKEN", "fake-a", me)
+    store.set(TEAM, "TOKEN", "fake-b", me)
+    tag = _tag_of(store, "TOKEN", 1)
+    with pytest.raises(SecretStoreError, match=r"has no version 5 \(versions 0 to 1 are kept\)"):
+        store.rollback(TEAM, "TOKEN", 5, me, expected=tag)
+    with pytest.raises(SecretStoreError, match="is not deleted: it has a current value"):
+        store.undelete(TEAM, "TOKEN", me, expected=tag)
+    assert store.get(TEAM, "TOKEN", me) == "fake-b"
+
+
 @pytest.mark.parametrize("argv", [["history", "project", "--name=TOKEN"], ["rotate", "cluster"],
                                   ["accept-revert", "project"], ["rollback", "cluster", "--name=X", "--to=1"]])
 def test_a_missing_id_hint_does_not_name_another_command(cli_run, argv) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 
-from secretstore import audit
+from secretstore import audit, fsio
 from secretstore import identity as identities
 from secretstore.identity import create_identity
 from secretstore.store import TEAM, Store
@@ -223,6 +223,54 @@ def test_an_undelete_whose_version_changed_since_the_page_is_refused(signed_in: 
     assert Path(store.path(TEAM)).read_bytes() == before
     assert signed_in.undelete("/team", "TOKEN").status_code == 303  # from the page shown again
     assert store.get(TEAM, "TOKEN", identity) == VALUE + "-second"
+
+
+@pytest.mark.parametrize("what", ["rollback", "undelete"])
+def test_a_change_between_the_pages_check_and_the_write_restores_nothing(
+    signed_in: Ui, store: Store, identity, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """Another writer changes the name after the POST was checked against its token, just before
+    the write takes the store lock: the version is checked under that lock, in the write, so the
+    value the user never confirmed is not restored: 409, nothing written, no audit line."""
+    store.set(TEAM, "TOKEN", VALUE + "-old", identity)
+    if what == "rollback":
+        store.set(TEAM, "TOKEN", VALUE + "-mid", identity)
+        action = "/team/secrets/TOKEN/versions/1/rollback"
+        fields = signed_in.form(action, action)  # the page shows version 1: "-old"
+    else:
+        store.delete(TEAM, "TOKEN", identity)
+        action = "/team/secrets/TOKEN/undelete"
+        fields = signed_in.form("/team/secrets/TOKEN/versions", action)  # Undelete brings back "-old"
+    seen: dict[str, object] = {}
+    real_enter = fsio.locked.__enter__
+
+    def another_writer_first(lock: fsio.locked) -> None:
+        """The first time the store lock is taken during the POST, another writer gets it first."""
+        if not seen:
+            seen["fired"] = True
+            store.set(TEAM, "TOKEN", VALUE + "-new", identity)  # takes (and releases) the lock itself
+            if what == "undelete":
+                store.delete(TEAM, "TOKEN", identity)  # deleted again: version 1 is now "-new"
+            seen["file"] = Path(store.path(TEAM)).read_bytes()
+            seen["versions"] = store.versions(TEAM, "TOKEN")
+        real_enter(lock)
+
+    lines = audit_lines(store)
+    with monkeypatch.context() as racing:
+        racing.setattr(fsio.locked, "__enter__", another_writer_first)
+        response = signed_in.post(action, fields)
+    assert seen.get("fired"), "the other writer never ran"
+    assert response.status_code == 409, response.text
+    assert "version 1 of team secret &#39;TOKEN&#39; is no longer the one you confirmed" in response.text
+    assert "nothing was changed" in response.text
+    assert Path(store.path(TEAM)).read_bytes() == seen["file"]  # nothing written after the other writer
+    assert store.versions(TEAM, "TOKEN") == seen["versions"]  # the history as the other writer left it
+    if what == "rollback":
+        assert store.get(TEAM, "TOKEN", identity) == VALUE + "-new"
+    else:
+        assert store.list(TEAM) == []  # still deleted
+    commands = [entry.fields.get("command") for entry in audit.read(store.root) if entry.fields]
+    assert audit_lines(store) == lines and what not in commands  # no line claims a rollback or undelete
 
 
 def test_a_form_token_minted_without_the_version_restores_nothing(signed_in: Ui, page: Page, store: Store,

@@ -126,16 +126,19 @@ def read_version(store: Store, scope: Scope, name: str, number: int, identity: I
     return value
 
 
-def rollback(store: Store, scope: Scope, name: str, number: int, identity: Identity) -> None:
+def rollback(store: Store, scope: Scope, name: str, number: int, identity: Identity, *,
+             expected: str | None = None) -> None:
+    """``expected``: the ``store.version_tag`` of the version meant (the web page's confirmation),
+    checked by ``Store.rollback`` under the store lock; a mismatch writes and logs nothing."""
     require_store(store)
-    store.rollback(scope, name, number, identity)
+    store.rollback(scope, name, number, identity, expected=expected)
     forget_snapshot(store, scope, identity)
     record(store, "rollback", scope, [name], identity, detail=f"to version {number}")
 
 
-def undelete(store: Store, scope: Scope, name: str, identity: Identity) -> None:
+def undelete(store: Store, scope: Scope, name: str, identity: Identity, *, expected: str | None = None) -> None:
     require_store(store)
-    store.undelete(scope, name, identity)
+    store.undelete(scope, name, identity, expected=expected)
     forget_snapshot(store, scope, identity)
     record(store, "undelete", scope, [name], identity)
 

@@ -2,7 +2,8 @@
 
 Nothing here reads or writes a store file: listing, setting and deleting go
 through ``Store`` and the CLI's use cases (``commands.secrets``: delete,
-versions, undelete, rollback, each with its audit line), precedence through
+versions, undelete, rollback, each with its audit line; the last two with the
+version the user confirmed, checked under the store lock), precedence through
 ``context``, ``layers`` and ``precedence``, the audit log through ``audit``;
 so every check the library makes (signatures and whom you trust, rollback,
 unmerged files, MAC, recipients, file permissions, the store lock) applies to
@@ -15,7 +16,6 @@ No web framework is imported: routes in ``app.py`` call these functions.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
@@ -24,7 +24,7 @@ from secretstore.console import notice
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
 from secretstore.identity import ENV_KEY, Identity, check_outside_store, resolve_identity
 from secretstore.rules import check_name, check_value, strip_one_newline
-from secretstore.store import TEAM, Scope, Store, VersionInfo, caller_public_key
+from secretstore.store import TEAM, Scope, Store, VersionInfo, caller_public_key, version_tag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -253,20 +253,10 @@ def history(store: Store, keys: Keys, scope: Scope, name: str) -> History:
     return History(scope, name, rows)
 
 
-def version_tag(version: Version) -> str:
-    """What tells one stored version from every other: a digest of its time, writer, nonce and
-    ciphertext (each encryption has its own random nonce). Not secret: the file holds all four."""
-    digest = hashlib.sha256(b"secretstore ui version\0")
-    for part in (version.updated.encode("utf-8"), (version.writer or "").encode("utf-8"),
-                 version.nonce, version.ciphertext):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
-
-
 class Restorable:
     """The version a rollback (or an undelete: version 1) would make the value again, as the
-    file says now: what the confirmation shows and the tag its POST must still find."""
+    file says now: what the confirmation shows, and the tag (``store.version_tag``) its POST
+    hands to ``Store.rollback`` / ``Store.undelete``, checked there under the store lock."""
 
     __slots__ = ("number", "tag", "updated", "writer")
 
@@ -375,26 +365,31 @@ def set_secret(store: Store, keys: Keys, scope: Scope, name: str, value: str) ->
     return f"Set {scope.entity} secret '{name}'", created
 
 
-def undelete(store: Store, keys: Keys, scope: Scope, name: str) -> str:
-    """Bring a deleted name back as ``secretstore undelete`` does (its audit line, snapshot dropped).
+def undelete(store: Store, keys: Keys, scope: Scope, name: str, confirmed: str) -> str:
+    """Bring a deleted name back as ``secretstore undelete`` does (its audit line, snapshot dropped),
+    only if its version 1 is still the one tagged ``confirmed`` (what the page showed).
 
     ``Store.undelete`` verifies the file (signature, trust, not rolled back)
     before it says "not deleted" or "no such secret": the page says nothing a
-    file from an untrusted writer claims.
+    file from an untrusted writer claims. It checks ``confirmed`` under the store
+    lock, in the write itself: ``errors.VersionChangedError`` when the version
+    changed, and nothing is written or logged.
     """
     from secretstore.commands import secrets
 
     check_name(name)
-    secrets.undelete(store, scope, name, keys.for_read())
+    secrets.undelete(store, scope, name, keys.for_read(), expected=confirmed)
     return f"Undeleted {scope.entity} secret '{name}'"
 
 
-def rollback(store: Store, keys: Keys, scope: Scope, name: str, number: int) -> str:
-    """Make version ``number`` the value again, as a new version, as ``secretstore rollback`` does."""
+def rollback(store: Store, keys: Keys, scope: Scope, name: str, number: int, confirmed: str) -> str:
+    """Make version ``number`` the value again, as a new version, as ``secretstore rollback`` does,
+    only if it is still the version tagged ``confirmed`` (checked by ``Store.rollback`` under the
+    store lock: ``errors.VersionChangedError`` otherwise, nothing written or logged)."""
     from secretstore.commands import secrets
 
     check_name(name)
-    secrets.rollback(store, scope, name, number, keys.for_read())
+    secrets.rollback(store, scope, name, number, keys.for_read(), expected=confirmed)
     return f"Rolled {scope.entity} secret '{name}' back to version {number}, as a new version"
 
 

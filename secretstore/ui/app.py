@@ -20,7 +20,8 @@ Every request passes the same gates, in this order:
    UTF-8; 413: too large, or too many fields) and carry an outstanding CSRF
    token for its session and action, which it spends: 403, and nothing is
    written. A confirmation's token also holds which version the page showed;
-   a rollback or undelete whose version changed since is refused: 409.
+   a rollback or undelete whose version changed since is refused: 409 (the
+   library checks it under the store lock, in the write itself).
 
 Then a route calls ``actions`` (the library) and renders HTML; a POST ends in
 a 303 redirect with its outcome kept for the next page, so a reload never
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import re
 import sys
@@ -52,7 +52,12 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from secretstore.console import error_line
-from secretstore.errors import NotFoundError, SecretStoreError, StoreMissingError
+from secretstore.errors import (
+    NotFoundError,
+    SecretStoreError,
+    StoreMissingError,
+    VersionChangedError,
+)
 from secretstore.rules import MAX_VALUE_BYTES, check_name
 from secretstore.store import TEAM, Scope, Store
 from secretstore.ui import actions
@@ -194,8 +199,6 @@ class Page:
         self.gate = gate or Gate()
         self._active = 0  # requests being answered
         self._idle = threading.Condition()
-        # A rollback or undelete checks the version it restores, then writes: one at a time here.
-        self._restoring = threading.Lock()
         # Cookies are per host, not per port: one name per server keeps two servers apart.
         self.cookie_name = f"secretstore_{port}"
         self.templates = Environment(
@@ -612,31 +615,26 @@ class Page:
         if refused is not None:
             return refused
         versions_url = secret_url(scope, name, "versions")
-        with self._restoring:
-            try:
-                changed = self.changed_since_confirmed(request, session, scope, name, 1, versions_url,
-                                                       deleted_only=True)
-                if changed is not None:
-                    return changed
-                message = actions.undelete(self.store, self.keys, scope, name)
-            except (SecretStoreError, OSError) as exc:
-                self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
-                return self.redirect(versions_url)
+        try:
+            # the version the page showed is checked by the library under the store lock, in the write
+            message = actions.undelete(self.store, self.keys, scope, name, request.confirmed)
+        except VersionChangedError:
+            return self.changed_since_confirmed(session, scope, name, 1, versions_url, deleted_only=True)
+        except (SecretStoreError, OSError) as exc:
+            self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+            return self.redirect(versions_url)
         self.gate.flash(session, Flash("ok", message))
         return self.redirect(scope_url(scope))
 
-    def changed_since_confirmed(self, request: UiRequest, session: Session, scope: Scope, name: str,
-                                number: int, versions_url: str, *, deleted_only: bool = False) -> Response | None:
+    def changed_since_confirmed(self, session: Session, scope: Scope, name: str, number: int,
+                                versions_url: str, *, deleted_only: bool = False) -> Response:
         """The 409 page when version ``number`` is no longer the one the user confirmed (the name
-        was set, deleted, rolled back... since the page was shown), else None.
+        was set, deleted, rolled back... since the page was shown): the library found another
+        version there under the store lock (``VersionChangedError``) and wrote nothing.
 
         When the file has no such version any more (or the name is not deleted, for an undelete),
-        None too: the library then refuses in the CLI's words. A library error (a file refused)
-        is raised for the caller to show.
+        the library refuses in the CLI's words instead, shown as any other refusal.
         """
-        now = actions.restorable(self.store, self.keys, scope, name, number, deleted_only=deleted_only)
-        if now is None or hmac.compare_digest(now.tag.encode("ascii"), request.confirmed.encode("utf-8")):
-            return None
         what = "Undelete" if deleted_only else f"Roll back to version {number}"
         return self.error_page(
             409,
@@ -657,16 +655,15 @@ class Page:
             return self.error_page(404, f"{number!r} is not a version number (0, 1, 2...)",
                                    session=session, back=versions_url)
         if request.method == "POST":
-            with self._restoring:
-                try:
-                    changed = self.changed_since_confirmed(request, session, scope, name, chosen, versions_url)
-                    if changed is not None:
-                        return changed
-                    message = actions.rollback(self.store, self.keys, scope, name, chosen)
-                except (SecretStoreError, OSError) as exc:
-                    self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
-                else:
-                    self.gate.flash(session, Flash("ok", message))
+            try:
+                # the version the page showed is checked by the library under the store lock, in the write
+                message = actions.rollback(self.store, self.keys, scope, name, chosen, request.confirmed)
+            except VersionChangedError:
+                return self.changed_since_confirmed(session, scope, name, chosen, versions_url)
+            except (SecretStoreError, OSError) as exc:
+                self.gate.flash(session, Flash("error", actions.describe_error(exc), getattr(exc, "hint", None)))
+            else:
+                self.gate.flash(session, Flash("ok", message))
             return self.redirect(versions_url)
         try:
             found = actions.history(self.store, self.keys, scope, name)
