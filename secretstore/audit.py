@@ -229,6 +229,13 @@ def names_digest(names: Iterable[str]) -> str:
     return _digest("".join(name + "\n" for name in sorted(set(names))).encode("utf-8", "replace"))
 
 
+def mentions(fields: dict[str, object], name: str) -> bool:
+    """Whether a record may concern ``name``: it lists it, or its names were too many to list
+    (``names_omitted``), so it may hold it. What ``audit --name`` and the page's filter keep."""
+    names = fields.get("names")
+    return (isinstance(names, list) and name in names) or fields.get("names_omitted") is True
+
+
 def _chained(body: str, previous: bytes) -> bytes:
     """The line of a record: its JSON (``body``, without the closing brace) and ``prev``."""
     return (body + ',"prev":"' + (_digest(previous) if previous else GENESIS) + '"}').encode("utf-8", "replace")

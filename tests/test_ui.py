@@ -1024,6 +1024,20 @@ def test_an_audit_line_naming_many_secrets_is_shortened(signed_in: Ui, store: St
     assert row[4] == "unknown"
 
 
+def test_an_audit_line_too_long_to_list_its_names_shows_their_count(signed_in: Ui, store: Store,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from secretstore import audit
+
+    monkeypatch.setattr(audit, "MAX_RECORD_BYTES", 4096)  # lines of at most 4 KiB: 400 names do not fit
+    audit.record(store.root, "exec", scope="team", names=[f"NAME_{n:05}" for n in range(400)], key="")
+    audit.record(store.root, "get", scope="team", names=["OTHER"], key="")
+    row = audit_rows(signed_in.get("/audit"))[1]
+    assert row[3] == "400 names, too many to list"
+    # filtered by a name, the page keeps the record that may hold it, and not the one that does not
+    assert [r[1] for r in audit_rows(signed_in.get("/audit?name=NAME_00007"))] == ["exec"]
+    assert [r[1] for r in audit_rows(signed_in.get("/audit?name=OTHER"))] == ["get", "exec"]
+
+
 def test_the_audit_page_shows_the_newest_entries_only(signed_in: Ui, store: Store) -> None:
     from secretstore import audit
 

@@ -99,8 +99,7 @@ def audit_command(args: Args) -> int:
             continue
         if bound is not None and str(fields.get("time", "")) < bound:
             continue
-        # a record too long to list its names (audit.MAX_RECORD_BYTES) may hold the one asked for
-        if isinstance(wanted, str) and wanted not in _names(fields) and not fields.get("names_omitted"):
+        if isinstance(wanted, str) and not audit.mentions(fields, wanted):
             continue
         rows.append({k: v for k, v in fields.items() if k != "prev"})
     if damaged:

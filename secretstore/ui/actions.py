@@ -426,6 +426,9 @@ class AuditRow:
         self.scope = str(fields.get("scope", ""))
         self.names = listed[:AUDIT_NAMES]
         self.more = len(listed) - len(self.names)
+        count = fields.get("names_count")
+        if fields.get("names_omitted") is True and isinstance(count, int):
+            self.more = count  # too many to list in the log: only their count and digest are there
         self.detail = str(fields.get("detail", ""))
         key, label = fields.get("key"), fields.get("label")
         self.writer = Shown.of(key if isinstance(key, str) else "", label if isinstance(label, str) else "", me)
@@ -466,8 +469,7 @@ def audit_view(store: Store, keys: Keys, scope: Scope | None = None, name: str |
             continue
         if scope is not None and fields.get("scope") != str(scope):
             continue
-        names = fields.get("names")
-        if name is not None and not (isinstance(names, list) and name in names):
+        if name is not None and not audit.mentions(fields, name):
             continue
         matching.append(fields)
     view.total = len(matching)
