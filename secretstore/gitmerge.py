@@ -23,10 +23,14 @@ The driver merges scope files entry by entry and the roster member by member:
   side's version of a name that the other side's history (in the file, or in git's
   history of ours) already held brings nothing new (``_stale``, ``git_lineage``),
   and in the roster a revoked key stays revoked (``merge_rosters``);
+- a side sealed to a reader the result drops because the ancestor had it (the
+  other side removed it) or it is revoked marks "rotate needed" every merged
+  value that side held: that reader could read it there (``_sealed_to_removed``);
 - the result is signed by the local user with a counter above both sides. If
-  both sides still share the data key, ciphertexts and stanzas are kept byte
-  for byte; if one side rotated, the result gets a fresh data key and every
-  value is re-encrypted.
+  both sides still share the data key and the result drops no reader either
+  side was sealed to, ciphertexts and stanzas are kept byte for byte; otherwise
+  (one side rotated, or a dropped reader may hold the key) the result gets a
+  fresh data key and every value is re-encrypted.
 """
 
 from __future__ import annotations
@@ -216,13 +220,7 @@ def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: s
     """Three-way by reading key; never wider than what a trusted side decided, nor than
     the roster (``readers``, when there is one) lets read the scope."""
 
-    def keys(side: _Side) -> dict[bytes, PublicKey]:
-        return {
-            key.box_key: key
-            for key in (PublicKey.decode(s.public_key, s.label) for s in side.file.recipients)
-        }
-
-    our_keys, their_keys = keys(ours), keys(theirs)
+    our_keys, their_keys = _readers(ours.file), _readers(theirs.file)
     if base is None:
         if set(our_keys) != set(their_keys):
             raise MergeConflictError(
@@ -233,7 +231,7 @@ def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: s
             )
         base_keys = our_keys
     else:
-        base_keys = keys(base)
+        base_keys = _readers(base.file)
     merged: list[PublicKey] = []
     for box_key, key in [*our_keys.items(), *their_keys.items()]:
         if any(k.box_key == box_key for k in merged):
@@ -246,6 +244,18 @@ def _merge_recipients(base: _Side | None, ours: _Side, theirs: _Side, revoked: s
         elif box_key not in revoked and (readers is None or box_key in readers or box_key in our_keys):
             merged.append(key)  # added by one (trusted) side
     return merged
+
+
+def _readers(file: ScopeFile) -> dict[bytes, PublicKey]:
+    """The file's recipients by reading key."""
+    return {key.box_key: key for key in (PublicKey.decode(s.public_key, s.label) for s in file.recipients)}
+
+
+def _sealed_to_removed(file: ScopeFile, kept: set[bytes], removed: set[bytes]) -> bool:
+    """Whether ``file`` is sealed to a reader the merged file (sealed to ``kept``) drops and that
+    is ``removed``: the ancestor had it (a side removed it since) or it is revoked. Such a
+    reader could read every value ``file`` holds: "rotate needed" on those the merge keeps."""
+    return bool((set(_readers(file)) - kept) & removed)
 
 
 def _newer_spelling(ours: PublicKey, theirs: PublicKey, base: PublicKey | None) -> PublicKey:
@@ -318,11 +328,21 @@ def merge_scope_files(
         else:
             chosen[name] = (stands, state)
 
-    recipients_merged = _merge_recipients(base_side, our_side, their_side, _revoked(store, identity), path,
+    revoked = _revoked(store, identity)
+    recipients_merged = _merge_recipients(base_side, our_side, their_side, revoked, path,
                                           _roster_readers(store, identity, scope))
+    kept = {r.box_key for r in recipients_merged}
+    removed = revoked | (set(_readers(base_side.file)) if base_side is not None else set())
+    for side in (our_side, their_side):
+        if _sealed_to_removed(side.file, kept, removed):  # what it held, they could read
+            for name, (_from, state) in list(chosen.items()):
+                if not state[3] and _exposed_value(state) in _held(side.states.get(name)):
+                    chosen[name] = (None, (state[0], state[1], state[2], True, state[4]))
     our_keys, their_keys = our_side.keys, their_side.keys
     assert our_keys is not None and their_keys is not None  # both were opened
-    same_key = our_keys.data_key == their_keys.data_key
+    # A reader the result drops may hold a side's data key (an add does not change it): never keep it.
+    dropped = any(set(_readers(side.file)) - kept for side in (our_side, their_side))
+    same_key = our_keys.data_key == their_keys.data_key and not dropped
     keys = our_keys if same_key else envelope.new_keys()
     merged = ScopeFile(scope.entity, scope.scope_id, [])
     if same_key:
@@ -395,6 +415,13 @@ def _merged_history(chosen: _State, other: _State | None, keep: int) -> _State:
     versions = sorted(set(chosen[4]) | set(other[4]), key=lambda v: (v[0], v[1] or "", v[2]))
     rotate = chosen[3] or (other[3] and _exposed_value(chosen) in {other[0], *(v[2] for v in other[4])})
     return (chosen[0], chosen[1], chosen[2], rotate, tuple(versions[-keep:]) if keep > 0 else ())
+
+
+def _held(state: _State | None) -> set[str]:
+    """Every value a side holds for a name: current and previous."""
+    if state is None:
+        return set()
+    return {value for value in (state[0], *(v[2] for v in state[4])) if value is not None}
 
 
 def _exposed_value(state: _State) -> str | None:
@@ -748,6 +775,10 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
             other = store.unlock_file(scope, store.parse(scope, stage), identity,
                                       f"{scope.relpath} (theirs)", check_counter=False)
             state = _decrypt_states(other.file, other.keys, scope.relpath).get(name)
+            if state is not None and not state[3] and _sealed_to_removed(
+                other.file, set(_readers(merged_file)), _revoked(store, identity) | _base_readers(store.root, scope)
+            ):  # the driver's rule: theirs was sealed to a reader the merge removed
+                state = (state[0], state[1], state[2], True, state[4])
             if state is None:
                 unlocked.file.entries.pop(name, None)
             else:
@@ -762,6 +793,16 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
         fsio.atomic_write(store.path(scope), sealed)
         trust.wrote(scope.relpath, merged_file.store_id, counter)
     return remaining
+
+
+def _base_readers(root: str, scope: Scope) -> set[bytes]:
+    """The reading keys of the common ancestor in git's index (stage 1); none without one.
+
+    Not verified: it only widens what counts as removed, so it can add marks, never drop one."""
+    try:
+        return set(_readers(scopefile.parse(_git_stage(root, scope.relpath, 1), f"{scope.relpath} (base)")))
+    except SecretStoreError:
+        return set()
 
 
 def _git_stage(root: str, relpath: str, stage: int) -> bytes:

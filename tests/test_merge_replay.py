@@ -9,6 +9,7 @@ removal (a recipient), a deletion or a purge (a value), nor drop a "rotate neede
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from secretstore import envelope, gitmerge, recipients, scopefile
-from secretstore.identity import Identity, create_identity
+from secretstore.identity import Identity, create_identity, load_identity
 from secretstore.store import TEAM, Store
 from tests.sharing_helpers import Person, team_of
 from tests.test_gitmerge import restore, snapshot
@@ -177,7 +178,9 @@ def test_a_removal_on_the_other_branch_keeps_its_rotate_marks(world) -> None:  #
     merged = merge(alice, "side")
     assert merged.returncode == 0, merged.stdout + merged.stderr
     file = scopefile.parse((alice.store / "team.toml").read_bytes(), "team.toml")
-    assert file.entries["WANDB_API_KEY"].rotate and not file.entries["ON_MAIN"].rotate
+    # ON_MAIN too: ours set it still sealed to Bob (a value set after a removal is not marked:
+    # test_a_value_set_where_a_member_removed_on_the_other_branch_could_read_it_is_rotate_needed)
+    assert file.entries["WANDB_API_KEY"].rotate and file.entries["ON_MAIN"].rotate
     assert bob.key not in [s.public_key for s in file.recipients]
     assert bob.key not in alice.ss("recipients", "list").stdout
 
@@ -302,3 +305,123 @@ def test_a_replayed_project_file_is_not_sealed_again_to_a_member_removed_from_it
                                                         "p1").recipients]
     assert bob.key not in sealed_to
     assert alice.ss("get", "project", "--id=p1", "--name=DB_PASSWORD").stdout == "fake-rotated"
+
+
+# --- offboarding on one branch, new values on the other ------------------------------------
+
+
+def _rotate_needed(person: Person, *scope: str) -> dict[str, bool]:
+    """``list --json``'s "rotate needed" per live name."""
+    listed = json.loads(person.ss("list", *scope, "--json").stdout)
+    return {row["name"]: row["rotate_needed"] for row in listed}
+
+
+def _data_key(data: bytes, person: Person) -> bytes | None:
+    """The data key ``person``'s identity opens in a scope file (None: not sealed to them)."""
+    keys = envelope.unwrap(scopefile.parse(data, "file"), load_identity(person.env["SECRETSTORE_IDENTITY"]), "file")
+    return None if keys is None else keys.data_key
+
+
+def _bob_on_both_sides(world) -> tuple[Person, Person, Person]:  # type: ignore[no-untyped-def]
+    """Alice on main and Carol on a clone of it, with Bob a store-wide member on both."""
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    alice.ss("recipients", "add", carol.key, "--label=carol")
+    alice.ss("recipients", "add", bob.key, "--label=bob")
+    alice.ss("set", "team", "--name=TOKEN", "--value=fake-token-v1")
+    alice.publish("bob and carol")
+    carol.clone(world["origin"])  # type: ignore[arg-type]
+    carol.ss("trust", alice.key)
+    return alice, bob, carol
+
+
+def _commit_side(carol: Person) -> None:
+    carol.git("add", "-A")
+    carol.git("commit", "-q", "-m", "side")
+    carol.git("push", "-q", "origin", "HEAD:side")
+
+
+@needs_git
+@pytest.mark.parametrize("remover", ["ours", "theirs"])
+def test_a_value_set_where_a_member_removed_on_the_other_branch_could_read_it_is_rotate_needed(  # type: ignore[no-untyped-def]
+    world, remover,
+) -> None:
+    """One branch removes Bob (every name there "rotate needed"); the other, still sealed to
+    Bob, sets a new value and a new name. Bob could read both: after the merge they are
+    rotate needed too, and the merged file is sealed under a data key Bob never had. A
+    value the removing branch set after the removal is not marked."""
+    alice, bob, carol = _bob_on_both_sides(world)
+
+    def remove(person: Person) -> None:
+        person.ss("recipients", "remove", bob.key)
+        person.ss("set", "team", "--name=SET_AFTER", "--value=fake-after")  # Bob never saw it
+
+    def set_new(person: Person) -> None:
+        person.ss("set", "team", "--name=TOKEN", "--value=fake-token-v2")  # sealed to Bob there
+        person.ss("set", "team", "--name=NEW_TOKEN", "--value=fake-new")
+
+    (remove if remover == "theirs" else set_new)(carol)
+    _commit_side(carol)
+    (remove if remover == "ours" else set_new)(alice)
+    alice.git("commit", "-q", "-am", "main")
+    merged = merge(alice, "side")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+
+    assert alice.ss("get", "team", "--name=TOKEN").stdout == "fake-token-v2"
+    assert _rotate_needed(alice, "team") == {
+        "NEW_TOKEN": True, "SET_AFTER": False, "TOKEN": True, "WANDB_API_KEY": True,
+    }
+    doctor = alice.ss("doctor", ok=False).stdout
+    assert "rotate needed (a removed recipient could read them): NEW_TOKEN, TOKEN, WANDB_API_KEY" in doctor
+    # Bob reads the merged values neither through a stanza nor with a data key he held
+    data = (alice.store / "team.toml").read_bytes()
+    assert bob.key not in [s.public_key for s in scopefile.parse(data, "team.toml").recipients]
+    sealed_to_bob = alice.git("show", f"{'origin/side' if remover == 'ours' else 'HEAD^1'}:team.toml").stdout
+    bobs_key = _data_key(sealed_to_bob.encode(), bob)
+    assert bobs_key is not None and bobs_key != _data_key(data, alice)
+
+
+@needs_git
+@pytest.mark.parametrize("remover", ["ours", "theirs"])
+@pytest.mark.parametrize("kept", ["ours", "theirs"])
+def test_resolving_a_conflict_marks_the_value_a_removed_member_could_read(world, remover, kept) -> None:  # type: ignore[no-untyped-def]
+    """Both branches set TOKEN, one after removing Bob: the value kept by ``git resolve`` is
+    rotate needed exactly when it is the other branch's, which Bob could read."""
+    alice, bob, carol = _bob_on_both_sides(world)
+    for person, side in ((carol, "theirs"), (alice, "ours")):
+        if side == remover:
+            person.ss("recipients", "remove", bob.key)
+        person.ss("set", "team", "--name=TOKEN", f"--value=fake-token-{side}")
+        if side == "theirs":
+            _commit_side(person)
+    alice.git("commit", "-q", "-am", "main")
+    merged = merge(alice, "side")
+    assert merged.returncode != 0 and "TOKEN" in (alice.store / "team.toml").read_text().splitlines()[0]
+    alice.ss("git", "resolve", "team", "--name=TOKEN", f"--{kept}")
+    alice.git("add", "team.toml")
+    assert alice.ss("get", "team", "--name=TOKEN").stdout == f"fake-token-{kept}"
+    assert _rotate_needed(alice, "team") == {"TOKEN": kept != remover, "WANDB_API_KEY": True}
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_reader_the_merge_drops_gets_no_data_key_and_what_it_read_is_rotate_needed(store, alice, bob) -> None:  # type: ignore[no-untyped-def]
+    """Theirs sealed the file to Bob (an add keeps the data key) and set a value there; where the
+    merge runs Bob is revoked, so the merge drops him. Both sides still share the data key his
+    stanza in theirs opens: the merged file must not keep it, and what Bob could read in theirs
+    is rotate needed (what only ours held is not)."""
+    store.set(TEAM, "KEPT", "fake-kept", alice)
+    base = snapshot(store)
+    store.add_recipient(bob.public, alice, TEAM)
+    store.set(TEAM, "BOB_SAW", "fake-bob-saw", alice)
+    theirs = snapshot(store)
+    store = _restore(store, base)
+    store.set(TEAM, "AFTER", "fake-after", alice)
+    ours = snapshot(store)
+    store = _restore(store, base)
+    store.trust(alice.public).untrust_key(bob.public)
+    merged, conflicts = gitmerge.merge_scope_files(base, ours, theirs, alice, "team.toml", store)
+    assert conflicts == []
+    assert [s.public_key for s in scopefile.parse(merged, "merged").recipients] == [alice.public_text]
+    bobs = envelope.unwrap(scopefile.parse(theirs, "theirs"), bob, "theirs")
+    mine = envelope.unwrap(scopefile.parse(merged, "merged"), alice, "merged")
+    assert bobs is not None and mine is not None and bobs.data_key != mine.data_key
+    assert _rotate_marks(merged, alice) == {"AFTER": False, "BOB_SAW": True, "KEPT": True}
