@@ -21,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from secretstore.identity import Identity, create_identity
+from secretstore.store import Store
+
 REPO = Path(__file__).resolve().parent.parent
+
+# Fixtures shared by several test modules, for the whole suite. pytest reads pytest_plugins only
+# in a top-level conftest, one loaded before the run is configured: this one is (the suite is all
+# under tests/, the testpaths). A module's own fixture of the same name overrides one of these.
+pytest_plugins = ["tests.fixtures_git", "tests.fixtures_ui"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,6 +151,18 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
         "cache": str(tmp_path / "cache"),
         "state": str(tmp_path / "state"),
     }
+
+
+@pytest.fixture
+def store(isolated_env: dict[str, str]) -> Store:
+    """The store at the test's SECRETSTORE_DIR (a module may define a ``store`` of its own)."""
+    return Store(isolated_env["store"])
+
+
+@pytest.fixture
+def identity(isolated_env: dict[str, str]) -> Identity:
+    """A new identity at the test's SECRETSTORE_IDENTITY, the one the CLI and the page use."""
+    return create_identity(isolated_env["identity"])
 
 
 def console_script() -> str:

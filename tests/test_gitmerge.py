@@ -17,21 +17,6 @@ from secretstore.store import TEAM, Store
 from tests.sharing_helpers import call
 
 
-@pytest.fixture
-def alice(tmp_path: Path) -> Identity:
-    return create_identity(str(tmp_path / "keys" / "alice"))
-
-
-@pytest.fixture
-def bob(tmp_path: Path) -> Identity:
-    return create_identity(str(tmp_path / "keys" / "bob"))
-
-
-@pytest.fixture
-def store(isolated_env: dict[str, str]) -> Store:
-    return Store(isolated_env["store"])
-
-
 def snapshot(store: Store) -> bytes:
     return Path(store.path(TEAM)).read_bytes()
 

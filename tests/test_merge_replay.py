@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from secretstore import envelope, gitmerge, recipients, scopefile
-from secretstore.identity import Identity, create_identity, load_identity
+from secretstore.identity import Identity, load_identity
 from secretstore.store import TEAM, Store
 from tests.sharing_helpers import Person, team_of
 from tests.test_gitmerge import restore, snapshot
@@ -186,21 +186,6 @@ def test_a_removal_on_the_other_branch_keeps_its_rotate_marks(world) -> None:  #
 
 
 # --- the library: rotate marks through merged histories ---------------------------------
-
-
-@pytest.fixture
-def alice(tmp_path: Path) -> Identity:
-    return create_identity(str(tmp_path / "keys" / "alice"))
-
-
-@pytest.fixture
-def bob(tmp_path: Path) -> Identity:
-    return create_identity(str(tmp_path / "keys" / "bob"))
-
-
-@pytest.fixture
-def store(isolated_env: dict[str, str]) -> Store:
-    return Store(isolated_env["store"])
 
 
 def _restore(store: Store, data: bytes) -> Store:

@@ -22,11 +22,6 @@ def people(tmp_path: Path) -> dict[str, Identity]:
     return {who: create_identity(str(tmp_path / "keys" / who)) for who in ("alice", "bob", "node")}
 
 
-@pytest.fixture
-def store(isolated_env: dict[str, str]) -> Store:
-    return Store(isolated_env["store"])
-
-
 def store_wide(store: Store, who: Identity) -> list[Recipient] | None:
     """The roster's store-wide members (who new scopes are sealed to); None without a roster."""
     roster = store.roster(who.public)

@@ -13,56 +13,17 @@ and malformed addresses and forms (tests/test_ui.py has the rest of the page's t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 
 from secretstore import audit, fsio
-from secretstore import identity as identities
-from secretstore.identity import create_identity
 from secretstore.store import TEAM, Store
-from secretstore.ui.actions import Keys
 from secretstore.ui.app import Page
-from secretstore.ui.auth import Flash, Gate
-from tests.test_ui import BASE, PORT, VALUE, Clock, Recorder, Ui, messages, session_of
-
-
-@pytest.fixture
-def identity(isolated_env: dict[str, str]) -> identities.Identity:
-    return create_identity(isolated_env["identity"])
-
-
-@pytest.fixture
-def store(isolated_env: dict[str, str]) -> Store:
-    return Store(isolated_env["store"])
-
-
-@pytest.fixture
-def page(store: Store, identity: identities.Identity) -> Page:
-    keys = Keys(store)
-    keys.unlock_at_start()
-    return Page(store, keys, PORT, Gate(clock=Clock()))
-
-
-@pytest.fixture
-def recorder(page: Page) -> Iterator[Recorder]:
-    recording = Recorder(page)
-    yield recording
-    assert recording.seen, "the test made no request"
-    assert recording.leaks(VALUE) == []
-
-
-@pytest.fixture
-def ui(page: Page, recorder: Recorder) -> Ui:
-    return Ui(page, recorder)
-
-
-@pytest.fixture
-def signed_in(ui: Ui) -> Ui:
-    ui.login()
-    return ui
+from secretstore.ui.auth import Flash
+from tests.fixtures_ui import BASE, PORT, VALUE, Ui
+from tests.test_ui import messages, session_of
 
 
 def audit_lines(store: Store) -> int:
