@@ -321,6 +321,40 @@ def test_a_broken_multipart_form_is_a_400_saying_so(signed_in: Ui, store: Store)
     assert response.status_code == 400 and "could not be read" in response.text
 
 
+def multipart(fields: list[tuple[str, bytes, str]]) -> bytes:
+    """A multipart body of (name, value, the part's extra header line or "")."""
+    return b"".join(b"--x\r\nContent-Disposition: form-data; name=\"" + name.encode() + b"\"\r\n"
+                    + (extra.encode() + b"\r\n" if extra else b"") + b"\r\n" + value + b"\r\n"
+                    for name, value, extra in fields) + b"--x--\r\n"
+
+
+@pytest.mark.parametrize("value", [b"\xff", b"a\xc3", b"\xed\xa0\x80", b"\xc3\xa9\x80"])
+def test_a_multipart_value_that_is_not_utf8_is_refused_not_replaced(signed_in: Ui, store: Store,
+                                                                    value: bytes) -> None:
+    """Werkzeug decodes a multipart field with errors="replace": the bytes would have been stored
+    as U+FFFD, a value other than the one sent."""
+    token = signed_in.form("/team", "/team/secrets")["csrf_token"]
+    body = multipart([("csrf_token", token.encode(), ""), ("name", b"TOKEN", ""),
+                      ("value", VALUE.encode() + value, ""), ("value_multiline", b"", "")])
+    response = post_raw(signed_in, body, "multipart/form-data; boundary=x")
+    assert response.status_code == 400
+    assert "the form is not valid UTF-8: nothing was changed" in response.text
+    assert not os.path.exists(store.path(TEAM))
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "us-ascii"])
+def test_a_multipart_value_is_read_as_utf8_whatever_its_part_says(signed_in: Ui, store: Store, identity,
+                                                                  charset: str) -> None:
+    """A part may name a charset; werkzeug would decode the bytes with it (so "é" sent as UTF-8
+    became "Ã©", or two U+FFFD). The page's forms are UTF-8: the value is stored as sent."""
+    token = signed_in.form("/team", "/team/secrets")["csrf_token"]
+    body = multipart([("csrf_token", token.encode(), ""), ("name", b"TOKEN", ""),
+                      ("value", (VALUE + "-é✓").encode(), f"Content-Type: text/plain; charset={charset}"),
+                      ("value_multiline", b"", "")])
+    assert post_raw(signed_in, body, "multipart/form-data; boundary=x").status_code == 303
+    assert store.get(TEAM, "TOKEN", identity) == VALUE + "-é✓"
+
+
 def test_a_form_of_too_many_fields_says_so(signed_in: Ui, store: Store) -> None:
     fields = signed_in.form("/team", "/team/secrets")
     fields.update({f"extra{number}": "x" for number in range(40)}, name="MANY", value=VALUE)

@@ -41,13 +41,14 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
+from werkzeug.datastructures import FileStorage, Headers, MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
+from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -96,11 +97,34 @@ _STATUS_TITLES = {
 }
 
 
+class _Utf8Parts(MultiPartParser):
+    """Every field decoded as UTF-8, whatever charset a part declares (werkzeug would take
+    ascii or latin-1 at a part's word and store a value other than the one sent). Only
+    called on a body already checked to be UTF-8, so no byte is ever replaced."""
+
+    def get_part_charset(self, headers: Headers) -> str:
+        return "utf-8"
+
+
+class _FormParser(FormDataParser):
+    def _parse_multipart(self, stream: IO[bytes], mimetype: str, content_length: int | None,
+                         options: dict[str, str]) -> tuple[IO[bytes], MultiDict[str, str], MultiDict[str, FileStorage]]:
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        parser = _Utf8Parts(stream_factory=self.stream_factory, max_form_memory_size=self.max_form_memory_size,
+                            max_form_parts=self.max_form_parts, cls=self.cls)
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
 class UiRequest(Request):
     max_content_length = MAX_REQUEST_BYTES
     max_form_memory_size = MAX_REQUEST_BYTES
     max_form_parts = MAX_FORM_PARTS
     confirmed = ""  # what the POST's form token confirmed (set by Page.check_post)
+
+    form_data_parser_class = _FormParser
 
     def make_form_data_parser(self) -> FormDataParser:
         parser = super().make_form_data_parser()
@@ -116,6 +140,14 @@ def strict_utf8(raw: bytes) -> bool:
         return False
     try:
         unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
@@ -354,12 +386,17 @@ class Page:
         if request.mimetype not in ("", URLENCODED, MULTIPART):  # no type: an empty form, refused for its token
             return self.error_page(400, "the request is not a form: nothing was changed", session=session)
         try:
-            # read first (and kept): werkzeug would take "%ff" as the text "%FF"
+            # read first (and kept): werkzeug would take "%ff" as the text "%FF", and put U+FFFD
+            # for a byte of a multipart field that is not UTF-8 (the page has no file fields, so
+            # a multipart body of UTF-8 fields is UTF-8 throughout: boundaries and headers are ASCII)
             if request.mimetype == URLENCODED and not strict_utf8(request.get_data(cache=True)):
                 return self.error_page(
                     400, "the form is not valid percent-encoded UTF-8: nothing was changed",
                     "send it again from the page", session=session,
                 )
+            if request.mimetype == MULTIPART and not is_utf8(request.get_data(cache=True)):
+                return self.error_page(400, "the form is not valid UTF-8: nothing was changed",
+                                       "send it again from the page", session=session)
             token = request.form.get(CSRF_FIELD, "")
         except RequestEntityTooLarge:
             return self.error_page(413, self.too_large(request), session=session)
