@@ -380,7 +380,8 @@ def load_toml(
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        raise StoreFormatError(f"{where}: not valid TOML (damaged or truncated?)") from None
+        raise git_conflict_error(data, where) or StoreFormatError(
+            f"{where}: not valid TOML (damaged or truncated?)") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise StoreFormatError(f"{where}: not a secretstore file (nested too deeply)") from None
     except ValueError:  # an integer over sys.get_int_max_str_digits() (4,300) digits
@@ -396,14 +397,35 @@ def parse(data: bytes, where: str, *, body_only: bool = False, tail: fsio.OpenFi
     ``tail``: ``data`` is a version-3 file's body and the file is still open, its
     history read from it only when used (``HistoryRegion.tail``).
     """
-    if data.startswith(_V3_START):
-        return parse_v3(data, where, body_only=body_only, tail=tail)
-    fast = parse_canonical(data)
-    if fast is not None:
-        return fast
-    if data.startswith(UNMERGED_MARKER):
-        raise unmerged_error(data, where)
-    return parse_reference(data, where)
+    try:
+        if data.startswith(_V3_START):
+            return parse_v3(data, where, body_only=body_only, tail=tail)
+        fast = parse_canonical(data)
+        if fast is not None:
+            return fast
+        if data.startswith(UNMERGED_MARKER):
+            raise unmerged_error(data, where)
+        return parse_reference(data, where)
+    except UnmergedError:
+        raise
+    except StoreFormatError as exc:  # looked for only once the file is refused: no cost to a good read
+        raise git_conflict_error(data, where) or exc from None
+
+
+_GIT_CONFLICT = re.compile(rb"^<{7} [^\n]*\n(?:.*\n)*?={7}\n(?:.*\n)*?>{7} ", re.MULTILINE)
+
+
+def git_conflict_error(data: bytes, where: str) -> UnmergedError | None:
+    """The error for a file git merged as text, with conflict markers (``<<<<<<<``, ``=======``,
+    ``>>>>>>>``) in it: secretstore's merge driver was not installed in that checkout. None when
+    ``data`` has no such markers."""
+    if _GIT_CONFLICT.search(data) is None:
+        return None
+    return UnmergedError(
+        f"{where} holds git's conflict markers: git merged it as text, without secretstore's merge driver",
+        hint="run 'secretstore git setup' in the checkout, then 'git checkout -m -- FILE' merges it again "
+        "with the driver; check it, then git add FILE",
+    )
 
 
 # The merge driver's first line for a file it could not merge whole (``gitmerge.py``):
