@@ -309,3 +309,20 @@ def test_a_log_file_an_older_secretstore_wrote_too_large_is_reported_and_the_res
     assert done.stdout.decode().splitlines() == [
         f"{path}.1:0: larger than 4 MiB, not read (written before secretstore bounded the log's lines)",
     ]
+
+
+def test_exec_lines_say_when_no_value_or_only_referenced_ones_reached_the_program(
+        store: str, cli_run: Callable[..., subprocess.CompletedProcess[bytes]]) -> None:
+    """A dry run and a --refs-only run read (decrypt) the scope as a run does; their lines say
+    where the values went, so the log does not claim a program got every value."""
+    for name in ("A", "B"):
+        assert cli_run("set", "team", "--name", name, input=b"fake-value").returncode == 0
+    assert cli_run("exec", "--", "true").returncode == 0
+    assert cli_run("exec", "--dry-run", "--", "true").returncode == 0
+    assert cli_run("exec", "--refs-only", "--env", "Z=secret:A", "--", "true").returncode == 0
+    rows = [row for row in json.loads(cli_run("audit", "--json").stdout) if row["command"] == "exec"]
+    assert [(row["names"], row.get("detail")) for row in rows] == [
+        (["A", "B"], None),
+        (["A", "B"], "dry run: names and scopes shown, no value given to a program"),
+        (["A", "B"], "refs only: only values named by secret:NAME references were given to the program"),
+    ]

@@ -29,6 +29,7 @@ def exec_command(args: Args) -> int:
         strict=bool(args.get("strict")),
         explain=dry_run or masked,
         allow_vars=list(args.get("allow_vars") or []),  # type: ignore[call-overload]
+        dry_run=dry_run,
     )
     for message in warnings:
         warning_line(message)

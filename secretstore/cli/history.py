@@ -114,11 +114,12 @@ def audit_command(args: Args) -> int:
         return 0
     me = my_key()
     print_table(
-        ["Time", "Command", "Scope", "Names", "By"],
+        ["Time", "Command", "Scope", "Names", "By", "Detail"],
         [[str(r.get("time", "")), str(r.get("command", "")), str(r.get("scope", "")),
           _names_cell(r),
           _who({"writer": r.get("key") or "", "label": r.get("label") or ""}, me) if r.get("key")
-          else str(r.get("label") or "")]
+          else str(r.get("label") or ""),
+          str(r.get("detail") or "")]
          for r in rows],
     )
     return 0

@@ -72,7 +72,7 @@ def read_layers(
     )
 
 
-def record_reads(context: Context, command: str, found: Layers) -> None:
+def record_reads(context: Context, command: str, found: Layers, detail: str = "") -> None:
     """The audit log's line per scope read (``audit.py``): the names, never the values."""
     from secretstore import audit
 
@@ -81,7 +81,8 @@ def record_reads(context: Context, command: str, found: Layers) -> None:
     from secretstore.commands.secrets import record_scopes
     from secretstore.store import Store
 
-    record_scopes(Store(context.store), command, [(scope, sorted(values)) for scope, values in found if values])
+    record_scopes(Store(context.store), command, [(scope, sorted(values)) for scope, values in found if values],
+                  detail=detail)
 
 
 def merged_values(
@@ -121,6 +122,7 @@ def prepare(
     strict: bool = False,
     explain: bool = True,
     allow_vars: Sequence[str] = (),
+    dry_run: bool = False,
 ) -> tuple[dict[str, str], list[Injection], list[str], dict[str, str]]:
     """(environment, decided injections, warnings, withheld) for a run; starts nothing.
 
@@ -129,6 +131,7 @@ def prepare(
     builds without an object per secret. ``withheld`` maps each stored name
     left out because it changes which code runs (``loadervars``) to its scope;
     ``allow_vars`` (``--allow-var``) and the dotfile's ``allow_vars`` let names through.
+    ``dry_run``: only said in the audit line (no program will get the values).
     """
     from secretstore import loadervars, precedence
 
@@ -136,7 +139,11 @@ def prepare(
     explicit = [precedence.parse_env_assignment(text) for text in env]
     from_file = read_env_file(env_file) if env_file is not None else []
     found, warnings = read_layers(context, strict=strict)
-    record_reads(context, "exec", found)
+    # the names read (decrypted), and where their values went when not all to the program
+    record_reads(context, "exec", found,
+                 "dry run: names and scopes shown, no value given to a program" if dry_run
+                 else "refs only: only values named by secret:NAME references were given to the program"
+                 if refs_only else "")
     # Store names that change which code runs; not the ones --env or --env-file set, nor under --refs-only.
     sources = {} if refs_only else loadervars.loader_sources(found)
     for name, _value in [*explicit, *from_file]:
