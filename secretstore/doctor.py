@@ -246,7 +246,9 @@ def _scope_findings(
     if held:
         findings.append(Finding(WARN, f"{scope}: exec will not inject {', '.join(held)} (they change which code "
                                       "runs): allow a name with --allow-var NAME or allow_vars in .secretstore.toml"))
-    rotate = sorted(name for name, entry in file.entries.items() if entry.rotate and entry.current is not None)
+    # deleted names too: a deleted credential may still be valid at its source
+    rotate = sorted(name if entry.current is not None else f"{name} (deleted)"
+                    for name, entry in file.entries.items() if entry.rotate)
     if rotate:
         findings.append(Finding(WARN, f"{scope}: rotate needed (a removed recipient could read them): {', '.join(rotate)}"))
     if me is not None and me.box_key not in keys:

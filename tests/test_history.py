@@ -159,6 +159,24 @@ def test_offboarding_marks_rotate_needed_until_set_again(cli_run, tmp_path) -> N
     assert {row["name"]: row["rotate_needed"] for row in listed} == {"OTHER": True, "TOKEN": False}
 
 
+def test_a_deleted_name_a_removed_recipient_could_read_is_shown_as_rotate_needed(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A deleted credential may still work where it was issued: doctor and scopes show its mark."""
+    bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
+    bob_key = cli_run("init", env=bob).stdout.decode().strip()
+    set_values(cli_run, "LIVE", VALUES[0])
+    set_values(cli_run, "OLD_KEY", VALUES[1])
+    assert cli_run("recipients", "add", bob_key).returncode == 0
+    assert cli_run("delete", "team", "--name", "OLD_KEY").returncode == 0
+    removed = cli_run("recipients", "remove", bob_key)
+    assert removed.returncode == 0 and b"team: LIVE, OLD_KEY" in removed.stderr
+    doctor = cli_run("doctor").stdout
+    assert b"rotate needed (a removed recipient could read them): LIVE, OLD_KEY (deleted)" in doctor
+    assert json.loads(cli_run("scopes", "--json").stdout)[0]["rotate_needed"] == 2
+    assert cli_run("delete", "team", "--name", "OLD_KEY", "--purge").returncode == 0  # changed at its source
+    assert b"LIVE, OLD_KEY" not in cli_run("doctor").stdout
+    assert json.loads(cli_run("scopes", "--json").stdout)[0]["rotate_needed"] == 1
+
+
 def test_an_old_value_brought_back_keeps_its_rotate_mark(cli_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
     bob = {"SECRETSTORE_IDENTITY": str(tmp_path / "bob" / "identity")}
     bob_key = cli_run("init", env=bob).stdout.decode().strip()

@@ -159,7 +159,7 @@ def scope_counts(store: Store) -> list[tuple[str, str | None, int, int, str]]:
             rows.append((scope.entity, scope.scope_id, 0, 0, ""))
             continue
         live = file.live_names()
-        rotate = sum(1 for name in live if file.entries[name].rotate)
+        rotate = sum(1 for entry in file.entries.values() if entry.rotate)  # deleted names too
         rows.append((scope.entity, scope.scope_id, len(live), rotate, ""))
     order = {"team": 0, "project": 1, "cluster": 2}
     rows.sort(key=lambda row: (order[row[0]], row[1] or ""))
