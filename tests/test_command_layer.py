@@ -133,7 +133,8 @@ def test_unknown_entity_in_our_words(cli_run: Run) -> None:
     for argv in (["set", "tema", "--name=A", "--value=fake"], ["list", "tema"], ["get", "tema", "--name=A"]):
         done = cli_run(*argv)
         assert done.returncode == 2
-        assert done.stderr == b"secretstore: error: unknown entity 'tema' (team, project or cluster)\n"
+        assert done.stderr == (b"secretstore: error: unknown entity: ENTITY is team, project or cluster (what was given "
+                               b"is not shown: it may be a value)\nsecretstore: hint: did you mean team?\n")
 
 
 # --- Gradient's command lines -------------------------------------------------------------------
@@ -218,6 +219,122 @@ def test_options_file_and_create_options_file(cli_run: Run, tmp_path: Path) -> N
     options.write_text("!!python/object/apply:os.system ['echo unsafe']\n")
     done = cli_run("get", "team", "--optionsFile", str(options))
     assert done.returncode == 2 and b"not valid YAML" in done.stderr and b"unsafe" not in done.stdout
+
+
+# YAML 1.1 reads these plain scalars as numbers (0123 is octal 83, 1.50 is 1.5, 0x1F is 31,
+# 1_000 is 1000, .5 is 0.5, +1 is 1, the long decimal a float 1.2345678901234568e+29, 1:20
+# sexagesimal 80) or a date; a text option must get the characters written, not str() of that.
+YAML_NUMBER_LOOKALIKES = ["0123", "1.50", "0x1F", "1_000", ".5", "+1", "123456789012345678901234567890.0",
+                          "1:20", "2026-01-01", ".inf", "=", "9" * 5000]
+
+
+def test_options_file_keeps_a_value_exactly_as_written(cli_run: Run, tmp_path: Path) -> None:
+    options = tmp_path / "options.yaml"
+    for index, written in enumerate(YAML_NUMBER_LOOKALIKES):
+        options.write_text(f"entity: team\nname: PIN_{index}\nvalue: {written}\n")
+        done = cli_run("secrets", "set", "--optionsFile", str(options))
+        assert done.returncode == 0, (written[:40], done.stderr)
+        assert cli_run("get", "team", f"--name=PIN_{index}").stdout == written.encode(), written[:40]
+    # in a list too (a repeatable option): exec --env entries
+    options.write_text("env:\n- PIN=0123\n- RATE=1.50\n")
+    done = cli_run("exec", "--optionsFile", str(options), "--", "sh", "-c", 'printf "%s|%s" "$PIN" "$RATE"')
+    assert (done.returncode, done.stdout) == (0, b"0123|1.50"), done.stderr
+
+
+def test_options_file_keeps_an_id_exactly_as_written(cli_run: Run, tmp_path: Path) -> None:
+    options = tmp_path / "options.yaml"
+    options.write_text("entity: project\nid: 0042\nname: PIN\nvalue: fake-pin\n")
+    done = cli_run("secrets", "set", "--optionsFile", str(options))
+    assert (done.returncode, done.stdout) == (0, b"Set project secret 'PIN'\n"), done.stderr
+    assert cli_run("get", "project", "--id=0042", "--name=PIN").stdout == b"fake-pin"
+    assert cli_run("get", "project", "--id=34", "--name=PIN").returncode != 0  # not octal 0042
+    rows = json.loads(cli_run("scopes", "--json").stdout)
+    assert "0042" in json.dumps(rows) and '"34"' not in json.dumps(rows)
+    options.write_text("entity: project\nid: 0042\nname: PIN\n")
+    assert cli_run("get", "--optionsFile", str(options)).stdout == b"fake-pin"
+
+
+def test_options_file_refuses_what_it_cannot_keep_as_written(cli_run: Run, tmp_path: Path) -> None:
+    options = tmp_path / "options.yaml"
+    for key, written in [("value", "yes"), ("value", "!!int 0123"), ("value", "!!float 1.50"),
+                         ("value", "!!timestamp 2026-01-01"), ("value", "!!binary Zm9v"), ("name", "off"),
+                         ("id", "!!int 0042")]:
+        lines = {"entity": "project", "id": "prj42", "name": "PIN", "value": "fake-pin"} | {key: written}
+        options.write_text("".join(f"{k}: {v}\n" for k, v in lines.items()))
+        done = cli_run("secrets", "set", "--optionsFile", str(options))
+        assert done.returncode == 2, (written, done.stderr)
+        error = done.stderr.decode().splitlines()
+        assert error[0] == f"secretstore: error: options file {options}: {key} must be a string", written
+        assert error[1].startswith(f'secretstore: hint: quote it ({key}: "...")'), written
+        assert len(error) == 2
+        said = done.stderr.replace(str(options).encode(), b"")
+        for shown in (b"0123", b"83", b"1.5", b"0042", b"34", b"Zm9v", b"foo", b"2026"):
+            assert shown not in said, (written, shown)
+    assert not os.path.exists(os.environ["SECRETSTORE_DIR"])  # nothing was stored
+
+
+def test_options_file_flags_and_numbers_still_work(cli_run: Run, tmp_path: Path) -> None:
+    for value in ("fake-v1", "fake-v2", "fake-v3"):
+        assert cli_run("set", "team", "--name=PIN", f"--value={value}").returncode == 0
+    options = tmp_path / "options.yaml"
+    options.write_text("entity: team\nname: PIN\nversion: 2\n")  # get --version K
+    assert cli_run("get", "--optionsFile", str(options)).stdout == b"fake-v1"
+    options.write_text("entity: team\nname: PIN\nto: 1\n")  # rollback --to K
+    assert cli_run("rollback", "--optionsFile", str(options)).returncode == 0
+    assert cli_run("get", "team", "--name=PIN").stdout == b"fake-v2"
+    options.write_text("dry-run: true\njson: yes\nno-team: false\nenv:\n- X=secret:PIN\n")  # flags
+    done = cli_run("exec", "--optionsFile", str(options), "--", "false")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert {"name": "X", "source": "--env", "reference": "PIN", "reference_scope": "team", "overrides": [],
+            "secret": True, "injected": True} in rows
+    options.write_text("port: 0\nno-browser: true\n")  # ui --port N: text, as on the command line
+    from secretstore.cli.declarations import ROOT as root
+    from secretstore.cli.gradient import merge_options_file
+
+    ui = root.find("ui")
+    assert isinstance(ui, Command)
+    values: dict[str, object] = {opt.dest: opt.empty() for opt in ui.opts()}
+    merge_options_file(ui, values, str(options))
+    assert (values["port"], values["no_browser"]) == ("0", True)
+    options.write_text("entity: team\nname: PIN\npurge: \"true\"\n")  # a quoted flag is text: refused
+    done = cli_run("delete", "--optionsFile", str(options))
+    assert done.returncode == 2 and b"purge must be true or false" in done.stderr
+    options.write_text("entity: team\nname: PIN\npurge: true\n")
+    assert cli_run("delete", "--optionsFile", str(options)).returncode == 0
+    assert cli_run("history", "team", "--name=PIN").returncode != 0  # purged: the flag took effect
+
+
+def test_create_options_file_never_writes_a_literal_env_value(cli_run: Run, tmp_path: Path) -> None:
+    assert cli_run("set", "team", "--name=wandb_key", "--value=fake-wandb").returncode == 0
+    template = tmp_path / "exec.yaml"
+    pasted = "sk_live_FAKE_PASTED_0123"
+    done = cli_run("exec", "--env", f"WANDB_API_KEY={pasted}", "--env", "W=secret:wandb_key",
+                   "--env", "fake_TOKEN_without_equals", "--env", "EMPTY=", "--env", "BAD\nx: 1=fake-odd",
+                   "--createOptionsFile", str(template), "--", "python", "train.py")
+    assert done.returncode == 0, done.stderr
+    text = template.read_text()
+    for leaked in (pasted, "fake_TOKEN_without_equals", "fake-odd"):
+        assert leaked not in text and leaked.encode() not in done.stderr
+    assert done.stderr.decode().splitlines()[1] == (
+        "secretstore: left out of the template: 4 --env entries with a literal value (it may be a secret; "
+        "only NAME=secret:REF references are written)")
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    assert len(comments) == 2 and "Left out: WANDB_API_KEY, EMPTY" in comments[1]
+    from secretstore.cli.gradient import read_options_file
+
+    document = read_options_file(str(template))
+    assert document["env"] == ["W=secret:wandb_key"]
+    assert document["command"] == ["python", "train.py"]
+    # the template loads back: the reference is resolved, nothing sets WANDB_API_KEY
+    done = cli_run("exec", "--optionsFile", str(template), "--", "sh", "-c",
+                   'printf "%s|%s" "$W" "${WANDB_API_KEY-unset}"')
+    assert (done.returncode, done.stdout) == (0, b"fake-wandb|unset"), done.stderr
+    # only literals: env is left empty, and still loads
+    done = cli_run("exec", "--env", f"WANDB_API_KEY={pasted}", "--createOptionsFile", str(template), "--", "true")
+    assert done.returncode == 0 and pasted not in template.read_text()
+    assert read_options_file(str(template))["env"] is None
+    assert b"1 --env entry with a literal value" in done.stderr
 
 
 def test_name_is_prompted_on_a_terminal_and_a_mismatch_asks_again(cli_run: Run) -> None:
