@@ -74,7 +74,9 @@ def test_the_guard_fails_a_run_that_writes_into_the_real_home(tmp_path: Path, le
     suite.mkdir()
     shutil.copy(REPO / "tests" / "conftest.py", suite / "conftest.py")
     (suite / "test_inner.py").write_text(INNER_TEST)
-    env = dict(os.environ, OUTER_HOME=os.environ["HOME"], LEAK="1" if leak else "0")
+    # the copied conftest names its fixture plugins as tests.fixtures_*: the repo's, on the path
+    env = dict(os.environ, OUTER_HOME=os.environ["HOME"], LEAK="1" if leak else "0",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(suite),
          "-c", os.devnull, str(suite)],
