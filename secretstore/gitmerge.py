@@ -26,6 +26,10 @@ The driver merges scope files entry by entry and the roster member by member:
 - a side sealed to a reader the result drops because the ancestor had it (the
   other side removed it) or it is revoked marks "rotate needed" every merged
   value that side held: that reader could read it there (``_sealed_to_removed``);
+- whom a scope file's sides may be written by, which readers the roster revokes or lets
+  read it, and its history limit come from the roster this merge produces when git merged
+  recipients.toml before it (git writes the work tree only once every path is merged, so
+  the work tree still holds ours': ``_MergeStore``), else from ours';
 - the result is signed by the local user with a counter above both sides. If
   both sides still share the data key and the result drops no reader either
   side was sealed to, ciphertexts and stanzas are kept byte for byte; otherwise
@@ -569,6 +573,88 @@ def _revoked_keys(*rosters: Roster | None) -> set[bytes]:
 _CONFLICT = object()
 
 
+# --- the roster of the merge in progress -------------------------------------------------
+#
+# Git merges one path at a time and writes the work tree only once every path is merged
+# (ort, git's default): while it merges a scope file, recipients.toml in the work tree is
+# still ours', whether or not git has merged the roster already. The roster merge signs
+# the merged roster with a counter above ours' and records that counter as read (a roster
+# put back later is refused like any rollback), so a scope-file merge after it would find
+# the work tree's roster rolled back. It must use the merged roster anyway: it holds what
+# theirs changed too (a member they removed must not stay sealed into a file ours added them
+# to). The roster merge leaves it beside the reader's trust state, and a scope-file merge uses
+# it in place of the work tree's while nothing has moved since: HEAD is the one merged into,
+# the work tree holds the very roster merged as ours, and the newest roster counter the
+# reader accepted is the merged one's. It is then checked like any roster (signature, trust,
+# counter); otherwise the work tree's is read and checked as always.
+
+_MERGED_ROSTER = b"secretstore-merged-roster/v1"
+
+
+def _merged_roster_path(store_root: str) -> str:
+    from secretstore.trust import state_path
+
+    return state_path(store_root) + ".merge"
+
+
+def _git_head(root: str) -> str:
+    """The commit checked out at ``root`` (what git merges into); "" when git cannot say."""
+    try:
+        done = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "-q", "HEAD"],
+                              capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _digest(data: bytes) -> str:
+    return crypto.checksum(data, 32).hex()
+
+
+def _keep_merged_roster(store: Store, identity: Identity, ours: bytes, merged: bytes) -> None:
+    """Leave the roster this merge produced for the scope files git merges after it."""
+    trust = store.trust(identity.public)
+    if not trust.persistent:  # no counter was recorded: the work tree's roster reads as before
+        return
+    counter = trust.state.counters.get(recipients.FILENAME, 0)
+    header = f"head\t{_git_head(store.root)}\nours\t{_digest(ours)}\ncounter\t{counter}\n"
+    fsio.atomic_write(_merged_roster_path(store.root), _MERGED_ROSTER + b"\n" + header.encode() + b"\n" + merged)
+
+
+class _MergeStore(Store):
+    """The store as the driver of one scope file sees it: the roster is the one this merge
+    produced when git merged recipients.toml first, else the work tree's."""
+
+    _kept: tuple[bytes, bytes | None] | None = None  # (work tree's roster, what stands for it)
+
+    def read_roster_bytes(self) -> bytes | None:
+        data = super().read_roster_bytes()
+        if data is None:
+            return None
+        if self._kept is None or self._kept[0] != data:
+            self._kept = (data, self._merged_roster(data))
+        merged = self._kept[1]
+        return data if merged is None else merged
+
+    def _merged_roster(self, ours: bytes) -> bytes | None:
+        try:
+            kept = fsio.read_private_file(_merged_roster_path(self.root))
+        except SecretStoreError:
+            return None
+        if kept is None:
+            return None
+        header, _sep, merged = kept.partition(b"\n\n")
+        lines = header.decode("utf-8", "replace").split("\n")
+        fields = dict(line.partition("\t")[::2] for line in lines[1:])
+        if lines[0] != _MERGED_ROSTER.decode() or not merged:
+            return None
+        if fields.get("ours") != _digest(ours) or fields.get("head") != _git_head(self.root):
+            return None  # another merge's, or the work tree changed since
+        if fields.get("counter") != str(self.state().counters.get(recipients.FILENAME, 0)):
+            return None  # a newer roster was read since, or an older one accepted (accept-revert)
+        return merged
+
+
 def _three_way(ours: object, theirs: object, base: object) -> object:
     """The side that changed since ``base`` (ours when neither or both did alike); _CONFLICT otherwise."""
     if ours == theirs or theirs == base:
@@ -688,7 +774,7 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
     if relpath is None:
         raise MergeConflictError(f"{path} is not a secretstore file; the merge driver leaves it alone")
     store_root = os.path.abspath(path[: len(path) - len(relpath)] or ".")
-    store = Store(store_root)
+    store = Store(store_root) if relpath == recipients.FILENAME else _MergeStore(store_root)
     base_bytes = _read_side(base, path, "the common ancestor") or b""
     our_bytes = _read_side(ours, path, "ours")
     their_bytes = _read_side(theirs, path, "theirs")
@@ -699,7 +785,9 @@ def run_merge_driver(base: str, ours: str, theirs: str, path: str, identity: Ide
     shown = path
     try:
         if relpath == recipients.FILENAME:
-            fsio.atomic_write(ours, merge_rosters(base_bytes or None, our_bytes, their_bytes, identity, store))
+            merged_roster = merge_rosters(base_bytes or None, our_bytes, their_bytes, identity, store)
+            _keep_merged_roster(store, identity, our_bytes, merged_roster)
+            fsio.atomic_write(ours, merged_roster)
             return
         scope = scope_of_relpath(relpath)
         assert scope is not None
