@@ -5,7 +5,11 @@ Secrets are a mapping of name -> value.  Names follow ``^[A-Za-z][A-Za-z0-9_]*$`
 lines and contain any character.
 
 Every error raised here is one line and never contains a secret value: it may
-name a secret, a line number or the input's source (file name).
+name a secret, a line number or the input's source (file name).  Text read
+from an input is shown only when it is a valid secret name that the input
+itself uses as a name (the key of ``KEY=value``, a JSON key); a bare line, or
+a key that is not a valid name, is referred to by its line or entry number:
+in a mangled file it is often a pasted value.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from collections.abc import Mapping
 
 from secretstore.errors import NotFoundError, StoreFormatError, UsageError
+from secretstore.rules import is_valid_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # json, base64 and typing are imported where used: export and import start fast
@@ -23,7 +28,6 @@ if TYPE_CHECKING:  # json, base64 and typing are imported where used: export and
 __all__ = [
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
-    "TEMPLATE_REF",
     "parse_dotenv",
     "parse_import",
     "parse_json",
@@ -45,8 +49,17 @@ _DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL)
 _DNS1123_SUBDOMAIN_MAX = 253
 _DNS1123_LABEL_MAX = 63
 
-# ``{{ secret:NAME }}``; blanks (spaces, tabs) around ``secret:NAME`` optional.
-TEMPLATE_REF = re.compile(r"\{\{[ \t]*secret:([A-Za-z][A-Za-z0-9_]*)[ \t]*\}\}")
+# Every attempt at a template reference: ``{{``, blanks, ``secret`` (any case),
+# blanks, ``:``, then the body up to the first ``}}`` on that line ("close"), or
+# to the line's end when none closes it.  A valid reference is the one case with
+# ``secret`` in lowercase, no blank around the ``:`` and a valid name as the body
+# (blanks after it allowed): ``_template_references`` decides, for inject's one
+# parser.  The body cannot backtrack (one ``}`` at a time), so the scan is linear.
+_PLACEHOLDER = re.compile(
+    r"\{\{[ \t]*(?P<word>secret)(?P<before>[ \t]*):(?P<after>[ \t]*)"
+    r"(?P<body>[^\n}]*(?:\}(?!\})[^\n}]*)*)(?P<close>\}\}|\n|\Z)",
+    re.IGNORECASE,
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -248,8 +261,10 @@ def parse_dotenv(text: str, *, source: str = "<input>") -> dict[str, str]:
 
     * a line python-dotenv cannot parse (which it would log and skip) raises
       StoreFormatError ``<source>: cannot parse line N``;
-    * a key without ``=`` (``FOO`` alone, which python-dotenv returns as None)
-      raises UsageError naming the key and the source.
+    * a line without ``=`` (``FOO`` alone, which python-dotenv returns as a key
+      with the value None) raises UsageError ``<source>: line N has no '='``:
+      such a line is more often a pasted value (``ghp_...``, ``sk_live_...``,
+      which look like names) than a key, so its text is never shown.
 
     A key given twice keeps its last value.  Names are not validated here.
     """
@@ -259,41 +274,38 @@ def parse_dotenv(text: str, *, source: str = "<input>") -> dict[str, str]:
     result: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
-            # The binding starts where the previous one ended, so skip the
-            # blank lines before the statement to report the statement's line.
-            original = binding.original
-            blank = _LEADING_SPACE_RE.match(original.string)
-            skipped = len(_NEWLINE_RE.findall(blank.group(0))) if blank else 0
-            raise StoreFormatError(f"{src}: cannot parse line {original.line + skipped}")
+            raise StoreFormatError(f"{src}: cannot parse line {_line_of(binding)}")
         if binding.key is None:
             continue  # blank line or comment
         if binding.value is None:
-            if not (_NAME_RE.fullmatch(binding.key) and len(binding.key) <= _NAME_MAX):
-                # Not a name: more likely a pasted value than a key, so never echo it.
-                original = binding.original
-                blank = _LEADING_SPACE_RE.match(original.string)
-                skipped = len(_NEWLINE_RE.findall(blank.group(0))) if blank else 0
-                raise UsageError(
-                    f"{src}: line {original.line + skipped} has no '=' (expected NAME=value)"
-                )
-            raise UsageError(f"{src}: {binding.key} has no value (expected {binding.key}=value)")
+            # A bare line: even one shaped like a name (ghp_..., sk_live_...) is more
+            # likely a pasted value than a key, so it is never echoed.
+            raise UsageError(
+                f"{src}: line {_line_of(binding)} has no '=' "
+                "(expected NAME=value; the line is not shown, in case it is a value)"
+            )
         result[binding.key] = binding.value
     return result
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
+def _line_of(binding: Any) -> int:
+    """The line a python-dotenv binding's statement starts on (1-based).
+
+    The binding starts where the previous one ended, so the blank lines before
+    the statement are skipped to report the statement's own line.
+    """
+    original = binding.original
+    blank = _LEADING_SPACE_RE.match(original.string)
+    skipped = len(_NEWLINE_RE.findall(blank.group(0))) if blank else 0
+    return int(original.line) + skipped
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
+class _Pairs(list):  # type: ignore[type-arg]
+    """A JSON object as its (key, value) pairs, in order, a repeated key kept.
+
+    ``parse_json`` checks the top-level object's pairs itself: a key inside a
+    nested object is part of a value and is never named in a message.
+    """
 
 
 def _json_type(value: Any) -> str:
@@ -303,11 +315,19 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
+    if isinstance(value, _Pairs):
+        return "object"
     if isinstance(value, list):
         return "array"
-    if isinstance(value, dict):
-        return "object"
     return "string"
+
+
+def _key_shown(key: str, position: int) -> tuple[str, str]:
+    """(how a message names a JSON key, what it adds): the key itself when it is a
+    valid secret name, else its entry number and why the key is not shown."""
+    if is_valid_name(key):
+        return key, ""
+    return f"entry {position}", " (its key is not a valid name; not shown, in case it is a value)"
 
 
 def parse_json(text: str, *, source: str = "<input>") -> dict[str, str]:
@@ -315,15 +335,14 @@ def parse_json(text: str, *, source: str = "<input>") -> dict[str, str]:
 
     Invalid JSON, a top level other than an object, a value other than a
     string, or a key given twice raises StoreFormatError naming the source and
-    the key or the line and column; never a value.  A leading BOM is ignored.
+    the line and column, or the key when it is a valid secret name, else its
+    entry number; never a value.  A leading BOM is ignored.
     """
     import json
 
     src = _source(source)
     try:
-        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
-        raise StoreFormatError(f"{src}: duplicate key {_label(exc.key)}") from None
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_Pairs)
     except json.JSONDecodeError as exc:
         # Keep the message up to any ':' -- the pure-Python decoder appends
         # input characters after one (e.g. "Invalid \\escape: 'x'").
@@ -335,16 +354,24 @@ def parse_json(text: str, *, source: str = "<input>") -> dict[str, str]:
         # e.g. an integer longer than sys.get_int_max_str_digits(), or nesting
         # deeper than the recursion limit.
         raise StoreFormatError(f"{src}: invalid JSON") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, _Pairs):
         raise StoreFormatError(
             f"{src}: expected a JSON object of names to strings, got {_json_type(data)}"
         )
-    for key, value in data.items():
+    result: dict[str, str] = {}
+    for position, (key, value) in enumerate(data, start=1):
+        if key in result:
+            shown, why = _key_shown(key, position)
+            if shown == key:
+                raise StoreFormatError(f"{src}: duplicate key {key}")
+            raise StoreFormatError(f"{src}: {shown} repeats the key of an earlier entry{why}")
         if not isinstance(value, str):
+            shown, why = _key_shown(key, position)
             raise StoreFormatError(
-                f"{src}: value of {_label(key)} must be a string, got {_json_type(value)}"
+                f"{src}: value of {shown} must be a string, got {_json_type(value)}{why}"
             )
-    return data
+        result[key] = value
+    return result
 
 
 def parse_import(text: str, *, source: str, fmt: str | None = None) -> dict[str, str]:
@@ -368,24 +395,102 @@ def parse_import(text: str, *, source: str, fmt: str | None = None) -> dict[str,
 
 # --------------------------------------------------------------------------- templates
 
+_TEMPLATE_HINT = (
+    "write {{ secret:NAME }} on one line, 'secret' in lowercase, no blank around the ':'; "
+    "NAME is a letter, then letters, digits or '_' (at most 255); nothing was written"
+)
+
+
+def _template_problems(match: re.Match[str]) -> list[str]:
+    """What is wrong with one ``_PLACEHOLDER`` match; empty for a valid reference.
+
+    The body is described, never shown, unless it is a valid name (a name is
+    not a value): a malformed reference may hold anything.
+    """
+    name = match.group("body").rstrip(" \t")
+    problems = []
+    if match.group("word") != "secret":
+        problems.append("'secret' must be lowercase")
+    if match.group("before"):
+        problems.append("a blank before the ':'")
+    if match.group("after"):
+        problems.append("a blank after 'secret:'")
+    if match.group("close") != "}}":
+        problems.append("no '}}' closes it on the same line")
+    elif not name:
+        problems.append("no secret name")
+    elif not is_valid_name(name):
+        problems.append("not a valid secret name")
+    elif problems:
+        problems[-1] += f" (write {{{{ secret:{name} }}}})"
+    return problems
+
+
+def _template_references(text: str) -> list[tuple[re.Match[str], str]]:
+    """Every reference in ``text`` as (match, name), in order: inject's one parser.
+
+    Raises UsageError (exit 2) at the first malformed reference -- anything
+    ``_PLACEHOLDER`` matches that is not exactly ``{{ secret:NAME }}`` -- with its
+    line number and what is wrong, and the lines of any others.  Text that does
+    not start like a reference (``{{ other }}``, ``{{ .Values.x }}``,
+    ``{ secret:A }``) is not a reference and stays as it is.
+    """
+    found: list[tuple[re.Match[str], str]] = []
+    bad: list[tuple[int, list[str]]] = []
+    for match in _PLACEHOLDER.finditer(text):
+        problems = _template_problems(match)
+        if problems:
+            bad.append((text.count("\n", 0, match.start()) + 1, problems))
+        else:
+            found.append((match, match.group("body").rstrip(" \t")))
+    if bad:
+        line, problems = bad[0]
+        others = sorted({other for other, _ in bad[1:]} - {line})
+        also = ""
+        if others:
+            listed = ", ".join(str(n) for n in others[:10]) + (", ..." if len(others) > 10 else "")
+            also = f" (more on line{'s' if len(others) > 1 else ''} {listed})"
+        elif len(bad) > 1:
+            also = " (and more on the same line)"
+        raise UsageError(
+            f"template line {line}: malformed secret reference: {'; '.join(problems)}{also}",
+            hint=_TEMPLATE_HINT,
+        )
+    return found
+
 
 def template_references(text: str) -> list[str]:
-    """Names referenced as ``{{ secret:NAME }}`` in ``text``, each once, in order."""
-    return list(dict.fromkeys(m.group(1) for m in TEMPLATE_REF.finditer(text)))
+    """Names referenced as ``{{ secret:NAME }}`` in ``text``, each once, in order.
+
+    Raises UsageError for a malformed reference (``_template_references``).
+    """
+    return list(dict.fromkeys(name for _match, name in _template_references(text)))
 
 
 def render_template(text: str, secrets: Mapping[str, str]) -> str:
-    """Replace every ``{{ secret:NAME }}`` (or ``{{secret:NAME}}``) with its value.
+    """Replace every ``{{ secret:NAME }}`` with the value of NAME.
 
-    There is no escaping: anything that does not match TEMPLATE_REF exactly
-    (``{{ other }}``, ``{{ secret: NAME }}``, ``{ secret:NAME }``) is left as it
-    is, and text outside references is copied unchanged.  Inserted values are
+    A reference is ``{{``, optional blanks (spaces, tabs), ``secret:NAME``,
+    optional blanks, ``}}``, on one line: ``{{secret:NAME}}`` and
+    ``{{ secret:NAME }}`` are the same.  Anything else that starts like one --
+    ``{{``, blanks, ``secret`` in any case, blanks, ``:`` -- is an error
+    (``{{ secret: NAME }}``, ``{{ SECRET:NAME }}``, ``{{ secret:db-password }}``,
+    ``{{ secret:NAME }`` ...), never copied through.  Other text, ``{{ other }}``
+    included, is copied unchanged; there is no escaping.  Inserted values are
     not scanned again, so a value containing ``{{ secret:X }}`` stays literal.
 
-    Raises NotFoundError listing every missing name once, in order of first
-    appearance, before replacing anything.
+    Raises UsageError for a malformed reference, then NotFoundError listing
+    every missing name once, in order of first appearance; both before
+    replacing anything.
     """
-    missing = [name for name in template_references(text) if name not in secrets]
+    references = _template_references(text)
+    missing = [name for name in dict.fromkeys(name for _m, name in references) if name not in secrets]
     if missing:
         raise NotFoundError(f"template references missing secrets: {', '.join(missing)}")
-    return TEMPLATE_REF.sub(lambda m: secrets[m.group(1)], text)
+    parts: list[str] = []
+    end = 0
+    for match, name in references:
+        parts += (text[end : match.start()], secrets[name])
+        end = match.end()
+    parts.append(text[end:])
+    return "".join(parts)

@@ -225,3 +225,38 @@ def test_an_import_of_nothing_is_refused_not_a_quiet_success(
     ]
     assert Path(store.path(TEAM)).read_bytes() == before
 
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("A=fake-a\nghp_FAKEleak9abcdef\n", 2),  # a token shaped like a name
+    ("A=fake-a\n\nexport sk_live_FAKEleak9abcdef\n", 3),
+    ("A=fake-a\nsk-live-FAKEleak9abcdef\n", 2),  # not shaped like a name
+])
+def test_a_bare_line_is_named_by_its_number_never_echoed(
+        isolated_env: dict[str, str], cli_run: Run, tmp_path: Path, text: str, line: int) -> None:
+    """A lone token on a .env line is more often a pasted value than a key: import and
+    exec --env-file say which line, never what it holds, and import writes nothing."""
+    env_file = tmp_path / "b.env"
+    env_file.write_text(text)
+    said = [f"secretstore: error: {env_file}: line {line} has no '=' "
+            "(expected NAME=value; the line is not shown, in case it is a value)"]
+    done = cli_run("import", "team", str(env_file))
+    assert (done.returncode, done.stdout, done.stderr.decode().splitlines()) == (2, b"", said)
+    assert not Path(isolated_env["store"], "team.toml").exists()
+    done = cli_run("exec", "--env-file", str(env_file), "--", "true")
+    assert (done.returncode, done.stdout, done.stderr.decode().splitlines()) == (2, b"", said)
+    assert b"FAKEleak9" not in done.stderr and b"fake-a" not in done.stderr
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('{"A": "fake-a", "sk-live-FAKEleak9": 5}',
+     "value of entry 2 must be a string, got number (its key is not a valid name; not shown, in case it is a value)"),
+    ('{"sk-live-FAKEleak9": "fake-a", "sk-live-FAKEleak9": "fake-b"}',
+     "entry 2 repeats the key of an earlier entry (its key is not a valid name; not shown, in case it is a value)"),
+])
+def test_json_import_never_echoes_a_key_that_is_not_a_name(
+        isolated_env: dict[str, str], cli_run: Run, text: str, said: str) -> None:
+    done = cli_run("import", "team", "--format", "json", "-", input=text.encode())
+    assert done.returncode != 0 and done.stdout == b""
+    assert done.stderr.decode().splitlines() == [f"secretstore: error: stdin: {said}"]
+    assert not Path(isolated_env["store"], "team.toml").exists()

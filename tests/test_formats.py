@@ -23,7 +23,6 @@ from secretstore import formats
 from secretstore.errors import NotFoundError, SecretStoreError, StoreFormatError, UsageError
 from secretstore.formats import (
     EXPORT_FORMATS,
-    TEMPLATE_REF,
     parse_dotenv,
     parse_import,
     parse_json,
@@ -451,13 +450,25 @@ def test_parse_dotenv_unparseable_does_not_log(caplog: pytest.LogCaptureFixture)
     assert caplog.records == []
 
 
-def test_parse_dotenv_key_without_value() -> None:
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("A=fake-value\nghp_FAKEleak9abcdef\nB=2\n", 2),  # shaped like a name: still not shown
+        ("A=fake-value\n\n\n  sk_live_FAKEleak9abcdef\n", 4),
+        ("export ghp_FAKEleak9abcdef\n", 1),
+        ("# comment\r\nA=1\r\nghp_FAKEleak9abcdef # note\r\n", 3),
+        ("A=1\nsk-live-FAKEleak9abcdef\n", 2),  # not a name either
+        ("'ghp_FAKEleak9abcdef'\n", 1),
+    ],
+)
+def test_parse_dotenv_bare_line_is_named_by_number_never_shown(text: str, line: int) -> None:
+    """A bare token on a line is more likely a pasted value than a key: never echo it."""
     with pytest.raises(UsageError) as info:
-        parse_dotenv("A=fake-value\nLONELY_KEY\nB=2\n", source="app.env")
-    message = str(info.value)
-    assert "LONELY_KEY" in message
-    assert "app.env" in message
-    assert "fake-value" not in message
+        parse_dotenv(text, source="app.env")
+    assert str(info.value) == (
+        f"app.env: line {line} has no '=' (expected NAME=value; the line is not shown, in case it is a value)"
+    )
+    assert "FAKEleak9abcdef" not in str(info.value) and "fake-value" not in str(info.value)
     assert info.value.exit_code == 2
 
 
@@ -525,6 +536,29 @@ def test_parse_json_errors(text: str, expected: str) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"A": "x", "sk-live-FAKEleak9": 12345}',
+         "in.json: value of entry 2 must be a string, got number"
+         " (its key is not a valid name; not shown, in case it is a value)"),
+        ('{"sk-live-FAKEleak9": "x", "sk-live-FAKEleak9": "y"}',
+         "in.json: entry 2 repeats the key of an earlier entry"
+         " (its key is not a valid name; not shown, in case it is a value)"),
+        # a key inside a nested object is part of a value: the outer key is named instead
+        ('{"KEY_N": {"ghp_FAKEleak9": 1, "ghp_FAKEleak9": 2}}',
+         "in.json: value of KEY_N must be a string, got object"),
+        ('[{"ghp_FAKEleak9": 1, "ghp_FAKEleak9": 2}]',
+         "in.json: expected a JSON object of names to strings, got array"),
+    ],
+)
+def test_parse_json_never_shows_a_key_that_is_not_a_name(text: str, expected: str) -> None:
+    with pytest.raises(StoreFormatError) as info:
+        parse_json(text, source="in.json")
+    assert str(info.value) == expected
+    assert "FAKEleak9" not in str(info.value)
+
+
 def test_parse_json_strips_input_from_decoder_message(monkeypatch: pytest.MonkeyPatch) -> None:
     # Python's pure-Python JSON scanner appends input after a colon
     # ("Invalid \\escape: 'Z'"); only the part before it may be shown.
@@ -560,14 +594,21 @@ def test_parse_import_explicit_format() -> None:
 # --------------------------------------------------------------------------- templates
 
 
-def test_template_ref_regex() -> None:
-    assert TEMPLATE_REF.fullmatch("{{ secret:A_1 }}")
-    assert TEMPLATE_REF.fullmatch("{{secret:A}}")
-    assert TEMPLATE_REF.fullmatch("{{\tsecret:A  }}")
-    assert not TEMPLATE_REF.fullmatch("{{ secret: A }}")
-    assert not TEMPLATE_REF.fullmatch("{{ secret:1A }}")
-    assert not TEMPLATE_REF.fullmatch("{ secret:A }")
-    assert not TEMPLATE_REF.fullmatch("{{\nsecret:A\n}}")  # blanks only, no newlines
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("{{ secret:A_1 }}", "A_1"),
+        ("{{secret:A}}", "A"),
+        ("{{\tsecret:A  }}", "A"),
+        ("{{ secret:A}}", "A"),
+        ("{{  secret:A\t\t}}", "A"),
+        ("{{ secret:" + "A" * 255 + " }}", "A" * 255),
+    ],
+)
+def test_template_reference_forms(text: str, name: str) -> None:
+    # Blanks (spaces, tabs) are optional between the braces and secret:NAME.
+    assert template_references(text) == [name]
+    assert render_template(f"<{text}>", {name: "fake-value"}) == "<fake-value>"
 
 
 def test_template_references_unique_in_order() -> None:
@@ -592,12 +633,61 @@ def test_render_template_values_are_not_rescanned_or_escape_processed() -> None:
 
 
 def test_render_template_leaves_other_text_alone() -> None:
+    # Only `{{`, blanks, `secret`, blanks, `:` starts a reference: Jinja, Helm and Go
+    # templates, and text that merely mentions a secret, pass through untouched.
     text = (
-        "{{ other }} {{ secret: A }} { secret:A } {{ SECRET:A }} {{ secret:A-B }}"
-        " ${A} $A {% raw %} \r\n\ttabs ünïcödé \\ '\"\n"
+        "{{ other }} { secret:A } {{ .Values.secret }} {{ secret }} {{ secrets.A }}"
+        " {{- if .Values.secret }} {{ secret_key }} {{ mysecret:A }} secret:A {{{ {{ }}"
+        " {{\nsecret:A\n}} ${A} $A {% raw %} \r\n\ttabs ünïcödé \\ '\"\n"
     )
     assert render_template(text, {}) == text
     assert render_template(text, {"A": "fake"}) == text
+    assert template_references(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("b={{ secret:db-password }}\n", "template line 1: malformed secret reference: not a valid secret name"),
+        ("x\nc={{ secret: DB_PASSWORD }}\n",
+         "template line 2: malformed secret reference: a blank after 'secret:' (write {{ secret:DB_PASSWORD }})"),
+        ("{{ SECRET:A }}", "template line 1: malformed secret reference: 'secret' must be lowercase (write {{ secret:A }})"),
+        ("{{ secret :A }}", "template line 1: malformed secret reference: a blank before the ':' (write {{ secret:A }})"),
+        ("{{ Secret : fake-value }}",
+         "template line 1: malformed secret reference: 'secret' must be lowercase; a blank before the ':';"
+         " a blank after 'secret:'; not a valid secret name"),
+        ("{{ secret: }}", "template line 1: malformed secret reference: a blank after 'secret:'; no secret name"),
+        ("{{secret:}}", "template line 1: malformed secret reference: no secret name"),
+        ("{{ secret:1A }}", "template line 1: malformed secret reference: not a valid secret name"),
+        ("{{ secret:A B }}", "template line 1: malformed secret reference: not a valid secret name"),
+        ("{{ secret:" + "A" * 256 + " }}", "template line 1: malformed secret reference: not a valid secret name"),
+        ("a\n\n{{ secret:A }\n", "template line 3: malformed secret reference: no '}}' closes it on the same line"),
+        ("{{ secret:A\n}}", "template line 1: malformed secret reference: no '}}' closes it on the same line"),
+        ("{{ secret:A", "template line 1: malformed secret reference: no '}}' closes it on the same line"),
+        ("{{ secret:ok }} {{ secret:f@ke }}\n{{ secret:A }}\n{{ secret:x-1 }} {{ secret:x-2 }}\n{{ secret: y }}",
+         "template line 1: malformed secret reference: not a valid secret name (more on lines 3, 4)"),
+        ("{{ secret:f@ke }} {{ secret:f@ke }}",
+         "template line 1: malformed secret reference: not a valid secret name (and more on the same line)"),
+    ],
+)
+def test_malformed_template_reference_is_an_error(text: str, message: str) -> None:
+    for call in (lambda: render_template(text, {"A": "fake-value", "ok": "fake-value"}),
+                 lambda: template_references(text)):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert str(info.value) == message
+        assert info.value.exit_code == 2
+        assert info.value.hint is not None and "{{ secret:NAME }}" in info.value.hint
+        assert "fake-value" not in str(info.value) and "f@ke" not in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_template_scan_is_linear_on_a_long_unclosed_reference() -> None:
+    # 2 MB of blanks and single braces after an unclosed `{{ secret:` would be
+    # quadratic for a pattern that backtracks; this one scans it once.
+    text = "{{ secret:A" + " }" * 1_000_000 + "\n"
+    with pytest.raises(UsageError, match="no '}}' closes it"):
+        template_references(text)
 
 
 @settings(max_examples=200, deadline=None)

@@ -92,3 +92,38 @@ def test_inject_refuses_an_output_in_a_missing_directory(seeded: Store, cli_run:
     assert not (tmp_path / "typo").exists()
     done = cli_run("inject", "-i", str(template), "-o", str(tmp_path))
     assert done.returncode == 2 and b"is a directory" in done.stderr
+
+
+def test_inject_refuses_a_malformed_reference_and_writes_nothing(
+    seeded: Store, cli_run: Run, tmp_path: Path
+) -> None:
+    """`{{ secret:db-password }}` and `{{ secret: DB_PASSWORD }}` used to be copied through, exit 0."""
+    template = tmp_path / "c.tpl"
+    template.write_text("a={{ secret:API_TOKEN }}\nb={{ secret:db-password }}\nc={{ secret: DB_PASSWORD }}\n")
+    out = tmp_path / "out.conf"
+    done = cli_run("inject", "-i", str(template), "-o", str(out))
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode().splitlines() == [
+        "secretstore: error: template line 2: malformed secret reference: not a valid secret name (more on line 3)",
+        "secretstore: hint: write {{ secret:NAME }} on one line, 'secret' in lowercase, no blank around the ':'; "
+        "NAME is a letter, then letters, digits or '_' (at most 255); nothing was written",
+    ]
+    assert not out.exists()
+    done = cli_run("inject", "-i", "-", input=b"c={{ secret: DB_PASSWORD }}\n")
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode().splitlines()[0] == (
+        "secretstore: error: template line 1: malformed secret reference: "
+        "a blank after 'secret:' (write {{ secret:DB_PASSWORD }})"
+    )
+    assert b"fake-" not in done.stderr
+
+
+def test_inject_leaves_other_template_languages_alone(seeded: Store, cli_run: Run) -> None:
+    text = (
+        "{{- if .Values.secret }}\npassword: {{ .Values.secret | b64enc }}\n{{- end }}\n"
+        "jinja: {{ secret }} {{ secrets.API_TOKEN }} {% if secret %}x{% endif %}\n"
+        "token: {{ secret:API_TOKEN }}\n"
+    )
+    done = cli_run("inject", "-i", "-", input=text.encode())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == text.replace("{{ secret:API_TOKEN }}", "fake-team-token")
