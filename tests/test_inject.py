@@ -116,6 +116,10 @@ def test_inject_refuses_a_malformed_reference_and_writes_nothing(
         "a blank after 'secret:' (write {{ secret:DB_PASSWORD }})"
     )
     assert b"fake-" not in done.stderr
+    # refused before any secret was read: no audit line claims an inject read them
+    from secretstore import audit
+
+    assert [e.fields.get("command") for e in audit.read(seeded.root) if e.fields].count("inject") == 0
 
 
 def test_inject_leaves_other_template_languages_alone(seeded: Store, cli_run: Run) -> None:

@@ -93,7 +93,7 @@ def import_command(args: Args) -> None:
 
 def inject_command(args: Args) -> None:
     from secretstore import fsio
-    from secretstore.formats import render_template
+    from secretstore.formats import render_template, template_references
 
     template = args.get("template")
     if not isinstance(template, str):
@@ -101,6 +101,7 @@ def inject_command(args: Args) -> None:
     output = args.get("output")
     target = None if output is None or output == "-" else output_target(str(output), "--out")
     text, _source = read_text(template, "template")
+    template_references(text)  # a malformed reference is refused before any secret is read (or logged)
     rendered = render_template(text, _merged(args, "inject")).encode("utf-8")
     if target is None:
         write_stdout(rendered)
