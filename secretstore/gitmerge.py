@@ -839,6 +839,12 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
     theirs, as ``git checkout --ours/--theirs`` uses them). Nothing but that
     name changes. Returns the names still in conflict; with none left, the
     file is written without the marker.
+
+    Only a file the driver wrote for this user, in a merge still in progress, is
+    resolved (``_check_left_by_driver``): the result is signed by you with a counter
+    above everything read, so resolving a file committed with a marker in front of an
+    old, genuinely signed body would re-sign that old body (old recipients, old data
+    key, no rotate marks) as the newest version.
     """
     assert side in ("ours", "theirs")
     data = store.read_bytes(scope)
@@ -847,6 +853,12 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
     pending = scopefile.unmerged_names(data)
     if pending is None:
         raise UsageError(f"{scope.relpath} is not unmerged: nothing to resolve")
+    if b"\n" not in data:
+        raise SecretStoreError(
+            f"{scope.relpath} is only an unmerged marker line, with no file after it: "
+            "the merge driver never writes that; refusing to resolve it",
+            hint=f"restore it from history (git log -- {scope.relpath}), or ask who wrote it",
+        )
     if not pending:
         raise UsageError(
             f"{scope.relpath} could not be merged at all, so there is no name to resolve",
@@ -854,13 +866,21 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
         )
     if name not in pending:
         raise UsageError(f"{name} is not in conflict in {scope.relpath} (in conflict: {', '.join(pending)})")
+    from secretstore.errors import RollbackError
+
     body = data[data.index(b"\n") + 1 :]
     with fsio.locked(store.root):
         merged_file = store.parse(scope, body)
-        unlocked = store.unlock_file(scope, merged_file, identity, check_counter=False)
+        their_bytes = _check_left_by_driver(store, scope, data, merged_file, identity)
+        try:  # checked as any read, counter included: the driver recorded the one it signed with
+            unlocked = store.unlock_file(scope, merged_file, identity)
+        except RollbackError as exc:
+            raise RollbackError(
+                f"{exc.message} (not the file your merge left)",
+                hint=f"to merge it again: git checkout -m -- {scope.relpath}",
+            ) from None
         if side == "theirs":
-            stage = _git_stage(store.root, scope.relpath, 3)
-            other = store.unlock_file(scope, store.parse(scope, stage), identity,
+            other = store.unlock_file(scope, store.parse(scope, their_bytes), identity,
                                       f"{scope.relpath} (theirs)", check_counter=False)
             state = _decrypt_states(other.file, other.keys, scope.relpath).get(name)
             if state is not None and not state[3] and _sealed_to_removed(
@@ -881,6 +901,86 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
         fsio.atomic_write(store.path(scope), sealed)
         trust.wrote(scope.relpath, merged_file.store_id, counter)
     return remaining
+
+
+def _check_left_by_driver(store: Store, scope: Scope, data: bytes, merged: ScopeFile, identity: Identity) -> bytes:
+    """Refuse an unmerged file the merge driver did not write for you in a merge in progress;
+    return git's theirs of it (stage 3).
+
+    The marker is a line anyone who can push can commit, in front of any file a trusted
+    writer once signed. Only the driver's own output has all of: git's index holds the path
+    in conflict with both sides (the driver runs only then); the file is not git's ours as
+    it was (a side the driver refuses, one already marked for one, is left untouched) and its
+    counter is above both sides' (the driver signs above both, as each resolve after it
+    does); and you signed it (the driver signs as the local user).
+    """
+    relpath = scope.relpath
+    stages = _conflict_stages(store.root, relpath)
+    if not stages:
+        raise SecretStoreError(
+            f"{relpath} is marked unmerged but git has no merge of it in progress: it was committed that way "
+            "(by whoever pushed it), not left by your merge; refusing to resolve it",
+            hint=f"restore it from history (git log -- {relpath}), or ask who pushed it; if your own merge "
+            f"left it and you git added it already: git checkout -m -- {relpath}",
+        )
+    if not {2, 3} <= stages:
+        raise SecretStoreError(
+            f"{relpath} is marked unmerged but git's conflict on it lacks a side (deleted on one): "
+            "the merge driver did not write it; refusing to resolve it",
+            hint=f"keep one side (git checkout --ours -- {relpath}, --theirs, or git rm it), then git add it",
+        )
+    ours, theirs = _git_stage(store.root, relpath, 2), _git_stage(store.root, relpath, 3)
+    if data == ours:
+        raise SecretStoreError(
+            f"{relpath} is your side of the merge as it was committed, marked unmerged: the merge driver "
+            "refused to merge it and left it untouched, it did not write it; refusing to resolve it",
+            hint=f"restore it from history (git log -- {relpath}), or ask who committed it",
+        )
+    sides = max(_counter_of(ours, relpath), _counter_of(theirs, relpath))
+    if merged.counter <= sides:
+        raise SecretStoreError(
+            f"{relpath} (unmerged) is version {merged.counter}, not above both sides of the merge "
+            f"(version {sides}): the merge driver signs above both, so it did not write it; refusing to resolve it",
+            hint=f"to merge it again: git checkout -m -- {relpath}",
+        )
+    if merged.signer != identity.public_text:
+        from secretstore.trust import short
+
+        raise SecretStoreError(
+            f"{relpath} (unmerged) is signed by {short(merged.signer) or 'nobody'}, not by you: the merge "
+            "driver signs as you, so it did not write it; refusing to resolve it",
+            hint=f"to merge it again: git checkout -m -- {relpath}",
+        )
+    return theirs
+
+
+def _conflict_stages(root: str, relpath: str) -> set[int]:
+    """The stages (1 base, 2 ours, 3 theirs) git's index holds for ``relpath`` in conflict: none
+    when no merge (rebase, cherry-pick, ...) left it unmerged, or ``root`` is in no checkout."""
+    try:
+        done = subprocess.run(["git", "-C", root, "ls-files", "-u", "-z", "--", f":(literal){relpath}"],
+                              capture_output=True, check=False)
+    except FileNotFoundError:
+        raise SecretStoreError("git is not installed (or not on PATH)") from None
+    if done.returncode != 0:
+        return set()
+    stages = set()
+    for record in done.stdout.split(b"\0"):
+        info, _tab, path = record.partition(b"\t")
+        fields = info.split()
+        if path == relpath.encode() and len(fields) == 3 and fields[2] in (b"1", b"2", b"3"):
+            stages.add(int(fields[2]))
+    return stages
+
+
+def _counter_of(data: bytes, where: str) -> int:
+    """The counter of one side in git's index (behind an unmerged marker, if any); 0 if it does not parse."""
+    if data.startswith(UNMERGED_MARKER):
+        data = data.partition(b"\n")[2]
+    try:
+        return scopefile.parse(data, where).counter
+    except SecretStoreError:
+        return 0
 
 
 def _base_readers(root: str, scope: Scope) -> set[bytes]:

@@ -437,7 +437,8 @@ def unmerged_names(data: bytes) -> list[str] | None:
     """The names left in conflict by the merge driver; [] for a whole-file conflict; None if not unmerged."""
     if not data.startswith(UNMERGED_MARKER):
         return None
-    line = data[len(UNMERGED_MARKER) : data.find(b"\n")].decode("utf-8", "replace")
+    end = data.find(b"\n")  # a marker without a newline (never written by the driver) is all line
+    line = data[len(UNMERGED_MARKER) : end if end >= 0 else len(data)].decode("utf-8", "replace")
     if line.startswith("*"):
         return []
     return [name for name in line.split() if is_valid_name(name)]
