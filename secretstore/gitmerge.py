@@ -22,6 +22,9 @@ The driver merges scope files entry by entry and the roster member by member:
   commit the other branch was cut from, so it is never alone proof of an add: a
   side's version of a name that the other side's history (in the file, or in git's
   history of ours) already held brings nothing new (``_stale``, ``git_lineage``),
+  nor does a previous version of theirs that ours' file no longer holds but its
+  git history did (ours purged it, or dropped it past the history limit): it is
+  left out of the merged history (``_moved_past``),
   and in the roster a revoked key stays revoked (``merge_rosters``);
 - a side sealed to a reader the result drops because the ancestor had it (the
   other side removed it) or it is revoked marks "rotate needed" every merged
@@ -40,6 +43,7 @@ The driver merges scope files entry by entry and the roster member by member:
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -71,9 +75,11 @@ _UPDATED_RULES = {  # what 0.2.0's setup wrote -> what replaces it
 }
 
 
-# Given name -> (updated, writer) of theirs' version of it that the merge would take, the
-# names whose version ours' own history (git's, of this file) already held.
-Lineage = Callable[[dict[str, tuple[str, "str | None"]]], set[str]]
+# A version of a name as git's history can see it without a key: (name, updated, writer).
+VersionKey = tuple[str, str, "str | None"]
+# Given versions of theirs (current or previous, or a deletion) that ours' file does not hold,
+# those some version of ours' file in git's history of ours held: ours moved past them.
+Lineage = Callable[[set[VersionKey]], set[VersionKey]]
 
 
 class MergeConflictError(SecretStoreError):
@@ -83,6 +89,8 @@ class MergeConflictError(SecretStoreError):
 # A name's decrypted state: (current value or None when deleted, updated, writer, rotate,
 # history as (updated, writer, value) triples)
 _State = tuple[str | None, str, str | None, bool, tuple[tuple[str, str | None, str], ...]]
+# One version of a name, decrypted: (updated, writer, value)
+_Version = tuple[str, str | None, str]
 
 
 class _Side:
@@ -278,7 +286,8 @@ def merge_scope_files(
     With conflicts, the returned file holds ours' state of those names (the
     caller marks the file unmerged). MergeConflictError when the sides cannot
     be merged at all. ``lineage`` (the driver's: git's history of ours) tells
-    which of theirs' versions ours already had and dropped (see ``_stale``).
+    which of theirs' versions, current or previous, ours already had and dropped
+    (see ``_stale``, ``_moved_past``): neither is brought back.
     """
     if scope is None:
         head = scopefile.parse(ours, path)
@@ -296,41 +305,38 @@ def merge_scope_files(
 
     chosen: dict[str, tuple[_Side | None, _State]] = {}  # side None: a state made here (merged history)
     conflicts = []
-    takes_theirs: dict[str, tuple[str, str | None]] = {}  # name -> theirs' version it would take
     names = set(our_side.file.entries) | set(their_side.file.entries)
     if base_side is not None:
         names |= set(base_side.file.entries)
     keep = store.history_limit(identity)
+    moved_past = _moved_past(our_side, their_side, base_side, lineage)
     for name in sorted(names):
         o, t = our_side.states.get(name), their_side.states.get(name)
+        # theirs' previous versions ours moved past: no merged history holds them (a purge stands)
+        gone = _gone(t, o, name, moved_past)
         pick: tuple[_Side | None, _State | None]
         if o == t or not their_side.changed(name, base_side):
             pick = (our_side, o)
         elif _stale(t, o):
-            pick = _ours_stands(our_side, o, t, keep)
+            pick = _ours_stands(our_side, o, t, keep, gone)
         elif not our_side.changed(name, base_side):
-            pick = (their_side, t)
+            pick = (None, _without(t, gone)) if gone and t is not None else (their_side, t)
         elif o is not None and t is not None and o[0] == t[0]:
-            pick = (None, _same_value(o, t, keep))  # the same value on both sides: histories merged
+            pick = (None, _same_value(o, t, keep, gone))  # the same value on both sides: histories merged
         elif _value_of(t) == _value_of(base_state := _base_state(base_side, name)) and o is not None:
-            pick = (None, _merged_history(o, t, keep))  # theirs changed only history (set, then deleted)
+            pick = (None, _merged_history(o, t, keep, gone))  # theirs changed only history (set, then deleted)
         elif _value_of(o) == _value_of(base_state) and t is not None:
-            pick = (None, _merged_history(t, o, keep))
+            pick = (None, _merged_history(t, o, keep, gone))
         else:
             conflicts.append(name)
             pick = (our_side, o)
+        if (t is not None and pick[1] is not None and pick[1][:3] == t[:3] and (o is None or o[:3] != t[:3])
+                and (name, t[1], t[2]) in moved_past):
+            # the merge would take theirs' version, which ours' history held and moved past
+            # (changed, deleted, purged): ours' state stands
+            pick = _ours_stands(our_side, o, t, keep, gone)
         if pick[1] is not None:
             chosen[name] = (pick[0], pick[1])
-        if t is not None and pick[1] is not None and pick[1][:3] == t[:3] and (o is None or o[:3] != t[:3]):
-            takes_theirs[name] = (t[1], t[2])  # theirs' version, which ours does not hold now
-    for name in lineage(takes_theirs) if lineage is not None and takes_theirs else ():
-        # ours' history held theirs' version and moved past it (changed, deleted, purged)
-        o = our_side.states.get(name)
-        stands, state = _ours_stands(our_side, o, their_side.states.get(name), keep)
-        if state is None:
-            chosen.pop(name, None)
-        else:
-            chosen[name] = (stands, state)
 
     revoked = _revoked(store, identity)
     recipients_merged = _merge_recipients(base_side, our_side, their_side, revoked, path,
@@ -397,26 +403,75 @@ def _stale(theirs: _State | None, ours: _State | None) -> bool:
     return (theirs[1], theirs[2], theirs[0]) in ours[4]
 
 
-def _ours_stands(ours: _Side, o: _State | None, t: _State | None, keep: int) -> tuple[_Side | None, _State | None]:
+def _versions(state: _State | None) -> set[_Version]:
+    """The versions of a name a side's file holds: current (unless deleted) and previous."""
+    if state is None:
+        return set()
+    return set(state[4]) | ({(state[1], state[2], state[0])} if state[0] is not None else set())
+
+
+def _moved_past(ours: _Side, theirs: _Side, base: _Side | None, lineage: Lineage | None) -> set[VersionKey]:
+    """Theirs' versions of the names theirs changed (current, previous, or a deletion) that
+    ours' file does not hold but some version of it in git's history of ours held.
+
+    Ours had those and moved past them: changed, deleted, purged, or dropped past the
+    history limit (the file keeps no trace of which: a purge and a trim look alike, and
+    both stay dropped, so a purged value never comes back through the other side's copy
+    of the name's history). Versions ours never held (a change made only on the other
+    branch) are not found and merge as before. One pass over git's history for the file.
+    """
+    if lineage is None:
+        return set()
+    wanted: set[VersionKey] = set()
+    for name, t in theirs.states.items():
+        o = ours.states.get(name)
+        if o == t or not theirs.changed(name, base):
+            continue  # ours' state is taken
+        if o is None or o[:3] != t[:3]:
+            wanted.add((name, t[1], t[2]))
+        mine = _versions(o)
+        wanted |= {(name, when, who) for when, who, value in t[4] if (when, who, value) not in mine}
+    return lineage(wanted) if wanted else set()
+
+
+def _gone(theirs: _State | None, ours: _State | None, name: str, moved_past: set[VersionKey]) -> frozenset[_Version]:
+    """Theirs' previous versions of ``name`` that ours moved past (``_moved_past``): left out
+    of any history the merge makes. Never one ours' file still holds."""
+    if theirs is None or not moved_past:
+        return frozenset()
+    mine = _versions(ours)
+    return frozenset(v for v in theirs[4] if v not in mine and (name, v[0], v[1]) in moved_past)
+
+
+def _without(state: _State, gone: frozenset[_Version]) -> _State:
+    """``state`` with the previous versions in ``gone`` left out."""
+    return (state[0], state[1], state[2], state[3], tuple(v for v in state[4] if v not in gone))
+
+
+def _ours_stands(ours: _Side, o: _State | None, t: _State | None, keep: int,
+                 gone: frozenset[_Version] = frozenset()) -> tuple[_Side | None, _State | None]:
     """Ours' state of a name whose version in theirs ours has moved past: ours' value and
-    history (none when ours purged it), with theirs' history and "rotate needed" merged in
-    as ``_merged_history`` does when ours still holds the name."""
+    history (none when ours purged it), with theirs' history (but for ``gone``) and "rotate
+    needed" merged in as ``_merged_history`` does when ours still holds the name."""
     if o is None:
         return (ours, None)
-    kept = _merged_history(o, t, keep)
+    kept = _merged_history(o, t, keep, gone)
     return (ours, o) if kept == o else (None, kept)
 
 
-def _merged_history(chosen: _State, other: _State | None, keep: int) -> _State:
-    """``chosen``'s value, with the other side's history versions merged in.
+def _merged_history(chosen: _State, other: _State | None, keep: int,
+                    gone: frozenset[_Version] = frozenset()) -> _State:
+    """``chosen``'s value, with the other side's history versions merged in, but for ``gone``
+    (theirs' versions ours moved past: ``_gone``).
 
     "Rotate needed" is kept from the other side too when the chosen value is one
     that side held (current or previous) when it was marked: a recipient removed
     there could read it, whichever side brought the value back (a rollback, an undelete).
+    That looks at all the other side held, ``gone`` included: more marks, never fewer.
     """
     if other is None:
         return chosen
-    versions = sorted(set(chosen[4]) | set(other[4]), key=lambda v: (v[0], v[1] or "", v[2]))
+    versions = sorted((set(chosen[4]) | set(other[4])) - gone, key=lambda v: (v[0], v[1] or "", v[2]))
     rotate = chosen[3] or (other[3] and _exposed_value(chosen) in {other[0], *(v[2] for v in other[4])})
     return (chosen[0], chosen[1], chosen[2], rotate, tuple(versions[-keep:]) if keep > 0 else ())
 
@@ -435,14 +490,15 @@ def _exposed_value(state: _State) -> str | None:
     return state[4][-1][2] if state[4] else None
 
 
-def _same_value(ours: _State, theirs: _State, keep: int) -> _State:
+def _same_value(ours: _State, theirs: _State, keep: int, gone: frozenset[_Version] = frozenset()) -> _State:
     """Both sides hold the same value (or both deleted it): the later change, and both histories.
 
-    History versions are merged entry by entry (each once, oldest first), and
-    the newest ``keep`` are kept, as a write would.
+    History versions are merged entry by entry (each once, oldest first), but for
+    ``gone`` (theirs' versions ours moved past: ``_gone``), and the newest ``keep``
+    are kept, as a write would.
     """
     later = ours if ours[1] >= theirs[1] else theirs
-    merged = _merged_history(later, ours if later is theirs else theirs, keep)
+    merged = _merged_history(later, ours if later is theirs else theirs, keep, gone)
     return (merged[0], merged[1], merged[2], ours[3] or theirs[3], merged[4])
 
 
@@ -703,29 +759,42 @@ def git_lineage(path: str, cwd: str = ".") -> Lineage:
     The merge base cannot say whether a name present only in theirs was added there or
     is an old version replayed on a branch cut from before the name existed: a purge
     leaves no trace in the file. Ours' history can: if some version of the file ours
-    descends from already held theirs' version of the name (same name, time and writer:
-    plaintext, so no key is needed to look), ours has seen that version and moved past
-    it (deleted, purged, changed), and theirs brings nothing new. Looking finds only
-    narrowing: a crafted old commit in ours' history can at worst keep theirs' version
-    out. Without git (or a HEAD) nothing is found, and the merge is the plain three-way one.
+    descends from already held theirs' version of the name, current or previous (same
+    name, time and writer: plaintext, so no key is needed to look, and what a rotation's
+    re-encryption keeps, unlike the nonce), ours has seen that version and moved past it
+    (deleted, purged, changed, or dropped past the history limit), and theirs brings
+    nothing new: neither as the current value nor in the name's history. Looking finds
+    only narrowing: a crafted old commit in ours' history can at worst keep theirs'
+    version out. Without git (or a HEAD) nothing is found, and the merge is the plain
+    three-way one.
     """
 
-    def held(wanted: dict[str, tuple[str, str | None]]) -> set[str]:
-        needles = {name: _version_needles(name, updated, writer) for name, (updated, writer) in wanted.items()}
-        found: set[str] = set()
+    def held(wanted: set[VersionKey]) -> set[VersionKey]:
+        found: set[VersionKey] = set()
         for blob in _blobs_of(path, cwd):
-            found |= {name for name, pair in needles.items() if name not in found and any(n in blob for n in pair)}
-            if len(found) == len(needles):
+            keys = _version_keys(blob)
+            loose = {(name, updated) for name, updated, _writer in keys}  # a version with no writer (0.1)
+            found |= {key for key in wanted - found if key in keys or (key[2] is None and key[:2] in loose)}
+            if len(found) == len(wanted):
                 break
         return found
 
     return held
 
 
-def _version_needles(name: str, updated: str, writer: str | None) -> tuple[bytes, bytes]:
-    """How a version of ``name`` starts in a file, as its current value and as a previous one."""
-    fields = f'\nupdated = "{updated}"\n' + (f'writer = "{writer}"\n' if writer else "")
-    return (f"\n[secrets.{name}]{fields}".encode(), f"\n[[secrets.{name}.history]]{fields}".encode())
+_VERSION_HEAD = re.compile(
+    rb"\n(?:\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]|\[\[secrets\.([A-Za-z][A-Za-z0-9_]*)\.history\]\])\n"
+    rb'updated = "([^"\n]*)"\n(?:writer = "([^"\n]*)"\n)?'
+)
+
+
+def _version_keys(blob: bytes) -> set[VersionKey]:
+    """The (name, updated, writer) of every version a file holds, current (or a deletion) and previous."""
+    return {
+        ((m[1] or m[2]).decode("ascii"), m[3].decode("utf-8", "replace"),
+         None if m[4] is None else m[4].decode("utf-8", "replace"))
+        for m in _VERSION_HEAD.finditer(blob)
+    }
 
 
 def _blobs_of(path: str, cwd: str) -> Iterator[bytes]:
