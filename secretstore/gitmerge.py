@@ -952,6 +952,11 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
             other = store.unlock_file(scope, store.parse(scope, their_bytes), identity,
                                       f"{scope.relpath} (theirs)", check_counter=False)
             state = _decrypt_states(other.file, other.keys, scope.relpath).get(name)
+            if state is not None:  # the driver's rule: no version ours moved past (a purge) comes back
+                mine = _decrypt_states(unlocked.file, unlocked.keys, scope.relpath).get(name)
+                wanted = {(name, when, who) for when, who, value in state[4] if (when, who, value) not in _versions(mine)}
+                if wanted:
+                    state = _without(state, _gone(state, mine, name, git_lineage(scope.relpath, store.root)(wanted)))
             if state is not None and not state[3] and _sealed_to_removed(
                 other.file, set(_readers(merged_file)), _revoked(store, identity) | _base_readers(store.root, scope)
             ):  # the driver's rule: theirs was sealed to a reader the merge removed

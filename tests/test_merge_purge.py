@@ -170,3 +170,24 @@ def test_history_only_the_other_branch_saw_is_still_merged_around_a_purge(people
     assert rows[1]["writer"] == carol.key
     assert alice.ss("get", "team", "--name=X", "--version=1").stdout == "fake-carol-between"
     _assert_nowhere(alice)
+
+
+@needs_git
+def test_resolving_with_theirs_does_not_bring_back_a_purged_value(people) -> None:  # type: ignore[no-untyped-def]
+    """Alice purges X and sets a new value while Carol, off C2, sets one too: X is in conflict.
+    `git resolve --theirs` takes Carol's value, without the versions Alice purged."""
+    alice = people["alice"]
+    carol = _carol_at_c2(people)
+    carol.ss("set", "team", "--name=X", "--value=fake-carol-new")
+    _push_side(carol)
+    alice.ss("delete", "team", "--name=X", "--purge")
+    alice.ss("set", "team", "--name=X", "--value=fake-alice-new")
+    alice.git("commit", "-q", "-am", "X leaked: purged, changed at its source")
+
+    merged = merge(alice, "side")
+    assert merged.returncode != 0  # both changed X
+    assert alice.ss("git", "resolve", "team", "--name=X", "--theirs").returncode == 0
+    assert alice.ss("get", "team", "--name=X").stdout == "fake-carol-new"
+    assert LEAKED not in [alice.ss("get", "team", "--name=X", f"--version={row['version']}").stdout
+                          for row in _history(alice, "X")]
+    _assert_nowhere(alice)
