@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from secretstore import fsio
 from secretstore import identity as identities
-from secretstore.errors import NotRecipientError, SecretStoreError, UnmergedError
+from secretstore.errors import NotRecipientError, SecretStoreError, UnmergedError, UnsignedFileError
 from secretstore.keys import PublicKey
 from secretstore.recipients import Roster
 from secretstore.records import Record
@@ -25,6 +25,8 @@ from secretstore.store import Scope, Store
 from secretstore.trust import ENV_TRUST, ENVIRONMENT, UNVERIFIED, short, state_path
 
 OK, INFO, WARN, ERROR = "ok", "info", "warning", "error"
+UNSIGNED = ("not signed (written by secretstore 0.1): every command refuses it, as anyone who can write the store "
+            "could have made it; only if you wrote this store yourself with 0.1, run 'secretstore upgrade'")
 
 
 class Finding(Record):
@@ -148,15 +150,15 @@ def diagnose(store: Store, verify: identities.Identity | None = None) -> list[Fi
 
     try:
         roster = trust.roster()
+    except UnsignedFileError:
+        findings.append(Finding(ERROR, f"recipients.toml: {UNSIGNED}"))
+        roster = None
     except SecretStoreError as exc:
         refused("recipients.toml", exc)
         roster = None
     if roster is None:
         if not any(f.message.startswith("recipients.toml:") for f in findings):
             findings.append(Finding(INFO, "recipients.toml: none; new scope files are sealed to their writer only"))
-    elif not roster.signed:
-        findings.append(Finding(ERROR, "recipients.toml: not signed (written by secretstore 0.1): its writer is "
-                                       "unverified; run 'secretstore upgrade'"))
     else:
         wide = [m for m in roster.members if m.store_wide]
         scoped = [m for m in roster.members if not m.store_wide]
@@ -212,6 +214,8 @@ def _scope_findings(
         store.verify(scope, file, me)
     except UnmergedError as exc:
         return [Finding(ERROR, f"{scope}: {_problem(exc)}")]
+    except UnsignedFileError:
+        return [Finding(ERROR, f"{scope}: {UNSIGNED}")]
     except SecretStoreError as exc:
         refused(str(scope), exc)
         return findings
@@ -219,20 +223,15 @@ def _scope_findings(
     damaged = _damaged_history(file)
     if damaged:
         findings.append(Finding(ERROR, damaged))
-    if not file.signed:
-        findings.append(Finding(ERROR, f"{scope}: not signed (written by secretstore 0.1): its writer is "
-                                       "unverified; run 'secretstore upgrade'"))
-    else:
-        newest = f", the newest you have read is {seen}" if seen and seen != file.counter else ""
-        findings.append(Finding(OK, f"{scope}: version {file.counter}{newest}, signed by "
-                                    f"{_who(store, me, file.signer)}, whom you trust for it"))
+    newest = f", the newest you have read is {seen}" if seen and seen != file.counter else ""
+    findings.append(Finding(OK, f"{scope}: version {file.counter}{newest}, signed by "
+                                f"{_who(store, me, file.signer)}, whom you trust for it"))
     keys = {PublicKey.decode(s.public_key).box_key: s for s in file.recipients}
     # Expected: you, its writer and the roster's members for this scope. Without a roster a scope
     # is expected to be sealed to its writer only, so deleting recipients.toml must not silence this.
     # The file's own writer is always one of its recipients.
     expected = {me.box_key} if me is not None else set()
-    if file.signed:
-        expected.add(PublicKey.decode(file.signer).box_key)
+    expected.add(PublicKey.decode(file.signer).box_key)  # verified above: only signed files get here
     if roster is not None:
         expected |= {m.key.box_key for m in roster.members if m.covers(scope.tag)}
     extra = [s for key, s in keys.items() if key not in expected]

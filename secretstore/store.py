@@ -311,6 +311,48 @@ class SharingReport:
         self.exposed: list[tuple[Scope, list[str]]] = []
 
 
+class UpgradeFile(Record):
+    """A 0.1 scope file ``upgrade`` would sign: what it shows first (names, never a value) and a
+    digest of the bytes it was read from, so what is signed is exactly what was shown."""
+
+    __slots__ = ("deleted", "digest", "names", "recipients", "scope")
+    scope: Scope
+    names: list[str]  # live names, sorted
+    deleted: int  # names deleted (history only)
+    recipients: list[str]  # the stanzas' keys, with their labels ("ssk1... (bob)")
+    digest: bytes
+
+    def __init__(self, scope: Scope, names: list[str], deleted: int, recipients: list[str], digest: bytes) -> None:
+        self.scope = scope
+        self.names = names
+        self.deleted = deleted
+        self.recipients = recipients
+        self.digest = digest
+
+
+class UpgradePlan:
+    """What ``Store.upgrade`` would sign as the caller (``Store.upgrade_plan``), shown before it runs."""
+
+    __slots__ = ("files", "roster", "roster_digest", "skipped", "unchanged")
+
+    def __init__(self) -> None:
+        self.files: list[UpgradeFile] = []  # 0.1 files the caller can open (MAC checked)
+        self.skipped: list[tuple[Scope, str]] = []  # 0.1 files the caller cannot open
+        self.unchanged: list[Scope] = []  # already signed
+        # The 0.1 roster's members, who become store-wide members vouched for by the caller; None: no 0.1 roster.
+        self.roster: list[Member] | None = None
+        self.roster_digest = b""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to sign."""
+        return not self.files and self.roster is None
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """What was shown: the files to sign (by path and bytes) and the roster's bytes."""
+        return tuple((f.scope.relpath, f.digest) for f in self.files), self.roster_digest
+
+
 # Aliases for annotations inside Store, whose ``list`` method shadows the builtin there.
 Recipients = list[PublicKey]
 Scopes = list[Scope]
@@ -515,7 +557,7 @@ class Store:
         self, scope: Scope, file: ScopeFile, me: PublicKey | None, where: str = "", *, check_counter: bool = True
     ) -> bytes | None:
         """The writer's signature and ``me``'s trust in it (FORMAT.md, "Trust"); TrustError or
-        TamperedError when refused. Returns ``mac_input`` for reuse (None for a 0.1 file).
+        TamperedError when refused (a 0.1 file, unsigned, always is). Returns ``mac_input`` for reuse.
 
         ``check_counter=False`` is for the merge driver, whose two sides are branches:
         each is checked against their common ancestor instead.
@@ -523,8 +565,7 @@ class Store:
         where = where or scope.relpath
         trust = self.trust(me)
         if not file.signed:
-            trust.check_unsigned(where)
-            return None
+            trust.check_unsigned(where)  # raises: nothing vouches for a 0.1 file's writer
         body = envelope.check_signature(file, where)
         tag = scope_tag(file.entity, file.scope_id)
         trust.check_signed(
@@ -1038,13 +1079,9 @@ class Store:
     # --- the roster ----------------------------------------------------------------
 
     def _roster_for_write(self, identity: Identity) -> Roster:
-        """The roster to change (accepted), a 0.1 roster converted, or a new, empty one."""
+        """The roster to change (accepted), or a new, empty one; a 0.1 roster is refused (``upgrade`` signs it)."""
         roster = self.roster(identity.public)
-        if roster is None:
-            roster = Roster()
-        elif not roster.signed:
-            roster = Roster([Member(m.public_key, m.label) for m in roster.members])
-        return roster
+        return Roster() if roster is None else roster
 
     def _write_roster(self, roster: Roster, identity: Identity) -> None:
         """Endorse every member whose endorsement is missing or stale, sign, write, record the counter."""
@@ -1199,44 +1236,87 @@ class Store:
                 self.trust(identity.public).untrust_key(recipient.with_label(label))
         return report
 
-    def upgrade(self, identity: Identity) -> SharingReport:
-        """Sign every 0.1 (unsigned) file ``identity`` can open, and the 0.1 roster, as ``identity``.
+    def upgrade_plan(self, identity: Identity) -> UpgradePlan:
+        """What ``upgrade`` would sign as ``identity``: every 0.1 file it can open (MAC checked),
+        with its names (never a value), the 0.1 roster's members, and what it skips. Writes nothing."""
+        return self._survey(identity)[0]
 
-        The deliberate step that accepts a store's unsigned files: by running it,
-        the user vouches for what they hold (check the store first: anyone who could
-        write it could have made them). Signed files are left as they are; files the
-        identity cannot open are skipped (one of their recipients must upgrade them).
+    def _survey(self, identity: Identity) -> tuple[UpgradePlan, dict[str, tuple[ScopeFile, crypto.FileKeys]]]:
+        import hashlib
+
+        plan = UpgradePlan()
+        opened: dict[str, tuple[ScopeFile, crypto.FileKeys]] = {}
+        for scope in self.scopes():
+            first = self.read_head(scope)
+            head = None if first is None else scopefile.head_of(first)
+            if head is not None and head.signed:
+                plan.unchanged.append(scope)
+                continue
+            data = self.read_bytes(scope)
+            if data is None:
+                continue
+            file = self.parse(scope, data)
+            if file.signed:
+                plan.unchanged.append(scope)
+                continue
+            keys = envelope.unwrap(file, identity, scope.relpath)
+            if keys is None:
+                plan.skipped.append((scope, not_a_recipient(scope, identity).message))
+                continue
+            envelope.verify_mac(file, keys, scope.relpath)
+            names = sorted(file.live_names())
+            readers = [f"{s.public_key} ({s.label})" if s.label else s.public_key for s in file.recipients]
+            plan.files.append(UpgradeFile(scope, names, len(file.entries) - len(names), readers,
+                                          hashlib.sha256(data).digest()))
+            opened[scope.relpath] = (file, keys)
+        data = self.read_roster_bytes()
+        old_roster = None if data is None else recipients.parse(data, recipients.FILENAME)
+        if data is not None and old_roster is not None and not old_roster.signed:
+            plan.roster = list(old_roster.members)
+            plan.roster_digest = hashlib.sha256(data).digest()
+        return plan, opened
+
+    def upgrade(self, identity: Identity, shown: UpgradePlan) -> SharingReport:
+        """Sign, as ``identity``, the 0.1 (unsigned) files and 0.1 roster ``shown`` lists
+        (``upgrade_plan``, shown to the user and confirmed), exactly as they were shown.
+
+        The one step that accepts a store's unsigned files, which every other command
+        refuses: by confirming it the user vouches for what they hold, and for every key
+        the 0.1 roster lists (anyone who can write the store could have made them; run it
+        only on a store you wrote yourself with 0.1). Under the store lock the store is
+        surveyed again: if any file to sign, or the roster, is not the one shown, nothing
+        is written (SecretStoreError). Signed files are left as they are; files the identity
+        cannot open are skipped (one of their recipients must upgrade them).
         """
         report = SharingReport()
         trust = self.trust(identity.public)
         with fsio.locked(self.root):
+            plan, opened = self._survey(identity)
+            if plan.fingerprint() != shown.fingerprint():
+                raise SecretStoreError(
+                    "the store changed since upgrade showed what it would sign: nothing was signed",
+                    hint="run 'secretstore upgrade' again and check what it shows",
+                )
+            report.unchanged, report.skipped = plan.unchanged, plan.skipped
             data = self.read_roster_bytes()
             old_roster = None if data is None else recipients.parse(data, recipients.FILENAME)
             if old_roster is not None and old_roster.signed:
                 store_id = self.roster(identity.public).store_id  # type: ignore[union-attr]
             else:
                 store_id = trust.store_id_for_write()
-            for scope in self.scopes():
+            for item in plan.files:
+                scope = item.scope
                 self._clean_stale_temps(scope)
-                file = self.load(scope)
-                if file is None or file.signed:
-                    if file is not None:
-                        report.unchanged.append(scope)
-                    continue
-                keys = envelope.unwrap(file, identity, scope.relpath)
-                if keys is None:
-                    report.skipped.append((scope, not_a_recipient(scope, identity).message))
-                    continue
-                envelope.verify_mac(file, keys, scope.relpath)
+                file, keys = opened[scope.relpath]
                 unlocked = UnlockedScope(scope, file, keys)
                 unlocked.add_recipient(identity.public)  # your own stanza names your ssk2 key
                 file.store_id = store_id
                 self._write(unlocked, identity)
                 report.changed.append(scope)
-            if old_roster is not None and not old_roster.signed:
+            if plan.roster is not None:
                 me = identity.public
                 roster = Roster(
-                    [Member(me.text if m.key == me else m.public_key, m.label) for m in old_roster.members],
+                    [Member(me.text if m.key == me else m.public_key, m.label) for m in plan.roster],
                     store_id=store_id,
                 )
                 self._write_roster(roster, identity)

@@ -23,8 +23,10 @@ reader on its own (FORMAT.md, "Trust"):
 The state also records the store's id (a file of another store is refused)
 and the highest counter accepted per file, so an older file (a rollback, or
 a replayed copy from before a removal) is refused until the reader accepts
-it with ``secretstore accept-revert``. Once a reader has seen a signed file
-in a store, unsigned 0.1 files there are refused too.
+it with ``secretstore accept-revert``. Unsigned 0.1 files are refused by
+every reader, always: anyone who can write the store could have made one
+(only ``secretstore upgrade``, after showing them and asking, reads them to
+sign them).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from secretstore.keys import PUBLIC_PREFIX, PublicKey
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from collections.abc import Callable, Mapping
+    from typing import NoReturn
 
     from secretstore.recipients import Roster
 
@@ -104,7 +107,7 @@ class State:
         self.store = store
         self.exists = False
         self.store_id = ""
-        self.signed = False  # a signed file of this store was accepted: unsigned ones are refused
+        self.signed = False  # a signed file of this store was accepted (unsigned ones are always refused)
         self.writers: dict[str, dict[str, str]] = {}  # key text -> {"label", "how", "since"}
         self.revoked: dict[str, dict[str, str]] = {}
         self.counters: dict[str, int] = {}
@@ -428,8 +431,8 @@ class Trust:
 
         A signed roster must be signed by a key trusted store-wide (through its own
         endorsement chains from the explicit writers), be of this store and not older
-        than the one accepted before. An unsigned (0.1) roster is accepted only where
-        unsigned files are (``check_unsigned``); its members are never trusted writers.
+        than the one accepted before. An unsigned (0.1) roster is refused, as every
+        unsigned file is (``check_unsigned``).
         """
         if data is None:
             data = self._read_roster()
@@ -521,23 +524,20 @@ class Trust:
             self._check_counter(relpath, tag, counter)
         self._accept_signed(store_id)
 
-    def check_unsigned(self, relpath: str) -> None:
-        """A 0.1 file: read with a note while this store has no signed file, refused after."""
-        if self.state.signed or self._run_signed or self._store_has_signed_files():
-            raise UnsignedFileError(
-                f"{relpath} is not signed (a secretstore 0.1 file) in a store whose files are signed: "
-                "refusing to use it (anyone who can write the store could have made it)",
-                hint="if you wrote it yourself with secretstore 0.1, check it, then run: secretstore upgrade",
-            )
-        self._say(
-            f"note: {relpath} was written by secretstore 0.1 and is not signed, so its writer is "
-            "unverified; run 'secretstore upgrade' to sign the store's files"
-        )
+    def check_unsigned(self, relpath: str) -> NoReturn:
+        """A 0.1 (unsigned) file: always refused, whatever the state, ``$SECRETSTORE_TRUST`` or the store.
 
-    def _store_has_signed_files(self) -> bool:
-        if self._scan_signers is None:
-            return False
-        return bool(self._scan_signers())
+        Nothing tells its writer: 0.1 files are sealed to public keys and unsigned, so anyone
+        who can write the store can make one, and delete every signed file beside it (a
+        fresh clone or a CI job has no state that would tell). Only ``secretstore upgrade``
+        reads one, showing what it would sign and asking first (FORMAT.md, "Version 1").
+        """
+        raise UnsignedFileError(
+            f"{relpath} is not signed (a secretstore 0.1 file): refusing to use it "
+            "(anyone who can write the store could have made it)",
+            hint="only if you wrote this store yourself with secretstore 0.1, run 'secretstore upgrade': "
+            "it shows what it would sign as you and asks first",
+        )
 
     def _check_store_id(self, relpath: str, store_id: str) -> None:
         known = self.state.store_id or self._run_store_id

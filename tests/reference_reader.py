@@ -343,8 +343,7 @@ class Reader:
     """Who reads, and what FORMAT.md's "Trust state" says this reader decided and saw before.
 
     ``store_files``: every file in the store (path -> bytes), the roster included:
-    the roster gives the members vouched for, and a version-1 file is read only
-    while the store holds no signed file.
+    the roster gives the members vouched for.
     """
 
     secret_key: bytes | None
@@ -352,7 +351,7 @@ class Reader:
     revoked: tuple[str, ...] = ()  # keys the reader revoked
     store_id: str | None = None  # the store id recorded for this store
     counters: dict[str, int] = field(default_factory=dict)  # path -> highest counter accepted
-    signed_seen: bool = False  # a signed file of this store was accepted before
+    signed_seen: bool = False  # a signed file of this store was accepted before (version-1 files are refused either way)
     store_files: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -577,26 +576,9 @@ def vouched(roster: Roster, reader: Reader) -> tuple[set[str], dict[str, set[str
     return store_wide, scoped
 
 
-def _holds_signed_files(reader: Reader, but: str) -> bool:
-    """Whether the store holds a signed file (other than ``but``): its format is a version 2 or 3."""
-    for path, data in reader.store_files.items():
-        if path == but:
-            continue
-        if data.startswith(V3_FIRST_LINE):  # a version-3 file (its history need not be TOML)
-            return True
-        try:
-            document = tomllib.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError, RecursionError):
-            continue
-        if document.get("format") in ("secretstore/v2", "secretstore/v3", ROSTER_V2):
-            return True
-    return False
-
-
-def _check_unsigned(reader: Reader, path: str) -> None:
-    """FORMAT.md "Version 1": usable only while no signed file was accepted and the store holds none."""
-    if reader.signed_seen or _holds_signed_files(reader, path):
-        refuse(UNSIGNED, f"{path} is a version-1 file in a store of signed files")
+def _check_unsigned(reader: Reader, path: str) -> NoReturn:
+    """FORMAT.md "Version 1": a reader MUST refuse every version-1 file, whatever its state and the store."""
+    refuse(UNSIGNED, f"{path} is a version-1 (unsigned) file")
 
 
 def _check_store_and_counter(reader: Reader, path: str, store: str, counter: int | None) -> None:
@@ -611,8 +593,6 @@ def read_roster(data: bytes, reader: Reader) -> Roster:
     roster = parse_roster(data)
     if not roster.signed:
         _check_unsigned(reader, ROSTER_PATH)
-        roster.store_wide = reader.explicit()  # members of a version-1 roster are never trusted writers
-        return roster
     store_wide, scoped = vouched(roster, reader)
     if reader.store_id is not None and roster.store != reader.store_id:
         refuse(UNTRUSTED, "the roster is of another store")

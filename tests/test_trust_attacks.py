@@ -227,6 +227,100 @@ def test_a_file_copied_in_from_another_store_is_refused_even_from_a_trusted_writ
     assert alice.ss("get", "team", "--name=WANDB_API_KEY").stdout == "fake-team-wandb"
 
 
+def test_a_forged_0_1_file_with_every_signed_file_deleted_is_refused_by_a_stateless_ci_job(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fresh CI job (new clone, SECRETSTORE_KEY, SECRETSTORE_TRUST=alice, no state) has no memory of
+    the store being signed. Mallory deletes every signed file and puts a 0.1 (unsigned) team.toml in
+    its place, sealed to the job's public key: no private key needed. Every reading command refuses
+    it, --strict or not, and never prints or injects her value."""
+    from secretstore.keys import PublicKey
+    from tests.legacy_files import forge_v1_scope
+
+    alice, mallory, node = world["alice"], world["mallory"], world["node"]
+    alice.ss("recipients", "add", node.key, "--label=ci")  # the job reads the whole store
+    alice.publish("ci")
+    ci_env = {"SECRETSTORE_KEY": Path(node.env["SECRETSTORE_IDENTITY"]).read_text(), "SECRETSTORE_TRUST": alice.key,
+              "SECRETSTORE_IDENTITY": str(tmp_path / "none")}
+    node.clone(world["origin"])
+    assert node.ss("get", "team", "--name=WANDB_API_KEY", env=ci_env).stdout == "fake-team-wandb"
+    mallory.pull()
+    mallory.git("rm", "-q", "recipients.toml", "clusters/gpu-a.toml")
+    forged = forge_v1_scope("team", None, {"WANDB_API_KEY": "fake-mallory", "LD_PRELOAD": "/tmp/evil.so"},
+                            [PublicKey.decode(node.key)])
+    (mallory.store / "team.toml").write_bytes(forged)
+    mallory.publish("routine update")
+    shutil.rmtree(node.store)  # the next job: a new clone, a new state directory
+    shutil.rmtree(Path(node.env["SECRETSTORE_STATE_DIR"]), ignore_errors=True)
+    node.clone(world["origin"])
+    assert not (node.store / "recipients.toml").exists()
+    show = ["--", "sh", "-c", 'printf %s "$WANDB_API_KEY"']
+    runs = {" ".join(args[:2]): node.ss(*args, env=ci_env, ok=False) for args in (
+        ["exec", *show], ["exec", "--strict", *show], ["get", "team", "--name=WANDB_API_KEY"],
+        ["list", "team"], ["export"], ["history", "team", "--name=WANDB_API_KEY"])}
+    used = {what: (done.returncode, done.stdout) for what, done in runs.items()
+            if done.returncode != 1 or "fake-mallory" in done.stdout + done.stderr or "WANDB_API_KEY" in done.stdout}
+    assert not used, used  # every command, --strict or not: exit 1, her value and names never shown
+    for done in runs.values():
+        line = one_line_error(done.stderr)
+        assert "team.toml is not signed (a secretstore 0.1 file): refusing to use it" in line, line
+        assert "secretstore upgrade" in done.stderr  # the hint, for the owner of a genuine 0.1 store
+
+
+def test_a_dotfile_pointing_at_a_new_store_of_0_1_files_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The repository's .secretstore.toml names the store; Mallory points it at a new directory holding
+    a 0.1 team.toml sealed to Alice's (public) key. Alice has no trust state for that path (a store
+    never read), yet her exec after a pull refuses it, and upgrade does not sign it unasked."""
+    import subprocess
+
+    from secretstore.keys import PublicKey
+    from tests.conftest import console_script
+    from tests.legacy_files import forge_v1_scope
+    from tests.sharing_helpers import team_of
+
+    people = team_of(tmp_path, ("alice", "mallory"))
+    alice, mallory, origin = people["alice"], people["mallory"], people["origin"]
+    project = {name: tmp_path / f"{name}-project" for name in ("alice", "mallory")}
+
+    def run(person, *args: str, ok: bool = True):  # type: ignore[no-untyped-def]
+        env = {k: v for k, v in person.env.items() if k != "SECRETSTORE_DIR"}  # the dotfile names the store
+        done = subprocess.run(list(args), cwd=project[person.name], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        if ok:
+            assert done.returncode == 0, (person.name, args, done.stdout, done.stderr)
+        return done
+
+    ss = console_script()
+    project["alice"].mkdir()
+    run(alice, "git", "init", "-q", "-b", "main")
+    (project["alice"] / ".secretstore.toml").write_text('store = "store"\n')
+    run(alice, ss, "set", "team", "--name=WANDB_API_KEY", "--value=fake-team-wandb")
+    run(alice, "git", "add", "-A")
+    run(alice, "git", "commit", "-q", "-m", "secrets")
+    run(alice, "git", "remote", "add", "origin", str(origin))
+    run(alice, "git", "push", "-q", "origin", "HEAD:main")
+    subprocess.run(["git", "clone", "-q", str(origin), str(project["mallory"])], env=mallory.env, check=True)
+    (project["mallory"] / ".secretstore.toml").write_text('store = "store2"\n')
+    (project["mallory"] / "store2").mkdir()
+    forged = forge_v1_scope("team", None, {"WANDB_API_KEY": "fake-mallory"}, [PublicKey.decode(alice.key)])
+    (project["mallory"] / "store2" / "team.toml").write_bytes(forged)
+    run(mallory, "git", "add", "-A")
+    run(mallory, "git", "commit", "-q", "-m", "move the store")
+    run(mallory, "git", "push", "-q", "origin", "HEAD:main")
+    run(alice, "git", "pull", "-q", "--no-edit", "origin", "main")
+    assert "store2" in run(alice, ss, "where").stdout
+    done = run(alice, ss, "exec", "--", "sh", "-c", 'printf %s "$WANDB_API_KEY"', ok=False)
+    assert done.returncode == 1 and "fake-mallory" not in done.stdout + done.stderr
+    assert "team.toml is not signed (a secretstore 0.1 file): refusing to use it" in one_line_error(done.stderr)
+    done = run(alice, ss, "get", "team", "--name=WANDB_API_KEY", ok=False)
+    assert done.returncode == 1 and done.stdout == ""
+    # following the hint without a terminal signs nothing: it shows the file, and asks for --yes
+    before = (project["alice"] / "store2" / "team.toml").read_bytes()
+    done = run(alice, ss, "upgrade", ok=False)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "team.toml (team): 1 secret: WANDB_API_KEY" in done.stdout and "fake-mallory" not in done.stdout
+    assert "refusing to sign without confirmation" in one_line_error(done.stderr)
+    assert (project["alice"] / "store2" / "team.toml").read_bytes() == before
+
+
 # --- the legitimate flows ----------------------------------------------------------------
 
 

@@ -91,14 +91,14 @@ CLI_CASES = {
     "success-team", "success-project-opened-by-b", "success-cluster-history-deleted", "success-no-secrets",
     "success-after-rotation", "success-ssk1-recipient", "success-written-by-vouched-member",
     "success-written-by-scoped-member", "success-explicit-trust-beats-roster-revocation",
-    "legacy-success-team", "legacy-success-opened-by-b",
+    "legacy-unsigned-team", "legacy-unsigned-opened-by-b",
     "untrusted-writer-not-trusted", "untrusted-writer-outsider", "untrusted-forged-endorsement",
     "untrusted-revoked-in-roster", "untrusted-scoped-member-outside-scope", "untrusted-member-revoked-by-reader",
     "untrusted-roster-signed-by-outsider", "untrusted-roster-rolled-back", "untrusted-file-of-another-store",
     "rollback-older-counter", "rollback-replayed-before-removal",
     "flip-signature", "signature-by-another-key", "flip-ciphertext", "flip-store", "flip-counter", "swap-values",
     "truncate-before-last-entry", "mac-failure-flip-ciphertext", "mac-failure-readd-removed-recipient-seen-by-b",
-    "legacy-mac-failure", "decrypt-failure-swap-values", "decrypt-failure-move-value-from-project",
+    "legacy-unsigned-mac-failure", "decrypt-failure-swap-values", "decrypt-failure-move-value-from-project",
     "decrypt-failure-sealed-key", "not-a-recipient", "not-a-recipient-after-removal",
     "truncate-in-ciphertext", "truncate-after-nonce", "truncate-empty", "unknown-field-entry", "flip-id",
     "flip-utf8", "counter-huge-integer", "recipient-low-order-key", "label-control-characters",
@@ -424,8 +424,6 @@ def library_scope(vector: Vector, data: bytes, root: Path) -> Outcome:
     except SecretStoreError as error:
         check_message(error)
         return category(error), None, None, None
-    if vector.name.startswith("scope/legacy-"):
-        assert any("not signed" in note for note in notes), notes  # the writer is said to be unverified
     return rr.SUCCESS, values, history, refused
 
 
@@ -719,8 +717,7 @@ def assert_fails_closed(done: subprocess.CompletedProcess[bytes], vector: Vector
     stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
     assert done.returncode == 1, (done.returncode, stdout, stderr)
     assert stdout == ""
-    # One error line, at most one hint after it; before it, only notices (a trust notice, the
-    # note that a version-1 file's writer is unverified).
+    # One error line, at most one hint after it; before it, only notices (a trust notice).
     lines = stderr.splitlines()
     errors = [index for index, line in enumerate(lines) if line.startswith("secretstore: error: ")]
     assert len(errors) == 1, stderr

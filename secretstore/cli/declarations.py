@@ -500,15 +500,19 @@ ACCEPT_REVERT = Command(
     ],
 )
 UPGRADE = Command(
-    "upgrade", "Sign the store's 0.1 files as you.",
+    "upgrade", "Sign the store's 0.1 files as you (only a store you wrote with 0.1).",
     """Sign the store's 0.1 (unsigned) files that you can open, and its 0.1 recipients.toml, as you.
 
-    Run it once, on a store you know is intact: signing vouches for what the
-    files hold. Files you cannot open are skipped: one of their recipients must
-    upgrade them.
+    Every other command refuses 0.1 files: they are unsigned, so anyone who
+    can write the store could have made them. Run this only on a store you
+    wrote yourself with secretstore 0.1: signing vouches for every name and
+    value the files hold and every key recipients.toml lists. It first shows
+    what it would sign (each file, its names and readers; never a value) and
+    asks; without a terminal it signs only with --yes. Files you cannot open
+    are skipped: one of their recipients must upgrade them.
     """,
     "trust:upgrade_command",
-    [STORE],
+    [Opt(["--yes"], "yes", "Sign what it shows without asking (check the list first).", flag=True), STORE],
 )
 
 # --- history and audit -----------------------------------------------------------------------

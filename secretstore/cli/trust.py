@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from secretstore.cli.common import identity_for_read, print_json, scope_of, store_of
+from secretstore.cli.common import (
+    identity_for_read,
+    print_json,
+    prompt_line,
+    scope_of,
+    stdin_is_tty,
+    store_of,
+)
 from secretstore.console import notice, print_lines, print_table, warning_line
 from secretstore.errors import NotFoundError, SecretStoreError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from secretstore.cli.spec import Args
-    from secretstore.store import Store
+    from secretstore.store import Store, UpgradePlan
     from secretstore.trust import Trust
 
 
@@ -126,14 +133,37 @@ def accept_revert_command(args: Args) -> None:
     print_lines([f"Accepted {relpath} at version {counter} (you had read version {seen})"])
 
 
+SHOWN_NAMES = 20  # names listed per file before "... and N more"
+
+
 def upgrade_command(args: Args) -> None:
+    """Show what would be signed, ask (or take --yes), then sign exactly that."""
     from secretstore.layers import require_store
 
     store = store_of(args)
     require_store(store)
-    report = store.upgrade(identity_for_read())
-    for scope, message in report.skipped:
+    identity = identity_for_read()
+    plan = store.upgrade_plan(identity)
+    for scope, message in plan.skipped:
         warning_line(f"skipped {scope}: {message}")
+    if plan.empty:
+        print_lines([f"Nothing to sign: no secretstore 0.1 file you can open; already signed: {len(plan.unchanged)}"])
+        return
+    print_lines(_describe_plan(store.root, identity.public_text, plan))
+    if not args.get("yes"):
+        if not stdin_is_tty():
+            raise UsageError(
+                "refusing to sign without confirmation (stdin is not a terminal): nothing was signed",
+                hint="check the list above; only if you wrote this store yourself with secretstore 0.1, "
+                "run: secretstore upgrade --yes",
+            )
+        try:
+            answer = prompt_line("Sign them as you? [y/N]")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            raise SecretStoreError("not confirmed: nothing was signed")
+    report = store.upgrade(identity, plan)
     if report.roster:
         notice("recipients.toml is signed now: you vouch for every key it lists")
     from secretstore.commands.secrets import record_scopes
@@ -141,3 +171,26 @@ def upgrade_command(args: Args) -> None:
     record_scopes(store, "upgrade", [(scope, []) for scope in report.changed], detail="signed as you")
     signed = ", ".join(str(s) for s in report.changed) or "none"
     print_lines([f"Signed: {signed}; already signed: {len(report.unchanged)}"])
+
+
+def _describe_plan(root: str, me: str, plan: UpgradePlan) -> list[str]:
+    """What upgrade would sign: each file with its names (never a value) and readers, and the roster's keys."""
+    lines = [f"secretstore upgrade would sign these secretstore 0.1 (unsigned) files of the store {root} "
+             f"as you ({me}):"]
+    for item in plan.files:
+        count = f"{len(item.names)} secret{'' if len(item.names) == 1 else 's'}"
+        if item.deleted:
+            count += f" and {item.deleted} deleted"
+        shown = ", ".join(item.names[:SHOWN_NAMES])
+        if len(item.names) > SHOWN_NAMES:
+            shown += f", ... and {len(item.names) - SHOWN_NAMES} more"
+        lines.append(f"  {item.scope.relpath} ({item.scope}): {count}{': ' + shown if shown else ''}")
+        lines.append(f"    sealed to: {', '.join(item.recipients)}")
+    if plan.roster is not None:
+        members = ", ".join(f"{m.public_key} ({m.label})" if m.label else m.public_key for m in plan.roster)
+        lines.append(f"  recipients.toml: {len(plan.roster)} key(s), each becoming a store-wide member you vouch "
+                     f"for (sealed into every new scope file; an ssk2 key may write every scope): {members or 'none'}")
+    lines.append("Signing vouches for every name, value and key above, as if you had written them. Anyone who can "
+                 "write the store could have made these files: sign only a store you wrote yourself with "
+                 "secretstore 0.1.")
+    return lines
