@@ -73,7 +73,7 @@ class RollbackError(TrustError):
 
 
 class UnsignedFileError(TrustError):
-    """A 0.1 (unsigned) file where signed files are expected."""
+    """A 0.1 (unsigned) file: refused by every command but ``upgrade`` (FORMAT.md, "Version 1")."""
 
 
 class IdentityError(SecretStoreError):

@@ -15,8 +15,8 @@ per member:
   can follow the chain without any local state.
 
 ``revoked`` lists keys removed store-wide: never trusted again through this
-store until re-added. Version 1 (0.1's, unsigned) is still read for sealing
-new scopes, but its members are not trusted writers.
+store until re-added. Version 1 (0.1's, unsigned) is parsed only for
+``secretstore upgrade`` to show and sign; every other use refuses it.
 
 Entries are sorted by public key, so the file is deterministic and two
 people adding different keys touch different blocks.

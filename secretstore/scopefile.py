@@ -11,8 +11,9 @@ cover a BLAKE2b digest of the exact bytes of everything before the history
 (``Body.digest``); each name's history is bound by the length and digest its
 entry records, and is parsed (and checked) only when it is used
 (``Entry.history``). Version 2 signed every field, history included, framed
-in document order (``mac_input``, ``signed_input``); version 1 (0.1) is
-unsigned. Both are still read.
+in document order (``mac_input``, ``signed_input``), and is still read;
+version 1 (0.1) is unsigned, parsed here, and refused by every reader but
+``upgrade`` (``Trust.check_unsigned``).
 """
 
 from __future__ import annotations
