@@ -690,10 +690,26 @@ class Trust:
                 _raise_counter(fresh, relpath, counter)
                 fresh.signed = True
                 fresh.store_id = fresh.store_id or store_id
-                if self.me is not None and self.me.text not in fresh.writers:
+                if self.me is not None and self.me.text not in fresh.writers and not scoped_only:
                     fresh.writers[self.me.text] = {"label": "", "how": HOW_SELF, "since": now()}
 
+            scoped_only = self._scoped_only()
             self.state.update(record)
+
+    def _scoped_only(self) -> bool:
+        """Whether the roster this reader accepts lets the identity in use write some scopes only.
+
+        The trust state belongs to the OS user, not to one identity: a cluster node's key used
+        here once (``SECRETSTORE_IDENTITY``, ``SECRETSTORE_KEY``) must not be recorded as "you",
+        trusted for every scope, when the roster limits it; it stays trusted for its own scopes
+        through the roster. A roster this reader does not accept limits nobody."""
+        if self.me is None:
+            return False
+        try:
+            _store_wide, scoped, _revoked = self._derive()  # store-wide always holds the key in use
+        except SecretStoreError:
+            return False
+        return self.me.text in scoped
 
     def trust_key(self, key: PublicKey, how: str = HOW_TRUST) -> bool:
         """Trust ``key`` as a writer of this store (explicitly); False when it already was."""
@@ -715,9 +731,10 @@ class Trust:
             if key.label:
                 entry["label"] = key.label
             fresh.writers[text] = entry
-            if self.me is not None and self.me.text not in fresh.writers:
+            if self.me is not None and self.me.text not in fresh.writers and not scoped_only:
                 fresh.writers[self.me.text] = {"label": "", "how": HOW_SELF, "since": now()}
 
+        scoped_only = self._scoped_only()
         self.state.update(add)
         return not already
 

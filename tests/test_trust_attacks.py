@@ -372,3 +372,25 @@ def test_alice_adds_bob_bob_adds_carol_and_everyone_reads_each_other(world) -> N
     assert refused.returncode == 1 and "whom you do not trust" in refused.stderr
     env["SECRETSTORE_TRUST"] = f"{bob.key}, {alice.key}"
     assert node.ss("get", "cluster", "--id=gpu-a", "--name=HF_TOKEN", env=env).stdout == "fake-gpu-hf"
+
+
+def test_a_node_key_used_on_the_owners_machine_is_not_trusted_beyond_its_scopes(
+        isolated_env: dict[str, str], cli_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The trust state belongs to the OS user, not to one identity: writing once with a cluster
+    node's key (SECRETSTORE_IDENTITY) used to record it as "you", trusted for every scope, so a
+    value that key later wrote into another scope reached the owner's exec."""
+    assert cli_run("set", "team", "--name=A", "--value=fake-a").returncode == 0
+    node = {"SECRETSTORE_IDENTITY": str(tmp_path / "node-key")}
+    node_key = cli_run("init", env=node).stdout.decode().strip()
+    assert cli_run("recipients", "add", node_key, "--cluster", "gpu-a", "--label", "node").returncode == 0
+    assert cli_run("set", "cluster", "--id=gpu-a", "--name=OWN", "--value=fake-own", env=node).returncode == 0
+    # its own scope is readable, through the roster
+    assert cli_run("get", "cluster", "--id=gpu-a", "--name=OWN").stdout == b"fake-own"
+    assert cli_run("set", "cluster", "--id=c9", "--name=X", "--value=fake-evil", env=node).returncode == 0
+    me = cli_run("identity").stdout.decode().strip()
+    assert cli_run("recipients", "add", me, "--cluster", "c9", env=node).returncode == 0
+    listed = cli_run("trust", "--list").stdout.decode()
+    assert not any(node_key in line and "you" in line for line in listed.splitlines()), listed
+    done = cli_run("exec", "--cluster", "c9", "--", "sh", "-c", "echo X=$X")
+    assert done.returncode == 1 and b"fake-evil" not in done.stdout + done.stderr
+    assert b"clusters/c9.toml is signed by " + node_key.encode() in done.stderr, done.stderr.decode()
