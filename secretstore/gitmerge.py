@@ -1109,10 +1109,12 @@ def _git(root: str, *args: str) -> str:
     return done.stdout.strip()
 
 
-def setup(root: str) -> tuple[bool, str]:
+def setup(root: str, *, default_store: bool = False) -> tuple[bool, str]:
     """Write ``.gitattributes`` in the store and the repository's merge-driver config.
 
     Returns (whether .gitattributes changed, the driver command). Idempotent.
+    ``default_store``: ``root`` is the user data dir (no --store, $SECRETSTORE_DIR or
+    .secretstore.toml chose it), never a checkout to make: the hint says how to choose one.
     """
     # In a fresh checkout the store directory may not exist yet: ask git about the
     # nearest directory that does, and create the store only inside a checkout.
@@ -1126,6 +1128,12 @@ def setup(root: str) -> tuple[bool, str]:
             raise
         inside = "false"
     if inside != "true":
+        if default_store:
+            raise SecretStoreError(
+                f"{root} (your user data dir, the default store) is not inside a git checkout",
+                hint="to share a store through git, choose one inside the checkout: add store = \"DIR\" to the "
+                "checkout's .secretstore.toml, or pass --store DIR (docs/sharing.md)",
+            )
         raise SecretStoreError(
             f"{root} is not inside a git checkout", hint=f"run: git -C {shlex.quote(probe)} init"
         )

@@ -477,6 +477,24 @@ def test_git_setup_in_a_fresh_checkout_creates_the_store(cli_run: Run, tmp_path:
     assert not outside.exists()
 
 
+def test_git_setup_of_the_default_store_says_how_to_choose_one_in_the_checkout(tmp_path: Path) -> None:
+    """A new user runs it inside their repository without a .secretstore.toml: the default store
+    (the user data dir) is no checkout, and the hint used to say 'git init' its parent (~)."""
+    checkout = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "SECRETSTORE_DIR"}
+    done = subprocess.run([console_script(), "git", "setup"], cwd=checkout, env=env, capture_output=True,
+                          timeout=60, check=False)
+    default = os.path.join(os.environ["XDG_DATA_HOME"], "secretstore")
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr.decode().splitlines() == [
+        f"secretstore: error: {default} (your user data dir, the default store) is not inside a git checkout",
+        "secretstore: hint: to share a store through git, choose one inside the checkout: add store = \"DIR\" "
+        "to the checkout's .secretstore.toml, or pass --store DIR (docs/sharing.md)",
+    ]
+    assert b"init" not in done.stderr
+
+
 def test_in_process_and_console_script_agree(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                                               cli_run: Run) -> None:
     assert call(capsys, monkeypatch, "set", "team", "--name=A", "--value=fake-a")[0] == 0

@@ -26,12 +26,17 @@ def _text(value: object) -> str | None:
 
 def store_of(args: Args) -> Store:
     """The store of this command line: --store > $SECRETSTORE_DIR > .secretstore.toml > default."""
-    from secretstore.context import resolve_store
     from secretstore.paths import listing_dir
     from secretstore.store import Store
 
-    root, _source = resolve_store(_text(args.get("store")), warn=warning_line)
-    return Store(root, listing_dir=listing_dir())
+    return Store(store_root_of(args)[0], listing_dir=listing_dir())
+
+
+def store_root_of(args: Args) -> tuple[str, str]:
+    """(the store's directory, what chose it: "--store", "$SECRETSTORE_DIR", a dotfile's path or "default")."""
+    from secretstore.context import resolve_store
+
+    return resolve_store(_text(args.get("store")), warn=warning_line)
 
 
 def context_of(args: Args, *, allow_vars: bool = False) -> Context:
@@ -165,5 +170,6 @@ __all__ = [
     "scope_of",
     "stdin_is_tty",
     "store_of",
+    "store_root_of",
     "who",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from secretstore.cli.common import identity_for_read, print_json, store_of
+from secretstore.cli.common import identity_for_read, print_json, store_of, store_root_of
 from secretstore.console import notice, print_lines
 
 TYPE_CHECKING = False
@@ -13,8 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 def setup_command(args: Args) -> None:
     from secretstore import gitmerge
 
-    store = store_of(args)
-    changed, command = gitmerge.setup(store.root)
+    root, source = store_root_of(args)
+    changed, command = gitmerge.setup(root, default_store=source == "default")
     if changed:
         notice("wrote .gitattributes: commit it so every clone merges scope files entry by entry")
     print_lines([f"merge driver: {command}"])
