@@ -67,7 +67,8 @@ def require_store(store: Store) -> None:
     if not os.path.isdir(store.root):
         raise StoreMissingError(
             f"no store at {store.root}",
-            hint="check --store / $SECRETSTORE_DIR (or 'secretstore where'); 'secretstore set' or 'init' creates a store",
+            hint=("check --store / $SECRETSTORE_DIR (or 'secretstore where'); 'secretstore set' creates the store "
+                  "with its first secret, 'secretstore init --team ID' an empty one"),
         )
 
 

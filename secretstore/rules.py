@@ -63,8 +63,17 @@ def is_valid_label(label: str) -> bool:
 
 
 def check_entity(entity: str) -> str:
+    """ENTITY, or a usage error that does not repeat the word: ``set --name X VALUE`` (ENTITY
+    left out) puts the value in ENTITY's place. A near miss (``tema``) is named by what it
+    resembles, never echoed."""
     if entity not in ENTITIES:
-        raise UsageError(f"unknown entity {entity!r} (team, project or cluster)")
+        from difflib import get_close_matches
+
+        close = get_close_matches(entity.lower(), ENTITIES, n=1)
+        raise UsageError(
+            "unknown entity: ENTITY is team, project or cluster (what was given is not shown: it may be a value)",
+            hint=f"did you mean {close[0]}?" if close else None,
+        )
     return entity
 
 

@@ -80,7 +80,7 @@ def test_value_file_and_literal_value_not_stripped(capsys, monkeypatch, tmp_path
 @pytest.mark.parametrize(
     ("args", "stdin", "code", "message"),
     [
-        (["set", "org", "--name=A", "--value=fake"], b"", 2, "unknown entity 'org' (team, project or cluster)"),
+        (["set", "org", "--name=A", "--value=fake"], b"", 2, "unknown entity: ENTITY is team, project or cluster"),
         (["set", "project", "--name=A", "--value=fake"], b"", 2, "project secrets need --id"),
         (["set", "team", "--id=../x", "--name=A", "--value=fake"], b"", 2, "invalid team id"),
         (["set", "team", "--name=9A", "--value=fake"], b"", 2, "invalid secret name '9A'"),

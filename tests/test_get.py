@@ -152,7 +152,7 @@ CASES: dict[str, tuple[list[str], int, bytes, str, Callable[[Store, dict[str, st
     "unknown name, no identity": (["get", "team", "--name=NOPE"], 1, b"", "no team secret 'NOPE'",
                                   _drop_identity, True),
     "known name, no identity": (["get", "team", "--name=TOKEN"], 1, b"", "no identity at", _drop_identity, True),
-    "unknown entity": (["get", "bogus", "--name=TOKEN"], 2, b"", "unknown entity 'bogus' (team, project or cluster)",
+    "unknown entity": (["get", "bogus", "--name=TOKEN"], 2, b"", "unknown entity: ENTITY is team, project or cluster",
                        None, True),
     "team --id": (["get", "team", "--id", "x", "--name=TOKEN"], 0, b"fake-token", "", None, True),  # as Gradient
     "project without --id": (["get", "project", "--name=DB"], 2, b"", "project secrets need --id", None, True),

@@ -1080,7 +1080,7 @@ def test_opening_a_scope_by_id(signed_in: Ui, store: Store) -> None:
     ("entity=project&id=", "project secrets need --id"),
     ("entity=project&id=a/b", "invalid project id 'a/b'"),
     ("entity=team&id=x", "team secrets take no --id"),
-    ("entity=nope&id=x", "unknown entity 'nope'"),
+    ("entity=nope&id=x", "unknown entity: ENTITY is team, project or cluster"),
 ])
 def test_opening_a_bad_scope_says_why(signed_in: Ui, query: str, message: str) -> None:
     response = signed_in.get(f"/open?{query}")

@@ -12,6 +12,7 @@ behaviour.
 
 import inspect
 import io
+import re
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
@@ -26,7 +27,13 @@ from secretstore.cli import completion, execute
 from secretstore.cli.declarations import ROOT
 from secretstore.cli.spec import Arg, Command, Group, Opt
 from secretstore.console import PROG, error_line, report_internal_error, silence_stdout
-from secretstore.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SecretStoreError
+from secretstore.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    SecretStoreError,
+    UsageError,
+)
 
 _SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
@@ -75,8 +82,75 @@ def _parameter(param: Arg | Opt) -> inspect.Parameter:
     return inspect.Parameter(param.dest, kind, default=param.default, annotation=Annotated[str | None, info])
 
 
+HELP_HINT = "run 'secretstore --help' or 'secretstore COMMAND --help'"
+_VALUE_HINT = "quote a value that has spaces (--value='...'), or pass it on stdin (--value -) or in a file (--value-file PATH)"
+# What click's messages may repeat of the command line: an option or command name, never a
+# word that only looks like one (a value that starts with '-' lands in click's "No such option").
+# Options are spelt --word-word or --camelCase (--k8s-name, --apiKey), never with '_' (sk_live_...).
+_OPTION_NAME = re.compile(r"--?(?=.{1,40}$)[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
+# typer's "No such command 'x'." and its " Did you mean 'set'?" (our own command names)
+_NO_SUCH_COMMAND = re.compile(r"No such command '[a-z][a-z0-9-]{0,31}'\.(?: Did you mean ('[a-z-]+'(?:, '[a-z-]+')*)\?)?")
+_DID_YOU_MEAN = re.compile(r" Did you mean ('[a-z-]+'(?:, '[a-z-]+')*)\?$")
+
+
+def _takes_value(flags: Sequence[str]) -> bool:
+    return "--value" in flags and "--value-file" in flags
+
+
+def extra_arguments_error(count: int, path: Sequence[str], flags: Sequence[str]) -> UsageError:
+    """click's "Got unexpected extra argument(s) (horse battery staple)" repeats the words, and
+    what lands there is most often a value with spaces left unquoted: say how many, never what."""
+    if count == 1:
+        message = "got 1 unexpected extra argument (not shown: it may be part of a secret value)"
+    else:
+        message = f"got {count} unexpected extra arguments (not shown: they may be part of a secret value)"
+    usage = f"'{PROG} {' '.join(path)} --help'"
+    if _takes_value(flags):
+        return UsageError(message, hint=f"{_VALUE_HINT}; see {usage}")
+    return UsageError(message, hint=f"quote an argument that has spaces; {usage} says what the command takes")
+
+
+def _context_flags(exc: BaseException) -> list[str]:
+    """Every option flag of the command a click usage error is about ([] when it names none)."""
+    command = getattr(getattr(exc, "ctx", None), "command", None)
+    return [flag for param in getattr(command, "params", []) for flag in getattr(param, "opts", [])]
+
+
+def usage_message(exc: BaseException) -> tuple[str, str]:
+    """(message, hint) for a click usage error, without repeating a word that might be a value.
+
+    Kept: option names (``No such option: --bogus``, with click's suggestions), command names,
+    "requires an argument", missing arguments. Not repeated: extra arguments, and a word in an
+    option's or a command's place that does not look like one.
+    """
+    message: str = exc.format_message()  # type: ignore[attr-defined]
+    if type(exc).__name__ == "NoSuchOption":
+        option = str(getattr(exc, "option_name", ""))
+        dash_value_hint = "a value that starts with '-' goes after its option (--value=-...) or on stdin (--value -)"
+        if not _OPTION_NAME.fullmatch(option):
+            hint = dash_value_hint if _takes_value(_context_flags(exc)) else HELP_HINT
+            possible = sorted(getattr(exc, "possibilities", None) or [])  # our own option names
+            if possible:
+                hint = f"did you mean {' or '.join(possible)}? {hint}"
+            return "no such option (not shown: a word that starts with '-' but is no option name may be a value)", hint
+        if len(option) == 2 and _takes_value(_context_flags(exc)):  # -p of "-p4ss": click names one letter
+            return message, f"{dash_value_hint}; {HELP_HINT}"
+    if message.startswith("No such command") and not _NO_SUCH_COMMAND.fullmatch(message):
+        suggested = _DID_YOU_MEAN.search(message)
+        hint = f"did you mean {suggested.group(1)}? {HELP_HINT}" if suggested else HELP_HINT
+        return "no such command (not shown: the word does not look like a command name and may be a value)", hint
+    if message.startswith("Got unexpected extra argument"):  # commands count their own (_callback): a safety net
+        hint = _VALUE_HINT if _takes_value(_context_flags(exc)) else "quote an argument that has spaces"
+        return "unexpected extra arguments (not shown: they may be part of a secret value)", f"{hint}; {HELP_HINT}"
+    return message, HELP_HINT
+
+
 def _callback(command: Command, path: list[str]) -> Callable[..., None]:
+    flags = [flag for option in command.opts() for flag in option.flags]
+
     def callback(ctx: typer.Context, **given: Any) -> None:
+        if ctx.args:  # allow_extra_args (_add): counted here, never echoed
+            raise extra_arguments_error(len(ctx.args), path, flags)
         values: dict[str, object] = {}
         for param in command.params:
             value = given.get(param.dest)
@@ -104,7 +178,9 @@ def _add(app: typer.Typer, item: Command | Group, path: list[str]) -> None:
             _add(sub, child, [*path, item.name])
         app.add_typer(sub, name=item.name, help=item.help, short_help=item.summary)
         return
-    settings = dict(_SETTINGS)
+    # Extra arguments reach the callback, which says how many there were: click's own error
+    # repeats them, and an unquoted value with spaces is what usually lands there.
+    settings = dict(_SETTINGS, allow_extra_args=True)
     if not item.interspersed:
         settings["allow_interspersed_args"] = False
     callback = _callback(item, [*path, item.name])
@@ -202,9 +278,9 @@ def run_typer(argv: Sequence[str]) -> int:
         return exc.exit_code
     except click_exception as exc:
         code = getattr(exc, "exit_code", EXIT_USAGE)
-        message = exc.format_message()  # type: ignore[attr-defined]
+        message, hint = usage_message(exc)
         if message:
-            error_line(message, "run 'secretstore --help' or 'secretstore COMMAND --help'")
+            error_line(message, hint)
         return int(code) if code else EXIT_USAGE
     except (abort, KeyboardInterrupt, EOFError):
         error_line("interrupted")
