@@ -11,6 +11,7 @@ you dropped; versions you never saw are still merged entry by entry.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ from tests.test_merge_replay import head, merge, needs_git, replay
 
 LEAKED = "fake-LEAKED-VALUE"
 GOOD = "fake-good-value"
+
+
+def next_second() -> None:
+    """Wait for the clock's next second: a version is known by its name, time (to the second) and
+    writer, so two writes of one name by one writer within a second would look like one version."""
+    time.sleep(1 - time.time() % 1 + 0.01)
 
 
 @pytest.fixture
@@ -36,6 +43,7 @@ def people(tmp_path: Path) -> dict[str, Person]:
     alice.publish("C0")
     alice.ss("set", "team", "--name=X", f"--value={LEAKED}")
     alice.publish("C1: a value that leaked")
+    next_second()
     alice.ss("set", "team", "--name=X", f"--value={GOOD}")
     alice.publish("C2: changed")
     found["mallory"].clone(found["origin"])  # type: ignore[arg-type]
@@ -63,6 +71,7 @@ def _history(person: Person, name: str) -> list[dict[str, object]]:
 def _purge_x(alice: Person, *, set_again: bool) -> None:
     alice.ss("delete", "team", "--name=X", "--purge")
     if set_again:
+        next_second()  # the value set again is a new version, not C2's
         alice.ss("set", "team", "--name=X", f"--value={GOOD}")
         assert [row["version"] for row in _history(alice, "X")] == [0]
     alice.git("commit", "-q", "-am", "X leaked: purged")
