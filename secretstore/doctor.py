@@ -235,6 +235,13 @@ def _scope_findings(
     if roster is not None:
         expected |= {m.key.box_key for m in roster.members if m.covers(scope.tag)}
     extra = [s for key, s in keys.items() if key not in expected]
+    removed = [s for s in extra if roster is not None and s.public_key in roster.revoked]
+    for stanza in removed:  # a merge can keep one (git merges team.toml before the roster that removed it)
+        shown = f"{stanza.public_key} ({stanza.label})" if stanza.label else stanza.public_key
+        flag = "--team" if scope.scope_id is None else f"--{scope.entity} {scope.scope_id}"
+        findings.append(Finding(WARN, f"{scope}: still sealed to {shown}, removed from this store: they can read "
+                                      f"its values; run: secretstore recipients remove {stanza.public_key} {flag}"))
+    extra = [s for s in extra if s not in removed]
     if extra:
         shown = ", ".join(f"{s.public_key} ({s.label})" if s.label else s.public_key for s in extra)
         against = "keys recipients.toml does not list for it" if roster is not None else "keys other than yours"

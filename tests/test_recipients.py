@@ -252,3 +252,27 @@ def test_doctor_reports_extra_keys_even_without_recipients_toml(store, people, m
     Path(store.recipients_path).unlink()
     messages = [f.message for f in doctor.diagnose(store)]
     assert f"team: also sealed to keys other than yours: {bob.public_text}" in messages
+
+
+def test_doctor_warns_of_a_scope_still_sealed_to_a_removed_member(store, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A merge can keep team.toml sealed to someone the other branch removed store-wide (git merges
+    team.toml before recipients.toml): doctor says so, with the command that re-seals it."""
+    from secretstore import doctor, fsio
+    from secretstore.store import SharingReport
+
+    alice, bob = people["alice"], people["bob"]
+    store.set(TEAM, "A", "fake-team", alice)
+    store.add_recipient(bob.public, alice)
+    store.remove_recipient(bob.public, alice)
+    as_user(monkeypatch, alice)
+    assert not any(bob.public_text in f.message for f in doctor.diagnose(store))
+    with fsio.locked(store.root):  # what such a merge leaves: team.toml sealed to Bob again
+        for unlocked in store._each_scope(TEAM, alice, SharingReport()):
+            unlocked.rekey([*unlocked.recipients(), bob.public])
+            store._write(unlocked, alice)
+    found = [f for f in doctor.diagnose(store) if bob.public_text in f.message]
+    assert [(f.level, f.message) for f in found] == [(doctor.WARN, (
+        f"team: still sealed to {bob.public_text}, removed from this store: they can read its values; "
+        f"run: secretstore recipients remove {bob.public_text} --team"))]
+    store.remove_recipient(bob.public, alice, TEAM)  # the command it names
+    assert not any(bob.public_text in f.message for f in doctor.diagnose(store))
