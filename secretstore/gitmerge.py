@@ -429,9 +429,14 @@ def _moved_past(ours: _Side, theirs: _Side, base: _Side | None, lineage: Lineage
             continue  # ours' state is taken
         if o is None or o[:3] != t[:3]:
             wanted.add((name, t[1], t[2]))
-        mine = _versions(o)
-        wanted |= {(name, when, who) for when, who, value in t[4] if (when, who, value) not in mine}
+        wanted |= _history_not_held(name, t, o)
     return lineage(wanted) if wanted else set()
+
+
+def _history_not_held(name: str, theirs: _State, ours: _State | None) -> set[VersionKey]:
+    """Theirs' previous versions of ``name`` that ours' file does not hold, as git's history sees them."""
+    mine = _versions(ours)
+    return {(name, when, who) for when, who, value in theirs[4] if (when, who, value) not in mine}
 
 
 def _gone(theirs: _State | None, ours: _State | None, name: str, moved_past: set[VersionKey]) -> frozenset[_Version]:
@@ -954,7 +959,7 @@ def resolve(store: Store, scope: Scope, name: str, side: str, identity: Identity
             state = _decrypt_states(other.file, other.keys, scope.relpath).get(name)
             if state is not None:  # the driver's rule: no version ours moved past (a purge) comes back
                 mine = _decrypt_states(unlocked.file, unlocked.keys, scope.relpath).get(name)
-                wanted = {(name, when, who) for when, who, value in state[4] if (when, who, value) not in _versions(mine)}
+                wanted = _history_not_held(name, state, mine)
                 if wanted:
                     state = _without(state, _gone(state, mine, name, git_lineage(scope.relpath, store.root)(wanted)))
             if state is not None and not state[3] and _sealed_to_removed(
