@@ -84,19 +84,24 @@ def _assert_nowhere(alice: Person) -> None:
     assert all(LEAKED not in versions for versions in held.values()), held
 
 
-@needs_git
-def test_a_replayed_file_does_not_bring_back_a_purged_value_into_the_history(people) -> None:  # type: ignore[no-untyped-def]
-    """The reviewer's case: X purged and set again on main; Mallory's branch off C0 commits
-    C2's file, whose X history holds the leaked value."""
+def _purge_then_merge_a_replay_of_c2(people, *, set_again: bool) -> None:  # type: ignore[no-untyped-def]
+    """Alice purges X (setting it again or not); Mallory's branch off C0 commits C2's genuine
+    file, whose X history holds the leaked value; Alice merges it, and the merge succeeds."""
     alice, mallory = people["alice"], people["mallory"]
     c0 = alice.git("rev-list", "--max-parents=0", "HEAD").stdout.strip()
     c2_file = (alice.store / "team.toml").read_bytes()
-    _purge_x(alice, set_again=True)
-
+    _purge_x(alice, set_again=set_again)
     replay(mallory, "fix", c0, {"team.toml": c2_file})
     merged = merge(alice, "fix")
     assert merged.returncode == 0, merged.stdout + merged.stderr
 
+
+@needs_git
+def test_a_replayed_file_does_not_bring_back_a_purged_value_into_the_history(people) -> None:  # type: ignore[no-untyped-def]
+    """The reviewer's case: X purged and set again on main; Mallory's branch off C0 commits
+    C2's file, whose X history holds the leaked value."""
+    alice = people["alice"]
+    _purge_then_merge_a_replay_of_c2(people, set_again=True)
     assert [row["version"] for row in _history(alice, "X")] == [0]
     assert alice.ss("get", "team", "--name=X").stdout == GOOD
     old = alice.ss("get", "team", "--name=X", "--version=1", ok=False)
@@ -109,14 +114,8 @@ def test_a_replayed_file_does_not_bring_back_a_purged_value_into_the_history(peo
 @needs_git
 def test_a_purged_name_not_set_again_stays_purged(people) -> None:  # type: ignore[no-untyped-def]
     """The counterpart without setting X again (already the case before the history rule)."""
-    alice, mallory = people["alice"], people["mallory"]
-    c0 = alice.git("rev-list", "--max-parents=0", "HEAD").stdout.strip()
-    c2_file = (alice.store / "team.toml").read_bytes()
-    _purge_x(alice, set_again=False)
-
-    replay(mallory, "fix", c0, {"team.toml": c2_file})
-    merged = merge(alice, "fix")
-    assert merged.returncode == 0, merged.stdout + merged.stderr
+    alice = people["alice"]
+    _purge_then_merge_a_replay_of_c2(people, set_again=False)
     got = alice.ss("get", "team", "--name=X", ok=False)
     assert got.returncode == 1 and LEAKED not in got.stdout
     assert "X" not in _values(alice, (alice.store / "team.toml").read_bytes())

@@ -8,7 +8,6 @@ key, no "rotate needed" marks) as the newest version. Fake values only.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +18,8 @@ from secretstore import scopefile
 from secretstore.scopefile import UNMERGED_MARKER
 from secretstore.store import Store
 from tests.sharing_helpers import Person, team_of
-from tests.test_merge_replay import head, merge, replay
+from tests.test_merge_replay import head, merge, needs_git, replay
 
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 Run = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
@@ -34,6 +32,22 @@ def _refused(done: subprocess.CompletedProcess[str], message: str) -> None:
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
 
 
+def _shared(tmp_path: Path, names: tuple[str, ...], values: dict[str, str],
+            readers: tuple[str, ...] = ("bob",)) -> dict[str, Person]:
+    """Alice's team store holding ``values``, sealed to ``readers`` too and published; Bob has
+    cloned it and trusts Alice."""
+    people = team_of(tmp_path, names)
+    alice, bob = people["alice"], people["bob"]
+    for name, value in values.items():
+        alice.ss("set", "team", f"--name={name}", f"--value={value}")
+    for reader in readers:
+        alice.ss("recipients", "add", people[reader].key, f"--label={reader}")
+    alice.publish("the team store")
+    bob.clone(people["origin"])  # type: ignore[arg-type]  (runs secretstore git setup)
+    bob.ss("trust", alice.key)
+    return people
+
+
 def _resolve(person: Person, name: str, side: str) -> subprocess.CompletedProcess[str]:
     return person.ss("git", "resolve", "team", f"--name={name}", f"--{side}", ok=False)
 
@@ -43,14 +57,8 @@ def _resolve(person: Person, name: str, side: str) -> subprocess.CompletedProces
 
 @needs_git
 def test_a_committed_unmerged_file_with_an_old_genuine_body_is_not_resolved(tmp_path: Path) -> None:
-    people = team_of(tmp_path, ("alice", "bob", "mallory"))
+    people = _shared(tmp_path, ("alice", "bob", "mallory"), {"API_KEY": "fake-v1"}, ("bob", "mallory"))
     alice, bob, mallory = people["alice"], people["bob"], people["mallory"]
-    alice.ss("set", "team", "--name=API_KEY", "--value=fake-v1")
-    alice.ss("recipients", "add", bob.key, "--label=bob")
-    alice.ss("recipients", "add", mallory.key, "--label=mallory")
-    alice.publish("the team store")
-    bob.clone(people["origin"])  # type: ignore[arg-type]
-    bob.ss("trust", alice.key)
     assert bob.ss("get", "team", "--name=API_KEY").stdout == "fake-v1"
     mallory.clone(people["origin"])  # type: ignore[arg-type]
     old = (alice.store / "team.toml").read_bytes()  # signed by Alice, sealed to Mallory
@@ -87,13 +95,8 @@ def test_a_marked_file_committed_as_ours_and_merged_again_is_not_resolved(tmp_pa
     """The same plant, then a merge: the driver refuses a side that is itself unmerged and leaves
     ours untouched, so git's index does hold the path in conflict; the file is still the planted
     one (here with an old body Bob signed himself), not one the driver wrote."""
-    people = team_of(tmp_path, ("alice", "bob", "mallory"))
-    alice, bob, mallory = people["alice"], people["bob"], people["mallory"]
-    alice.ss("set", "team", "--name=API_KEY", "--value=fake-v1")
-    alice.ss("recipients", "add", bob.key, "--label=bob")
-    alice.publish("the team store")
-    bob.clone(people["origin"])  # type: ignore[arg-type]
-    bob.ss("trust", alice.key)
+    people = _shared(tmp_path, ("alice", "bob", "mallory"), {"API_KEY": "fake-v1"})
+    bob, mallory = people["bob"], people["mallory"]
     bob.ss("set", "team", "--name=API_KEY", "--value=fake-bob-old")
     bobs_old = (bob.store / "team.toml").read_bytes()
     bob.ss("set", "team", "--name=API_KEY", "--value=fake-bob-new")
@@ -120,13 +123,8 @@ def test_a_marked_file_committed_as_ours_and_merged_again_is_not_resolved(tmp_pa
 def test_an_unmerged_body_signed_by_someone_else_is_not_resolved_during_a_merge(tmp_path: Path, side: str) -> None:
     """A real conflict is in progress, but the file in the work tree is not the driver's: a newer
     file Alice signed (trusted, counter above both sides) behind a marker. The driver signs as you."""
-    people = team_of(tmp_path, ("alice", "bob"))
+    people = _shared(tmp_path, ("alice", "bob"), {"TOKEN": "fake-v1"})
     alice, bob = people["alice"], people["bob"]
-    alice.ss("set", "team", "--name=TOKEN", "--value=fake-v1")
-    alice.ss("recipients", "add", bob.key, "--label=bob")
-    alice.publish("the team store")
-    bob.clone(people["origin"])  # type: ignore[arg-type]
-    bob.ss("trust", alice.key)
     alice.ss("set", "team", "--name=TOKEN", "--value=fake-alice")
     alice.publish("alice's token")
     for n in range(3):  # never pushed: a file of Alice's with a counter above both sides
@@ -154,14 +152,8 @@ def test_an_unmerged_body_signed_by_someone_else_is_not_resolved_during_a_merge(
 @needs_git
 @pytest.mark.parametrize("how", ["--no-rebase", "--rebase"])
 def test_a_genuine_conflict_resolves_with_ours_and_theirs(tmp_path: Path, how: str) -> None:
-    people = team_of(tmp_path, ("alice", "bob"))
+    people = _shared(tmp_path, ("alice", "bob"), {"TOKEN": "fake-v1", "OTHER": "fake-other-v1"})
     alice, bob = people["alice"], people["bob"]
-    alice.ss("set", "team", "--name=TOKEN", "--value=fake-v1")
-    alice.ss("set", "team", "--name=OTHER", "--value=fake-other-v1")
-    alice.ss("recipients", "add", bob.key, "--label=bob")
-    alice.publish("the team store")
-    bob.clone(people["origin"])  # type: ignore[arg-type]  (runs secretstore git setup)
-    bob.ss("trust", alice.key)
     bob.ss("set", "team", "--name=TOKEN", "--value=fake-bob-token")
     bob.ss("set", "team", "--name=OTHER", "--value=fake-bob-other")
     bob.publish("bob's values")
