@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from secretstore import crypto, limits, scopefile
 from secretstore.errors import TamperedError
-from secretstore.scopefile import FORMAT_V2, FORMAT_V3, Entry, ScopeFile, SealedKey
+from secretstore.scopefile import (
+    BYTES_SIGNED,
+    FORMAT_V2,
+    FORMAT_V3,
+    FORMAT_V4,
+    Entry,
+    ScopeFile,
+    SealedKey,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -46,17 +54,18 @@ def unwrap(file: ScopeFile, identity: Identity, where: str) -> crypto.FileKeys |
 
 
 def mac_input(file: ScopeFile) -> bytes:
-    """What the file MAC covers: every field framed (versions 1, 2), or the digest of the signed bytes (3)."""
-    if file.version == FORMAT_V3:
-        return _V3_MAC_LABEL + len(file.digest).to_bytes(4, "big") + file.digest
+    """What the file MAC covers: every field framed (versions 1, 2), or the digest of the signed
+    bytes (3; 4: the digest its last seal signs)."""
+    if file.version in BYTES_SIGNED:
+        return _MAC_LABELS[file.version] + len(file.digest).to_bytes(4, "big") + file.digest
     return scopefile.mac_input(file)
 
 
 def signed_input(file: ScopeFile, body: bytes) -> bytes:
     """What the signer signs: a domain label, the MAC's input and the MAC itself."""
-    if file.version == FORMAT_V3:
+    if file.version in BYTES_SIGNED:
         return b"".join([
-            _V3_SIGNATURE_LABEL, len(file.digest).to_bytes(4, "big"), file.digest,
+            _SIGNATURE_LABELS[file.version], len(file.digest).to_bytes(4, "big"), file.digest,
             len(file.mac).to_bytes(4, "big"), file.mac,
         ])
     return scopefile.signed_input(file, body)
@@ -66,8 +75,8 @@ def _label(*parts: bytes) -> bytes:
     return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 
 
-_V3_MAC_LABEL = _label(b"secretstore file", FORMAT_V3.encode())
-_V3_SIGNATURE_LABEL = _label(b"secretstore signature", FORMAT_V3.encode())
+_MAC_LABELS = {version: _label(b"secretstore file", version.encode()) for version in (FORMAT_V3, FORMAT_V4)}
+_SIGNATURE_LABELS = {version: _label(b"secretstore signature", version.encode()) for version in (FORMAT_V3, FORMAT_V4)}
 
 
 def verify_mac(file: ScopeFile, keys: crypto.FileKeys, where: str, body: bytes | None = None) -> None:
@@ -168,9 +177,10 @@ def _size(parts: list[fsio.Part]) -> int:
     return sum(len(part) for part in parts)
 
 
-def v3_signer(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> Callable[[bytes], tuple[bytes, bytes]]:
-    """``sign(digest)`` for a version-3 writer: the file MAC and ``writer``'s signature over the
-    digest of the signed bytes (``serialize_v3_parts``, ``Splice.parts``)."""
+def digest_signer(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> Callable[[bytes], tuple[bytes, bytes]]:
+    """``sign(digest)`` for a version-3 or -4 writer: the file MAC and ``writer``'s signature over
+    the digest of the signed bytes (``serialize_v3_parts``, ``Splice.parts``; version 4: the digest
+    a seal signs, ``serialize_v4_parts``, ``section_bytes``)."""
 
     def sign(digest: bytes) -> tuple[bytes, bytes]:
         file.digest = digest
@@ -181,8 +191,10 @@ def v3_signer(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> Calla
 
 
 def _signed_bytes(file: ScopeFile, keys: crypto.FileKeys, writer: Identity) -> list[fsio.Part]:
+    if file.version == FORMAT_V4:
+        return scopefile.serialize_v4_parts(file, digest_signer(file, keys, writer))
     if file.version == FORMAT_V3:
-        return scopefile.serialize_v3_parts(file, v3_signer(file, keys, writer))
+        return scopefile.serialize_v3_parts(file, digest_signer(file, keys, writer))
     assert file.version == FORMAT_V2
     body = scopefile.mac_input(file)
     file.mac = crypto.compute_mac(keys, body)

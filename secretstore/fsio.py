@@ -118,6 +118,57 @@ def atomic_write(path: str, data: Data, mode: int = FILE_MODE, *, durable: bool 
         fsync_dir(directory)
 
 
+def _pwrite(fd: int, data: memoryview, offset: int) -> int:
+    return os.pwrite(fd, data, offset)
+
+
+def append_at(path: str, data: bytes, offset: int, read: OpenFile | None) -> bool:
+    """Write ``data`` at ``offset`` of the existing file ``path`` and fsync it: a version-4 scope
+    file's new section (FORMAT.md, "Scope file, version 4"), under the store lock.
+
+    Anything after ``offset`` (a section a crash cut short, which readers already ignore) is
+    cut off first. False, with nothing written, when ``path`` is not the file ``read`` has open
+    (replaced since it was read), has another link (a hard-linked copy would change too), or
+    is shorter than ``offset``: the caller writes the file again instead. A failed write is
+    undone (the file is cut back to ``offset``) before the error is raised, so a reader sees
+    the old file or the new one, and a crash leaves at most an unsealed tail that readers skip.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    try:
+        status = os.fstat(fd)
+        if read is not None:
+            before = os.fstat(read.fd)
+            if (before.st_dev, before.st_ino) != (status.st_dev, status.st_ino):
+                return False
+        if status.st_nlink != 1 or status.st_size < offset:
+            return False
+        try:
+            if status.st_size > offset:
+                os.ftruncate(fd, offset)
+            written = 0
+            view = memoryview(data)
+            if os.environ.get(_CRASH_ENV) == "append-partial":  # tests: a writer killed mid-section
+                os.pwrite(fd, view[: len(data) // 2], offset)
+                _crash_point("append-partial")
+            while written < len(data):
+                written += _pwrite(fd, view[written:], offset + written)
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, offset)
+                os.fsync(fd)
+            except OSError:
+                pass  # the unsealed tail left is skipped by readers and cut off by the next writer
+            raise write_error(path, exc) from None
+        _crash_point("after-append")
+        return True
+    finally:
+        os.close(fd)
+
+
 class OpenFile:
     """A store file kept open after its start was read (``read_store_file(keep=...)``): the rest
     is read (``pread``) or copied by the kernel (``FileRange``) only when needed, never held.
@@ -646,7 +697,7 @@ def read_private_file(path: str) -> bytes | None:
 
 def read_store_file(
     root: str, relpath: str, max_bytes: int = limits.MAX_SCOPE_FILE_BYTES, *, prefix: int | None = None,
-    until: bytes | None = None, keep: list[OpenFile] | None = None,
+    until: bytes | None = None, keep: list[OpenFile] | None = None, suffix: int = 0,
 ) -> bytes | None:
     """``read_file`` for a file of the store, refused if anyone but you could have written it.
 
@@ -657,7 +708,9 @@ def read_store_file(
     next name opened relative to it, so the directories checked are the ones
     the file was read through. Nothing is checked when the file does not exist.
     With ``prefix``, only the file's first ``prefix`` bytes are read (exec's
-    snapshot check needs only a scope file's head), after the same checks.
+    snapshot check needs only a scope file's head), after the same checks; with
+    ``suffix`` too, those bytes followed by the file's last ``suffix`` bytes (the
+    whole file when it is no longer than both): a version-4 file's last seal.
     With ``until``, reading stops at the first occurrence of those bytes (not
     included): a version-3 scope file's current entries end where its history
     begins, and a reader of current values needs nothing after them. With
@@ -687,7 +740,7 @@ def read_store_file(
             return None
         except OSError as exc:
             raise _open_error(path, exc) from None
-        return _read_regular(fd, path, opened, max_bytes, prefix, until, keep)
+        return _read_regular(fd, path, opened, max_bytes, prefix, until, keep, suffix)
     finally:
         for _name, directory_fd in opened:
             os.close(directory_fd)
@@ -716,7 +769,7 @@ def _find_in_last(chunks: list[bytes], marker: bytes) -> int | None:
 
 def _read_regular(
     fd: int, path: str, directories: list[tuple[str, int]], max_bytes: int, prefix: int | None = None,
-    until: bytes | None = None, keep: list[OpenFile] | None = None,
+    until: bytes | None = None, keep: list[OpenFile] | None = None, suffix: int = 0,
 ) -> bytes:
     """Read and close ``fd``; with ``directories`` (path, fd), check who can write them and it first.
 
@@ -735,6 +788,12 @@ def _read_regular(
         if status.st_size > max_bytes:
             raise limits.too_large(path, max_bytes)
         os.set_blocking(fd, True)
+        end = b""
+        if prefix is not None and suffix:
+            if status.st_size <= prefix + suffix:
+                prefix = prefix + suffix  # the whole file
+            else:
+                end = os.pread(fd, suffix, status.st_size - suffix)
         if prefix is None and until is None:  # the whole file, in one read (one allocation) when it can
             first = os.read(fd, status.st_size + 1)
             if len(first) <= status.st_size:
@@ -765,7 +824,7 @@ def _read_regular(
         data = b"".join(chunks)
         if prefix is None:
             limits.check_size(data, path, max_bytes)  # the file grew after fstat
-        return data
+        return data + end if end else data
     except OSError as exc:
         raise SecretStoreError(f"cannot read {path}: {exc.strerror}") from None
     finally:

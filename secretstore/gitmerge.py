@@ -787,8 +787,8 @@ def git_lineage(path: str, cwd: str = ".") -> Lineage:
     return held
 
 
-_VERSION_HEAD = re.compile(
-    rb"\n(?:\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]|\[\[secrets\.([A-Za-z][A-Za-z0-9_]*)\.history\]\])\n"
+_VERSION_HEAD = re.compile(  # an entry, an earlier version, or (version 4) an update in a section
+    rb"\n(?:\[secrets\.([A-Za-z][A-Za-z0-9_]*)\]|\[\[secrets\.([A-Za-z][A-Za-z0-9_]*)\.(?:history|update)\]\])\n"
     rb'updated = "([^"\n]*)"\n(?:writer = "([^"\n]*)"\n)?'
 )
 

@@ -40,11 +40,13 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
 FORMAT_V1 = "secretstore/v1"
 FORMAT_V2 = "secretstore/v2"
 FORMAT_V3 = "secretstore/v3"
-FORMAT = FORMAT_V3  # what this code writes
-SIGNED_FORMATS = (FORMAT_V2, FORMAT_V3)
-FORMATS = (FORMAT_V1, FORMAT_V2, FORMAT_V3)
-# What ``envelope.seal`` writes: version 3, but scripts/gen-vectors keeps its version-2 cases.
-WRITE_FORMAT = FORMAT_V3
+FORMAT_V4 = "secretstore/v4"
+FORMAT = FORMAT_V4  # what this code writes
+SIGNED_FORMATS = (FORMAT_V2, FORMAT_V3, FORMAT_V4)
+FORMATS = (FORMAT_V1, FORMAT_V2, FORMAT_V3, FORMAT_V4)
+BYTES_SIGNED = (FORMAT_V3, FORMAT_V4)  # the versions whose signature covers bytes, not framed fields
+# What ``envelope.seal`` writes: version 4, but scripts/gen-vectors keeps its version-2 and -3 cases.
+WRITE_FORMAT = FORMAT_V4
 FORMAT_FAMILY = "secretstore/"
 # Values are encrypted the same way in both versions: their associated data keeps v1's label.
 VALUE_FORMAT = FORMAT_V1
@@ -55,6 +57,7 @@ _TOP_KEYS = {
     FORMAT_V1: {"format", "entity", "id", "mac", "recipients", "secrets"},
     FORMAT_V2: {"format", "entity", "id", "store", "counter", "signer", "signature", "mac", "recipients", "secrets"},
     FORMAT_V3: {"format", "entity", "id", "store", "counter", "signer", "signature", "mac", "recipients", "secrets"},
+    FORMAT_V4: {"format", "entity", "id", "store", "recipients", "secrets", "seals"},
 }
 _RECIPIENT_KEYS = {"public_key", "label", "sealed_key"}
 _ENTRY_KEYS = {
@@ -62,11 +65,14 @@ _ENTRY_KEYS = {
     FORMAT_V2: {"updated", "writer", "nonce", "ciphertext", "deleted", "rotate", "history"},
     FORMAT_V3: {"updated", "writer", "nonce", "ciphertext", "deleted", "rotate", "history_bytes", "history_digest",
                 "history"},
+    FORMAT_V4: {"updated", "writer", "nonce", "ciphertext", "deleted", "rotate", "history_bytes", "history_digest",
+                "history", "update"},
 }
 _VERSION_KEYS = {
     FORMAT_V1: {"updated", "nonce", "ciphertext"},
     FORMAT_V2: {"updated", "writer", "nonce", "ciphertext"},
     FORMAT_V3: {"updated", "writer", "nonce", "ciphertext"},
+    FORMAT_V4: {"updated", "writer", "nonce", "ciphertext"},
 }
 
 
@@ -399,7 +405,7 @@ def parse(data: bytes, where: str, *, body_only: bool = False, tail: fsio.OpenFi
     history read from it only when used (``HistoryRegion.tail``).
     """
     try:
-        if data.startswith(_V3_START):
+        if data.startswith(_V3_START) or data.startswith(V4_START):
             return parse_v3(data, where, body_only=body_only, tail=tail)
         fast = parse_canonical(data)
         if fast is not None:
@@ -510,15 +516,17 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
     elif not isinstance(scope_id, str) or not is_valid_id(scope_id):
         raise StoreFormatError(f"{where}: missing or invalid id")
     signed: dict[str, object] = {}
-    if version in SIGNED_FORMATS:
+    if version == FORMAT_V4:  # its signature is in its seals (checked in parse_v3's exact layout only)
+        parse_store_id(document.get("store"), where)
+    elif version in SIGNED_FORMATS:
         signed = {
             "store_id": parse_store_id(document.get("store"), where),
             "counter": parse_counter(document.get("counter"), where),
             "signer": parse_signer(document.get("signer"), where),
             "signature": parse_signature(document.get("signature"), where),
         }
-    mac = _unb64(document.get("mac"), "mac", where)
-    if len(mac) != crypto.MAC_BYTES:
+    mac = b"" if version == FORMAT_V4 else _unb64(document.get("mac"), "mac", where)
+    if len(mac) != crypto.MAC_BYTES and version != FORMAT_V4:
         raise StoreFormatError(f"{where}: mac has the wrong length")
 
     raw_recipients = document.get("recipients")
@@ -549,13 +557,23 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
     for name, raw_entry in secrets.items():
         if not is_valid_name(name):
             raise StoreFormatError(f"{where}: invalid secret name {name!r}")
-        entries[name] = _parse_entry(_table(raw_entry, f"secret {name}", where), name, version, where)
-    if version == FORMAT_V3:  # valid, but not the bytes a writer signs (parse_v3 reads those): never its writer's
-        raise TamperedError(
-            f"{where}: the signature does not cover the file as it is (edited by hand, or forged)",
-            hint="restore it from git (git log -- FILE) or ask its writer to write it again",
-        )
+        table = _table(raw_entry, f"secret {name}", where)
+        if version == FORMAT_V4:  # its updates and their history are read in the exact layout only
+            _only_keys(table, _ENTRY_KEYS[version], f"secret {name}", where)
+            table = {key: value for key, value in table.items() if key not in ("update", "history")}
+            if "updated" not in table:
+                continue  # a name only its updates hold
+        entries[name] = _parse_entry(table, name, version, where)
+    if version in BYTES_SIGNED:  # valid, but not the bytes a writer signs (parse_v3 reads those): never its writer's
+        raise _not_as_signed(where)
     return ScopeFile(entity, scope_id, recipients, entries, mac, version=version, **signed)  # type: ignore[arg-type]
+
+
+def _not_as_signed(where: str) -> TamperedError:
+    return TamperedError(
+        f"{where}: the signature does not cover the file as it is (edited by hand, or forged)",
+        hint="restore it from git (git log -- FILE) or ask its writer to write it again",
+    )
 
 
 def _box_key(text: str) -> bytes | None:
@@ -779,7 +797,14 @@ _HEAD_RE = re.compile(
     rf'signer = "({_KEY})"\n'
     rf'signature = "({_B64})"\n)?'
     rf'mac = "({_B64})"\n'
-)  # the head alone is all a snapshot check (``read_head``) needs
+)  # the head alone is all a snapshot check (``read_head``) needs (version 4: and its last seal)
+_V4_HEAD_RE = re.compile(
+    r'format = "secretstore/v4"\n'
+    r'entity = "(team|project|cluster)"\n'
+    r'(?:id = "([A-Za-z0-9._-]+)"\n)?'
+    r'store = "([A-Za-z0-9_-]+)"\n'
+)
+V4_START = b'format = "secretstore/v4"\n'
 
 
 # The rest are compiled on first use: exec from a snapshot never parses a whole file.
@@ -963,6 +988,8 @@ def head_of(data: bytes) -> Head | None:
     for a full verification of a file with that head, and trust and the counter
     are checked again by the caller.
     """
+    if data.startswith(V4_START):
+        return _v4_head_of(data)
     head = _HEAD_RE.match(data[:HEAD_BYTES].decode("utf-8", "replace"))
     if head is None or data[head.end() : head.end() + 1] != b"\n":
         return None
@@ -973,6 +1000,20 @@ def head_of(data: bytes) -> Head | None:
     if store_id is None:
         return None
     return Head(True, store_id, int(counter), signer, key)
+
+
+def _v4_head_of(data: bytes) -> Head | None:
+    """A version-4 head: its lines and the last seal, the bytes ``data`` ends with (the whole file,
+    the file without its history, or its start and its end: ``Store.read_head``). None when it
+    does not end with a seal (a section still being written, or cut short): read it in full."""
+    head = _V4_HEAD_RE.match(data[:HEAD_BYTES].decode("utf-8", "replace"))
+    if head is None or data[head.end() : head.end() + 1] != b"\n":
+        return None
+    seal = last_seal(data)
+    if seal is None:
+        return None
+    _base, counter, signer, seal_bytes = seal
+    return Head(True, head[3], counter, signer, data[: head.end()] + seal_bytes)
 
 
 def signer_of(data: bytes) -> tuple[str, str] | None:
@@ -1095,7 +1136,10 @@ def _fits_table_form(version: Version) -> bool:
 
 V3_START = f'format = "{FORMAT_V3}"\n'.encode()
 _V3_START = V3_START
-_HISTORY_START = b"\n[[secrets."
+# Where the body ends: the first ``[[secrets.NAME.history]]`` (version 3), or that or the first
+# ``[[secrets.NAME.update]]`` or ``[[seals]]`` (version 4). No body holds "\n[[s" (its stanzas
+# are ``[[recipients]]``, its entries ``[secrets.NAME]``), so one marker serves both.
+_HISTORY_START = b"\n[[s"
 _LABEL = r'(?:[^"\\\x00-\x1f\x7f]|\\["\\])*'  # a basic string whose only escapes are \" and \\
 MAX_HISTORY_BYTES = 10**12  # history_bytes is at most 13 digits (the file cap is far below)
 
@@ -1216,7 +1260,7 @@ def parse_quick(data: bytes, where: str) -> tuple[ScopeFile, list[Row]] | None:
     no object per entry: the rows are only as trustworthy as the signature the caller then
     checks over ``file.digest``, and must not be used before it has.
     """
-    if not data.startswith(_V3_START):
+    if not (data.startswith(_V3_START) or data.startswith(V4_START)):
         return None
     rows: list[Row] = []
     found = _parse_v3(data, where, True, rows)
@@ -1235,10 +1279,18 @@ def _parse_v3(
         text = data[: body_end if first_entry < 0 else first_entry].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    head = _HEAD_RE.match(text)
-    if head is None or head[1] != "v3" or head[4] is None:
-        return None
-    _number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
+    v4 = text.startswith('format = "secretstore/v4"\n')
+    if v4:  # the head names the scope and the store; who signed what, and when, is in the seals
+        head = _V4_HEAD_RE.match(text)
+        if head is None:
+            return None
+        entity, scope_id, store_id = head.groups()
+        counter_text, signer, signature_text, mac_text = "0", "", "", ""
+    else:
+        head = _HEAD_RE.match(text)
+        if head is None or head[1] != "v3" or head[4] is None:
+            return None
+        _number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
     if (entity == "team") != (scope_id is None) or (scope_id is not None and not is_valid_id(scope_id)):
         return None
     a2b = _a2b_canonical  # the head and the recipients; entries are canonical by their pattern
@@ -1246,13 +1298,12 @@ def _parse_v3(
         counter = int(counter_text)
         signature = a2b(signature_text)
         mac = a2b(mac_text)
-        if (
+        if not _is_store_id(store_id) or (not v4 and (
             counter > MAX_COUNTER
             or len(signature) != crypto.SIGNATURE_BYTES
             or len(mac) != crypto.MAC_BYTES
-            or not _is_store_id(store_id)
             or not is_valid_public_text(signer)
-        ):
+        )):
             return None
         pos = head.end()
         recipients: list[SealedKey] = []
@@ -1289,6 +1340,7 @@ def _parse_v3(
             listing += [(name, updated, writer or None, nonce, ciphertext, rotate != "")
                         for name, updated, writer, nonce, ciphertext, rotate, _length, _digest in rows
                         if nonce]
+            offset += sum(int(row[6]) for row in rows if row[6])
             pos = len(text)
         else:
             # The same one scan as the quick read, which has checked the layout, the order and
@@ -1313,9 +1365,15 @@ def _parse_v3(
             return None
     except binascii.Error:
         return None
+    view = memoryview(data)
+    if v4:
+        return _with_sections(
+            ScopeFile(entity, scope_id, recipients, entries, version=FORMAT_V4, store_id=store_id,
+                      digest=crypto.body4_digest_of([view[:body_end]])),
+            data, body_end, offset, consistent_region, listing, body_only, head_only is not None, where,
+        )
     consistent_region.consistent = offset == consistent_region.end
     signature_line = text.rindex("\nsignature = ", 0, head.end()) + 1
-    view = memoryview(data)
     digest = crypto.body_digest_of([view[:signature_line], view[head.end() : body_end]])
     return ScopeFile(
         entity, scope_id, recipients, entries, mac, version=FORMAT_V3, store_id=store_id, counter=counter,
@@ -1449,8 +1507,16 @@ def serialize_v3_parts(
     changed gets a new chunk. A file whose history region does not match its
     entries is refused rather than rewritten around the damage.
     """
-    b64 = _b64
-    head = [_v3_head_text(scope)]
+    head_bytes = _v3_head_text(scope).encode("utf-8")
+    body_bytes, chunks = _body_and_chunks(scope)
+    digest = crypto.body_digest_of([head_bytes, body_bytes])
+    mac, signature = sign(digest)
+    scope.digest, scope.mac, scope.signature = digest, mac, signature
+    return [head_bytes, _signature_lines(signature, mac), body_bytes, *chunks]  # carried history is not copied
+
+
+def _body_and_chunks(scope: ScopeFile) -> tuple[bytes, list[fsio.Part]]:
+    """The body (recipients and entries) of a version-3 or -4 file, and its history as parts."""
     body = []
     for stanza in scope.recipients:
         body.append(_stanza_text(stanza, _escape(stanza.label)))
@@ -1477,13 +1543,7 @@ def serialize_v3_parts(
             chunks.append(raw)
         body.append(text)
     chunks.extend(_flush(carry))
-    head_bytes = "".join(head).encode("utf-8")
-    body_bytes = "".join(body).encode("utf-8")
-    digest = crypto.body_digest_of([head_bytes, body_bytes])
-    mac, signature = sign(digest)
-    scope.digest, scope.mac, scope.signature = digest, mac, signature
-    lines = f'signature = "{b64(signature)}"\nmac = "{b64(mac)}"\n'.encode("ascii")
-    return [head_bytes, lines, body_bytes, *chunks]  # the file, in parts: carried history is not copied
+    return "".join(body).encode("utf-8"), chunks
 
 
 def _pointer(length: int, digest: bytes) -> str:
@@ -1513,7 +1573,7 @@ def parse_v3_head(data: bytes, where: str, tail: fsio.OpenFile | None = None) ->
     """A version-3 file's head and recipients with its entries left unread, for ``Splice``:
     (the file, with no entries and the digest of its signed bytes; where its entries start;
     where its head ends, after the ``mac`` line), as byte offsets in ``data``; None for any doubt."""
-    if not data.startswith(_V3_START):
+    if not (data.startswith(_V3_START) or data.startswith(V4_START)):
         return None
     found: list[tuple[int, int]] = []
     file = _parse_v3(data, where, tail=tail, head_only=found)
@@ -1709,3 +1769,303 @@ def _flush(carry: list[HistoryChunk]) -> list[fsio.Part]:
 
 def _region_part(region: HistoryRegion, start: int, end: int) -> memoryview | fsio.FileRange:
     return memoryview(region.data)[start:end] if region.tail is None else region.tail.range(start, end - start)
+
+
+# --- version 4: sections appended after the history, each sealed ---------------------------
+#
+# FORMAT.md, "Scope file, version 4". A version-3 file rewritten for every change of one name
+# copies all of its history (28 MB at 10,000 names with 10 versions each). A version-4 file is
+# the same head and body without the signature, the same history, then one or more sections:
+# a section changes entries (``[[secrets.NAME.update]]``, each after its new chunk of history)
+# and ends with a seal (``[[seals]]``) that signs a digest chained over the body and every
+# section before it. A one-name write appends one section; any other write, or enough
+# sections, writes the file again with one seal. Readers take the last seal for the file's
+# signature, and each name's last update for its entry.
+
+_ENTRY_FIELDS = (
+    rf'updated = "({_TIMESTAMP})"\n'
+    rf'(?:writer = "({_KEY})"\n)?'
+    rf'(?:nonce = "({_B64_CANONICAL})"\nciphertext = "({_B64_CANONICAL})"\n|deleted = true\n)'
+    r"(rotate = true\n)?"
+    rf'(?:history_bytes = ([1-9][0-9]{{0,12}})\nhistory_digest = "({_B64_CANONICAL})"\n)?'
+)
+_SEAL_TEXT = (
+    r"\n\[\[seals\]\]\n"
+    r"base = ([1-9][0-9]{0,12})\n"
+    r"counter = ([1-9][0-9]{0,15})\n"
+    rf'signer = "({_KEY})"\n'
+    rf'signature = "({_B64_CANONICAL})"\n'
+    rf'mac = "({_B64_CANONICAL})"\n'
+)
+SEAL_BYTES = 1024  # more than any seal: a reader of the head reads this much of the file's end too
+COMPACT_SECTIONS = 64  # a write that would make more sections than this writes the file again
+COMPACT_BYTES = 1 << 20  # likewise for the bytes after the history
+
+
+@functools.cache
+def _item_re() -> re.Pattern[str]:
+    return re.compile(r"\n\[\[(?:secrets\.([A-Za-z][A-Za-z0-9_]{0,254})\.update|seals)\]\]\n")
+
+
+@functools.cache
+def _update_re() -> re.Pattern[str]:
+    return re.compile(r"\n\[\[secrets\.([A-Za-z][A-Za-z0-9_]{0,254})\.update\]\]\n" + _ENTRY_FIELDS)
+
+
+@functools.cache
+def _seal_re() -> re.Pattern[str]:
+    return re.compile(_SEAL_TEXT)
+
+
+@functools.cache
+def _unsealed_re() -> re.Pattern[str]:
+    """What a section cut short can hold: whole lines a section has, then part of one."""
+    return re.compile(
+        r"(?:\n(?:|\[\[(?:secrets\.[A-Za-z][A-Za-z0-9_]{0,254}\.(?:history|update)|seals)\]\]"
+        r'|[a-z_]{1,14} = (?:"[A-Za-z0-9+/=_:-]*"|[0-9]{1,16}|true))(?=\n))*'
+        r"(?:\n[^\n]*)?"
+    )
+
+
+@functools.cache
+def _last_seal_re() -> re.Pattern[str]:
+    return re.compile(_SEAL_TEXT + r"\Z")
+
+
+class Sections:
+    """What a version-4 file's sections say: the entries they change (each name's last update,
+    its history a chunk of ``region``), and the last seal, which signs ``digest``."""
+
+    __slots__ = ("updates", "rows", "counter", "signer", "signature", "mac", "digest", "base", "end", "count",
+                 "region", "sealed_at")
+
+    def __init__(self) -> None:
+        self.updates: dict[str, Entry] = {}
+        self.rows: dict[str, Row | None] = {}  # a live update's row (as ``parse_quick`` gives), None: deleted
+        self.counter = 0
+        self.signer = ""
+        self.signature = b""
+        self.mac = b""
+        self.digest = b""
+        self.base = 0  # where the sections start in the file
+        self.end = 0  # bytes of them that are whole sections (after them: a write that did not finish)
+        self.sealed_at = 0  # where the last seal's signature line starts: the next section's signed bytes do
+        self.count = 0
+        self.region: HistoryRegion | None = None
+
+
+def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> Sections | None:
+    """The sections of a version-4 file, ``region`` being its bytes from ``base`` (where its
+    history ends) to its end; None unless it is whole sections in the exact layout, each seal's
+    ``base`` is ``base`` and its counter larger than the one before, with at least one seal.
+
+    Bytes after the last seal that hold no seal, and nothing but lines a section has (the last
+    one maybe cut), are a section still being written (a reader can meet one) or one a crash
+    cut short: they are not part of the file, and the next writer removes them
+    (``Sections.end``). A seal after anything out of place, or anything else after the last
+    seal (git's conflict markers, say), refuses the file.
+    """
+    text = region.decode("latin-1")  # one character per byte: offsets in ``text`` are offsets in ``region``
+    found = Sections()
+    found.base = base
+    found.region = HistoryRegion(region, True, where)
+    digest, counter = body_digest, 0
+    start = pos = 0  # the section being read, and where in it
+    signed_from = 0  # the first section's signed bytes start at ``base``; each next one's at the seal before
+    chunks: list[tuple[int, int]] = []  # the section's chunks so far: not in its signed bytes
+    pending: dict[str, tuple[Entry, Row | None]] = {}
+    decode = _a2b_strict
+    while True:
+        item = _item_re().search(text, pos)
+        if item is None:
+            break
+        if item[1] is not None:  # an update, after its chunk
+            match = _update_re().match(text, item.start())
+            if match is None:
+                break
+            name, updated, writer, nonce_text, ciphertext_text, rotate, length_text, digest_text = match.groups()
+            length = int(length_text) if length_text else 0
+            try:
+                nonce = decode(nonce_text) if nonce_text else b""
+                ciphertext = decode(ciphertext_text) if ciphertext_text else b""
+                chunk_digest = decode(digest_text) if digest_text else b""
+            except binascii.Error:
+                break
+            if (
+                item.start() - pos != length
+                or name in pending
+                or (writer is not None and not is_valid_public_text(writer))
+                or (nonce_text and (len(nonce) != crypto.NONCE_BYTES or len(ciphertext) <= crypto.TAG_BYTES))
+                or (digest_text and len(chunk_digest) != crypto.MAC_BYTES)
+                or (not nonce_text and not length)  # a deleted name keeps its value in its history
+            ):
+                break
+            chunk = HistoryChunk(found.region, pos, length, chunk_digest, name) if length else None
+            current = Version(updated, nonce, ciphertext, writer) if nonce_text else None
+            row = (name, updated, writer, nonce_text, ciphertext_text, rotate is not None) if nonce_text else None
+            pending[name] = (Entry(current, updated, (), writer, rotate is not None, chunk), row)
+            if length:
+                chunks.append((pos, item.start()))
+            pos = match.end()
+            continue
+        if item.start() != pos:
+            break  # only updates have a chunk before them
+        match = _seal_re().match(text, pos)
+        if match is None:
+            break
+        base_text, counter_text, signer, signature_text, mac_text = match.groups()
+        try:
+            signature, mac = decode(signature_text), decode(mac_text)
+        except binascii.Error:
+            break
+        if (
+            int(base_text) != base
+            or not counter < int(counter_text) <= MAX_COUNTER
+            or len(signature) != crypto.SIGNATURE_BYTES
+            or len(mac) != crypto.MAC_BYTES
+            or not is_valid_public_text(signer)
+        ):
+            break
+        signed_end = text.index("\nsignature = ", pos) + 1
+        view, at = memoryview(region), signed_from
+        signed: list[bytes | memoryview] = []
+        for chunk_start, chunk_end in chunks:
+            signed.append(view[at:chunk_start])
+            at = chunk_end
+        signed.append(view[at:signed_end])
+        digest = crypto.section_digest(digest, signed)
+        signed_from, chunks = signed_end, []
+        counter = int(counter_text)
+        for name, (entry, row) in pending.items():
+            found.updates.pop(name, None)  # in the order last changed
+            found.updates[name] = entry
+            found.rows[name] = row
+        pending = {}
+        found.counter, found.signer, found.signature, found.mac, found.digest = (
+            counter, signer, signature, mac, digest)
+        found.count += 1
+        start = pos = match.end()
+    if not found.count or _seal_re().search(text, start) is not None or not _unsealed_re().fullmatch(text, start):
+        return None  # no seal at all, one after something out of place, or what no writer appends
+    found.end = start
+    found.sealed_at = signed_from
+    return found
+
+
+def _with_sections(
+    file: ScopeFile, data: bytes, body_end: int, base: int, base_region: HistoryRegion,
+    listing: list[Row] | None, body_only: bool, head_only: bool, where: str,
+) -> ScopeFile | None:
+    """``file`` (a version-4 head and body, ``file.digest`` the body's) completed from its
+    sections, which start at ``base`` in the file: the entries they change, and the last
+    seal's counter, signer, signature and MAC, with ``digest`` what it signs. ``head_only``:
+    as it is, the sections left to the caller (``Store._append``).
+
+    Where the sections are read from: ``data`` from ``body_end`` when it holds the body
+    and then the sections (``body_only``: what ``Store.read_current`` reads); else the file
+    from ``base``, in ``data`` or (``base_region.tail``) still open."""
+    if head_only:
+        return file
+    tail = base_region.tail
+    if body_only:
+        region = data[body_end:]
+    elif tail is not None:
+        if base > tail.size:
+            return None
+        region = tail.pread(base, tail.size - base)
+    else:
+        if base > len(data):
+            return None
+        region = data[base:]
+    sections = parse_sections(region, base, file.digest, where)
+    if sections is None:
+        return None
+    apply_sections(file, sections, listing)
+    base_region.consistent = True  # the history is exactly the chunks: the sections start where they end
+    return file
+
+
+def apply_sections(file: ScopeFile, sections: Sections, listing: list[Row] | None = None) -> None:
+    """``file`` as its sections leave it: each name's last update for its entry (or its row in
+    ``listing``), the last seal for its signature."""
+    file.counter, file.signer, file.signature, file.mac, file.digest = (
+        sections.counter, sections.signer, sections.signature, sections.mac, sections.digest)
+    if not sections.updates:
+        return
+    if listing is not None:
+        kept = [row for row in listing if row[0] not in sections.rows]
+        kept += [row for row in sections.rows.values() if row is not None]
+        kept.sort(key=_first)
+        listing[:] = kept
+        return
+    added = any(name not in file.entries for name in sections.updates)
+    file.entries.update(sections.updates)
+    if added:
+        file.entries = dict(sorted(file.entries.items()))
+
+
+def _first(row: Row) -> str:
+    return row[0]
+
+
+def _v4_head_text(scope: ScopeFile) -> str:
+    scope_id = "" if scope.scope_id is None else f'id = "{scope.scope_id}"\n'
+    return f'format = "{FORMAT_V4}"\nentity = "{scope.entity}"\n{scope_id}store = "{scope.store_id}"\n'
+
+
+def _seal_lines(base: int, counter: int, signer: str) -> bytes:
+    """A seal's signed lines (the signature and MAC lines follow them)."""
+    return f'\n[[seals]]\nbase = {base}\ncounter = {counter}\nsigner = "{signer}"\n'.encode("ascii")
+
+
+def _signature_lines(signature: bytes, mac: bytes) -> bytes:
+    return f'signature = "{_b64(signature)}"\nmac = "{_b64(mac)}"\n'.encode("ascii")
+
+
+def serialize_v4_parts(scope: ScopeFile, sign: Callable[[bytes], tuple[bytes, bytes]]) -> list[fsio.Part]:
+    """The version-4 bytes of ``scope`` (entries sorted by the caller) with one seal, signed
+    through ``sign`` as ``serialize_v3_parts`` signs: its head and body, its history, then the
+    seal, over the chained digest of the body's digest and the seal's lines."""
+    head_bytes = _v4_head_text(scope).encode("utf-8")
+    body_bytes, chunks = _body_and_chunks(scope)
+    base = len(head_bytes) + len(body_bytes) + sum(len(chunk) for chunk in chunks)
+    seal = _seal_lines(base, scope.counter, scope.signer)
+    digest = crypto.section_digest(crypto.body4_digest_of([head_bytes, body_bytes]), [seal])
+    mac, signature = sign(digest)
+    scope.digest, scope.mac, scope.signature = digest, mac, signature
+    return [head_bytes, body_bytes, *chunks, seal, _signature_lines(signature, mac)]
+
+
+def section_bytes(
+    name: str, entry: Entry | None, previous: bytes, sealed: bytes, base: int, counter: int, signer: str,
+    sign: Callable[[bytes], tuple[bytes, bytes]],
+) -> tuple[bytes, bytes]:
+    """A section that changes ``name`` to ``entry`` (with its history as a new chunk), sealed
+    as ``signer`` with ``counter`` over ``previous``, the digest the file's last seal signs, and
+    ``sealed``, that seal's signature and MAC lines: (its bytes, to append, and the digest its
+    seal signs)."""
+    if entry is None:
+        raise ValueError("a section changes an entry; a name leaves the file only when it is written again")
+    if entry._history is None and entry.chunk is not None:
+        raw = entry.chunk.raw()  # carried as it is: its bytes come along, checked against its digest
+    else:
+        raw = _history_text(name, entry.history) if entry.history else b""
+    pointer = _pointer(len(raw), crypto.history_digest(raw)) if raw else ""
+    text = _entry_text(name, entry, pointer)
+    header = f"\n[secrets.{name}]\n"
+    update = (f"\n[[secrets.{name}.update]]\n" + text[len(header):]).encode("ascii")
+    seal = _seal_lines(base, counter, signer)
+    digest = crypto.section_digest(previous, [sealed, update, seal])  # its chunk: bound by its digest
+    mac, signature = sign(digest)
+    return raw + update + seal + _signature_lines(signature, mac), digest
+
+
+def last_seal(end: bytes) -> tuple[int, int, str, bytes] | None:
+    """(base, counter, signer, the seal's bytes) of the seal ``end`` (a version-4 file's last
+    bytes) ends with, or None when it ends otherwise. Unchecked: only the full read verifies."""
+    text = end[-SEAL_BYTES:].decode("latin-1")
+    start = text.rfind("\n[[seals]]\n")
+    found = None if start < 0 else _last_seal_re().match(text, start)
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), found[3], text[start:].encode("latin-1")

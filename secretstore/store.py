@@ -97,8 +97,13 @@ def _check_deleted(scope: Scope, name: str, entry: Entry | None) -> None:
 
 
 def _written_head(parts: _Parts) -> scopefile.Head | None:
-    """The head of a version-3 file about to be written as ``parts`` (its first two: the lines
-    before ``signature``, then ``signature`` and ``mac``), for list's cache."""
+    """The head of a file about to be written as ``parts``, for list's cache: version 3's first
+    two parts (the lines before ``signature``, then ``signature`` and ``mac``); version 4's
+    first (its head) and last two (its seal)."""
+    first = parts[0]
+    assert not isinstance(first, fsio.FileRange)  # the head: always bytes
+    if bytes(first[: len(scopefile.V4_START)]) == scopefile.V4_START:
+        return scopefile.head_of(fsio.join([parts[0], b"\n", *parts[-2:]]))
     return scopefile.head_of(fsio.join(parts[:2]) + b"\n")
 
 
@@ -471,7 +476,9 @@ class Store:
         found: dict[str, str] = {}
         for relpath in [recipients.FILENAME, *(scope.relpath for scope in self.scopes())]:
             try:
-                data = fsio.read_store_file(self.root, relpath, prefix=limits.SIGNER_BYTES)  # all signer_of reads
+                data = fsio.read_store_file(  # all signer_of reads (a version-4 file's signer: in its last seal)
+                    self.root, relpath, prefix=limits.SIGNER_BYTES,
+                    suffix=0 if relpath == recipients.FILENAME else scopefile.SEAL_BYTES)
             except SecretStoreError:
                 continue
             if data is not None:
@@ -482,7 +489,9 @@ class Store:
 
     # --- reading -----------------------------------------------------------
 
-    def read_bytes(self, scope: Scope, *, prefix: int | None = None, until: bytes | None = None) -> bytes | None:
+    def read_bytes(
+        self, scope: Scope, *, prefix: int | None = None, until: bytes | None = None, suffix: int = 0
+    ) -> bytes | None:
         """A scope file's bytes (``prefix``, ``until``: only its start, see ``fsio.read_store_file``),
         or None when the scope has no file.
 
@@ -491,19 +500,32 @@ class Store:
         """
         self._refuse_symlinked_dir(scope)
         self._before_reading(scope.relpath)
-        return fsio.read_store_file(self.root, scope.relpath, prefix=prefix, until=until)
+        return fsio.read_store_file(self.root, scope.relpath, prefix=prefix, until=until, suffix=suffix)
 
     def read_current(self, scope: Scope) -> bytes | None:
-        """A scope file's bytes up to its history (a version-3 file; others whole), or None.
+        """A scope file's bytes without its history, or None: a version-3 file's up to its
+        history; a version-4 file's up to its history, then its sections (from the ``base``
+        its last seal gives); other files whole.
 
-        For readers of current values (list, get, exec, export): a version-3
-        file's history can be most of it, and they never use it. Parse the
-        result with ``parse(..., body_only=True)``.
+        For readers of current values (list, get, exec, export): the history can be
+        most of a file, and they never use it. Parse the result with
+        ``parse(..., body_only=True)``. A version-4 file that does not end with a seal
+        (a section being written) is read whole, and its body-only parse fails over to
+        the whole file's (``parse``).
         """
         data, tail = self._read_start(scope)
-        if tail is not None:
-            tail.close()  # the history is not needed
-        return data
+        if data is None or tail is None:
+            return data
+        try:
+            if not data.startswith(scopefile.V4_START):
+                return data  # the history is not needed
+            at = max(tail.size - scopefile.SEAL_BYTES, len(data))
+            end = tail.pread(at, tail.size - at)
+            seal = scopefile.last_seal(end)
+            base = len(data) if seal is None or not len(data) <= seal[0] <= tail.size else seal[0]
+            return data + tail.pread(base, tail.size - base)
+        finally:
+            tail.close()
 
     def _read_start(self, scope: Scope) -> tuple[bytes | None, fsio.OpenFile | None]:
         """A version-3 file's bytes up to its history and the file, kept open when it has any
@@ -514,7 +536,9 @@ class Store:
         self._before_reading(scope.relpath)
         data = fsio.read_store_file(self.root, scope.relpath, until=scopefile.BODY_END, keep=kept)
         tail = kept[0] if kept else None
-        if data is not None and tail is not None and not data.startswith(scopefile.V3_START):
+        if data is not None and tail is not None and not (
+            data.startswith(scopefile.V3_START) or data.startswith(scopefile.V4_START)
+        ):
             data += tail.pread(len(data), tail.size - len(data))
             tail.close()
             tail = None
@@ -651,7 +675,7 @@ class Store:
 
         The same checks as ``read_bytes``; exec's snapshot needs no more of the file.
         """
-        return self.read_bytes(scope, prefix=scopefile.HEAD_BYTES)
+        return self.read_bytes(scope, prefix=scopefile.HEAD_BYTES, suffix=scopefile.SEAL_BYTES)
 
     def from_snapshot(self, scope: Scope, data: bytes, identity: Identity, snapshots: Snapshots) -> dict[str, str] | None:
         """The values of exec's snapshot of a file with ``data``'s head, if one opens and the writer still counts.
@@ -914,7 +938,9 @@ class Store:
         return self._splice(scope, name, identity, change)
 
     def _splice(self, scope: Scope, name: str, identity: Identity, change: Callable[[UnlockedScope], str]) -> str | None:
-        """Change one entry of a version-3 file without parsing the others (``scopefile.Splice``).
+        """Change one entry of a version-3 or -4 file without parsing the others: a version-4
+        file gets a section appended (``_append``), a version-3 file is written again with
+        every other entry copied as bytes (``scopefile.Splice``).
 
         ``change`` gets the file unlocked with that entry alone (none if the name has
         none) and edits it as every write does (``UnlockedScope.put``, ``remove``...);
@@ -935,6 +961,8 @@ class Store:
             site = scopefile.Splice.locate(file, data, entries_at, head_end, name, tail, scope.relpath)
             if site is None:
                 return None
+            if file.version == scopefile.FORMAT_V4:
+                return self._append(scope, name, identity, change, site, head_end)
             unlocked = self.unlock_file(scope, file, identity)
             if site.entry is not None:
                 file.entries[name] = site.entry
@@ -948,23 +976,67 @@ class Store:
             file.counter, file.signer = counter, identity.public_text
             if site.leaves_none(new) or site.size(new) > limits.MAX_SCOPE_FILE_BYTES:
                 return None  # the full write: "[secrets]" alone; or the oldest versions dropped to fit
-            parts = site.parts(new, envelope.v3_signer(file, unlocked.keys, identity))
+            parts = site.parts(new, envelope.digest_signer(file, unlocked.keys, identity))
             fsio.atomic_write(self.path(scope), parts)  # the other entries' history: copied file to file
             trust.wrote(scope.relpath, store_id, counter)
-            self._relist(scope, data, parts, name, new)
+            self._relist(scope, scopefile.head_of(data), _written_head(parts), name, new)
             return outcome
         finally:
             if tail is not None:
                 tail.close()
 
-    def _relist(self, scope: Scope, old: bytes, parts: _Parts, name: str, entry: Entry | None) -> None:
-        """list's cache after a spliced write: the rows verified for the file it replaced, with
-        ``name``'s row now ``entry``'s (not listed when it has no current value); nothing when
-        those rows are not cached."""
+    def _append(self, scope: Scope, name: str, identity: Identity, change: Callable[[UnlockedScope], str],
+                 site: scopefile.Splice, head_end: int) -> str | None:
+        """``_splice`` for a version-4 file: ``name``'s new entry (and its history, as a new
+        chunk) appended as a section, sealed over the digest the file's last seal signs
+        (FORMAT.md, "Scope file, version 4"). Nothing else of the file is read but its body
+        and its sections, and nothing of it is written again. None for the full write: when
+        the file has enough sections to be written again in one piece, the name leaves the
+        file (``delete --purge``), or anything is odd (the full read says what)."""
+        file, data, region = site.file, site.data, site.region
+        base = site.body_end + site._before + site._old_length + site._after
+        size = region.end
+        if base > size:
+            return None
+        tail = region.tail
+        after_history = tail.pread(base, size - base) if tail is not None else data[base:]
+        sections = scopefile.parse_sections(after_history, base, file.digest, scope.relpath)
+        if sections is None or sections.count >= scopefile.COMPACT_SECTIONS or sections.end > scopefile.COMPACT_BYTES:
+            return None
+        region.consistent = True  # the history is exactly its chunks: the sections start where they end
+        old_head = scopefile.head_of(data[:head_end] + b"\n" + after_history[: sections.end])
+        file.counter, file.signer, file.signature, file.mac, file.digest = (
+            sections.counter, sections.signer, sections.signature, sections.mac, sections.digest)
+        entry = sections.updates.get(name, site.entry)
+        if entry is not None:
+            file.entries[name] = entry
+        unlocked = self.unlock_file(scope, file, identity)  # signature, trust, counter, stanza, MAC
+        outcome = change(unlocked)
+        if outcome == "unchanged":
+            return outcome
+        new = file.entries.get(name)
+        if new is None:
+            return None  # purged: only writing the file again takes a value out of it
+        trust = self.trust(identity.public)
+        counter = trust.next_counter(scope.relpath, file.counter)
+        section, _digest = scopefile.section_bytes(
+            name, new, file.digest, after_history[sections.sealed_at : sections.end], base, counter, identity.public_text,
+            envelope.digest_signer(file, unlocked.keys, identity))
+        if base + sections.end + len(section) > limits.MAX_SCOPE_FILE_BYTES:
+            return None  # the full write drops the oldest versions to fit
+        if not fsio.append_at(self.path(scope), section, base + sections.end, tail):
+            return None
+        trust.wrote(scope.relpath, file.store_id, counter)
+        self._relist(scope, old_head, scopefile.head_of(data[:head_end] + b"\n" + section), name, new)
+        return outcome
+
+    def _relist(self, scope: Scope, before: scopefile.Head | None, after: scopefile.Head | None, name: str,
+                entry: Entry | None) -> None:
+        """list's cache after a write of one entry: the rows verified for the file with the
+        head ``before``, with ``name``'s row now ``entry``'s (not listed when it has no current
+        value), kept for the head ``after``; nothing when those rows are not cached."""
         listings = self._listings()
-        before = None if listings is None else scopefile.head_of(old)
         rows = None if listings is None or before is None else listings.load(scope, before.key)
-        after = _written_head(parts)
         if listings is None or rows is None or after is None:
             return
         kept = [r for r in rows if r[0] != name]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from secretstore.errors import TamperedError
 from secretstore.identity import create_identity
 from secretstore.store import Scope, Store
 
@@ -169,9 +170,14 @@ def test_negative_control_without_the_lock_updates_are_lost(seeded, tmp_path,
     # state would rightly refuse it as a rollback. Read the outcome with a fresh state to count
     # what was lost.
     monkeypatch.setenv("SECRETSTORE_STATE_DIR", str(tmp_path / "fresh-state"))
-    final = final_state(isolated_env["store"], identity)
-    lost = sum(len(set(model[w]) - set(final[w])) for w in model)
     seen_lost = sum(len(r["lost_own"]) for r in reports)
     write_errors = sum(len(r["write_errors"]) for r in reports)
+    try:
+        final = final_state(isolated_env["store"], identity)
+    except TamperedError:
+        # Sections appended at once at the same place (FORMAT.md, version 4) leave a file no
+        # seal covers: refused whole, which is every update lost.
+        return
+    lost = sum(len(set(model[w]) - set(final[w])) for w in model)
     assert final != expected_with_seed(model) or seen_lost or write_errors
     assert lost > 0 or seen_lost > 0, "without the lock no update was lost: the test is too weak"

@@ -217,7 +217,11 @@ def _swap_ciphertexts(text: str) -> str:
 
 
 def _drop_last_entry(text: str) -> str:
-    return text[: text.rindex("[secrets.")]
+    """The last name's entry taken out, whether it is in the body or (version 4) an update
+    appended in a section; every other byte, the seals included, left as it is."""
+    start = max(text.rindex("\n[secrets."), text.rfind("\n[[secrets.", 0, text.rfind(".update]]\n") + 1))
+    end = text.index("\n\n[", start + 1)
+    return text[:start] + text[end:]
 
 
 def _reorder(text: str) -> str:
@@ -278,7 +282,7 @@ def test_missing_final_newline_is_an_edit(store: Store, me: Identity) -> None:
 
 def test_unknown_version_refused_with_upgrade_hint(store: Store, me: Identity) -> None:
     store.set(TEAM, "A", FAKE, me)
-    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v3"', '"secretstore/v4"'))
+    _rewrite(store.path(TEAM), lambda t: t.replace('"secretstore/v4"', '"secretstore/v5"'))
     with pytest.raises(UnsupportedVersionError) as caught:
         store.list(TEAM)
     assert "newer version" in (caught.value.hint or "")
@@ -582,7 +586,12 @@ def test_quick_read_refuses_values_the_full_parse_cannot_decode(store: Store, me
     assert _quick_and_full(damaged) == (None, None)
 
 
-def test_quick_read_refuses_a_deleted_name_without_history_and_a_bad_digest(store: Store, me: Identity) -> None:
+def test_quick_read_refuses_a_deleted_name_without_history_and_a_bad_digest(
+    store: Store, me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entries' one scan, which versions 3 and 4 share, on a version-3 body (B's history
+    pointer in the body: version 4 appends B's later values in sections)."""
+    monkeypatch.setattr(scopefile, "WRITE_FORMAT", scopefile.FORMAT_V3)
     store.set(TEAM, "A", "fake-a", me)
     store.set(TEAM, "B", "fake-b1", me)
     store.set(TEAM, "B", "fake-b2", me)

@@ -1,4 +1,5 @@
-"""Crash consistency: SIGKILL the writer at each injected point of ``fsio.atomic_write``.
+"""Crash consistency: SIGKILL the writer at each injected point of ``fsio.atomic_write``
+and of ``fsio.append_at``.
 
 The real console script is killed by ``SECRETSTORE_TEST_CRASH_AT`` (see
 fsio.py) after the temp file is written, after it is fsync-ed, after it is
@@ -8,6 +9,11 @@ readable. The temp file is unnamed (O_TMPFILE) until it is complete, so only
 a writer killed between the link and the rename leaves one (or any writer,
 where the file system has no O_TMPFILE); it is ignored by every reader and
 removed by the next writer.
+
+A one-name write to a version-4 file appends a section instead (``fsio.append_at``):
+killed half-way through the section, or after it, the file reads as the old or the new
+state, and the next writer cuts off the half section. The rename path is exercised on
+version-3 files, whose one-name write still replaces the file (``scopefile.Splice``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from secretstore import fsio
+from secretstore import fsio, scopefile
 from secretstore.identity import Identity, create_identity
 from secretstore.store import Scope, Store
 
 POINTS = ["after-temp-write", "after-fsync", "after-link", "after-replace"]
+APPEND_POINTS = ["append-partial", "after-append"]
 TEAM = Scope("team")
 PROJECT = Scope("project", "prj1")
 
@@ -48,6 +55,19 @@ def setup(isolated_env: dict[str, str]) -> tuple[Store, Identity]:
     store.set(TEAM, "KEEP", "keep-me", identity)
     store.set(TEAM, "OLD", "old-value", identity)
     store.set(PROJECT, "P", "project-value", identity)
+    return store, identity
+
+
+@pytest.fixture
+def setup_v3(isolated_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[Store, Identity]:
+    """Version-3 files: a one-name write replaces the file (``atomic_write``) rather than append."""
+    with monkeypatch.context() as patched:
+        patched.setattr(scopefile, "WRITE_FORMAT", scopefile.FORMAT_V3)
+        identity = create_identity(isolated_env["identity"])
+        store = Store(isolated_env["store"])
+        store.set_many(TEAM, {"KEEP": "keep-me", "OLD": "old-value"}, identity)
+        store.set(PROJECT, "P", "project-value", identity)
+    assert Path(store.path(TEAM)).read_bytes().startswith(scopefile.V3_START)
     return store, identity
 
 
@@ -87,8 +107,8 @@ MATRIX = [
 
 
 @pytest.mark.parametrize(("operation", "point"), MATRIX)
-def test_killed_writer_leaves_old_or_new_state(setup, cli_run, point: str, operation: str) -> None:
-    store, identity = setup
+def test_killed_writer_leaves_old_or_new_state(setup_v3, cli_run, point: str, operation: str) -> None:
+    store, identity = setup_v3
     before = snapshot(store, identity)
     args, team_after = OPERATIONS[operation]
     done = cli_run(*args, env={"SECRETSTORE_TEST_CRASH_AT": point})
@@ -115,6 +135,38 @@ def test_killed_writer_leaves_old_or_new_state(setup, cli_run, point: str, opera
     assert temps(store, TEAM) == []
     expected = dict(state[TEAM], NEXT="next")
     assert store.read(TEAM, identity) == expected
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+@pytest.mark.parametrize("point", APPEND_POINTS)
+def test_killed_appender_leaves_old_or_new_state(setup, cli_run, point: str, operation: str) -> None:
+    """Version 4: killed half-way through its section, the file reads as before (the half
+    section is skipped by every reader, and cut off by the next writer); killed after it, as after."""
+    store, identity = setup
+    path = Path(store.path(TEAM))
+    raw = path.read_bytes()
+    before = snapshot(store, identity)
+    args, team_after = OPERATIONS[operation]
+    done = cli_run(*args, env={"SECRETSTORE_TEST_CRASH_AT": point})
+    assert killed(done), (done.returncode, done.stderr)
+    now = path.read_bytes()
+    assert now.startswith(raw) and len(now) > len(raw)  # appended to, in place
+    state = snapshot(store, identity)
+    if point == "after-append":
+        assert state == {**before, TEAM: team_after}
+    else:
+        assert state == before
+        assert scopefile.last_seal(now) is None  # it ends in half a section, no seal after it
+        listed = cli_run("list", "team", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert cli_run("get", "team", "--name=OLD").stdout == b"old-value"
+    assert temps(store, TEAM) == []
+    follow = cli_run("set", "team", "--name=NEXT", "--value=next")
+    assert follow.returncode == 0, follow.stderr
+    assert store.read(TEAM, identity) == dict(state[TEAM], NEXT="next")
+    after = path.read_bytes()
+    sealed = now if point == "after-append" else raw
+    assert after.startswith(sealed) and after.count(b"\n[[seals]]\n") == sealed.count(b"\n[[seals]]\n") + 1
 
 
 @pytest.mark.parametrize(

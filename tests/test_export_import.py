@@ -174,15 +174,21 @@ def test_set_many_is_one_atomic_write(isolated_env: dict[str, str], monkeypatch:
     me = resolve_identity(create=True)[0]
     writes: list[str] = []
     real = fsio.atomic_write
+    real_append = fsio.append_at
 
     def counting(path: str, data: bytes, mode: int = fsio.FILE_MODE) -> None:
         writes.append(path)
         real(path, data, mode)
 
+    def counting_append(path: str, data: bytes, offset: int, read: fsio.OpenFile | None) -> bool:
+        writes.append(path)  # one name changed: a section appended (FORMAT.md, version 4)
+        return real_append(path, data, offset, read)
+
     def store_writes() -> list[str]:  # the reader's trust state (outside the store) is not counted
         return [path for path in writes if path.startswith(store.root)]
 
     monkeypatch.setattr(fsio, "atomic_write", counting)
+    monkeypatch.setattr(fsio, "append_at", counting_append)
     created = store.set_many(TEAM, {f"N{i}": f"fake-{i}" for i in range(20)}, me)
     assert store_writes() == [store.path(TEAM)]
     assert sorted(created) == sorted(f"N{i}" for i in range(20))

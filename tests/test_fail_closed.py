@@ -381,17 +381,20 @@ def test_an_option_given_empty_is_refused_not_taken_as_absent(argv: list[str], s
     assert first_error(done) == f"secretstore: error: {flag.rstrip('=')} is empty: give a value, or leave the option out"
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["section-appended", "file-written-whole"])
 @pytest.mark.parametrize(("code", "hint"), [
     ("ENOSPC", "the disk (or your quota) is full: free some space and run the command again; nothing was changed"),
     ("EROFS", "the file system is mounted read-only; nothing was changed"),
 ])
 def test_a_full_or_read_only_disk_is_one_error_with_what_to_do_and_changes_nothing(
-    code: str, hint: str, seeded: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    code: str, hint: str, whole: bool, seeded: Store, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """In-process (the failure is injected): the write fails part-way, the old file stays."""
+    """In-process (the failure is injected): the write fails part-way, the old file stays,
+    whether the change was to be appended as a section or the file written whole."""
     import errno
 
-    from secretstore import fsio
+    from secretstore import fsio, scopefile
     from secretstore.cli import run
 
     path = Path(seeded.path(TEAM))
@@ -402,7 +405,14 @@ def test_a_full_or_read_only_disk_is_one_error_with_what_to_do_and_changes_nothi
         os.write(fd, b"half of a file")
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
 
+    def fail_at(fd: int, data: object, offset: int) -> int:
+        os.pwrite(fd, b"half of a section", offset)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    if whole:
+        monkeypatch.setattr(scopefile, "COMPACT_SECTIONS", 0)  # the next write writes the file again
     monkeypatch.setattr(fsio, "_write_all", fail)
+    monkeypatch.setattr(fsio, "_pwrite", fail_at)
     assert run(["set", "team", "--name=TEAM_ONLY", "--value=fake-new"]) == 1
     err = capsys.readouterr().err
     assert err == (f"secretstore: error: cannot write {path}: {os.strerror(getattr(errno, code))}\n"

@@ -53,18 +53,18 @@ def test_store_wide_add_reaches_existing_and_new_scopes(store, people) -> None: 
 
 def test_add_touches_only_a_new_recipient_block_and_the_mac(store, people) -> None:  # type: ignore[no-untyped-def]
     alice, bob = people["alice"], people["bob"]
-    for name in ("A", "B", "C"):
-        store.set(TEAM, name, f"value-{name}", alice)
+    store.set_many(TEAM, {name: f"value-{name}" for name in ("A", "B", "C")}, alice)  # one seal, no section
     before = Path(store.path(TEAM)).read_text().splitlines()
     store.add_recipient(bob.public, alice, TEAM)
     after = Path(store.path(TEAM)).read_text().splitlines()
     changed = [line for line in difflib.ndiff(before, after) if line[:1] in "+-"]
     removed = [line for line in changed if line.startswith("-")]
     added = [line for line in changed if line.startswith("+")]
-    # the writer's counter, signature and MAC lines change, and one recipient block is added
-    assert sorted(line.split(" = ")[0] for line in removed) == ["- counter", "- mac", "- signature"]
+    # the seal's lines change (where the sections start, the counter, signature and MAC), and one
+    # recipient block is added
+    assert sorted(line.split(" = ")[0] for line in removed) == ["- base", "- counter", "- mac", "- signature"]
     assert any(bob.public_text in line for line in added)
-    assert all(line.split(" = ")[0] in ("+ counter", "+ signature", "+ mac") or ("recipients" in line)
+    assert all(line.split(" = ")[0] in ("+ base", "+ counter", "+ signature", "+ mac") or ("recipients" in line)
                or ("public_key" in line) or ("sealed_key" in line) or line.strip() == "+" for line in added), added
 
 

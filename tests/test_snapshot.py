@@ -38,6 +38,21 @@ def store(isolated_env: dict[str, str], me: Identity) -> Store:
     return store
 
 
+def _head_by_format_md(file_bytes: bytes) -> bytes:
+    """FORMAT.md "Exec snapshots": a version-4 file's head is its lines ``format`` through
+    ``store``, then its last seal (from the blank line before ``[[seals]]`` to the file's end)."""
+    assert file_bytes.startswith(b'format = "secretstore/v4"\n')
+    lines = file_bytes[: file_bytes.index(b"\n\n") + 1]
+    return lines + file_bytes[file_bytes.rindex(b"\n[[seals]]\n"):]
+
+
+def _behind(old: bytes, new: bytes) -> bytes:
+    """``old``'s file with ``new``'s head: its last seal replaced by ``new``'s last seal."""
+    old_seal, new_seal = (data[data.rindex(b"\n[[seals]]\n"):] for data in (old, new))
+    assert old[: old.index(b"\n\n")] == new[: new.index(b"\n\n")]  # the same head lines
+    return old[: len(old) - len(old_seal)] + new_seal
+
+
 def _load(store: Store, me: Identity, cache: str) -> list[tuple[Scope, dict[str, str]]]:
     layers, warnings = layers_module.load_layers(store, CONTEXT, lambda: me, snapshot_dir=cache)
     assert warnings == []
@@ -113,10 +128,11 @@ def test_an_unchanged_file_is_not_read_past_its_head(
 
     real_read = Store.read_bytes
 
-    def head_only(self: Store, scope: Scope, *, prefix: int | None = None, until: bytes | None = None) -> bytes | None:
-        if prefix is None:
-            raise AssertionError(f"read {scope.relpath} past its head")
-        return real_read(self, scope, prefix=prefix, until=until)
+    def head_only(self: Store, scope: Scope, *, prefix: int | None = None, until: bytes | None = None,
+                  suffix: int = 0) -> bytes | None:
+        if prefix is None or suffix > scopefile.SEAL_BYTES:
+            raise AssertionError(f"read {scope.relpath} past its head and last seal")
+        return real_read(self, scope, prefix=prefix, until=until, suffix=suffix)
 
     monkeypatch.setattr(Store, "read_bytes", head_only)
     assert _load(store, me, cache) == first
@@ -136,7 +152,8 @@ def test_a_forged_body_behind_a_verified_head_is_never_used(
     new = path.read_bytes()
     old_head, new_head = scopefile.head_of(old), scopefile.head_of(new)
     assert old_head is not None and new_head is not None and old_head.key != new_head.key
-    path.write_bytes(new_head.key + old[len(old_head.key):])  # the newest head, an older body
+    path.write_bytes(_behind(old, new))  # the newest head (its last seal), an older body
+    assert scopefile.head_of(path.read_bytes()) == new_head
     assert dict(_load(store, me, cache))[TEAM] == verified  # the snapshot's values, not the body's
     with pytest.raises(TamperedError):
         _load(store, me, None)
@@ -179,7 +196,7 @@ def test_a_snapshot_opens_only_for_its_own_scope_store_and_identity(
     team_bytes = store.read_bytes(TEAM)
     assert team_bytes is not None
     head = scopefile.head_of(team_bytes)
-    assert head is not None and team_bytes.startswith(head.key) and head.key.endswith(b'"\n')
+    assert head is not None and head.key == _head_by_format_md(team_bytes) and head.key.endswith(b'"\n')
     team_bytes = head.key
     assert mine.load(TEAM, team_bytes) is not None
     # moved to another scope's name: the scope is in the associated data
@@ -279,8 +296,7 @@ def test_snapshot_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pa
         b"", digest_size=32, key=secret_key, person=b"sstore-snapkey-1"
     )
     file_bytes = Path(store.path(PROJECT)).read_bytes()
-    head = file_bytes[: file_bytes.index(b"\nmac = ") + 1]  # format through mac: the lines before the blank one
-    head += file_bytes[len(head) : file_bytes.index(b"\n\n") + 1]
+    head = _head_by_format_md(file_bytes)
     digest = bindings.crypto_generichash_blake2b_salt_personal(head, digest_size=32, person=b"sstore-snapfile1")
     aad = magic + digest + store.root.encode() + b"\0" + relpath
     plain = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(blob[48:], aad, blob[24:48], key)
@@ -370,7 +386,7 @@ def test_list_cache_gives_the_verified_rows_behind_a_copied_head(store: Store, m
     new = path.read_bytes()
     old_head, new_head = scopefile.head_of(old), scopefile.head_of(new)
     assert old_head is not None and new_head is not None
-    path.write_bytes(new_head.key + old[len(old_head.key):])
+    path.write_bytes(_behind(old, new))
     assert _listing(store, cache) == verified
     with pytest.raises(TamperedError):
         _listing(store, None)
@@ -438,8 +454,7 @@ def test_listing_bytes_match_format_md(store: Store, me: Identity, tmp_path: Pat
     name = "l-" + bindings.crypto_generichash_blake2b_salt_personal(label, digest_size=16).hex()
     blob = (Path(cache) / name).read_bytes()
     file_bytes = Path(store.path(PROJECT)).read_bytes()
-    head = file_bytes[: file_bytes.index(b"\nmac = ") + 1]
-    head += file_bytes[len(head) : file_bytes.index(b"\n\n") + 1]
+    head = _head_by_format_md(file_bytes)
     magic = b"secretstore-listing/v1\n"
     binding = bindings.crypto_generichash_blake2b_salt_personal(
         b"\0".join([magic, head, store.root.encode(), relpath]), digest_size=32, person=b"sstore-snapfile1"
