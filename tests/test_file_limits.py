@@ -298,13 +298,14 @@ def test_a_write_over_the_cap_drops_the_oldest_versions_and_stays_readable(
     from secretstore.store import TEAM, Store
 
     store, me = Store(str(tmp_path / "store")), Identity.generate("test")
-    monkeypatch.setattr(scopefile, "COMPACT_SECTIONS", 0)  # every write whole: no section to fold away
-    for number in range(11):  # 10 earlier versions of each
-        store.set_many(TEAM, {"A": f"fake-a-{number:02d}", "B": f"fake-b-{number:02d}"}, me)
-    store.set(TEAM, "GONE", "fake-gone-1", me)
-    store.set(TEAM, "GONE", "fake-gone-2", me)
-    store.delete(TEAM, "GONE", me)
-    monkeypatch.undo()  # the writes below try to append a section first (over the cap: written whole)
+    with monkeypatch.context() as whole:  # every write whole: no section to fold away
+        whole.setattr(scopefile, "COMPACT_SECTIONS", 0)
+        for number in range(11):  # 10 earlier versions of each
+            store.set_many(TEAM, {"A": f"fake-a-{number:02d}", "B": f"fake-b-{number:02d}"}, me)
+        store.set(TEAM, "GONE", "fake-gone-1", me)
+        store.set(TEAM, "GONE", "fake-gone-2", me)
+        store.delete(TEAM, "GONE", me)
+    # the writes below try to append a section first (over the cap: written whole)
     path = Path(store.path(TEAM))
     full = path.stat().st_size
     monkeypatch.setattr(limits, "MAX_SCOPE_FILE_BYTES", full - 1500)  # a few versions too many

@@ -387,10 +387,10 @@ def test_an_appended_set_reads_no_history_and_leaves_every_byte_before_it(
         reads.append((offset, offset + length))
         return real_pread(self, offset, length)
 
-    monkeypatch.setattr(fsio.OpenFile, "pread", spying)
-    store.set(TEAM, "ADDED", "fake-added", me)
-    store.set(TEAM, "NAME_02", "fake-2-v3", me)
-    monkeypatch.undo()
+    with monkeypatch.context() as spied:
+        spied.setattr(fsio.OpenFile, "pread", spying)
+        store.set(TEAM, "ADDED", "fake-added", me)
+        store.set(TEAM, "NAME_02", "fake-2-v3", me)
     chunk = scopefile.parse(before, "team.toml").entries["NAME_02"].chunk
     assert chunk is not None  # NAME_02's earlier versions, the one chunk of the history a write reads
     own = (chunk.offset, chunk.offset + chunk.length)
