@@ -558,15 +558,76 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
         if not is_valid_name(name):
             raise StoreFormatError(f"{where}: invalid secret name {name!r}")
         table = _table(raw_entry, f"secret {name}", where)
-        if version == FORMAT_V4:  # its updates and their history are read in the exact layout only
+        if version == FORMAT_V4:  # what rule 5 says of its updates; which entry counts: the exact layout's
             _only_keys(table, _ENTRY_KEYS[version], f"secret {name}", where)
-            table = {key: value for key, value in table.items() if key not in ("update", "history")}
-            if "updated" not in table:
-                continue  # a name only its updates hold
+            for update in _array(table.pop("update", []), f"secret {name} update", where):
+                _check_update(update, name, where)
+            if "updated" not in table:  # a name only its updates hold: its chunks' versions
+                for item in _array(table.get("history", []), f"secret {name} history", where):
+                    _parse_version(_table(item, f"secret {name} history", where), f"secret {name} history",
+                                   version, where)
+                continue
         entries[name] = _parse_entry(table, name, version, where)
+    if version == FORMAT_V4:
+        seals = _array(document.get("seals"), "seals", where)
+        if not seals:
+            raise StoreFormatError(f"{where}: no seal (truncated?)")
+        for raw in seals:
+            _check_seal(_table(raw, "a seal", where), where)
     if version in BYTES_SIGNED:  # valid, but not the bytes a writer signs (parse_v3 reads those): never its writer's
         raise _not_as_signed(where)
     return ScopeFile(entity, scope_id, recipients, entries, mac, version=version, **signed)  # type: ignore[arg-type]
+
+
+def _array(value: object, what: str, where: str) -> list[object]:
+    if not isinstance(value, list):
+        raise StoreFormatError(f"{where}: {what} must be an array of tables")
+    return value
+
+
+_UPDATE_KEYS = {"updated", "writer", "nonce", "ciphertext", "deleted", "rotate", "history_bytes", "history_digest"}
+_SEAL_KEYS = {"base", "counter", "signer", "signature", "mac"}
+
+
+def _check_update(raw: object, name: str, where: str) -> None:
+    """Rule 5 for a version-4 update (its entry's fields, and its chunk's length and digest)."""
+    what = f"secret {name} update"
+    update = _table(raw, what, where)
+    _only_keys(update, _UPDATE_KEYS, what, where)
+    if "rotate" in update and update["rotate"] is not True:
+        raise StoreFormatError(f"{where}: {what} rotate must be true when present")
+    if ("history_bytes" in update) != ("history_digest" in update):
+        raise StoreFormatError(f"{where}: {what} needs both history_bytes and history_digest, or neither")
+    if "history_bytes" in update:
+        length = update["history_bytes"]
+        if type(length) is not int or not 1 <= length <= MAX_HISTORY_BYTES:
+            raise StoreFormatError(f"{where}: {what} history_bytes must be a whole number from 1")
+        if len(_unb64(update["history_digest"], f"{what} history_digest", where)) != crypto.MAC_BYTES:
+            raise StoreFormatError(f"{where}: {what} history_digest has the wrong length")
+    if "deleted" not in update:
+        _parse_version({key: update[key] for key in _VERSION_KEYS[FORMAT_V4] if key in update}, what, FORMAT_V4,
+                       where)
+        return
+    if update["deleted"] is not True:
+        raise StoreFormatError(f"{where}: {what} deleted must be true when present")
+    if "nonce" in update or "ciphertext" in update or "history_bytes" not in update:
+        raise StoreFormatError(f"{where}: deleted {what} must have history and no value")
+    _timestamp(update.get("updated"), f"{what} updated", where)
+    if "writer" in update:
+        _writer(update["writer"], what, where)
+
+
+def _check_seal(seal: dict[str, object], where: str) -> None:
+    """Rule 5 for a version-4 seal."""
+    _only_keys(seal, _SEAL_KEYS, "a seal", where)
+    base = seal.get("base")
+    if type(base) is not int or not 1 <= base <= MAX_HISTORY_BYTES:
+        raise StoreFormatError(f"{where}: a seal's base must be a whole number from 1")
+    parse_counter(seal.get("counter"), where)
+    parse_signer(seal.get("signer"), where)
+    parse_signature(seal.get("signature"), where)
+    if len(_unb64(seal.get("mac"), "mac", where)) != crypto.MAC_BYTES:
+        raise StoreFormatError(f"{where}: mac has the wrong length")
 
 
 def _not_as_signed(where: str) -> TamperedError:
@@ -1828,6 +1889,13 @@ def _unsealed_re() -> re.Pattern[str]:
 
 
 @functools.cache
+def _seal_shape_re() -> re.Pattern[str]:
+    """A seal's five lines, whole, whatever their values: no append cut short holds one."""
+    return re.compile(r"\n\[\[seals\]\]\nbase = [^\n]*\ncounter = [^\n]*\nsigner = [^\n]*\n"
+                      r"signature = [^\n]*\nmac = [^\n]*\n")
+
+
+@functools.cache
 def _last_seal_re() -> re.Pattern[str]:
     return re.compile(_SEAL_TEXT + r"\Z")
 
@@ -1945,8 +2013,12 @@ def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> 
             counter, signer, signature, mac, digest)
         found.count += 1
         start = pos = match.end()
-    if not found.count or _seal_re().search(text, start) is not None or not _unsealed_re().fullmatch(text, start):
-        return None  # no seal at all, one after something out of place, or what no writer appends
+    if (
+        not found.count
+        or _seal_shape_re().search(text, start) is not None
+        or not _unsealed_re().fullmatch(text, start)
+    ):
+        return None  # no seal at all, a whole one after something out of place, or what no writer appends
     found.end = start
     found.sealed_at = signed_from
     return found
