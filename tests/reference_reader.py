@@ -11,8 +11,8 @@ personalisation) makes the test vectors fail here.
 
 Every refusal raises ``Refused`` with one of the outcomes a vector's
 ``expect:`` header names (``REASONS``), or, for the earlier versions of a
-name in a version-3 file (``earlier_versions``), ``HISTORY_DAMAGED``: that
-refuses the history only, the file's current values stay usable.
+name in a version-3 or -4 file (``earlier_versions``), ``HISTORY_DAMAGED``:
+that refuses the history only, the file's current values stay usable.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ WRONG_PASSPHRASE = "wrong passphrase"
 KEY_MISMATCH = "key mismatch"
 # snapshots: not a refusal, the reader reads the scope file in full instead
 MISS = "miss"
-# version 3: a name's earlier versions do not match what its (signed) entry says; its
+# versions 3 and 4: a name's earlier versions do not match what its (signed) entry says; its
 # history is refused, not the file (FORMAT.md "Scope file, version 3", "Reading")
 HISTORY_DAMAGED = "history damaged"
 
@@ -617,15 +617,22 @@ def writers(reader: Reader) -> tuple[set[str], dict[str, set[str]]]:
 
 # --- Scope file -----------------------------------------------------------------------
 
+FORMAT_V4 = "secretstore/v4"
 FORMAT_V3 = "secretstore/v3"
 FORMAT_V2 = "secretstore/v2"
 FORMAT_V1 = "secretstore/v1"
-SIGNED_FORMATS = (FORMAT_V2, FORMAT_V3)
+SIGNED_FORMATS = (FORMAT_V2, FORMAT_V3, FORMAT_V4)
 # FORMAT.md "Scope file, version 3", "Layout": a writer's file starts with this line.
 V3_FIRST_LINE = b'format = "secretstore/v3"\n'
 # "The history region (item 3) starts at the first occurrence of the bytes `\n[[secrets.`".
 HISTORY_START = b"\n[[secrets."
 MAX_HISTORY_BYTES = 10**13 - 1
+# FORMAT.md "Scope file, version 4": a writer's file starts with this line, and "the body ends
+# at the first occurrence of the bytes `\n[[s`".
+V4_FIRST_LINE = b'format = "secretstore/v4"\n'
+V4_BODY_END = b"\n[[s"
+MAX_BASE = 10**13 - 1  # a seal's `base`: "integer, 1 to 10^13 - 1"
+SEAL_FIELDS = ("base", "counter", "signer", "signature", "mac")
 
 
 @dataclass
@@ -643,9 +650,10 @@ class Entry:
     writer: str
     rotate: bool
     current: Version | None  # None: deleted
-    history: list[Version]  # versions 1 and 2 (a version-3 entry's are in its chunk, read on demand)
-    history_bytes: int = 0  # version 3: the length of the name's chunk; 0: no earlier versions
-    history_digest: bytes = b""  # version 3: BLAKE2b(chunk, "sstore-history-3", 32)
+    history: list[Version]  # versions 1 and 2 (a version-3 or -4 entry's are in its chunk, read on demand)
+    history_bytes: int = 0  # versions 3, 4: the length of the name's chunk; 0: no earlier versions
+    history_digest: bytes = b""  # versions 3, 4: BLAKE2b(chunk, "sstore-history-3", 32)
+    chunk_at: int = -1  # version 4: where the name's chunk starts in the file (in the history, or in a section)
 
 
 @dataclass
@@ -668,16 +676,19 @@ class ScopeFile:
     recipients: list[Stanza]
     entries: list[Entry]
     # version 3: the whole file (its history region is read only by ``earlier_versions``),
-    # where that region starts, and BLAKE2b(signed_bytes, "sstore-filebody3", 32)
+    # where that region starts, and BLAKE2b(signed_bytes, "sstore-filebody3", 32);
+    # version 4: the whole file, where its history starts, and the digest its last seal signs
     data: bytes = b""
     region_start: int = 0
     digest: bytes = b""
+    sections: int = 0  # version 4: how many (sealed) sections the file has
 
     def mac_input(self) -> bytes:
         """FORMAT.md "File MAC and signature" (and "Version 1"): every field, framed, in document order;
-        for version 3 ("Scope file, version 3"), frame("secretstore file", "secretstore/v3", digest)."""
-        if self.version == FORMAT_V3:
-            return frame("secretstore file", FORMAT_V3, self.digest)
+        for version 3 ("Scope file, version 3"), frame("secretstore file", "secretstore/v3", digest);
+        for version 4 ("Scope file, version 4"), the same with "secretstore/v4" and the last digest."""
+        if self.version in (FORMAT_V3, FORMAT_V4):
+            return frame("secretstore file", self.version, self.digest)
         v2 = self.version == FORMAT_V2
         parts: list[bytes | str] = ["secretstore file", self.version, self.entity, self.scope_id]
         if v2:
@@ -703,9 +714,10 @@ class ScopeFile:
         return frame(*parts)
 
     def signed_input(self) -> bytes:
-        """What the signer signed: version 2's ``signed``, or version 3's frame of the digest and the MAC."""
-        if self.version == FORMAT_V3:
-            return frame("secretstore signature", FORMAT_V3, self.digest, self.mac)
+        """What the signer signed: version 2's ``signed``, or version 3's (version 4's: its last seal's)
+        frame of the digest and the MAC."""
+        if self.version in (FORMAT_V3, FORMAT_V4):
+            return frame("secretstore signature", self.version, self.digest, self.mac)
         return frame("secretstore signature", FORMAT_V2) + self.mac_input() + frame(self.mac)
 
 
@@ -721,21 +733,26 @@ def scope_of_path(path: str) -> tuple[str, str | None]:
 
 
 def parse_scope_file(data: bytes, path: str) -> ScopeFile:
-    """FORMAT.md "Reading", rules 1 to 5; a version-3 file as "Scope file, version 3" says.
+    """FORMAT.md "Reading", rules 1 to 5; a version-3 file as "Scope file, version 3" says, a
+    version-4 file as "Scope file, version 4" says.
 
     A version-3 writer's file starts with its format line (``_parse_v3`` reads
-    its head and body, never its history). A document labelled version 3 that
-    does not start so is not in the layout: it is read whole here only to give
-    the first rule it breaks, which is at the latest rule 6 (**signature failure**:
-    "MUST refuse any other bytes, however equal the document").
+    its head and body, never its history); so does a version-4 writer's
+    (``_parse_v4`` reads its head, body and sections, never its history). A
+    document labelled version 3 or 4 that does not start so is not in the
+    layout: it is read whole here only to give the first rule it breaks, which
+    is at the latest rule 6 (**signature failure**: "MUST refuse any other
+    bytes, however equal the document").
     """
     if data.startswith(V3_FIRST_LINE):
         return _parse_v3(data, path)
+    if data.startswith(V4_FIRST_LINE):
+        return _parse_v4(data, path)
     document = _load_toml(data)
     found = _format(document)
-    file = _parse_document(document, found, path)
-    if found == FORMAT_V3:
-        refuse(SIGNATURE_FAILURE, "a version-3 document in other bytes than the layout its writer signs")
+    file = _parse_document(document, found, path, whole=True)
+    if found in (FORMAT_V3, FORMAT_V4):
+        refuse(SIGNATURE_FAILURE, f"a {found} document in other bytes than the layout its writer signs")
     return file
 
 
@@ -744,18 +761,23 @@ def _format(document: dict[str, object]) -> str:
     found = document.get("format")
     if not isinstance(found, str) or not found.startswith("secretstore/"):
         refuse(PARSE_ERROR, "format is missing or not secretstore/...")
-    if found not in (FORMAT_V3, FORMAT_V2, FORMAT_V1):
+    if found not in (FORMAT_V4, FORMAT_V3, FORMAT_V2, FORMAT_V1):
         refuse(UNSUPPORTED, f"format {found!r}: a newer secretstore may have written it")
     return found
 
 
-def _parse_document(document: dict[str, object], found: str, path: str) -> ScopeFile:
+def _parse_document(document: dict[str, object], found: str, path: str, *, whole: bool = False) -> ScopeFile:
     """Rule 5 for a TOML document of format ``found`` (for version 3: its head and body,
-    or, read whole, the document with its history tables)."""
-    signed = found in SIGNED_FORMATS
+    or, read ``whole``, the document with its history tables; for version 4: its head and
+    body, without counter, signer, signature or mac, or, read ``whole``, the document with
+    its history tables, its updates and its seals, the last seal giving those four)."""
+    signed, v4 = found in SIGNED_FORMATS, found == FORMAT_V4
     # `secrets` is not marked optional in the field table: a missing one is a missing field.
     top = {"format", "entity", "mac", "recipients", "secrets"}
-    if signed:
+    if v4:  # "the head: the lines format, entity, id (not for team) and store ... (no counter, signer,
+        # signature or mac: the seals hold them)"; read whole, "`seals` an array of tables"
+        top = {"format", "entity", "store", "recipients", "secrets"} | ({"seals"} if whole else set())
+    elif signed:
         top |= {"store", "counter", "signer", "signature"}
     _only(document, top | {"id"}, top, "the file")
     entity, scope_id = document["entity"], document.get("id")
@@ -768,16 +790,25 @@ def _parse_document(document: dict[str, object], found: str, path: str) -> Scope
     if (entity, scope_id) != scope_of_path(path):
         refuse(PARSE_ERROR, f"{entity} {scope_id} found at {path}")
     assert isinstance(entity, str)
-    store, counter, signer, signature = "", 0, "", b""
+    store, counter, signer, signature, mac = "", 0, "", b"", b""
     if signed:
         if not is_store_id(document["store"]):
             refuse(PARSE_ERROR, "store")
+        store = document["store"]  # type: ignore[assignment]
+    if v4 and whole:
+        raw_seals = document["seals"]
+        if not isinstance(raw_seals, list) or not raw_seals:
+            refuse(PARSE_ERROR, "seals must be a non-empty array of tables")
+        last = [_parse_seal(raw) for raw in raw_seals][-1]
+        counter, signer, signature, mac = last.counter, last.signer, last.signature, last.mac
+    elif signed and not v4:
         if not is_counter(document["counter"]):
             refuse(PARSE_ERROR, "counter")
-        store, counter = document["store"], document["counter"]  # type: ignore[assignment]
+        counter = document["counter"]  # type: ignore[assignment]
         signer = _key(document["signer"], "signer", signing=True).text
         signature = _bytes(document["signature"], 64, "signature")
-    mac = _bytes(document["mac"], 32, "mac")
+    if not v4:
+        mac = _bytes(document["mac"], 32, "mac")
     raw_recipients = document["recipients"]
     if not isinstance(raw_recipients, list) or not raw_recipients:
         refuse(PARSE_ERROR, "recipients must be a non-empty array of tables")
@@ -797,8 +828,50 @@ def _parse_document(document: dict[str, object], found: str, path: str) -> Scope
     secrets = document["secrets"]
     if not isinstance(secrets, dict):
         refuse(PARSE_ERROR, "secrets is not a table")
-    entries = [_parse_entry(name, raw, found) for name, raw in secrets.items()]
+    entries = []
+    for name, table in secrets.items():
+        raw = table
+        if v4 and isinstance(table, dict) and "update" in table:  # read whole: the name's updates, then its body entry
+            updates = table["update"]
+            if not isinstance(updates, list) or not updates:
+                refuse(PARSE_ERROR, f"{name}: update is not an array of tables")
+            for item in updates:
+                _parse_entry(name, item, found, update=True)
+            raw = {key: value for key, value in table.items() if key != "update"}
+            if set(raw) <= {"history"}:  # the name is in sections only (their chunks: its history)
+                for item in raw.get("history") or []:
+                    _version(item, True, f"{name} history")
+                continue
+        entries.append(_parse_entry(name, raw, found))
     return ScopeFile(found, entity, str(scope_id or ""), store, counter, signer, signature, mac, recipients, entries)
+
+
+@dataclass
+class Seal:
+    """FORMAT.md "Scope file, version 4": a seal's fields."""
+
+    base: int
+    counter: int
+    signer: str
+    signature: bytes
+    mac: bytes
+
+
+def _parse_seal(raw: object) -> Seal:
+    """Rule 5 for a seal ("Scope file, version 4", the seal's field table): `base` an integer from
+    1 to 10^13 - 1, `counter` as version 2's, `signer` an ssk2 key, `signature` 64 and `mac` 32
+    bytes of canonical base64, and no other field."""
+    if not isinstance(raw, dict):
+        refuse(PARSE_ERROR, "a seal is not a table")
+    _only(raw, set(SEAL_FIELDS), set(SEAL_FIELDS), "a seal")
+    base = raw["base"]
+    if type(base) is not int or not 1 <= base <= MAX_BASE:
+        refuse(PARSE_ERROR, "a seal's base is not an integer from 1 to 10^13 - 1")
+    if not is_counter(raw["counter"]):
+        refuse(PARSE_ERROR, "a seal's counter")
+    signer = _key(raw["signer"], "a seal's signer", signing=True).text
+    return Seal(base, raw["counter"], signer, _bytes(raw["signature"], 64, "a seal's signature"),
+                _bytes(raw["mac"], 32, "a seal's mac"))
 
 
 def _time(value: object, what: str) -> str:
@@ -825,13 +898,15 @@ def _version(table: object, signed: bool, what: str) -> Version:
                    _bytes(table["nonce"], 24, f"{what} nonce"), ciphertext)
 
 
-def _parse_entry(name: str, raw: object, found: str) -> Entry:
+def _parse_entry(name: str, raw: object, found: str, *, update: bool = False) -> Entry:
+    """Rule 5 for an entry (``update``: a version-4 update, "the lines of a version-3 entry",
+    which has no `history` of its own: its chunk comes before it)."""
     if not (len(name) <= 255 and name.isascii() and _NAME.fullmatch(name)):
         refuse(PARSE_ERROR, f"invalid name {name!r}")
     if not isinstance(raw, dict):
         refuse(PARSE_ERROR, f"{name} is not a table")
-    signed, v3 = found in SIGNED_FORMATS, found == FORMAT_V3
-    allowed = {"updated", "nonce", "ciphertext", "deleted", "history"}
+    signed, v3 = found in SIGNED_FORMATS, found in (FORMAT_V3, FORMAT_V4)  # version 4's entries are version 3's
+    allowed = {"updated", "nonce", "ciphertext", "deleted"} | (set() if update else {"history"})
     if signed:
         allowed |= {"writer", "rotate"}
     if v3:
@@ -846,7 +921,7 @@ def _parse_entry(name: str, raw: object, found: str) -> Entry:
     if not isinstance(raw_history, list):
         refuse(PARSE_ERROR, f"{name}: history is not an array of tables")
     history = [_version(item, signed, f"{name} history") for item in raw_history]
-    # Version 3: "when the name has earlier versions, `history_bytes` and `history_digest`":
+    # Versions 3, 4: "when the name has earlier versions, `history_bytes` and `history_digest`":
     # the two together or neither.
     history_bytes, history_digest = 0, b""
     if "history_bytes" in raw or "history_digest" in raw:
@@ -859,7 +934,8 @@ def _parse_entry(name: str, raw: object, found: str) -> Entry:
     if "deleted" in raw:
         if raw["deleted"] is not True:
             refuse(PARSE_ERROR, f"{name}: deleted present but not true")
-        # "A deleted entry MUST have them (a deleted name keeps at least one earlier version)."
+        # "A deleted entry MUST have them (a deleted name keeps at least one earlier version)";
+        # version 4: "a deleted update MUST have a chunk" (rule 5: "a deleted entry has ... no history").
         has_history = bool(history_bytes) if v3 else bool(history)
         if "nonce" in raw or "ciphertext" in raw or not has_history:
             refuse(PARSE_ERROR, f"{name}: a deleted entry has a value or no history")
@@ -907,6 +983,12 @@ def v3_layout(file: ScopeFile) -> bytes:
         f'store = "{file.store}"\n', f"counter = {file.counter}\n", f'signer = "{file.signer}"\n',
         f'signature = "{b64_encode(file.signature)}"\n', f'mac = "{b64_encode(file.mac)}"\n',
     ]
+    return "".join(out).encode("utf-8") + _body_layout(file)
+
+
+def _body_layout(file: ScopeFile) -> bytes:
+    """The body ("Scope file, version 3", "Layout", item 2; version 4's is "exactly as version 3's")."""
+    out = []
     for stanza in file.recipients:
         out.append(f'\n[[recipients]]\npublic_key = "{stanza.public_key.text}"\n')
         if stanza.label:
@@ -915,20 +997,28 @@ def v3_layout(file: ScopeFile) -> bytes:
     if not file.entries:
         out.append("\n[secrets]\n")
     for entry in sorted(file.entries, key=lambda item: item.name.encode("utf-8")):
-        out.append(f'\n[secrets.{entry.name}]\nupdated = "{entry.updated}"\n')
-        if entry.writer:
-            out.append(f'writer = "{entry.writer}"\n')
-        if entry.current is None:
-            out.append("deleted = true\n")
-        else:
-            out.append(f'nonce = "{b64_encode(entry.current.nonce)}"\n'
-                       f'ciphertext = "{b64_encode(entry.current.ciphertext)}"\n')
-        if entry.rotate:
-            out.append("rotate = true\n")
-        if entry.history_bytes:
-            out.append(f"history_bytes = {entry.history_bytes}\n"
-                       f'history_digest = "{b64_encode(entry.history_digest)}"\n')
+        out.append(f"\n[secrets.{entry.name}]\n" + _entry_lines(entry))
     return "".join(out).encode("utf-8")
+
+
+def _entry_lines(entry: Entry) -> str:
+    """The lines of a version-3 entry after its table header: `updated`, `writer` (when known),
+    then `nonce` and `ciphertext` or `deleted = true`, then `rotate = true` when set, then
+    `history_bytes` and `history_digest` when it has earlier versions."""
+    out = [f'updated = "{entry.updated}"\n']
+    if entry.writer:
+        out.append(f'writer = "{entry.writer}"\n')
+    if entry.current is None:
+        out.append("deleted = true\n")
+    else:
+        out.append(f'nonce = "{b64_encode(entry.current.nonce)}"\n'
+                   f'ciphertext = "{b64_encode(entry.current.ciphertext)}"\n')
+    if entry.rotate:
+        out.append("rotate = true\n")
+    if entry.history_bytes:
+        out.append(f"history_bytes = {entry.history_bytes}\n"
+                   f'history_digest = "{b64_encode(entry.history_digest)}"\n')
+    return "".join(out)
 
 
 def v3_signed_bytes(body: bytes) -> bytes:
@@ -956,20 +1046,29 @@ def history_versions(file: ScopeFile, name: str) -> list[Version]:
     the history region MUST be exactly the chunks (chunk k starting where chunk k - 1 ends, the
     first at the region's start) and the name's chunk of the recorded length and digest, else
     Refused(HISTORY_DAMAGED); then the chunk is read "as version 2 reads `history`", anything
-    else in it being Refused(PARSE_ERROR). For a version-1 or -2 file: its ``history``."""
+    else in it being Refused(PARSE_ERROR). For a version-1 or -2 file: its ``history``.
+
+    Version 4 ("Scope file, version 4"): the name's chunk is its last update's (the bytes before
+    that update), or its body entry's in the history; the history is exactly the chunks the body
+    gives, as every seal's `base` says (``_parse_v4`` checked it), so only the chunk's length and
+    digest are left to check here: "A chunk whose bytes do not match its length and digest
+    refuses that name's history only, as in version 3"."""
     entry = _entry(file, name)
-    if file.version != FORMAT_V3:
+    if file.version not in (FORMAT_V3, FORMAT_V4):
         return entry.history
     if not entry.history_bytes:  # its signed entry records no earlier versions: no chunk to find
         return []
-    region = file.data[file.region_start:]
-    if len(region) != sum(other.history_bytes for other in file.entries):
-        refuse(HISTORY_DAMAGED, "the history region is not exactly the chunks the entries record")
-    offset = file.region_start
-    for other in file.entries:  # document order, which the layout made name order
-        if other is entry:
-            break
-        offset += other.history_bytes
+    if file.version == FORMAT_V4:
+        offset = entry.chunk_at
+    else:
+        region = file.data[file.region_start:]
+        if len(region) != sum(other.history_bytes for other in file.entries):
+            refuse(HISTORY_DAMAGED, "the history region is not exactly the chunks the entries record")
+        offset = file.region_start
+        for other in file.entries:  # document order, which the layout made name order
+            if other is entry:
+                break
+            offset += other.history_bytes
     chunk = file.data[offset: offset + entry.history_bytes]
     if len(chunk) != entry.history_bytes or not hmac.compare_digest(
         blake2b(chunk, person=b"sstore-history-3", size=32), entry.history_digest
@@ -999,6 +1098,199 @@ def _entry(file: ScopeFile, name: str) -> Entry:
     if not found:
         raise KeyError(name)
     return found[0]
+
+
+# --- Scope file, version 4 -----------------------------------------------------------
+
+# "A seal is a blank line, `[[seals]]` and the lines" base, counter, signer, signature and mac.
+# A *complete* seal, for finding the last one, is those five lines whole, whatever they hold:
+# what they hold is checked when the seal is read (rule 5, then the layout).
+_COMPLETE_SEAL = re.compile(
+    rb"\n\[\[seals\]\]\nbase = [^\n]*\ncounter = [^\n]*\nsigner = [^\n]*\nsignature = [^\n]*\nmac = [^\n]*\n"
+)
+# Where the next update (`[[secrets.NAME.update]]`, after its chunk) or seal starts.
+_SECTION_ITEM = re.compile(rb"\n\[\[(?:secrets\.([A-Za-z][A-Za-z0-9_]*)\.update|seals)\]\]\n")
+# "each of their whole lines is one a section has (a blank line, a `[[secrets.NAME.history]]`,
+# `[[secrets.NAME.update]]` or `[[seals]]` header, or `key = value` with a value of digits, `true`,
+# or a string of base64 or base64url characters)". The list leaves out the one other value every
+# section has, an `updated` line's UTC time (its `:`): read as a line a section has too.
+_UNSEALED_LINE = re.compile(
+    rb"|\[\[(?:secrets\.[A-Za-z][A-Za-z0-9_]*\.(?:history|update)|seals)\]\]"
+    rb'|[A-Za-z0-9_-]+ = (?:[0-9]+|true|"[A-Za-z0-9+/=_-]*"|"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")'
+)
+
+
+def last_seal_end(data: bytes, start: int = 0) -> int | None:
+    """FORMAT.md "Scope file, version 4", "Reading": where the file's last complete seal ends (None:
+    it has none). "Bytes after the last seal that contain no complete seal are a section still
+    being written, or one a crash cut short: a reader MUST ignore them" (``is_unsealed_tail``)."""
+    end = None
+    for found in _COMPLETE_SEAL.finditer(data, start):
+        end = found.end()
+    return end
+
+
+def is_unsealed_tail(tail: bytes) -> bool:
+    """ "Scope file, version 4", "Reading": bytes after the last seal are ignored "provided each of
+    their whole lines is one a section has ... and the last line, cut short, is any text without
+    a newline"; "any other bytes after the last seal" refuse the file."""
+    *whole, _cut_short = tail.split(b"\n")
+    return all(_UNSEALED_LINE.fullmatch(line) for line in whole)
+
+
+def v4_head_lines(file: ScopeFile) -> bytes:
+    """ "Layout", item 1: the lines `format`, `entity`, `id` (not for team) and `store`."""
+    scope_id = "" if file.entity == "team" else f'id = "{file.scope_id}"\n'
+    return f'format = "{FORMAT_V4}"\nentity = "{file.entity}"\n{scope_id}store = "{file.store}"\n'.encode()
+
+
+def v4_layout(file: ScopeFile) -> bytes:
+    """The head and body a version-4 writer makes of ``file``'s fields ("Layout", items 1 and 2)."""
+    return v4_head_lines(file) + _body_layout(file)
+
+
+def _block_end(data: bytes, start: int, end: int) -> int:
+    """Where the block (an update or a seal: a blank line, its header and its lines) starting at
+    ``start`` ends: at the blank line that starts the next one, or at ``end``."""
+    found = data.find(b"\n\n", start + 1, end)
+    return end if found < 0 else found + 1
+
+
+def _read_update(block: bytes, name: str) -> Entry:
+    """An update ("Layout", item 4): rules 2 and 5 on its lines (Refused(PARSE_ERROR)), then its
+    exact bytes, `[[secrets.NAME.update]]` and "the lines of a version-3 entry" (else
+    Refused(SIGNATURE_FAILURE))."""
+    document = _load_toml(block)
+    secrets = document.get("secrets")
+    table = secrets.get(name) if isinstance(secrets, dict) else None
+    updates = table.get("update") if isinstance(table, dict) else None
+    if (
+        set(document) != {"secrets"} or not isinstance(secrets, dict) or set(secrets) != {name}
+        or not isinstance(table, dict) or set(table) != {"update"} or not isinstance(updates, list)
+        or len(updates) != 1
+    ):
+        refuse(SIGNATURE_FAILURE, f"{name}: an update's block holds something else than one update")
+    entry = _parse_entry(name, updates[0], FORMAT_V4, update=True)
+    if block != f"\n[[secrets.{name}.update]]\n{_entry_lines(entry)}".encode():
+        refuse(SIGNATURE_FAILURE, f"{name}: an update not in the exact layout a version-4 writer produces")
+    return entry
+
+
+def _read_seal(block: bytes) -> Seal:
+    """A seal ("Layout", item 4): rules 2 and 5 on its lines (Refused(PARSE_ERROR)), then its
+    exact bytes (else Refused(SIGNATURE_FAILURE))."""
+    document = _load_toml(block)
+    seals = document.get("seals")
+    if set(document) != {"seals"} or not isinstance(seals, list) or len(seals) != 1:
+        refuse(SIGNATURE_FAILURE, "a seal's block holds something else than one seal")
+    seal = _parse_seal(seals[0])
+    if block != _seal_layout(seal):
+        refuse(SIGNATURE_FAILURE, "a seal not in the exact layout a version-4 writer produces")
+    return seal
+
+
+def _seal_layout(seal: Seal) -> bytes:
+    return (f'\n[[seals]]\nbase = {seal.base}\ncounter = {seal.counter}\nsigner = "{seal.signer}"\n'
+            f'signature = "{b64_encode(seal.signature)}"\nmac = "{b64_encode(seal.mac)}"\n').encode()
+
+
+def section_digest(previous: bytes, signed: bytes) -> bytes:
+    """ "digest_k = BLAKE2b(u32be(32) || digest_{k-1} || signed_k, no key, "sstore-section-4", 32)"."""
+    assert len(previous) == 32
+    return blake2b((32).to_bytes(4, "big") + previous + signed, person=b"sstore-section-4", size=32)
+
+
+def _parse_v4(data: bytes, path: str) -> ScopeFile:
+    """FORMAT.md "Scope file, version 4": the head and body as version 3's (rules 1 to 5, then
+    the exact layout), then the sections from `base`, each update and seal checked the same way
+    in file order, then the layout's own rules; Refused(SIGNATURE_FAILURE) for anything out of
+    the layout. The file ends at its last complete seal (``last_seal_end``): what follows is
+    ignored when it is a section cut short (``is_unsealed_tail``). The history (item 3) is
+    neither read nor checked here, only its length, which the body's `history_bytes` give: a
+    reader of current values "reads the body and the sections (from the last seal's `base`),
+    not the history".
+
+    "A seal anywhere after anything that is not in this layout, any other bytes after the last
+    seal ..., or a file with no seal, is refused (**signature failure**)". Where the text leaves
+    a choice open, the choices made: rules 2 to 5 are applied to each piece the layout delimits
+    (the head and body, one update, one seal) before its bytes are compared with the layout,
+    and pieces are taken in file order, so the first rule a piece breaks is reported, at the
+    latest rule 6. A seal whose `base` is not where the history ends, whose `counter` is not
+    larger than the seal's before it, and a name twice in one section are out of the layout
+    (**signature failure**: no writer signs such a file). A deleted update without a chunk is
+    a **parse error**: rule 5's "a deleted entry has ... no history". A complete seal is its
+    five lines whole, whatever they hold (``_COMPLETE_SEAL``): one that holds a bad value is
+    not ignored but refused by rule 5.
+    """
+    body_end = data.find(V4_BODY_END)
+    body = data if body_end < 0 else data[:body_end]
+    document = _load_toml(body)
+    file = _parse_document(document, _format(document), path)
+    if body != v4_layout(file):
+        refuse(SIGNATURE_FAILURE, "not the exact layout a version-4 writer produces (the signature covers bytes)")
+    end = None if body_end < 0 else last_seal_end(data, body_end)
+    if end is None:
+        refuse(SIGNATURE_FAILURE, "no seal: no writer signed the file")
+    entries = {entry.name: entry for entry in file.entries}
+    base = body_end
+    for entry in file.entries:  # "the history is the chunks the body's entries give", in entry order
+        if entry.history_bytes:
+            entry.chunk_at = base
+            base += entry.history_bytes
+    if base >= end:
+        refuse(SIGNATURE_FAILURE, "the history the entries give runs past the last seal")
+    digest = blake2b(body, person=b"sstore-filebody4", size=32)  # digest_0: the head and the body
+    # signed_k: "the bytes from the `signature` line of the seal before it (for the first section:
+    # from `base`) to the end of its own seal's `signer` line, less its updates' chunks (each bound
+    # by its update's `history_digest`, as the body's are by their entries)"
+    pos, counter, seal, signed_from = base, 0, None, base
+    while pos < end:  # one section: zero or more updates (each after its chunk), then one seal
+        changed, chunks = {}, []
+        while True:
+            item = _SECTION_ITEM.search(data, pos, end)
+            if item is None:
+                refuse(SIGNATURE_FAILURE, "bytes before the last seal that are no section")
+            block_end = _block_end(data, item.start(), end)
+            block = data[item.start(): block_end]
+            if item[1] is None:
+                if item.start() != pos:
+                    refuse(SIGNATURE_FAILURE, "bytes before a seal that no update claims")
+                seal = _read_seal(block)
+                break
+            name = item[1].decode("ascii")
+            update = _read_update(block, name)
+            if item.start() - pos != update.history_bytes:  # its chunk is "exactly the history_bytes bytes before"
+                refuse(SIGNATURE_FAILURE, f"{name}: the bytes before its update are not a chunk of history_bytes bytes")
+            if name in changed:
+                refuse(SIGNATURE_FAILURE, f"{name} appears twice in one section")
+            update.chunk_at = pos
+            changed[name] = update
+            chunks.append((pos, item.start()))
+            pos = block_end
+        if seal.base != base:
+            refuse(SIGNATURE_FAILURE, f"a seal's base is {seal.base}, but the sections start at {base}")
+        if seal.counter <= counter:
+            refuse(SIGNATURE_FAILURE, "a seal's counter is not larger than the seal's before it")
+        signed_end = data.index(b"\nsignature = ", item.start(), block_end) + 1  # the end of its `signer` line
+        signed, at = [], signed_from
+        for chunk_start, chunk_end in chunks:
+            signed.append(data[at:chunk_start])
+            at = chunk_end
+        signed.append(data[at:signed_end])
+        digest = section_digest(digest, b"".join(signed))
+        signed_from = signed_end
+        counter = seal.counter
+        entries.update(changed)  # "each update applied in file order: an update replaces its name's entry (or adds the name)"
+        file.sections += 1
+        pos = block_end
+    assert seal is not None
+    if not is_unsealed_tail(data[end:]):
+        refuse(SIGNATURE_FAILURE, "bytes after the last seal that are not a section cut short")
+    file.entries = sorted(entries.values(), key=lambda entry: entry.name.encode("utf-8"))
+    # "The file's counter, signer, signature and mac are its last seal's, over its last digest"
+    file.counter, file.signer, file.signature, file.mac = seal.counter, seal.signer, seal.signature, seal.mac
+    file.data, file.region_start, file.digest = data, body_end, digest
+    return file
 
 
 # --- Reading a scope file ------------------------------------------------------------
@@ -1104,6 +1396,7 @@ _HEAD_KEYS = (
     [b"format", b"entity", b"store", b"counter", b"signer", b"signature", b"mac"],
     [b"format", b"entity", b"id", b"store", b"counter", b"signer", b"signature", b"mac"],
 )
+_V4_HEAD_KEYS = ([b"format", b"entity", b"store"], [b"format", b"entity", b"id", b"store"])
 
 
 def snapshot_name(box_public: bytes, store: str, relpath: str) -> str:
@@ -1114,7 +1407,11 @@ def snapshot_name(box_public: bytes, store: str, relpath: str) -> str:
 
 def snapshot_head(file_bytes: bytes) -> bytes | None:
     """FORMAT.md "Exec snapshots": the file's first lines, `format` through `mac` in the order
-    "Writing" gives, each `key = value`, followed by a blank line; None when the file has no such head."""
+    "Writing" gives, each `key = value`, followed by a blank line; None when the file has no such head.
+
+    Version 4: "its lines `format` through `store` followed by the bytes of its last seal (from
+    the blank line before `[[seals]]` to the end of the file)"; none when the file "does not end
+    with a whole seal" (``_last_seal_bytes``)."""
     end = file_bytes.find(b"\n\n")
     if end < 0:
         return None
@@ -1125,11 +1422,45 @@ def snapshot_head(file_bytes: bytes) -> bytes | None:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     keys = [line.split(b" = ", 1)[0] for line in head[:-1].split(b"\n")]
-    if keys not in _HEAD_KEYS or list(fields) != [key.decode() for key in keys]:
+    if list(fields) != [key.decode() for key in keys]:
         return None
-    if fields["format"] not in (FORMAT_V1, *SIGNED_FORMATS) or (fields["format"] != FORMAT_V1) != ("store" in fields):
+    if fields["format"] == FORMAT_V4:
+        seal = _last_seal_bytes(file_bytes)
+        return None if keys not in _V4_HEAD_KEYS or seal is None else head + seal
+    if keys not in _HEAD_KEYS:
+        return None
+    if fields["format"] not in (FORMAT_V1, FORMAT_V2, FORMAT_V3) or (fields["format"] != FORMAT_V1) != ("store" in fields):
         return None
     return head
+
+
+def _last_seal_bytes(file_bytes: bytes) -> bytes | None:
+    """A version-4 file's last seal, "from the blank line before `[[seals]]` to the end of the
+    file", when the file ends with a whole one: the five lines of "Scope file, version 4", in
+    order, a counter and a signer that ``check_trust`` can read; else None."""
+    start = file_bytes.rfind(b"\n[[seals]]\n")
+    if start < 0 or _COMPLETE_SEAL.fullmatch(file_bytes, start) is None:
+        return None
+    seal = file_bytes[start:]
+    try:
+        seals = tomllib.loads(seal.decode("ascii"))["seals"]
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
+        return None
+    fields = seals[0] if isinstance(seals, list) and len(seals) == 1 else None
+    if not isinstance(fields, dict) or list(fields) != list(SEAL_FIELDS):
+        return None
+    if not is_counter(fields["counter"]) or not isinstance(fields["signer"], str):
+        return None
+    return seal
+
+
+def _head_fields(head: bytes) -> dict[str, object]:
+    """The fields of a head (``snapshot_head``); a version-4 head's counter and signer are its seal's."""
+    fields = tomllib.loads(head.decode("ascii"))
+    if fields["format"] == FORMAT_V4:
+        seal = fields.pop("seals")[0]
+        fields["counter"], fields["signer"] = seal["counter"], seal["signer"]
+    return fields
 
 
 def open_snapshot(blob: bytes, secret_key: bytes, store: str, relpath: str, file_bytes: bytes) -> dict[str, str] | None:
@@ -1178,7 +1509,7 @@ def read_snapshot(blob: bytes, reader: Reader, store: str, relpath: str, file_by
         return None
     head = snapshot_head(file_bytes)
     assert head is not None
-    fields = tomllib.loads(head.decode("ascii"))
+    fields = _head_fields(head)
     check_trust(SnapshotHead(  # type: ignore[arg-type]  # the fields check_trust reads
         version=fields["format"], store=fields.get("store"), entity=fields["entity"], scope_id=fields.get("id"),
         signer=fields.get("signer"), counter=fields.get("counter"),
