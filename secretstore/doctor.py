@@ -220,6 +220,10 @@ def _scope_findings(
         refused(str(scope), exc)
         return findings
     seen = store.trust(me).state.counters.get(scope.relpath, 0)
+    if file.unsealed:
+        findings.append(Finding(WARN, f"{scope}: {scope.relpath} ends in {file.unsealed} byte(s) after its last seal "
+                                "that no seal covers (a write cut short, or added by hand): every reader skips them, "
+                                "and the next write of this scope removes them"))
     damaged = _damaged_history(file)
     if damaged:
         findings.append(Finding(ERROR, damaged))

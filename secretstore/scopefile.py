@@ -182,7 +182,7 @@ class ScopeFile:
 
     __slots__ = (
         "entity", "scope_id", "recipients", "entries", "mac",
-        "version", "store_id", "counter", "signer", "signature", "digest",
+        "version", "store_id", "counter", "signer", "signature", "digest", "unsealed",
     )
 
     def __init__(
@@ -211,6 +211,7 @@ class ScopeFile:
         self.signer = signer
         self.signature = signature
         self.digest = digest  # version 3: BLAKE2b of the signed bytes, as read or as last written
+        self.unsealed = 0  # version 4: bytes after the last seal, skipped (an append cut short)
 
     def __repr__(self) -> str:
         return f"ScopeFile({describe(self.entity, self.scope_id)}, {self.version}, {len(self.entries)} entries)"
@@ -218,7 +219,8 @@ class ScopeFile:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ScopeFile):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__ if name != "digest")
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__
+                   if name not in ("digest", "unsealed"))
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -1305,6 +1307,12 @@ def parse_v3(data: bytes, where: str, *, body_only: bool = False, tail: fsio.Ope
     if found is None:
         if tail is not None:  # the error is the whole file's
             data += tail.pread(len(data), max(tail.size - len(data), 0))
+        if data.startswith(V4_START) and (
+            data.count(b"\n[[seals]]\n") > MAX_SECTIONS or data.count(b".update]]\n") > MAX_UPDATES
+        ):  # refused before the reference parser spends seconds on it
+            raise StoreFormatError(f"{where}: more sections than a reader takes ({MAX_SECTIONS} seals, "
+                                   f"{MAX_UPDATES} updates; a writer writes the file whole after "
+                                   f"{COMPACT_SECTIONS}): not a file a writer makes")
         return parse_reference(data, where)  # the precise error: not TOML, too deep, or not the layout
     return found
 
@@ -1890,9 +1898,11 @@ def _unsealed_re() -> re.Pattern[str]:
 
 @functools.cache
 def _seal_shape_re() -> re.Pattern[str]:
-    """A seal's five lines, whole, whatever their values: no append cut short holds one."""
-    return re.compile(r"\n\[\[seals\]\]\nbase = [^\n]*\ncounter = [^\n]*\nsigner = [^\n]*\n"
-                      r"signature = [^\n]*\nmac = [^\n]*\n")
+    """A seal's five lines, whatever their values, up to the closing quote of its MAC: an append
+    cut short holds none (one cut just before its last newline is refused, not skipped: a
+    one-byte edit must not hide a whole section)."""
+    return re.compile(r'\n\[\[seals\]\]\nbase = [^\n]*\ncounter = [^\n]*\nsigner = [^\n]*\n'
+                      r'signature = [^\n]*\nmac = "[^"\n]*"')
 
 
 @functools.cache
@@ -1922,99 +1932,73 @@ class Sections:
         self.region: HistoryRegion | None = None
 
 
+MAX_SECTIONS = 1024  # a reader refuses more (writers write the file whole at COMPACT_SECTIONS)
+MAX_UPDATES = 4096  # updates in all sections, likewise (a writer appends one per section)
+MAX_UNSEALED_BYTES = 4 << 20  # after the last seal: more than one section cut short (COMPACT_BYTES plus one)
+
+
 def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> Sections | None:
     """The sections of a version-4 file, ``region`` being its bytes from ``base`` (where its
     history ends) to its end; None unless it is whole sections in the exact layout, each seal's
     ``base`` is ``base`` and its counter larger than the one before, with at least one seal.
 
-    Bytes after the last seal that hold no seal, and nothing but lines a section has (the last
-    one maybe cut), are a section still being written (a reader can meet one) or one a crash
-    cut short: they are not part of the file, and the next writer removes them
-    (``Sections.end``). A seal after anything out of place, or anything else after the last
-    seal (git's conflict markers, say), refuses the file.
+    Bytes after the last seal that hold no whole seal, and nothing but lines a section has
+    (the last one maybe cut), are a section still being written (a reader can meet one) or
+    one a crash cut short: they are not part of the file (``Sections.end`` is where they
+    start), no more than one section's worth, and only a regular expression looks at them.
+    Anything out of place before a seal, or anything else after the last one (git's
+    conflict markers, say), refuses the file. So does a file with more sections or updates
+    than a reader takes (``MAX_SECTIONS``, ``MAX_UPDATES``: writers stay far below them).
     """
     text = region.decode("latin-1")  # one character per byte: offsets in ``text`` are offsets in ``region``
+    if text.count("\n[[seals]]\n") > MAX_SECTIONS or text.count(".update]]\n") > MAX_UPDATES:
+        return None
     found = Sections()
     found.base = base
     found.region = HistoryRegion(region, True, where)
     digest, counter = body_digest, 0
-    start = pos = 0  # the section being read, and where in it
+    start = 0  # where the section being read starts
     signed_from = 0  # the first section's signed bytes start at ``base``; each next one's at the seal before
-    chunks: list[tuple[int, int]] = []  # the section's chunks so far: not in its signed bytes
-    pending: dict[str, tuple[Entry, Row | None]] = {}
-    decode = _a2b_strict
-    while True:
-        item = _item_re().search(text, pos)
-        if item is None:
-            break
-        if item[1] is not None:  # an update, after its chunk
-            match = _update_re().match(text, item.start())
-            if match is None:
-                break
-            name, updated, writer, nonce_text, ciphertext_text, rotate, length_text, digest_text = match.groups()
-            length = int(length_text) if length_text else 0
-            try:
-                nonce = decode(nonce_text) if nonce_text else b""
-                ciphertext = decode(ciphertext_text) if ciphertext_text else b""
-                chunk_digest = decode(digest_text) if digest_text else b""
-            except binascii.Error:
-                break
-            if (
-                item.start() - pos != length
-                or name in pending
-                or (writer is not None and not is_valid_public_text(writer))
-                or (nonce_text and (len(nonce) != crypto.NONCE_BYTES or len(ciphertext) <= crypto.TAG_BYTES))
-                or (digest_text and len(chunk_digest) != crypto.MAC_BYTES)
-                or (not nonce_text and not length)  # a deleted name keeps its value in its history
-            ):
-                break
-            chunk = HistoryChunk(found.region, pos, length, chunk_digest, name) if length else None
-            current = Version(updated, nonce, ciphertext, writer) if nonce_text else None
-            row = (name, updated, writer, nonce_text, ciphertext_text, rotate is not None) if nonce_text else None
-            pending[name] = (Entry(current, updated, (), writer, rotate is not None, chunk), row)
-            if length:
-                chunks.append((pos, item.start()))
-            pos = match.end()
-            continue
-        if item.start() != pos:
-            break  # only updates have a chunk before them
-        match = _seal_re().match(text, pos)
-        if match is None:
-            break
-        base_text, counter_text, signer, signature_text, mac_text = match.groups()
+    keys: set[str] = set()  # writers' and signers' keys already found valid: each is checked once
+    while (seal_at := text.find("\n[[seals]]\n", start)) >= 0:
+        section = _section(text, start, seal_at, found.region, keys)
+        seal = None if section is None else _seal_re().match(text, seal_at)
+        if section is None or seal is None:
+            break  # the rest must be an append cut short (below)
+        base_text, counter_text, signer, signature_text, mac_text = seal.groups()
         try:
-            signature, mac = decode(signature_text), decode(mac_text)
+            signature, mac = _a2b_strict(signature_text), _a2b_strict(mac_text)
         except binascii.Error:
-            break
+            return None
         if (
             int(base_text) != base
             or not counter < int(counter_text) <= MAX_COUNTER
             or len(signature) != crypto.SIGNATURE_BYTES
             or len(mac) != crypto.MAC_BYTES
-            or not is_valid_public_text(signer)
+            or not _valid_key(signer, keys)
         ):
-            break
-        signed_end = text.index("\nsignature = ", pos) + 1
+            return None
+        updates, chunks = section
+        signed_end = text.index("\nsignature = ", seal_at) + 1
         view, at = memoryview(region), signed_from
         signed: list[bytes | memoryview] = []
-        for chunk_start, chunk_end in chunks:
+        for chunk_start, chunk_end in chunks:  # a chunk is bound by its update's digest, not signed
             signed.append(view[at:chunk_start])
             at = chunk_end
         signed.append(view[at:signed_end])
         digest = crypto.section_digest(digest, signed)
-        signed_from, chunks = signed_end, []
-        counter = int(counter_text)
-        for name, (entry, row) in pending.items():
+        signed_from, counter = signed_end, int(counter_text)
+        for name, (entry, row) in updates.items():
             found.updates.pop(name, None)  # in the order last changed
             found.updates[name] = entry
             found.rows[name] = row
-        pending = {}
         found.counter, found.signer, found.signature, found.mac, found.digest = (
             counter, signer, signature, mac, digest)
         found.count += 1
-        start = pos = match.end()
+        start = seal.end()
     if (
         not found.count
+        or len(text) - start > MAX_UNSEALED_BYTES
         or _seal_shape_re().search(text, start) is not None
         or not _unsealed_re().fullmatch(text, start)
     ):
@@ -2022,6 +2006,58 @@ def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> 
     found.end = start
     found.sealed_at = signed_from
     return found
+
+
+def _valid_key(text: str, keys: set[str]) -> bool:
+    if text in keys:
+        return True
+    if is_valid_public_text(text):
+        keys.add(text)
+        return True
+    return False
+
+
+def _section(
+    text: str, start: int, seal_at: int, region: HistoryRegion, keys: set[str]
+) -> tuple[dict[str, tuple[Entry, Row | None]], list[tuple[int, int]]] | None:
+    """The updates of the section from ``start`` to its seal at ``seal_at`` (each after its chunk,
+    a name at most once) and where their chunks are; None unless it is exactly that."""
+    updates: dict[str, tuple[Entry, Row | None]] = {}
+    chunks: list[tuple[int, int]] = []
+    pos = start
+    decode = _a2b_strict
+    while pos < seal_at:
+        item = _item_re().search(text, pos, seal_at + 1)
+        if item is None or item[1] is None:
+            return None
+        match = _update_re().match(text, item.start(), seal_at + 1)
+        if match is None:
+            return None
+        name, updated, writer, nonce_text, ciphertext_text, rotate, length_text, digest_text = match.groups()
+        length = int(length_text) if length_text else 0
+        try:
+            nonce = decode(nonce_text) if nonce_text else b""
+            ciphertext = decode(ciphertext_text) if ciphertext_text else b""
+            chunk_digest = decode(digest_text) if digest_text else b""
+        except binascii.Error:
+            return None
+        if (
+            item.start() - pos != length
+            or name in updates
+            or (writer is not None and not _valid_key(writer, keys))
+            or (nonce_text and (len(nonce) != crypto.NONCE_BYTES or len(ciphertext) <= crypto.TAG_BYTES))
+            or (digest_text and len(chunk_digest) != crypto.MAC_BYTES)
+            or (not nonce_text and not length)  # a deleted name keeps its value in its history
+        ):
+            return None
+        chunk = HistoryChunk(region, pos, length, chunk_digest, name) if length else None
+        current = Version(updated, nonce, ciphertext, writer) if nonce_text else None
+        row = (name, updated, writer, nonce_text, ciphertext_text, rotate is not None) if nonce_text else None
+        updates[name] = (Entry(current, updated, (), writer, rotate is not None, chunk), row)
+        if length:
+            chunks.append((pos, item.start()))
+        pos = match.end()
+    return (updates, chunks) if pos == seal_at else None
 
 
 def _with_sections(
@@ -2053,6 +2089,7 @@ def _with_sections(
     if sections is None:
         return None
     apply_sections(file, sections, listing)
+    file.unsealed = len(region) - sections.end
     base_region.consistent = True  # the history is exactly the chunks: the sections start where they end
     return file
 
@@ -2130,6 +2167,21 @@ def section_bytes(
     digest = crypto.section_digest(previous, [sealed, update, seal])  # its chunk: bound by its digest
     mac, signature = sign(digest)
     return raw + update + seal + _signature_lines(signature, mac), digest
+
+
+def base_before(end: bytes) -> int | None:
+    """The ``base`` of the last whole seal in ``end`` (a version-4 file's last bytes, which do
+    not end with a seal), or None. Unchecked: the full read verifies it."""
+    text = end.decode("latin-1")
+    at = len(text)
+    for _ in range(8):  # a section cut short holds at most one seal's header
+        at = text.rfind("\n[[seals]]\n", 0, at)
+        if at < 0:
+            return None
+        found = _seal_re().match(text, at)
+        if found is not None:
+            return int(found[1])
+    return None
 
 
 def last_seal(end: bytes) -> tuple[int, int, str, bytes] | None:

@@ -520,10 +520,16 @@ class Store:
             if not data.startswith(scopefile.V4_START):
                 return data  # the history is not needed
             at = max(tail.size - scopefile.SEAL_BYTES, len(data))
-            end = tail.pread(at, tail.size - at)
-            seal = scopefile.last_seal(end)
-            base = len(data) if seal is None or not len(data) <= seal[0] <= tail.size else seal[0]
-            return data + tail.pread(base, tail.size - base)
+            seal = scopefile.last_seal(tail.pread(at, tail.size - at))
+            if seal is not None and len(data) <= seal[0] <= tail.size:
+                return data + tail.pread(seal[0], tail.size - seal[0])
+            # Not ending with a seal (an append cut short): the sections from the last whole seal's
+            # base, found from the end, without reading the history; else the file whole.
+            at = max(tail.size - scopefile.MAX_UNSEALED_BYTES - scopefile.SEAL_BYTES, len(data))
+            base = scopefile.base_before(tail.pread(at, tail.size - at))
+            if base is not None and len(data) <= base <= tail.size:
+                return data + tail.pread(base, tail.size - base)
+            return data + tail.pread(len(data), tail.size - len(data))
         finally:
             tail.close()
 
@@ -1024,8 +1030,12 @@ class Store:
             envelope.digest_signer(file, unlocked.keys, identity))
         if base + sections.end + len(section) > limits.MAX_SCOPE_FILE_BYTES:
             return None  # the full write drops the oldest versions to fit
+        cut = size - base - sections.end
         if not fsio.append_at(self.path(scope), section, base + sections.end, tail):
             return None
+        if cut:
+            _warning(f"{scope.relpath}: removed {cut} byte(s) after its last seal that no seal covered "
+                     "(a write cut short, or added by hand: no reader used them)")
         trust.wrote(scope.relpath, file.store_id, counter)
         self._relist(scope, old_head, scopefile.head_of(data[:head_end] + b"\n" + section), name, new)
         return outcome

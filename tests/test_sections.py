@@ -949,7 +949,7 @@ def _next_section(store: Store, me: Identity, change: Callable[[], object]) -> t
     return before, section
 
 
-@pytest.mark.parametrize("cut", ["a-third", "inside-the-update", "inside-the-signature", "all-but-the-newline",
+@pytest.mark.parametrize("cut", ["a-third", "inside-the-update", "inside-the-signature", "inside-the-mac",
                                  "the-update-without-a-seal"])
 def test_bytes_after_the_last_seal_without_a_seal_are_ignored_then_cut_off(
     cut: str, store: Store, me: Identity
@@ -960,7 +960,7 @@ def test_bytes_after_the_last_seal_without_a_seal_are_ignored_then_cut_off(
     at = {"a-third": len(section) // 3,
           "inside-the-update": section.index(b"[[secrets.A.update]]") + 40,
           "inside-the-signature": section.index(b"\nsignature = ") + 30,
-          "all-but-the-newline": len(section) - 1,
+          "inside-the-mac": len(section) - 3,
           "the-update-without-a-seal": section.index(b"\n[[seals]]")}[cut]
     torn = before + section[:at]
     put_raw(store, torn)
@@ -972,6 +972,93 @@ def test_bytes_after_the_last_seal_without_a_seal_are_ignored_then_cut_off(
     assert after.startswith(before) and after[len(before) :].startswith(b"\n[[secrets.B.history]]\n")
     assert b"fake-a-never" not in after and check_v4(after, me)[2] == len(seals_of(before)) + 1
     assert store.read(TEAM, me) == {"A": "fake-a0", "B": "fake-b1", "C": "fake-c0"}
+
+
+@pytest.mark.parametrize("edit", ["last-newline-dropped", "counter-zero-padded", "mac-character-changed"])
+def test_a_whole_last_section_edited_by_a_byte_is_refused_not_skipped(
+    edit: str, store: Store, me: Identity
+) -> None:
+    """Found by review: dropping the file's last newline, or editing one byte of the last seal,
+    made the whole last section look like an append cut short: readers skipped it and the next
+    writer cut it off (a value rotated in it came back). A seal whole up to its MAC's closing
+    quote is never skipped: the file is refused, and nothing is cut off."""
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    store.set(TEAM, "A", "fake-a1-rotated", me)
+    data = raw(store)
+    last = data.rindex(b"\n[[seals]]\n")
+    counter_at = data.index(b"\ncounter = ", last) + len(b"\ncounter = ")
+    mac_at = data.index(b'\nmac = "', last) + len(b'\nmac = "') + 5
+    bad = {"last-newline-dropped": data[:-1],
+           "counter-zero-padded": data[:counter_at] + b"0" + data[counter_at:],
+           "mac-character-changed": data[:mac_at] + b"-" + data[mac_at + 1 :]}[edit]
+    put_raw(store, bad)
+    store.state().update(lambda fresh: fresh.counters.pop("team.toml", None))  # a reader that never read it
+    refused = (TamperedError, StoreFormatError)  # not taken for the state before that section
+    with pytest.raises(refused):
+        store.read(TEAM, me)
+    with pytest.raises(refused):
+        store.set(TEAM, "B", "fake-b1", me)
+    assert raw(store) == bad  # nothing cut off, nothing written
+
+
+def test_an_unsealed_tail_is_read_past_cheaply_reported_by_doctor_and_cut_with_a_warning(
+    store: Store, me: Identity, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by review: complete updates appended with no seal after them were skipped, but
+    reading past them read the file twice and ran the reference parser over it (39 s and 1.4
+    GB at 64 MiB), for every exec, and nothing said so. Now the reader starts at the last
+    whole seal's base and only a regular expression looks at the tail; doctor reports it; the
+    next writer says what it cut off."""
+    from secretstore import doctor
+
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    store.set(TEAM, "A", "fake-a1", me)
+    data = raw(store)
+    update = data[data.index(b"\n[[secrets.A.update]]\n") : data.rindex(b"\n[[seals]]\n")]
+    assert b"history_bytes" in update  # a whole update, its chunk left behind: never sealed
+    tail = update.replace(b"history_bytes", b"rotate = true\nhistory_bytes") * 200
+    put_raw(store, data + tail)
+
+    def never(*_args: object) -> None:
+        raise AssertionError("the reference parser ran over a file that has an unsealed tail")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(scopefile, "parse_reference", never)
+        assert store.read(TEAM, me) == {"A": "fake-a1", "B": "fake-b0"}
+        assert [row[0] for row in store.listing(TEAM, me.public)] == ["A", "B"]
+        assert store.load(TEAM).unsealed == len(tail)  # type: ignore[union-attr]
+    found = [f.message for f in doctor.diagnose(store) if f.level == doctor.WARN]
+    assert any(f"ends in {len(tail)} byte(s) after its last seal" in message for message in found), found
+    capsys.readouterr()
+    store.set(TEAM, "B", "fake-b1", me)
+    assert f"removed {len(tail)} byte(s) after its last seal" in capsys.readouterr().err
+    after = raw(store)
+    assert after.startswith(data) and b"rotate = true" not in after
+    assert store.read(TEAM, me) == {"A": "fake-a1", "B": "fake-b1"}
+
+
+@pytest.mark.parametrize("limit", ["MAX_SECTIONS", "MAX_UPDATES", "MAX_UNSEALED_BYTES"])
+def test_more_sections_updates_or_unsealed_bytes_than_a_reader_takes_are_refused(
+    limit: str, store: Store, me: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: 222,000 seals cost a reader 18 s before the refusal. Writers stay far
+    below these limits (a file is written whole after 64 sections), so a file over one is
+    refused before its sections are read."""
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    for n in range(3):
+        store.set(TEAM, "A", f"fake-a{n + 1}", me)
+    data = raw(store)
+    assert store.read(TEAM, me)["A"] == "fake-a3"
+    if limit == "MAX_UNSEALED_BYTES":
+        data += b"\n[[secrets.A.history]]\nupdated = " + b"9" * 200  # a tail longer than the limit below
+        put_raw(store, data)
+        assert store.read(TEAM, me)["A"] == "fake-a3"  # under the real limit: skipped
+    monkeypatch.setattr(scopefile, limit, {"MAX_SECTIONS": 3, "MAX_UPDATES": 2, "MAX_UNSEALED_BYTES": 100}[limit])
+    with pytest.raises(SecretStoreError):
+        store.read(TEAM, me)
+    with pytest.raises(SecretStoreError):
+        store.set(TEAM, "B", "fake-b1", me)
+    assert raw(store) == data
 
 
 # --- 7. exec's snapshot and list's cache follow the appends ------------------------------------
