@@ -851,7 +851,7 @@ _SAFE = r'[^"\\\x00-\x1f\x7f]*'  # a basic string that needs no escape
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
 _B64 = r"[A-Za-z0-9+/=]*"
 _KEY = r"ssk2[A-Za-z0-9_-]+"
-_HEAD_RE = re.compile(
+_HEAD_TEXT = (
     r'format = "secretstore/(v1|v2|v3)"\n'
     r'entity = "(team|project|cluster)"\n'
     r'(?:id = "([A-Za-z0-9._-]+)"\n)?'
@@ -861,12 +861,25 @@ _HEAD_RE = re.compile(
     rf'signature = "({_B64})"\n)?'
     rf'mac = "({_B64})"\n'
 )  # the head alone is all a snapshot check (``read_head``) needs (version 4: and its last seal)
-_V4_HEAD_RE = re.compile(
+_V4_HEAD_TEXT = (
     r'format = "secretstore/v4"\n'
     r'entity = "(team|project|cluster)"\n'
     r'(?:id = "([A-Za-z0-9._-]+)"\n)?'
     r'store = "([A-Za-z0-9_-]+)"\n'
 )
+
+
+# Each compiled on first use: a command reads files of one version, and compiling costs start-up.
+@functools.cache
+def _head_re() -> re.Pattern[str]:
+    return re.compile(_HEAD_TEXT)
+
+
+@functools.cache
+def _v4_head_re() -> re.Pattern[str]:
+    return re.compile(_V4_HEAD_TEXT)
+
+
 V4_START = b'format = "secretstore/v4"\n'
 
 
@@ -919,7 +932,7 @@ def parse_canonical(data: bytes) -> ScopeFile | None:
         return None
     a2b = _a2b_canonical
     try:
-        head = _HEAD_RE.match(text)
+        head = _head_re().match(text)
         if head is None:
             return None
         number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
@@ -1053,7 +1066,7 @@ def head_of(data: bytes) -> Head | None:
     """
     if data.startswith(V4_START):
         return _v4_head_of(data)
-    head = _HEAD_RE.match(data[:HEAD_BYTES].decode("utf-8", "replace"))
+    head = _head_re().match(data[:HEAD_BYTES].decode("utf-8", "replace"))
     if head is None or data[head.end() : head.end() + 1] != b"\n":
         return None
     key = data[: head.end()]  # the match is ASCII: its characters are its bytes
@@ -1069,7 +1082,7 @@ def _v4_head_of(data: bytes) -> Head | None:
     """A version-4 head: its lines and the last seal, the bytes ``data`` ends with (the whole file,
     the file without its history, or its start and its end: ``Store.read_head``). None when it
     does not end with a seal (a section still being written, or cut short): read it in full."""
-    head = _V4_HEAD_RE.match(data[:HEAD_BYTES].decode("utf-8", "replace"))
+    head = _v4_head_re().match(data[:HEAD_BYTES].decode("utf-8", "replace"))
     if head is None or data[head.end() : head.end() + 1] != b"\n":
         return None
     seal = last_seal(data)
@@ -1350,13 +1363,13 @@ def _parse_v3(
         return None
     v4 = text.startswith('format = "secretstore/v4"\n')
     if v4:  # the head names the scope and the store; who signed what, and when, is in the seals
-        head = _V4_HEAD_RE.match(text)
+        head = _v4_head_re().match(text)
         if head is None:
             return None
         entity, scope_id, store_id = head.groups()
         counter_text, signer, signature_text, mac_text = "0", "", "", ""
     else:
-        head = _HEAD_RE.match(text)
+        head = _head_re().match(text)
         if head is None or head[1] != "v3" or head[4] is None:
             return None
         _number, entity, scope_id, store_id, counter_text, signer, signature_text, mac_text = head.groups()
@@ -1905,11 +1918,6 @@ def _seal_shape_re() -> re.Pattern[str]:
                       r'signature = [^\n]*\nmac = "[^"\n]*"')
 
 
-@functools.cache
-def _last_seal_re() -> re.Pattern[str]:
-    return re.compile(_SEAL_TEXT + r"\Z")
-
-
 class Sections:
     """What a version-4 file's sections say: the entries they change (each name's last update,
     its history a chunk of ``region``), and the last seal, which signs ``digest``."""
@@ -2186,10 +2194,22 @@ def base_before(end: bytes) -> int | None:
 
 def last_seal(end: bytes) -> tuple[int, int, str, bytes] | None:
     """(base, counter, signer, the seal's bytes) of the seal ``end`` (a version-4 file's last
-    bytes) ends with, or None when it ends otherwise. Unchecked: only the full read verifies."""
-    text = end[-SEAL_BYTES:].decode("latin-1")
-    start = text.rfind("\n[[seals]]\n")
-    found = None if start < 0 else _last_seal_re().match(text, start)
-    if found is None:
+    bytes) ends with, or None when it ends otherwise. Only its shape is checked, with string
+    operations (no pattern to compile on exec's path): the full read verifies the rest."""
+    end = end[-SEAL_BYTES:]
+    start = end.rfind(b"\n[[seals]]\n")
+    if start < 0:
         return None
-    return int(found[1]), int(found[2]), found[3], text[start:].encode("latin-1")
+    lines = end[start + len(b"\n[[seals]]\n") :].split(b"\n")
+    if len(lines) != 6 or lines[5]:
+        return None
+    base, counter, signer, signature, mac = (
+        line.partition(b" = ")[2] if line.startswith(key + b" = ") else b""
+        for line, key in zip(lines, (b"base", b"counter", b"signer", b"signature", b"mac"), strict=False)
+    )
+    if not (
+        base.isdigit() and counter.isdigit() and len(counter) <= 16
+        and all(len(q) > 2 and q[:1] == q[-1:] == b'"' and b'"' not in q[1:-1] for q in (signer, signature, mac))
+    ):
+        return None
+    return int(base), int(counter), signer[1:-1].decode("latin-1"), end[start:]
