@@ -223,7 +223,8 @@ def _scope_findings(
     if file.unsealed:
         findings.append(Finding(WARN, f"{scope}: {scope.relpath} ends in {file.unsealed} byte(s) after its last seal "
                                 "that no seal covers (a write cut short, or added by hand): every reader skips them, "
-                                "and the next write of this scope removes them"))
+                                "and the next write of this scope removes them; do not commit them "
+                                f"(in a git checkout, git checkout -- {scope.relpath} drops them now)"))
     damaged = _damaged_history(file)
     if damaged:
         findings.append(Finding(ERROR, damaged))

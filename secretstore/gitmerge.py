@@ -185,13 +185,20 @@ def _check_descends(side: _Side, base: _Side | None, path: str) -> None:
     if base is None or not base.file.signed or not side.file.signed:
         return
     if side.file.counter < base.file.counter or (
-        side.file.counter == base.file.counter and side.data != base.data
+        side.file.counter == base.file.counter and _sealed(side) != _sealed(base)
     ):
+        other = "theirs" if side.label == "ours" else "ours"
         raise MergeConflictError(
             f"{path} ({side.label}) is version {side.file.counter}, not newer than the common "
             f"ancestor's version {base.file.counter}: it was rolled back; refusing to merge it",
-            hint="keep your side (git checkout --ours -- FILE) and find out who put the old file back",
+            hint=f"keep {other} (git checkout --{other} -- FILE) and find out who put the old file back",
         )
+
+
+def _sealed(side: _Side) -> bytes:
+    """A side's bytes without what follows its last seal (version 4: an append cut short, which
+    no reader uses): a side that differs from the ancestor only there has not changed."""
+    return side.data[: len(side.data) - side.file.unsealed] if side.file.unsealed else side.data
 
 
 def _revoked(store: Store, identity: Identity, *, roster: bool = True) -> set[bytes]:

@@ -22,8 +22,11 @@ Reading one value (``get``)
 A name that does not exist is reported before the identity is asked for: a
 passphrase typed for nothing is a bad trade, and so is "no identity" when
 the real answer is "no such secret". The slow order is: parse the names in
-the scope file (no key needed), check the name, resolve the identity (which
-may prompt for a passphrase), verify the whole file, decrypt the value.
+the scope file (no key needed), check the name (a name that is not there is
+reported only once the file's signature, writer and version are checked, with
+the public key alone: never "no such secret" from a forged or rolled-back
+file), resolve the identity (which may prompt for a passphrase), verify the
+whole file, decrypt the value.
 
 Exec's encrypted snapshot (``secretstore/snapshot.py``) holds the verified
 values of a scope file's exact bytes, so when it opens, its keys are the
@@ -48,7 +51,7 @@ from __future__ import annotations
 import os
 
 from secretstore.errors import NotFoundError, NotRecipientError, SecretStoreError, StoreMissingError
-from secretstore.store import least_privilege_hint
+from secretstore.store import caller_public_key, least_privilege_hint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -173,6 +176,7 @@ def read_value(store: Store, scope: Scope, name: str, directory: str | None) -> 
     file = store.parse(scope, data, body_only=True)
     entry = file.entries.get(name)
     if entry is None or entry.current is None:
+        store.verify(scope, file, caller_public_key())  # its refusal, if any, is the answer
         raise NotFoundError(f"no {scope} secret {name!r}")
     if identity is None:
         from secretstore.identity import resolve_identity

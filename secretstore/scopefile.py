@@ -571,9 +571,9 @@ def parse_reference(data: bytes, where: str) -> ScopeFile:
                 continue
         entries[name] = _parse_entry(table, name, version, where)
     if version == FORMAT_V4:
-        seals = _array(document.get("seals"), "seals", where)
+        seals = _array(document.get("seals", []), "seals", where)
         if not seals:
-            raise StoreFormatError(f"{where}: no seal (truncated?)")
+            raise StoreFormatError(f"{where}: no seal: the signed end of the file is missing (truncated?)")
         for raw in seals:
             _check_seal(_table(raw, "a seal", where), where)
     if version in BYTES_SIGNED:  # valid, but not the bytes a writer signs (parse_v3 reads those): never its writer's

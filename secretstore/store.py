@@ -21,6 +21,7 @@ from secretstore import crypto, envelope, fsio, limits, recipients, scopefile
 from secretstore.errors import (
     NotFoundError,
     NotRecipientError,
+    RollbackError,
     SecretStoreError,
     StoreFormatError,
     TrustError,
@@ -598,10 +599,21 @@ class Store:
             trust.check_unsigned(where)  # raises: nothing vouches for a 0.1 file's writer
         body = envelope.check_signature(file, where)
         tag = scope_tag(file.entity, file.scope_id)
-        trust.check_signed(
-            where, tag, file.store_id, file.counter, file.signer, _stanza_label(file, file.signer),
-            check_counter=check_counter,
-        )
+        try:
+            trust.check_signed(
+                where, tag, file.store_id, file.counter, file.signer, _stanza_label(file, file.signer),
+                check_counter=check_counter,
+            )
+        except RollbackError as exc:
+            if not file.unsealed:
+                raise
+            raise RollbackError(  # no copy put back: its last section was cut off
+                f"{where} ends in {file.unsealed} byte(s) after its last seal (a section cut short: the file "
+                f"was truncated, or a write interrupted), so it holds version {file.counter}, older than one "
+                "you already read; refusing to use it",
+                hint="restore the file from git (git checkout -- FILE; git log -- FILE); "
+                "'secretstore accept-revert' would give up the newer version",
+            ) from exc
         return body
 
     def list(self, scope: Scope, me: PublicKey | None = None) -> list[tuple[str, str]]:

@@ -350,3 +350,40 @@ def test_merge_matches_a_three_way_model(tmp_path_factory, base_ops, our_ops, th
     assert bool(conflicts) == conflict
     if not conflict:
         assert values_of(merged, me) == expected
+
+
+def test_a_side_that_differs_only_by_bytes_after_its_last_seal_is_not_rolled_back(store, alice) -> None:  # type: ignore[no-untyped-def]
+    """Found by a new user's review: a section cut short (a crash during an append) makes the
+    file differ from the ancestor while every reader sees the ancestor's content; committed,
+    the merge driver refused it as "rolled back". It is the ancestor, unchanged."""
+    store.set(TEAM, "A", "fake-a", alice)
+    base = snapshot(store)
+    torn = base + b"\n[[secrets.A.history]]\nupdated = \"2026-"  # half a section, never sealed
+    store.set(TEAM, "B", "fake-b", alice)
+    ours = snapshot(store)
+    restore(store, base)
+    merged = merge_scope_files(base, ours, torn, alice)
+    assert values_of(merged, alice) == {"A": "fake-a", "B": "fake-b"}
+    merged = merge_scope_files(base, torn, ours, alice)
+    assert values_of(merged, alice) == {"A": "fake-a", "B": "fake-b"}
+    assert not merged.endswith(b'"2026-')
+
+
+@pytest.mark.parametrize("older", ["ours", "theirs"])
+def test_a_side_older_than_the_ancestor_is_refused_with_a_hint_to_keep_the_other(
+    store, alice, older: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The hint said "keep your side" even when your side was the one put back."""
+    store.set(TEAM, "A", "fake-a", alice)
+    old = snapshot(store)
+    store.set(TEAM, "A", "fake-a2", alice)
+    base = snapshot(store)
+    store.set(TEAM, "B", "fake-b", alice)
+    newer = snapshot(store)
+    restore(store, base)
+    sides = (old, newer) if older == "ours" else (newer, old)
+    with pytest.raises(gitmerge.MergeConflictError) as refused:
+        gitmerge.merge_scope_files(base, *sides, alice, "team.toml", store)
+    keep = "theirs" if older == "ours" else "ours"
+    assert f"({older}) is version" in refused.value.message
+    assert refused.value.hint is not None and f"git checkout --{keep} -- FILE" in refused.value.hint

@@ -1436,3 +1436,44 @@ def test_a_seal_re_signed_with_another_base_or_a_counter_not_increasing_is_refus
         store.read(TEAM, me)
     put_raw(store, _sign_section(data, me, update))  # the control
     assert store.read(TEAM, me)["X"] == "fake-x"
+
+
+# --- found by a new user's review of the git flow ---------------------------------------------
+
+
+def test_a_file_cut_short_says_so_instead_of_suggesting_accept_revert(store: Store, me: Identity) -> None:
+    """Cutting bytes off the end of a file a reader had read in full said "rolled back (an old
+    copy put back, or a revert)" and suggested accept-revert, which gives up the newer version.
+    Nothing was put back: the file was cut short."""
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    store.set(TEAM, "NEW_A", "fake-new-a", me)
+    data = raw(store)
+    put_raw(store, data[:-20])
+    with pytest.raises(RollbackError) as refused:
+        store.read(TEAM, me)
+    assert "after its last seal (a section cut short" in refused.value.message
+    assert refused.value.hint is not None and "git checkout -- FILE" in refused.value.hint
+    assert "accept-revert' would give up the newer version" in refused.value.hint
+
+
+def test_get_of_a_name_only_a_cut_section_held_gives_the_refusal_not_no_such_secret(
+    store: Store, me: Identity, cli_run: Run
+) -> None:
+    """`get` looked the name up before checking the file's signature, writer and version, so it
+    answered "no team secret 'NEW_A'" about a file it would refuse."""
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    store.set(TEAM, "NEW_A", "fake-new-a", me)
+    assert cli_run("get", "team", "--name=NEW_A").stdout == b"fake-new-a"
+    put_raw(store, raw(store)[:-20])
+    line = one_line_error(cli_run("get", "team", "--name=NEW_A"))
+    assert "no team secret" not in line and "after its last seal" in line, line
+    line = one_line_error(cli_run("get", "team", "--name=NEVER_SET"))
+    assert "no team secret" not in line and "after its last seal" in line, line
+
+
+def test_a_file_cut_before_its_only_seal_says_it_has_no_seal(store: Store, me: Identity) -> None:
+    store.set_many(TEAM, {"A": "fake-a0", "B": "fake-b0"}, me)
+    data = raw(store)
+    put_raw(store, data[: data.rindex(b"\n[[seals]]\n") + 1])
+    with pytest.raises(StoreFormatError, match="no seal: the signed end of the file is missing"):
+        store.read(TEAM, me)
