@@ -1284,14 +1284,14 @@ class HistoryChunk:
 # padding bits set (low 4 bits before "==", low 2 before "="). Four times faster than spelling
 # out the quanta, which matters at 10,000 entries.
 _B64_CANONICAL = r"[A-Za-z0-9+/]*(?:[AQgw]==|[AEIMQUYcgkosw048]=)?"
-_V3_ENTRY = (
-    r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]{0,254})\]\n"
+_ENTRY_FIELDS = (  # an entry's lines; also a version-4 update's
     rf'updated = "({_TIMESTAMP})"\n'
     rf'(?:writer = "({_KEY})"\n)?'
     rf'(?:nonce = "({_B64_CANONICAL})"\nciphertext = "({_B64_CANONICAL})"\n|deleted = true\n)'
     r"(rotate = true\n)?"
     rf'(?:history_bytes = ([1-9][0-9]{{0,12}})\nhistory_digest = "({_B64_CANONICAL})"\n)?'
 )
+_V3_ENTRY = r"\n\[secrets\.([A-Za-z][A-Za-z0-9_]{0,254})\]\n" + _ENTRY_FIELDS
 
 
 @functools.cache
@@ -1864,13 +1864,6 @@ def _region_part(region: HistoryRegion, start: int, end: int) -> memoryview | fs
 # sections, writes the file again with one seal. Readers take the last seal for the file's
 # signature, and each name's last update for its entry.
 
-_ENTRY_FIELDS = (
-    rf'updated = "({_TIMESTAMP})"\n'
-    rf'(?:writer = "({_KEY})"\n)?'
-    rf'(?:nonce = "({_B64_CANONICAL})"\nciphertext = "({_B64_CANONICAL})"\n|deleted = true\n)'
-    r"(rotate = true\n)?"
-    rf'(?:history_bytes = ([1-9][0-9]{{0,12}})\nhistory_digest = "({_B64_CANONICAL})"\n)?'
-)
 _SEAL_TEXT = (
     r"\n\[\[seals\]\]\n"
     r"base = ([1-9][0-9]{0,12})\n"

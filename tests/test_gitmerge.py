@@ -65,9 +65,8 @@ def three_sides(store: Store, identity: Identity, ours_change, theirs_change) ->
     return base, ours, theirs
 
 
-def test_set_appends_one_section_and_changes_nothing_before_it(store, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Version 4: `git diff` of a one-name set is lines added at the end: the name's history as
-    a chunk, its update, and a seal. Every byte before them stays as it was."""
+def _bravo_set_again(store, alice, monkeypatch) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
+    """The file before and after BRAVO, one of three names, is set again a day later."""
     from secretstore import store as store_module
 
     monkeypatch.setattr(store_module, "now", lambda: "2026-01-01T00:00:00Z")
@@ -76,7 +75,13 @@ def test_set_appends_one_section_and_changes_nothing_before_it(store, alice, mon
     before = snapshot(store)
     monkeypatch.setattr(store_module, "now", lambda: "2026-01-02T00:00:00Z")
     store.set(TEAM, "BRAVO", "new", alice)
-    after = snapshot(store)
+    return before, snapshot(store)
+
+
+def test_set_appends_one_section_and_changes_nothing_before_it(store, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Version 4: `git diff` of a one-name set is lines added at the end: the name's history as
+    a chunk, its update, and a seal. Every byte before them stays as it was."""
+    before, after = _bravo_set_again(store, alice, monkeypatch)
     assert after.startswith(before)
     added = after[len(before):].decode().splitlines()
     fields = [line.split(" = ")[0] for line in added]
@@ -92,16 +97,8 @@ def test_set_appends_one_section_and_changes_nothing_before_it(store, alice, mon
 
 def test_a_v3_set_changes_only_that_entry_and_the_mac_line(store, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Version 3 (still read, and spliced by a one-name set until the file is written whole)."""
-    from secretstore import store as store_module
-
     monkeypatch.setattr(scopefile, "WRITE_FORMAT", scopefile.FORMAT_V3)
-    monkeypatch.setattr(store_module, "now", lambda: "2026-01-01T00:00:00Z")
-    for name in ("ALPHA", "BRAVO", "CHARLIE"):
-        store.set(TEAM, name, f"v-{name}", alice)
-    before = snapshot(store)
-    monkeypatch.setattr(store_module, "now", lambda: "2026-01-02T00:00:00Z")
-    store.set(TEAM, "BRAVO", "new", alice)
-    after = snapshot(store)
+    before, after = _bravo_set_again(store, alice, monkeypatch)
     diff = [line for line in difflib.unified_diff(
         before.decode().splitlines(), after.decode().splitlines(), n=0, lineterm="")
         if line[:1] in "+-" and not line.startswith(("+++", "---"))]
