@@ -1320,9 +1320,8 @@ def parse_v3(data: bytes, where: str, *, body_only: bool = False, tail: fsio.Ope
     if found is None:
         if tail is not None:  # the error is the whole file's
             data += tail.pread(len(data), max(tail.size - len(data), 0))
-        if data.startswith(V4_START) and (
-            data.count(b"\n[[seals]]\n") > MAX_SECTIONS or data.count(b".update]]\n") > MAX_UPDATES
-        ):  # refused before the reference parser spends seconds on it
+        if data.startswith(V4_START) and _too_many_sections(data.decode("latin-1")):
+            # refused before the reference parser spends seconds on it
             raise StoreFormatError(f"{where}: more sections than a reader takes ({MAX_SECTIONS} seals, "
                                    f"{MAX_UPDATES} updates; a writer writes the file whole after "
                                    f"{COMPACT_SECTIONS}): not a file a writer makes")
@@ -1932,6 +1931,12 @@ class Sections:
         self.count = 0
         self.region: HistoryRegion | None = None
 
+    def seal(self, file: ScopeFile) -> None:
+        """``file``'s signature fields as the last seal gives them: the counter, signer, signature
+        and MAC, over the digest it signs."""
+        file.counter, file.signer, file.signature, file.mac, file.digest = (
+            self.counter, self.signer, self.signature, self.mac, self.digest)
+
 
 MAX_SECTIONS = 1024  # a reader refuses more (writers write the file whole at COMPACT_SECTIONS)
 MAX_UPDATES = 4096  # updates in all sections, likewise (a writer appends one per section)
@@ -1952,7 +1957,7 @@ def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> 
     than a reader takes (``MAX_SECTIONS``, ``MAX_UPDATES``: writers stay far below them).
     """
     text = region.decode("latin-1")  # one character per byte: offsets in ``text`` are offsets in ``region``
-    if text.count("\n[[seals]]\n") > MAX_SECTIONS or text.count(".update]]\n") > MAX_UPDATES:
+    if _too_many_sections(text):
         return None
     found = Sections()
     found.base = base
@@ -2007,6 +2012,12 @@ def parse_sections(region: bytes, base: int, body_digest: bytes, where: str) -> 
     found.end = start
     found.sealed_at = signed_from
     return found
+
+
+def _too_many_sections(text: str) -> bool:
+    """Whether ``text`` (a version-4 file, or its bytes after the history, one character per
+    byte) has more seals or updates than a reader takes."""
+    return text.count("\n[[seals]]\n") > MAX_SECTIONS or text.count(".update]]\n") > MAX_UPDATES
 
 
 def _valid_key(text: str, keys: set[str]) -> bool:
@@ -2098,8 +2109,7 @@ def _with_sections(
 def apply_sections(file: ScopeFile, sections: Sections, listing: list[Row] | None = None) -> None:
     """``file`` as its sections leave it: each name's last update for its entry (or its row in
     ``listing``), the last seal for its signature."""
-    file.counter, file.signer, file.signature, file.mac, file.digest = (
-        sections.counter, sections.signer, sections.signature, sections.mac, sections.digest)
+    sections.seal(file)
     if not sections.updates:
         return
     if listing is not None:
@@ -2116,6 +2126,12 @@ def apply_sections(file: ScopeFile, sections: Sections, listing: list[Row] | Non
 
 def _first(row: Row) -> str:
     return row[0]
+
+
+def sealed_head(head: bytes | memoryview, end: bytes | memoryview) -> Head | None:
+    """The head of a version-4 file whose head lines are ``head`` and whose bytes end as ``end``
+    does (only its last ``SEAL_BYTES`` are looked at): for list's cache, after a write."""
+    return head_of(fsio.join([head, b"\n", end[-SEAL_BYTES:]]))
 
 
 def _v4_head_text(scope: ScopeFile) -> str:

@@ -104,7 +104,7 @@ def _written_head(parts: _Parts) -> scopefile.Head | None:
     first = parts[0]
     assert not isinstance(first, fsio.FileRange)  # the head: always bytes
     if bytes(first[: len(scopefile.V4_START)]) == scopefile.V4_START:
-        return scopefile.head_of(fsio.join([parts[0], b"\n", *parts[-2:]]))
+        return scopefile.sealed_head(first, fsio.join(parts[-2:]))
     return scopefile.head_of(fsio.join(parts[:2]) + b"\n")
 
 
@@ -511,8 +511,9 @@ class Store:
         For readers of current values (list, get, exec, export): the history can be
         most of a file, and they never use it. Parse the result with
         ``parse(..., body_only=True)``. A version-4 file that does not end with a seal
-        (a section being written) is read whole, and its body-only parse fails over to
-        the whole file's (``parse``).
+        (a section being written, or cut short) is read from its last whole seal's
+        ``base``, found from its end; without one, whole, and its body-only parse fails
+        over to the whole file's (``parse``).
         """
         data, tail = self._read_start(scope)
         if data is None or tail is None:
@@ -1022,9 +1023,8 @@ class Store:
         if sections is None or sections.count >= scopefile.COMPACT_SECTIONS or sections.end > scopefile.COMPACT_BYTES:
             return None
         region.consistent = True  # the history is exactly its chunks: the sections start where they end
-        old_head = scopefile.head_of(data[:head_end] + b"\n" + after_history[: sections.end])
-        file.counter, file.signer, file.signature, file.mac, file.digest = (
-            sections.counter, sections.signer, sections.signature, sections.mac, sections.digest)
+        old_head = scopefile.sealed_head(data[:head_end], memoryview(after_history)[: sections.end])
+        sections.seal(file)
         entry = sections.updates.get(name, site.entry)
         if entry is not None:
             file.entries[name] = entry
@@ -1049,7 +1049,7 @@ class Store:
             _warning(f"{scope.relpath}: removed {cut} byte(s) after its last seal that no seal covered "
                      "(a write cut short, or added by hand: no reader used them)")
         trust.wrote(scope.relpath, file.store_id, counter)
-        self._relist(scope, old_head, scopefile.head_of(data[:head_end] + b"\n" + section), name, new)
+        self._relist(scope, old_head, scopefile.sealed_head(data[:head_end], section), name, new)
         return outcome
 
     def _relist(self, scope: Scope, before: scopefile.Head | None, after: scopefile.Head | None, name: str,
